@@ -1,0 +1,35 @@
+# Segin: the two commands are `make run` and `make test`. Nothing but python3 (3.11+) is assumed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test install lint contracts bench clean
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Start PostgreSQL, NATS, the three services and the gateway; Ctrl-C stops everything.
+run: $(STAMP)
+	$(BIN)/segin run
+
+## The whole suite: unit, integration (real PostgreSQL and NATS) and end-to-end tests.
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+## Regenerate the committed JSON Schemas, AsyncAPI document and GraphQL SDL.
+contracts: $(STAMP)
+	$(BIN)/python -m contracts.generate
+	$(BIN)/python -m gateway.export_sdl
+
+## Charter-flight benchmark: N arrivals, C concurrent clients (make bench N=300 C=10).
+bench: $(STAMP)
+	$(BIN)/python bench/register_flight.py --arrivals $(or $(N),300) --concurrency $(or $(C),10)
+
+clean:
+	rm -rf $(VENV) .data

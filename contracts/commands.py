@@ -1,0 +1,109 @@
+"""Request and reply payloads of the NATS request/reply endpoints behind the gateway."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+from contracts.reference import ArrivalPoint, Sex, Vulnerability, regions
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ConsentInput(Strict):
+    """Consent as recorded at intake: given or not, and to which organisations."""
+
+    given: bool
+    recipient_org_ids: list[str] = Field(default_factory=list, max_length=50)
+    language: str = Field(default="fr", max_length=20)
+
+    @model_validator(mode="after")
+    def _recipients_need_consent(self) -> "ConsentInput":
+        if not self.given and self.recipient_org_ids:
+            raise ValueError("recipient organisations can only be listed when consent is given")
+        return self
+
+
+class RegisterArrival(Strict):
+    """One person received at an arrival point."""
+
+    given_name: Name
+    family_name: Name
+    sex: Sex
+    date_of_birth: date | None = None
+    estimated_age: int | None = Field(default=None, ge=0, le=120)
+    country_returned_from: str = Field(min_length=2, max_length=2, pattern="^[A-Z]{2}$")
+    arrival_point: ArrivalPoint
+    arrival_date: date
+    destination_region: str
+    vulnerabilities: list[Vulnerability] = Field(default_factory=list, max_length=20)
+    consent: ConsentInput
+
+    @field_validator("date_of_birth")
+    @classmethod
+    def _born_in_past(cls, value: date | None) -> date | None:
+        if value is not None and value > datetime.now(UTC).date():
+            raise ValueError("date of birth cannot be in the future")
+        if value is not None and value.year < 1900:
+            raise ValueError("date of birth is before 1900")
+        return value
+
+    @field_validator("arrival_date")
+    @classmethod
+    def _arrived_in_past(cls, value: date) -> date:
+        if value > datetime.now(UTC).date():
+            raise ValueError("arrival date cannot be in the future")
+        return value
+
+    @field_validator("destination_region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        if value not in regions():
+            raise ValueError(f"unknown region code; expected one of {', '.join(sorted(regions()))}")
+        return value
+
+    @field_validator("vulnerabilities")
+    @classmethod
+    def _no_duplicates(cls, value: list[Vulnerability]) -> list[Vulnerability]:
+        return sorted(set(value))
+
+    @model_validator(mode="after")
+    def _age_known(self) -> "RegisterArrival":
+        if self.date_of_birth is None and self.estimated_age is None:
+            raise ValueError("give either date_of_birth or estimated_age")
+        return self
+
+    def age_on(self, day: date) -> int:
+        if self.date_of_birth is None:
+            assert self.estimated_age is not None
+            return self.estimated_age
+        born = self.date_of_birth
+        return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
+
+
+class RegisterArrivalRequest(Strict):
+    idempotency_key: str = Field(min_length=8, max_length=200)
+    arrival: RegisterArrival
+
+
+class CaseRef(Strict):
+    case_id: str
+
+
+class PageRequest(Strict):
+    first: int = Field(default=20, ge=1, le=100)
+    after: str | None = None
+
+
+class NotificationsRequest(PageRequest):
+    unread_only: bool = False
+
+
+class MarkRead(Strict):
+    notification_id: str

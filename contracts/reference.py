@@ -1,0 +1,107 @@
+"""Reference lists the product needs at run time (copied from the domain reference, versioned here)."""
+
+from __future__ import annotations
+
+import csv
+from enum import StrEnum
+from functools import cache
+from importlib import resources
+
+
+@cache
+def regions() -> dict[str, str]:
+    """Mali's national local-government (CT) region codes → names (2023 reform: Bamako + 19 regions)."""
+    text = resources.files("contracts").joinpath("mali-regions.csv").read_text(encoding="utf-8")
+    return {row["ct_code"]: row["name"] for row in csv.DictReader(text.splitlines())}
+
+
+class Vulnerability(StrEnum):
+    """IOM Determinants of Migrant Vulnerability categories used at screening."""
+
+    UNACCOMPANIED_CHILD = "UNACCOMPANIED_CHILD"
+    SEPARATED_CHILD = "SEPARATED_CHILD"
+    TRAFFICKING_VICTIM = "TRAFFICKING_VICTIM"
+    GBV_SURVIVOR = "GBV_SURVIVOR"
+    VIOLENCE_IN_TRANSIT = "VIOLENCE_IN_TRANSIT"
+    MEDICAL_NEEDS = "MEDICAL_NEEDS"
+    MENTAL_HEALTH_NEEDS = "MENTAL_HEALTH_NEEDS"
+    DISABILITY = "DISABILITY"
+    PREGNANT = "PREGNANT"
+    ELDERLY = "ELDERLY"
+    SINGLE_PARENT = "SINGLE_PARENT"
+    EX_DETAINEE = "EX_DETAINEE"
+    INTERNATIONAL_PROTECTION = "INTERNATIONAL_PROTECTION"
+
+
+CHILD_VULNERABILITIES = frozenset({Vulnerability.UNACCOMPANIED_CHILD, Vulnerability.SEPARATED_CHILD})
+
+
+class ServiceCategory(StrEnum):
+    """Service directory categories (immediate, protection, psychosocial, economic, social)."""
+
+    RECEPTION = "RECEPTION"
+    FOOD = "FOOD"
+    SHELTER = "SHELTER"
+    NON_FOOD_ITEMS = "NON_FOOD_ITEMS"
+    HEALTH_CARE = "HEALTH_CARE"
+    ONWARD_TRANSPORT = "ONWARD_TRANSPORT"
+    CASH_ALLOWANCE = "CASH_ALLOWANCE"
+    CHILD_PROTECTION = "CHILD_PROTECTION"
+    GBV_RESPONSE = "GBV_RESPONSE"
+    COUNTER_TRAFFICKING = "COUNTER_TRAFFICKING"
+    FAMILY_TRACING = "FAMILY_TRACING"
+    LEGAL_AID = "LEGAL_AID"
+    CIVIL_DOCUMENTATION = "CIVIL_DOCUMENTATION"
+    INTERNATIONAL_PROTECTION = "INTERNATIONAL_PROTECTION"
+    MHPSS_COUNSELLING = "MHPSS_COUNSELLING"
+    CLINICAL_MENTAL_HEALTH = "CLINICAL_MENTAL_HEALTH"
+    COMMUNITY_ACTIVITIES = "COMMUNITY_ACTIVITIES"
+    BUSINESS_START_UP = "BUSINESS_START_UP"
+    JOB_PLACEMENT = "JOB_PLACEMENT"
+    VOCATIONAL_TRAINING = "VOCATIONAL_TRAINING"
+    FINANCIAL_COUNSELLING = "FINANCIAL_COUNSELLING"
+    CASH_OR_IN_KIND = "CASH_OR_IN_KIND"
+    MICROCREDIT = "MICROCREDIT"
+    SAVINGS_GROUPS = "SAVINGS_GROUPS"
+    HOUSING = "HOUSING"
+    EDUCATION = "EDUCATION"
+    SOCIAL_PROTECTION = "SOCIAL_PROTECTION"
+
+
+class OrganisationType(StrEnum):
+    STATE = "STATE"
+    NGO = "NGO"
+    INTERNATIONAL = "INTERNATIONAL"
+    DIASPORA = "DIASPORA"
+    SERVICE_PROVIDER = "SERVICE_PROVIDER"
+
+
+class Sex(StrEnum):
+    FEMALE = "FEMALE"
+    MALE = "MALE"
+    OTHER = "OTHER"
+    UNKNOWN = "UNKNOWN"
+
+
+class ArrivalPoint(StrEnum):
+    """Where people are received. Open list: OTHER with a free label is allowed at intake."""
+
+    BAMAKO_AIRPORT = "BAMAKO_AIRPORT"
+    GAO = "GAO"
+    KAYES = "KAYES"
+    BORDER_POST = "BORDER_POST"
+    BUS_STATION = "BUS_STATION"
+    OTHER = "OTHER"
+
+
+class Priority(StrEnum):
+    URGENT = "URGENT"
+    HIGH = "HIGH"
+    NORMAL = "NORMAL"
+
+
+class LegalBasis(StrEnum):
+    CONSENT = "CONSENT"
+    VITAL_INTEREST = "VITAL_INTEREST"
+    LEGAL_OBLIGATION = "LEGAL_OBLIGATION"
+    PUBLIC_INTEREST = "PUBLIC_INTEREST"

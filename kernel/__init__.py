@@ -1,0 +1,1 @@
+"""Plumbing every Segin process shares: configuration, logs, telemetry, database, bus, tokens."""

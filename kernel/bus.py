@@ -1,0 +1,186 @@
+"""NATS and JetStream: connection, streams, and idempotent durable consumers with dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import nats
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
+from nats.js.errors import NotFoundError
+from opentelemetry import trace
+from psycopg import sql
+from psycopg_pool import AsyncConnectionPool
+
+from contracts.channels import StreamSpec, dead_letter_subject
+from kernel.db import Connection
+from kernel.events import CloudEvent
+from kernel.telemetry import extract_context, tracer
+
+log = logging.getLogger(__name__)
+
+EventHandler = Callable[[Connection, CloudEvent], Awaitable[None]]
+
+
+async def connect(url: str, name: str) -> Client:
+    """Connect with endless reconnection: a NATS restart delays work, it must not stop a process."""
+
+    async def on_disconnect() -> None:
+        log.warning("nats disconnected")
+
+    async def on_reconnect() -> None:
+        log.info("nats reconnected")
+
+    async def on_error(exc: Exception) -> None:
+        log.warning("nats error", extra={"error": type(exc).__name__})
+
+    return await nats.connect(
+        url,
+        name=name,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        connect_timeout=5,
+        disconnected_cb=on_disconnect,
+        reconnected_cb=on_reconnect,
+        error_cb=on_error,
+    )
+
+
+async def ensure_stream(js: JetStreamContext, spec: StreamSpec, *, replicas: int = 1) -> None:
+    """Create or update a stream; safe to call from every replica at every start."""
+    config = StreamConfig(
+        name=spec.name,
+        subjects=spec.subjects,
+        description=spec.description,
+        storage=StorageType.FILE,
+        duplicate_window=120.0,
+        num_replicas=replicas,
+    )
+    try:
+        await js.stream_info(spec.name)
+        await js.update_stream(config)
+    except NotFoundError:
+        await js.add_stream(config)
+
+
+def retry_delay(num_delivered: int) -> float:
+    """Back-off for a failed delivery: 1 s, 2 s, 4 s … capped at 60 s."""
+    return float(min(2 ** max(num_delivered - 1, 0), 60))
+
+
+@dataclass
+class ConsumerSpec:
+    """A durable pull consumer: one per (consuming service, event subject)."""
+
+    durable: str
+    stream: str
+    filter_subject: str
+    handler: EventHandler
+    max_deliver: int = 8
+
+
+class EventConsumer:
+    """Delivers each event to its handler exactly once in effect.
+
+    The handler runs in one transaction with the inbox row (consumer, event id): a redelivery
+    finds the row and is acknowledged without effect. Failures are retried with a delay from
+    ``num_delivered``; after ``max_deliver`` attempts the message goes to the dead-letter stream.
+    """
+
+    def __init__(self, js: JetStreamContext, pool: AsyncConnectionPool, schema: str, spec: ConsumerSpec) -> None:
+        self.js, self.pool, self.schema, self.spec = js, pool, schema, spec
+
+    async def _subscribe(self) -> JetStreamContext.PullSubscription:
+        config = ConsumerConfig(
+            durable_name=self.spec.durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=30.0,
+            max_deliver=-1,  # we count deliveries ourselves, so we can dead-letter with the error
+            filter_subject=self.spec.filter_subject,
+            max_ack_pending=1000,
+        )
+        return await self.js.pull_subscribe(
+            self.spec.filter_subject, durable=self.spec.durable, stream=self.spec.stream, config=config
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        subscription = None
+        while not stop.is_set():
+            try:
+                if subscription is None:
+                    subscription = await self._subscribe()
+                messages = await subscription.fetch(batch=50, timeout=1.0)
+            except TimeoutError:
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("consumer fetch failed", extra={"consumer": self.spec.durable, "error": type(exc).__name__})
+                await asyncio.sleep(0.5)
+                continue
+            for msg in messages:
+                await self.process(msg)
+
+    async def process(self, msg: Msg) -> None:
+        delivered = msg.metadata.num_delivered
+        try:
+            event = CloudEvent.from_bytes(msg.data)
+        except (ValueError, json.JSONDecodeError) as exc:
+            await self._dead_letter(msg, f"unreadable envelope: {exc}")
+            return
+        with tracer().start_as_current_span(
+            f"consume {msg.subject}", context=extract_context(msg.headers), kind=trace.SpanKind.CONSUMER
+        ) as span:
+            span.set_attribute("messaging.message.id", event.id)
+            try:
+                async with self.pool.connection() as conn, conn.transaction():
+                    cur = await conn.execute(
+                        sql.SQL("insert into {} (consumer, event_id) values (%s, %s) on conflict do nothing").format(
+                            sql.Identifier(self.schema, "inbox")
+                        ),
+                        (self.spec.durable, event.id),
+                    )
+                    if cur.rowcount == 1:
+                        await self.spec.handler(conn, event)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                span.record_exception(exc)
+                if delivered >= self.spec.max_deliver:
+                    await self._dead_letter(msg, f"{type(exc).__name__}: {exc}"[:500])
+                else:
+                    log.warning(
+                        "event handler failed, will retry",
+                        extra={"consumer": self.spec.durable, "event_id": event.id, "delivery": delivered,
+                               "error": type(exc).__name__},
+                    )
+                    await _quietly(msg.nak(delay=retry_delay(delivered)))
+                return
+        await _quietly(msg.ack())
+
+    async def _dead_letter(self, msg: Msg, error: str) -> None:
+        """Park the message with its error; acknowledge the original only once it is parked."""
+        headers = {
+            "Segin-Original-Subject": msg.subject,
+            "Segin-Error": error.replace("\n", " "),
+            "Segin-Consumer": self.spec.durable,
+            "Nats-Msg-Id": f"{self.spec.durable}:{msg.metadata.stream}:{msg.metadata.sequence.stream}",
+        }
+        await self.js.publish(dead_letter_subject(self.spec.durable), msg.data, headers=headers, timeout=5)
+        log.error("event dead-lettered", extra={"consumer": self.spec.durable, "subject": msg.subject})
+        await _quietly(msg.ack())
+
+
+async def _quietly(ack: Awaitable[None]) -> None:
+    """An ack lost to a disconnect means a redelivery, which the inbox absorbs."""
+    try:
+        await ack
+    except Exception as exc:
+        log.warning("ack failed", extra={"error": type(exc).__name__})

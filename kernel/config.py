@@ -1,0 +1,36 @@
+"""Configuration read from the environment, once, at process start."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a Segin process needs to find its peers.
+
+    Only URLs and names live here; secrets (signing keys, client secrets) are generated
+    at first start and kept in the database, never in the environment by default.
+    """
+
+    database_url: str
+    nats_url: str
+    issuer: str
+    audience: str
+    jwks_url: str
+    log_level: str
+    request_timeout: float
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        issuer = os.environ.get("SEGIN_ISSUER", "http://127.0.0.1:8000").rstrip("/")
+        return cls(
+            database_url=os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/segin"),
+            nats_url=os.environ.get("NATS_URL", "nats://127.0.0.1:4222"),
+            issuer=issuer,
+            audience=os.environ.get("SEGIN_AUDIENCE", "segin-api"),
+            jwks_url=os.environ.get("SEGIN_JWKS_URL", f"{issuer}/.well-known/jwks.json"),
+            log_level=os.environ.get("SEGIN_LOG_LEVEL", "INFO"),
+            request_timeout=float(os.environ.get("SEGIN_REQUEST_TIMEOUT", "10")),
+        )

@@ -1,0 +1,126 @@
+"""PostgreSQL access: one async pool per process, per-service migrations, idempotency keys."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from psycopg import AsyncConnection, sql
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from kernel.errors import Conflict
+
+log = logging.getLogger(__name__)
+
+Connection = AsyncConnection[dict[str, Any]]
+
+
+async def open_pool(url: str, *, min_size: int = 2, max_size: int = 10) -> AsyncConnectionPool:
+    pool = AsyncConnectionPool(
+        url, min_size=min_size, max_size=max_size, open=False, kwargs={"row_factory": dict_row}
+    )
+    await pool.open(wait=True, timeout=30)
+    return pool
+
+
+def _kernel_sql(schema: str) -> str:
+    text = resources.files("kernel").joinpath("sql/kernel.sql").read_text()
+    return text.replace("{schema}", schema)
+
+
+async def migrate(url: str, schema: str, migrations: Path) -> list[str]:
+    """Apply the kernel tables and then ``migrations/*.sql`` in name order, each once.
+
+    An advisory lock serialises concurrent starters (several replicas starting together).
+    Returns the names applied by this call.
+    """
+    applied: list[str] = []
+    async with await AsyncConnection.connect(url, autocommit=True) as conn:
+        lock_id = int.from_bytes(hashlib.sha256(schema.encode()).digest()[:8], "big", signed=True)
+        await conn.execute("select pg_advisory_lock(%s)", (lock_id,))
+        try:
+            ident = sql.Identifier(schema)
+            await conn.execute(sql.SQL("create schema if not exists {}").format(ident))
+            await conn.execute(
+                sql.SQL(
+                    "create table if not exists {}.schema_migrations"
+                    " (name text primary key, applied_at timestamptz not null default now())"
+                ).format(ident)
+            )
+            cur = await conn.execute(sql.SQL("select name from {}.schema_migrations").format(ident))
+            done = {row[0] for row in await cur.fetchall()}
+            steps = [("0000_kernel.sql", _kernel_sql(schema))]
+            steps += [(p.name, p.read_text()) for p in sorted(migrations.glob("*.sql"))]
+            for name, text in steps:
+                if name in done:
+                    continue
+                async with conn.transaction():
+                    await conn.execute(text.replace("{schema}", schema))  # type: ignore[arg-type]
+                    await conn.execute(
+                        sql.SQL("insert into {}.schema_migrations (name) values (%s)").format(ident), (name,)
+                    )
+                applied.append(name)
+                log.info("migration applied", extra={"schema": schema, "migration": name})
+        finally:
+            await conn.execute("select pg_advisory_unlock(%s)", (lock_id,))
+    return applied
+
+
+def request_hash(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+async def idempotent(
+    conn: Connection,
+    schema: str,
+    *,
+    org_id: str,
+    operation: str,
+    key: str,
+    request: Any,
+    produce: Callable[[], Awaitable[dict[str, Any]]],
+) -> dict[str, Any]:
+    """Run ``produce`` once per (organisation, operation, key), inside the caller's transaction.
+
+    A retry with the same key and the same request returns the first response; the same key
+    with a different request is refused, so a client bug cannot silently drop data.
+    The key row is claimed first: a concurrent duplicate blocks on it until the first commits.
+    """
+    digest = request_hash(request)
+    table = sql.Identifier(schema, "idempotency_keys")
+    cur = await conn.execute(
+        sql.SQL(
+            "insert into {} (org_id, operation, key, request_hash) values (%s, %s, %s, %s)"
+            " on conflict do nothing"
+        ).format(table),
+        (org_id, operation, key, digest),
+    )
+    if cur.rowcount == 0:
+        cur = await conn.execute(
+            sql.SQL("select request_hash, response from {} where org_id=%s and operation=%s and key=%s").format(
+                table
+            ),
+            (org_id, operation, key),
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        if row["request_hash"] != digest:
+            raise Conflict(
+                "This idempotency key was already used for a different request.",
+                field="idempotencyKey",
+                code="IDEMPOTENCY_KEY_REUSED",
+            )
+        return dict(row["response"])
+    response = await produce()
+    await conn.execute(
+        sql.SQL("update {} set response=%s where org_id=%s and operation=%s and key=%s").format(table),
+        (Jsonb(response), org_id, operation, key),
+    )
+    return response

@@ -1,0 +1,31 @@
+"""Opaque keyset cursors: stable under concurrent inserts, unlike offsets."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime
+from typing import Any
+
+from kernel.errors import BadInput
+
+
+def encode_cursor(created_at: datetime, row_id: Any) -> str:
+    raw = json.dumps([created_at.isoformat(), str(row_id)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, row_id = json.loads(raw)
+        return datetime.fromisoformat(created_at), str(row_id)
+    except (ValueError, TypeError) as exc:
+        raise BadInput("This cursor is not valid; start again without 'after'.", field="after") from exc
+
+
+def page(rows: list[dict[str, Any]], first: int) -> dict[str, Any]:
+    """Rows were fetched with ``limit first + 1``: the extra row only tells there is a next page."""
+    nodes = rows[:first]
+    end = encode_cursor(nodes[-1]["created_at"], nodes[-1]["id"]) if nodes else None
+    return {"nodes": nodes, "page_info": {"has_next_page": len(rows) > first, "end_cursor": end}}

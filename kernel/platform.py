@@ -1,0 +1,146 @@
+"""The whole platform on one machine: servers, migrations, demo seed, every process.
+
+Used by ``make run`` (through ``segin run``) and by the end-to-end tests, so that what the
+tests drive is exactly what a person starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from kernel.localstack import NatsServer, PostgresServer, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_DATA = ROOT / "deploy" / "demo" / "organisations.json"
+SERVICES = ("intake", "referral", "notifications")
+
+
+class Platform:
+    """Starts and stops PostgreSQL, NATS, the three services and the gateway as child processes."""
+
+    def __init__(self, data_dir: Path, *, http_port: int | None = None, database_url: str | None = None,
+                 nats_url: str | None = None, extra_env: dict[str, str] | None = None) -> None:
+        self.data_dir = data_dir.resolve()
+        self.http_port = http_port or free_port()
+        self.postgres = None if database_url else PostgresServer(self.data_dir / "postgres")
+        self.nats = None if nats_url else NatsServer(self.data_dir / "nats")
+        self._database_url, self._nats_url = database_url, nats_url
+        self.extra_env = extra_env or {}
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.log_dir = self.data_dir / "logs"
+
+    @property
+    def database_url(self) -> str:
+        return self._database_url or self.postgres.url  # type: ignore[union-attr]
+
+    @property
+    def nats_url(self) -> str:
+        return self._nats_url or self.nats.url  # type: ignore[union-attr]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def graphql_url(self) -> str:
+        return f"{self.base_url}/graphql"
+
+    @property
+    def secrets_file(self) -> Path:
+        return self.data_dir / "demo-clients.json"
+
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "DATABASE_URL": self.database_url,
+            "NATS_URL": self.nats_url,
+            "SEGIN_ISSUER": self.base_url,
+            "SEGIN_PORT": str(self.http_port),
+            "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
+        }
+
+    def start(self, *, seed: bool = True) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(exist_ok=True)
+        if self.postgres:
+            self.postgres.start()
+        if self.nats:
+            self.nats.start()
+        if seed:
+            self.seed()
+        for name in (*SERVICES, "gateway"):
+            self.start_process(name)
+        self.wait_ready()
+
+    def seed(self) -> None:
+        for args in (["-m", "gateway.admin", "seed", str(DEMO_DATA), "--secrets-out", str(self.secrets_file)],
+                     ["-m", "services.referral.seed", str(DEMO_DATA)]):
+            subprocess.run([sys.executable, *args], env=self.env(), check=True, cwd=ROOT,
+                           stdout=subprocess.DEVNULL)
+
+    def start_process(self, name: str) -> None:
+        module = "gateway" if name == "gateway" else f"services.{name}"
+        log = open(self.log_dir / f"{name}.log", "ab")
+        self.processes[name] = subprocess.Popen(
+            [sys.executable, "-m", module], env=self.env(), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def kill_process(self, name: str) -> None:
+        """SIGKILL, as a crash would: no graceful shutdown."""
+        proc = self.processes.pop(name)
+        proc.kill()
+        proc.wait()
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            for name, proc in self.processes.items():
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{name} exited with {proc.returncode}; see {self.log_dir / (name + '.log')}")
+            try:
+                response = httpx.get(f"{self.base_url}/readyz", timeout=3)
+                if response.status_code == 200:
+                    return
+                last = response.text
+            except httpx.HTTPError as exc:
+                last = type(exc).__name__
+            time.sleep(0.3)
+        raise RuntimeError(f"platform not ready after {timeout}s: {last}")
+
+    def client_credentials(self, org_id: str) -> tuple[str, str]:
+        data = json.loads(self.secrets_file.read_text())
+        return data[org_id]["client_id"], data[org_id]["client_secret"]
+
+    def token(self, org_id: str, scope: str | None = None) -> str:
+        client_id, secret = self.client_credentials(org_id)
+        form = {"grant_type": "client_credentials", **({"scope": scope} if scope else {})}
+        response = httpx.post(f"{self.base_url}/oauth/token", data=form, auth=(client_id, secret), timeout=10)
+        response.raise_for_status()
+        return response.json()["access_token"]
+
+    def stop(self) -> None:
+        """Gateway first (no new work), then services (they finish in-flight work), then servers."""
+        for name in ("gateway", *SERVICES):
+            proc = self.processes.pop(name, None)
+            if proc and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        if self.nats:
+            self.nats.stop()
+        if self.postgres:
+            self.postgres.stop()

@@ -1,0 +1,132 @@
+"""Request/reply over NATS: ``nats.micro`` endpoints with one reply envelope, and the caller side.
+
+Reply envelope: ``{"data": ...}`` on success, ``{"error": {"code", "message", "field"}}`` on
+refusal. Every request carries the caller's bearer token and trace context in headers; the
+service verifies the token itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from nats.aio.client import Client
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+from nats.micro import add_service
+from nats.micro.request import Request
+from nats.micro.service import EndpointConfig, Service, ServiceConfig
+from opentelemetry import trace
+from pydantic import ValidationError
+
+from kernel.errors import SeginError, Unavailable, bad_input_from, from_dict
+from kernel.telemetry import extract_context, inject_headers, tracer
+from kernel.tokens import Principal, TokenVerifier, bearer
+
+log = logging.getLogger(__name__)
+
+EndpointHandler = Callable[[Principal, dict[str, Any]], Awaitable[Any]]
+
+
+@dataclass
+class Endpoint:
+    subject: str
+    handler: EndpointHandler
+
+
+def _reply(data: Any = None, error: SeginError | None = None) -> bytes:
+    body = {"error": error.to_dict()} if error else {"data": data}
+    return json.dumps(body, default=str).encode()
+
+
+class EndpointServer:
+    """Serves a service's endpoints; handles requests concurrently (bounded).
+
+    nats.micro runs one callback at a time per subscription, so each request is handed to
+    its own task; ``max_in_flight`` keeps a burst from exhausting the database pool.
+    """
+
+    def __init__(self, nc: Client, name: str, verifier: TokenVerifier, endpoints: list[Endpoint],
+                 *, max_in_flight: int = 64) -> None:
+        self.nc, self.name, self.verifier, self.endpoints = nc, name, verifier, endpoints
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.service: Service | None = None
+
+    async def start(self) -> None:
+        self.service = await add_service(
+            self.nc, config=ServiceConfig(name=f"segin-{self.name}", version="0.1.0", description=self.name)
+        )
+        for endpoint in self.endpoints:
+            await self.service.add_endpoint(
+                EndpointConfig(
+                    name=endpoint.subject.rsplit(".", 1)[-1],
+                    subject=endpoint.subject,
+                    queue_group=f"segin-{self.name}",
+                    handler=self._dispatcher(endpoint),
+                )
+            )
+
+    async def stop(self) -> None:
+        if self.service:
+            await self.service.stop()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=10)
+
+    def _dispatcher(self, endpoint: Endpoint) -> Callable[[Request], Awaitable[None]]:
+        async def dispatch(request: Request) -> None:
+            await self._slots.acquire()
+            task = asyncio.create_task(self._handle(endpoint, request))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(lambda _: self._slots.release())
+
+        return dispatch
+
+    async def _handle(self, endpoint: Endpoint, request: Request) -> None:
+        headers = request.headers or {}
+        with tracer().start_as_current_span(
+            endpoint.subject, context=extract_context(headers), kind=trace.SpanKind.SERVER
+        ) as span:
+            try:
+                principal = await self.verifier.verify(bearer(headers.get("Authorization")))
+                payload = json.loads(request.data or b"{}")
+                if not isinstance(payload, dict):
+                    raise SeginError("The request body must be a JSON object.", code="BAD_USER_INPUT")
+                result = await endpoint.handler(principal, payload)
+                body = _reply(result)
+            except ValidationError as exc:
+                body = _reply(error=bad_input_from(exc))
+            except SeginError as exc:
+                body = _reply(error=exc)
+            except json.JSONDecodeError:
+                body = _reply(error=SeginError("The request body is not JSON.", code="BAD_USER_INPUT"))
+            except Exception as exc:
+                span.record_exception(exc)
+                log.exception("endpoint failed", extra={"subject": endpoint.subject})
+                body = _reply(error=SeginError("Internal error; it has been logged.", code="INTERNAL"))
+            try:
+                await request.respond(body)
+            except Exception as exc:
+                log.warning("reply failed", extra={"subject": endpoint.subject, "error": type(exc).__name__})
+
+
+async def call(nc: Client, subject: str, payload: dict[str, Any], token: str, *, timeout: float = 10.0) -> Any:
+    """Send a request and return its ``data``; raise the remote error, or ``Unavailable``."""
+    headers = inject_headers({"Authorization": f"Bearer {token}"})
+    with tracer().start_as_current_span(f"request {subject}", kind=trace.SpanKind.CLIENT):
+        try:
+            msg = await nc.request(subject, json.dumps(payload, default=str).encode(), timeout=timeout,
+                                   headers=headers)
+        except (NatsTimeout, NoRespondersError, asyncio.TimeoutError) as exc:
+            raise Unavailable("The service did not answer in time; retry with the same idempotency key.") from exc
+        except Exception as exc:  # connection closed or reconnecting
+            raise Unavailable("The message bus is unavailable; retry shortly.") from exc
+    body = json.loads(msg.data)
+    if "error" in body:
+        raise from_dict(body["error"])
+    return body.get("data")

@@ -1,0 +1,99 @@
+"""The one way a Segin service process starts, runs and stops.
+
+A service describes itself with a ``ServiceApp`` (schema, migrations, streams it produces,
+endpoints, consumers); ``run`` wires the real adapters, and stops in order on SIGTERM/SIGINT:
+stop taking requests, let in-flight work finish, flush the outbox relay, close connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from psycopg_pool import AsyncConnectionPool
+
+from contracts.channels import DEAD_LETTER_STREAM, StreamSpec
+from kernel.bus import ConsumerSpec, EventConsumer, connect, ensure_stream
+from kernel.config import Settings
+from kernel.db import migrate, open_pool
+from kernel.logs import setup_logging
+from kernel.outbox import OutboxRelay
+from kernel.rpc import Endpoint, EndpointServer
+from kernel.telemetry import setup_telemetry
+from kernel.tokens import TokenVerifier, http_key_loader
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """The live adapters a service's handlers are given."""
+
+    settings: Settings
+    pool: AsyncConnectionPool
+    nc: Client
+    js: JetStreamContext
+
+
+@dataclass
+class ServiceApp:
+    name: str
+    schema: str
+    migrations: Path
+    streams: list[StreamSpec] = field(default_factory=list)
+    endpoints: Callable[[Runtime], list[Endpoint]] = lambda rt: []
+    consumers: Callable[[Runtime], list[ConsumerSpec]] = lambda rt: []
+
+
+async def run(app: ServiceApp, settings: Settings | None = None, stop: asyncio.Event | None = None) -> None:
+    settings = settings or Settings.from_env()
+    setup_logging(app.name, settings.log_level)
+    setup_telemetry(app.name)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+
+    await migrate(settings.database_url, app.schema, app.migrations)
+    pool = await open_pool(settings.database_url)
+    nc = await connect(settings.nats_url, f"segin-{app.name}")
+    js = nc.jetstream(timeout=10)
+    for stream in [*app.streams, DEAD_LETTER_STREAM]:
+        await ensure_stream(js, stream)
+    rt = Runtime(settings, pool, nc, js)
+
+    verifier = TokenVerifier(http_key_loader(settings.jwks_url), settings.issuer, settings.audience)
+    server = EndpointServer(nc, app.name, verifier, app.endpoints(rt))
+    await server.start()
+    relay = OutboxRelay(pool, js, app.schema, settings.database_url)
+    background = [asyncio.create_task(relay.run(stop), name="outbox-relay")]
+    for spec in app.consumers(rt):
+        background.append(asyncio.create_task(EventConsumer(js, pool, app.schema, spec).run(stop), name=spec.durable))
+    log.info("service ready", extra={"endpoints": [e.subject for e in server.endpoints]})
+
+    await stop.wait()
+    log.info("service stopping")
+    await server.stop()
+    await asyncio.wait(background, timeout=10)
+    for task in background:
+        task.cancel()
+    try:
+        await relay.publish_pending()
+    except Exception:
+        pass
+    await nc.drain()
+    await pool.close()
+    log.info("service stopped")
+
+
+def main(app: ServiceApp) -> None:
+    asyncio.run(run(app))

@@ -1,0 +1,125 @@
+"""Verification of the gateway's RFC 9068 JWT access tokens, done by every process itself."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+from kernel.errors import Forbidden, Unauthenticated
+
+ALGORITHMS = ["RS256"]
+KeyLoader = Callable[[], Awaitable[KeySet]]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the organisation, the client or person, and what the token allows."""
+
+    subject: str
+    org_id: str
+    client_id: str
+    scopes: frozenset[str]
+    jti: str
+    token: str = field(repr=False)
+
+    def require(self, scope: str) -> None:
+        if scope not in self.scopes:
+            raise Forbidden(f"This operation needs the '{scope}' scope.", code="INSUFFICIENT_SCOPE")
+
+
+def http_key_loader(jwks_url: str) -> KeyLoader:
+    async def load() -> KeySet:
+        async with httpx.AsyncClient(timeout=5) as client:
+            response = await client.get(jwks_url)
+            response.raise_for_status()
+            return KeySet.import_key_set(response.json())
+
+    return load
+
+
+class TokenVerifier:
+    """Checks signature (RS256 only), ``typ``, issuer, audience, expiry and not-before.
+
+    Keys are cached; an unknown ``kid`` triggers at most one refresh every ``refresh_after`` s,
+    so a forged ``kid`` cannot make us hammer the key endpoint.
+    """
+
+    def __init__(self, load_keys: KeyLoader, issuer: str, audience: str, *, refresh_after: float = 30.0,
+                 leeway: int = 30) -> None:
+        self._load_keys, self.issuer, self.audience = load_keys, issuer, audience
+        self._keys: KeySet | None = None
+        self._loaded_at = 0.0
+        self._refresh_after, self._leeway = refresh_after, leeway
+        self._lock = asyncio.Lock()
+        self._claims = jwt.JWTClaimsRegistry(
+            leeway=leeway,
+            iss={"essential": True, "value": issuer},
+            aud={"essential": True, "value": audience},
+            exp={"essential": True},
+            sub={"essential": True},
+            jti={"essential": True},
+            org={"essential": True},
+        )
+
+    async def _keyset(self, kid: str | None) -> KeySet:
+        async with self._lock:
+            stale = time.monotonic() - self._loaded_at > self._refresh_after
+            known = self._keys is not None and any(k.kid == kid for k in self._keys.keys)
+            if self._keys is None or (not known and stale):
+                try:
+                    self._keys = await self._load_keys()
+                    self._loaded_at = time.monotonic()
+                except Exception as exc:
+                    if self._keys is None:
+                        raise Unauthenticated("Token keys are not available yet; retry shortly.") from exc
+            return self._keys
+
+    async def verify(self, token: str | None) -> Principal:
+        if not token:
+            raise Unauthenticated("A bearer access token is required.")
+        try:
+            header = _header(token)
+            if header.get("alg") not in ALGORITHMS:
+                raise Unauthenticated("The access token is invalid.")
+            if str(header.get("typ", "")).lower() not in ("at+jwt", "application/at+jwt"):
+                raise Unauthenticated("The access token is invalid.")
+            keys = await self._keyset(header.get("kid"))
+            decoded = jwt.decode(token, keys, algorithms=ALGORITHMS)
+            self._claims.validate(decoded.claims)
+        except Unauthenticated:
+            raise
+        except (JoseError, ValueError, KeyError, TypeError) as exc:
+            raise Unauthenticated("The access token is invalid or expired.") from exc
+        claims = decoded.claims
+        if claims.get("nbf") and claims["nbf"] > time.time() + self._leeway:
+            raise Unauthenticated("The access token is not yet valid.")
+        return Principal(
+            subject=str(claims["sub"]),
+            org_id=str(claims["org"]),
+            client_id=str(claims.get("client_id", "")),
+            scopes=frozenset(str(claims.get("scope", "")).split()),
+            jti=str(claims["jti"]),
+            token=token,
+        )
+
+
+def _header(token: str) -> dict[str, Any]:
+    """The JOSE header, read before verification only to pick the key and refuse bad algorithms."""
+    head = token.split(".")[0]
+    return json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+
+
+def bearer(authorization: str | None) -> str | None:
+    if authorization and authorization[:7].lower() == "bearer ":
+        return authorization[7:].strip() or None
+    return None

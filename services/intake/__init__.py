@@ -1,0 +1,1 @@
+"""Intake (accueil): registers arrivals, screening and consent at the point of arrival."""

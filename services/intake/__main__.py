@@ -1,0 +1,4 @@
+from kernel.runtime import main
+from services.intake.app import APP
+
+main(APP)

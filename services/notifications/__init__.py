@@ -1,0 +1,1 @@
+"""Notifications: tell the right organisation at the right time (in-app inbox first)."""

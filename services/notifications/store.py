@@ -1,0 +1,46 @@
+"""Notifications' tables (schema ``notifications``)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from kernel.db import Connection
+from services.notifications.domain import Notice
+
+SCHEMA = "notifications"
+
+
+async def insert(conn: Connection, notice: Notice, priority: str, referral_id: str, case_id: str, event_id: str) -> None:
+    await conn.execute(
+        "insert into notifications.notifications (id, org_id, kind, priority, title_fr, title_en, referral_id,"
+        " case_id, source_event_id) values (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " on conflict (source_event_id, org_id, kind) do nothing",
+        (uuid.uuid4(), notice.org_id, notice.kind, priority, notice.title_fr, notice.title_en, referral_id, case_id,
+         event_id),
+    )
+
+
+async def list_for(conn: Connection, org_id: str, first: int, after: tuple[datetime, str] | None,
+                   unread_only: bool) -> list[dict[str, Any]]:
+    query = "select * from notifications.notifications where org_id = %s"
+    params: list[Any] = [org_id]
+    if unread_only:
+        query += " and read_at is null"
+    if after:
+        query += " and (created_at, id) < (%s, %s)"
+        params += [after[0], uuid.UUID(after[1])]
+    query += " order by created_at desc, id desc limit %s"
+    params.append(first + 1)
+    cur = await conn.execute(query, params)
+    return list(await cur.fetchall())
+
+
+async def mark_read(conn: Connection, org_id: str, notification_id: uuid.UUID) -> dict[str, Any] | None:
+    cur = await conn.execute(
+        "update notifications.notifications set read_at = coalesce(read_at, now())"
+        " where id = %s and org_id = %s returning *",
+        (notification_id, org_id),
+    )
+    return await cur.fetchone()

@@ -1,0 +1,1 @@
+"""Referral (accompagnement, suivi): the service directory, routing rules and referrals."""

@@ -1,0 +1,64 @@
+"""Referral's tables (schema ``referral``)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from contracts.reference import ServiceCategory
+from kernel.db import Connection
+from services.referral.domain import PlannedReferral, Provider
+
+SCHEMA = "referral"
+
+
+async def providers(conn: Connection) -> list[Provider]:
+    cur = await conn.execute("select org_id, category, regions from referral.directory_services where active")
+    return [Provider(r["org_id"], ServiceCategory(r["category"]), frozenset(r["regions"])) for r in await cur.fetchall()]
+
+
+async def insert_referral(
+    conn: Connection, case_id: str, owner_org_id: str, plan: PlannedReferral
+) -> uuid.UUID | None:
+    """Insert unless this case already has that referral; returns the new id, or None."""
+    referral_id = uuid.uuid4()
+    cur = await conn.execute(
+        "insert into referral.referrals (id, case_id, case_owner_org_id, from_org_id, to_org_id, service_category,"
+        " priority, legal_basis, status, reason_code, due_at) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " on conflict (case_id, to_org_id, service_category) do nothing",
+        (referral_id, case_id, owner_org_id, owner_org_id, plan.to_org_id, plan.category.value, plan.priority.value,
+         plan.legal_basis.value if plan.legal_basis else None, plan.status, plan.reason_code, plan.due_at),
+    )
+    return referral_id if cur.rowcount == 1 else None
+
+
+async def case_referrals(conn: Connection, case_id: uuid.UUID, org_id: str) -> list[dict[str, Any]]:
+    """The case owner sees every referral of its case; another organisation only those it sent or received."""
+    cur = await conn.execute(
+        "select * from referral.referrals where case_id = %s"
+        " and (case_owner_org_id = %s or to_org_id = %s or from_org_id = %s) order by created_at, id",
+        (case_id, org_id, org_id, org_id),
+    )
+    return list(await cur.fetchall())
+
+
+async def incoming(conn: Connection, org_id: str, first: int, after: tuple[datetime, str] | None) -> list[dict[str, Any]]:
+    query = "select * from referral.referrals where to_org_id = %s and status <> 'AWAITING_CONSENT'"
+    params: list[Any] = [org_id]
+    if after:
+        query += " and (created_at, id) < (%s, %s)"
+        params += [after[0], uuid.UUID(after[1])]
+    query += " order by created_at desc, id desc limit %s"
+    params.append(first + 1)
+    cur = await conn.execute(query, params)
+    return list(await cur.fetchall())
+
+
+async def upsert_directory_service(conn: Connection, org_id: str, name: str, category: str, regions: list[str]) -> None:
+    await conn.execute(
+        "insert into referral.directory_services (id, org_id, name, category, regions) values (%s, %s, %s, %s, %s)"
+        " on conflict (org_id, category) do update set name = excluded.name, regions = excluded.regions,"
+        " active = true",
+        (uuid.uuid4(), org_id, name, category, regions),
+    )
