@@ -22,6 +22,10 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
+## Architecture rules: services import only contracts and kernel, never each other.
+lint: $(STAMP)
+	$(BIN)/lint-imports --no-cache
+
 ## Regenerate the committed JSON Schemas, AsyncAPI document and GraphQL SDL.
 contracts: $(STAMP)
 	$(BIN)/python -m contracts.generate

@@ -36,12 +36,14 @@ class RegisterArrival(Strict):
     given_name: Name
     family_name: Name
     sex: Sex
-    date_of_birth: date | None = None
+    date_of_birth: date | None = Field(default=None, description="Not in the future; give it or estimated_age")
     estimated_age: int | None = Field(default=None, ge=0, le=120)
     country_returned_from: str = Field(min_length=2, max_length=2, pattern="^[A-Z]{2}$")
     arrival_point: ArrivalPoint
     arrival_date: date
-    destination_region: str
+    destination_region: str = Field(
+        description="National (CT) region code", json_schema_extra={"enum": sorted(regions())}
+    )
     vulnerabilities: list[Vulnerability] = Field(default_factory=list, max_length=20)
     consent: ConsentInput
 

@@ -84,7 +84,7 @@ class Sex(StrEnum):
 
 
 class ArrivalPoint(StrEnum):
-    """Where people are received. Open list: OTHER with a free label is allowed at intake."""
+    """Where people are received; OTHER covers any other place."""
 
     BAMAKO_AIRPORT = "BAMAKO_AIRPORT"
     GAO = "GAO"

@@ -323,4 +323,4 @@ def _mask(error: GraphQLError) -> bool:
     return original is not None and not isinstance(original, GraphQLError)
 
 
-schema = strawberry.Schema(query=Query, mutation=Mutation, extensions=[MaskErrors(should_mask_error=_mask)])
+schema = strawberry.Schema(query=Query, mutation=Mutation, extensions=[lambda: MaskErrors(should_mask_error=_mask)])

@@ -167,7 +167,9 @@ class EventConsumer:
 
     async def _dead_letter(self, msg: Msg, error: str) -> None:
         """Park the message with its error; acknowledge the original only once it is parked."""
+        trace_headers = {k: v for k, v in (msg.headers or {}).items() if k in ("traceparent", "tracestate")}
         headers = {
+            **trace_headers,
             "Segin-Original-Subject": msg.subject,
             "Segin-Error": error.replace("\n", " "),
             "Segin-Consumer": self.spec.durable,

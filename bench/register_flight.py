@@ -1,0 +1,728 @@
+#!/usr/bin/env python3
+"""Charter-flight benchmark: register N arrivals through the public GraphQL API, C clients at once.
+
+What it measures (a benchmark, not a test; it still says when the platform misbehaves):
+
+* the registration requests (``registerArrival`` over HTTP, as organisation ``dgme``): wall time,
+  throughput, latency percentiles and errors;
+* the asynchronous chain behind them (intake outbox → referral routing → notifications): the
+  notifications each organisation must end up with are computed in advance from the routing rules,
+  and after the last registration the script polls every organisation's ``notifications`` until all
+  of them are visible. "Time until last notification" runs from the first request sent to the poll
+  that saw the last expected notification (poll resolution: ``--poll-interval``);
+* afterwards it checks, per case, the referrals the owner sees against the expected ones, the
+  referrals each recipient sees in ``incomingReferrals``, and the notifications for duplicates,
+  strays and omissions.
+
+Usage::
+
+    .venv/bin/python bench/register_flight.py --arrivals 300 --concurrency 10 [--json]
+    .venv/bin/python bench/register_flight.py --url http://127.0.0.1:8000 --secrets .data/demo-clients.json
+
+Without ``--url`` it starts its own platform (PostgreSQL, NATS, services, gateway) in a temporary
+directory and removes it at the end (``--keep-data`` keeps it, with its ``logs/``).
+Exit status: 0 when every arrival was registered and exactly the expected referrals and
+notifications appeared in time, 1 otherwise, 2 when the platform could not be reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import datetime as dt
+import json
+import math
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+REGIONS_CSV = ROOT / "contracts" / "mali-regions.csv"
+OWNER = "dgme"
+PAGE = 100  # the API's maximum page size
+
+# --- the routing rules, restated independently of the services' code --------------------------
+# (category, triggers, recipient) in the order the referral service applies its rules.
+HEALTH_BY_REGION = {"07": "csref-gao", "10": "csref-gao", "00": "csref-bamako", "02": "csref-bamako"}
+HEALTH_NATIONAL = "croix-rouge"
+RULES: list[tuple[str, frozenset[str], str | None]] = [
+    ("CHILD_PROTECTION", frozenset({"UNACCOMPANIED_CHILD", "SEPARATED_CHILD"}), "unicef"),
+    ("COUNTER_TRAFFICKING", frozenset({"TRAFFICKING_VICTIM"}), "iom"),
+    ("GBV_RESPONSE", frozenset({"GBV_SURVIVOR"}), "croix-rouge"),
+    ("HEALTH_CARE", frozenset({"MEDICAL_NEEDS", "PREGNANT"}), None),  # depends on the region
+    ("MHPSS_COUNSELLING", frozenset({"MENTAL_HEALTH_NEEDS"}), "iom"),
+    ("INTERNATIONAL_PROTECTION", frozenset({"INTERNATIONAL_PROTECTION"}), "unhcr"),
+]
+WITHOUT_CONSENT = {"CHILD_PROTECTION"}  # a child's best interest: vital interest, no consent needed
+
+RECEIVED, AWAITING = "referral.received", "referral.awaiting_consent"
+
+
+@dataclass(frozen=True)
+class Planned:
+    to_org: str
+    category: str
+    status: str  # PENDING or AWAITING_CONSENT
+
+    @property
+    def notice(self) -> tuple[str, str]:
+        """(organisation notified, kind)."""
+        return (self.to_org, RECEIVED) if self.status == "PENDING" else (OWNER, AWAITING)
+
+
+def recipients_for(vulnerabilities: set[str], region: str) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for category, triggers, org in RULES:
+        if triggers & vulnerabilities:
+            org = org or HEALTH_BY_REGION.get(region, HEALTH_NATIONAL)
+            if org != OWNER and (org, category) not in out:
+                out.append((org, category))
+    return out
+
+
+def plan(arrival: dict[str, Any]) -> list[Planned]:
+    consent = arrival["consent"]
+    consented = set(consent["recipientOrgIds"]) if consent["given"] else set()
+    return [
+        Planned(org, category, "PENDING" if org in consented or category in WITHOUT_CONSENT else "AWAITING_CONSENT")
+        for org, category in recipients_for(set(arrival["vulnerabilities"]), arrival["destinationRegion"])
+    ]
+
+
+# --- the passengers --------------------------------------------------------------------------
+GIVEN_M = ["Moussa", "Mamadou", "Oumar", "Seydou", "Bakary", "Issa", "Adama", "Boubacar", "Souleymane", "Modibo",
+           "Drissa", "Yacouba", "Lassina", "Sékou", "Ibrahim", "Amadou", "Hamidou", "Cheick", "Alou", "Mahamane"]
+GIVEN_F = ["Aminata", "Fatoumata", "Mariam", "Kadiatou", "Awa", "Oumou", "Hawa", "Djénéba", "Assétou", "Rokia"]
+FAMILY = ["Coulibaly", "Traoré", "Diarra", "Keïta", "Koné", "Sidibé", "Diallo", "Touré", "Maïga", "Cissé",
+          "Sangaré", "Doumbia", "Camara", "Sissoko", "Dembélé", "Kanté", "Konaté", "Bagayoko", "Haïdara", "Ag Ahmed"]
+# Where returnees from a Libyan charter go, roughly: Kayes, Bamako and the south-west first, the north less.
+REGION_WEIGHTS = {"00": 16, "01": 14, "02": 9, "03": 8, "04": 8, "05": 5, "06": 3, "07": 6, "08": 1, "09": 1,
+                  "10": 2, "11": 5, "12": 4, "13": 3, "14": 2, "15": 4, "16": 3, "17": 3, "18": 2, "19": 1}
+
+
+def region_codes() -> list[str]:
+    with REGIONS_CSV.open(encoding="utf-8") as f:
+        return [row["ct_code"] for row in csv.DictReader(f)]
+
+
+def make_flight(n: int, seed: int, today: dt.date) -> list[dict[str, Any]]:
+    """N arrivals with a realistic mix of vulnerabilities, destinations and consent (deterministic)."""
+    rng = random.Random(seed)
+    codes = region_codes()
+    weights = [REGION_WEIGHTS.get(c, 2) for c in codes]
+    flight = []
+    for _ in range(n):
+        female = rng.random() < 0.2
+        vulns: set[str] = set()
+        child = rng.random() < 0.10
+        if child:
+            vulns.add(rng.choice(["UNACCOMPANIED_CHILD", "UNACCOMPANIED_CHILD", "SEPARATED_CHILD"]))
+            age = rng.randint(13, 17)
+        else:
+            age = rng.randint(18, 52)
+        if rng.random() < 0.15:
+            vulns.add("PREGNANT" if female and not child and rng.random() < 0.4 else "MEDICAL_NEEDS")
+        if rng.random() < 0.06:
+            vulns.add("TRAFFICKING_VICTIM")
+        if female and rng.random() < 0.20:
+            vulns.add("GBV_SURVIVOR")
+        if rng.random() < 0.08:
+            vulns.add("MENTAL_HEALTH_NEEDS")
+        if rng.random() < 0.02:
+            vulns.add("INTERNATIONAL_PROTECTION")
+        if rng.random() < 0.12:
+            vulns.add(rng.choice(["VIOLENCE_IN_TRANSIT", "EX_DETAINEE", "DISABILITY"]))  # no routing rule
+        region = rng.choices(codes, weights)[0]
+        relevant = sorted({org for org, _ in recipients_for(vulns, region)})
+        draw = rng.random()
+        if draw < 0.80:  # consents to every organisation that can help
+            consent = {"given": True, "recipientOrgIds": relevant}
+        elif draw < 0.90 and relevant:  # consents, but not to one of them
+            consent = {"given": True, "recipientOrgIds": [o for o in relevant if o != rng.choice(relevant)]}
+        elif draw < 0.95:  # consents, names nobody yet
+            consent = {"given": True, "recipientOrgIds": []}
+        else:  # refuses
+            consent = {"given": False, "recipientOrgIds": []}
+        arrival: dict[str, Any] = {
+            "givenName": rng.choice(GIVEN_F if female else GIVEN_M),
+            "familyName": rng.choice(FAMILY),
+            "sex": "FEMALE" if female else "MALE",
+            "countryReturnedFrom": "LY",
+            "arrivalPoint": "BAMAKO_AIRPORT",
+            "arrivalDate": today.isoformat(),
+            "destinationRegion": region,
+            "vulnerabilities": sorted(vulns),
+            "consent": consent,
+        }
+        if rng.random() < 0.3:  # papers with a date of birth; otherwise an estimate at screening
+            arrival["dateOfBirth"] = (today - dt.timedelta(days=365 * age + rng.randint(1, 360))).isoformat()
+        else:
+            arrival["estimatedAge"] = age
+        flight.append(arrival)
+    return flight
+
+
+# --- GraphQL -----------------------------------------------------------------------------------
+REGISTER = """
+mutation Register($input: ArrivalInput!, $key: String!) {
+  registerArrival(input: $input, idempotencyKey: $key) { id createdAt vulnerabilities destinationRegion { code } }
+}
+"""
+NOTIFICATIONS = """
+query Notifications($first: Int!, $after: String) {
+  notifications(first: $first, after: $after) {
+    nodes { id kind priority referralId caseId createdAt }
+    pageInfo { hasNextPage endCursor }
+  }
+}
+"""
+INCOMING = """
+query Incoming($first: Int!, $after: String) {
+  incomingReferrals(first: $first, after: $after) {
+    nodes { id caseId serviceCategory status createdAt }
+    pageInfo { hasNextPage endCursor }
+  }
+}
+"""
+CASE_REFERRALS = """
+query CaseReferrals($id: ID!) {
+  case(id: $id) { id referrals { id status serviceCategory priority legalBasis toOrganisation { id } } }
+}
+"""
+
+
+class ApiError(Exception):
+    def __init__(self, kind: str, detail: str = "", retryable: bool = True) -> None:
+        super().__init__(f"{kind}: {detail}" if detail else kind)
+        self.kind, self.detail, self.retryable = kind, detail, retryable
+
+
+class Tokens:
+    """Client-credentials tokens from the demo clients file; one fresh token per call to ``new``."""
+
+    def __init__(self, base_url: str, secrets: dict[str, dict[str, str]]) -> None:
+        self.base_url, self.secrets = base_url, secrets
+
+    async def new(self, http: httpx.AsyncClient, org: str) -> str:
+        client = self.secrets[org]
+        response = await http.post(f"{self.base_url}/oauth/token", data={"grant_type": "client_credentials"},
+                                   auth=(client["client_id"], client["client_secret"]))
+        if response.status_code != 200:
+            raise ApiError("token refused", f"{org}: HTTP {response.status_code} {response.text[:200]}", False)
+        return str(response.json()["access_token"])
+
+
+class Client:
+    """One API client: its own HTTP connection and its own token (renewed once on a 401)."""
+
+    def __init__(self, base_url: str, tokens: Tokens, org: str) -> None:
+        self.http = httpx.AsyncClient(timeout=httpx.Timeout(30.0), limits=httpx.Limits(max_connections=4))
+        self.url, self.tokens, self.org, self.token = f"{base_url}/graphql", tokens, org, ""
+
+    async def open(self) -> "Client":
+        self.token = await self.tokens.new(self.http, self.org)
+        return self
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    async def gql(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+        for attempt in (1, 2):
+            try:
+                response = await self.http.post(self.url, json={"query": query, "variables": variables},
+                                                headers={"Authorization": f"Bearer {self.token}"})
+            except httpx.TimeoutException as exc:
+                raise ApiError("client timeout", type(exc).__name__) from None
+            except httpx.HTTPError as exc:
+                raise ApiError("transport error", type(exc).__name__) from None
+            if response.status_code == 401 and attempt == 1:
+                self.token = await self.tokens.new(self.http, self.org)
+                continue
+            if response.status_code != 200:
+                raise ApiError(f"HTTP {response.status_code}", response.text[:300], response.status_code >= 500)
+            body = response.json()
+            if body.get("errors"):
+                error = body["errors"][0]
+                code = (error.get("extensions") or {}).get("code", "NO_CODE")
+                raise ApiError(code, error.get("message", ""), code in {"UNAVAILABLE", "INTERNAL", "NO_CODE"})
+            return dict(body["data"])
+        raise ApiError("HTTP 401", "token refused twice", False)
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    """Nearest-rank percentile."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+def parse_time(value: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+# --- the run -------------------------------------------------------------------------------------
+@dataclass
+class Registration:
+    index: int
+    case_id: str | None = None
+    created_at: str | None = None
+    attempts: int = 0
+    error: str | None = None
+
+
+@dataclass
+class Run:
+    n: int
+    c: int
+    seed: int
+    flight: list[dict[str, Any]]
+    plans: list[list[Planned]]
+    registrations: list[Registration] = field(default_factory=list)
+    latencies_ms: list[float] = field(default_factory=list)
+    attempt_errors: Counter[str] = field(default_factory=Counter)
+    echo_mismatches: int = 0
+    t_first: float = 0.0
+    t_last_response: float = 0.0
+    t_all_notified: float | None = None
+    polls: int = 0
+
+
+async def scan(client: Client, query: str, field_name: str, stop_at: str | None, deadline: float,
+               ) -> list[dict[str, Any]]:
+    """Every node newer than ``stop_at`` (the newest id seen before the run), newest first."""
+    nodes: list[dict[str, Any]] = []
+    after = None
+    for _ in range(10_000):  # bounded; 1 million rows is far beyond any run of this script
+        if time.monotonic() > deadline:
+            raise ApiError("deadline", f"scanning {field_name} of {client.org}", False)
+        data = (await client.gql(query, {"first": PAGE, "after": after}))[field_name]
+        for node in data["nodes"]:
+            if node["id"] == stop_at:
+                return nodes
+            nodes.append(node)
+        if not data["pageInfo"]["hasNextPage"]:
+            return nodes
+        after = data["pageInfo"]["endCursor"]
+    return nodes
+
+
+async def newest_id(client: Client, query: str, field_name: str) -> str | None:
+    nodes = (await client.gql(query, {"first": 1, "after": None}))[field_name]["nodes"]
+    return nodes[0]["id"] if nodes else None
+
+
+async def register_all(run: Run, base_url: str, tokens: Tokens, deadline: float, retries: int) -> None:
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(run.n):
+        queue.put_nowait(i)
+    run.registrations = [Registration(i) for i in range(run.n)]
+    batch = uuid.uuid4().hex[:12]
+    clients = await asyncio.gather(*(Client(base_url, tokens, OWNER).open() for _ in range(run.c)))
+    started = asyncio.Event()
+
+    async def worker(client: Client) -> None:
+        while time.monotonic() < deadline:
+            try:
+                i = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            reg, arrival = run.registrations[i], run.flight[i]
+            variables = {"input": arrival, "key": f"bench-{batch}-{i:05d}"}  # same key on every retry
+            while True:
+                reg.attempts += 1
+                if not started.is_set():
+                    run.t_first = time.monotonic()
+                    started.set()
+                t0 = time.monotonic()
+                try:
+                    data = await client.gql(REGISTER, variables)
+                except ApiError as exc:
+                    run.latencies_ms.append((time.monotonic() - t0) * 1000)
+                    run.attempt_errors[exc.kind] += 1
+                    reg.error = str(exc)[:300]
+                    if exc.retryable and reg.attempts <= retries and time.monotonic() < deadline:
+                        await asyncio.sleep(0.5 * reg.attempts)
+                        continue
+                    break
+                run.latencies_ms.append((time.monotonic() - t0) * 1000)
+                case = data["registerArrival"]
+                reg.case_id, reg.created_at, reg.error = case["id"], case["createdAt"], None
+                if (sorted(case["vulnerabilities"]) != arrival["vulnerabilities"]
+                        or case["destinationRegion"]["code"] != arrival["destinationRegion"]):
+                    run.echo_mismatches += 1
+                break
+            run.t_last_response = time.monotonic()
+
+    try:
+        await asyncio.gather(*(worker(c) for c in clients))
+    finally:
+        await asyncio.gather(*(c.close() for c in clients))
+
+
+async def wait_for_notifications(run: Run, readers: dict[str, Client], markers: dict[str, str | None],
+                                 expected: Counter[tuple[str, str]], our_cases: set[str], deadline: float,
+                                 interval: float) -> None:
+    """Poll every organisation that should be notified until all expected notifications exist."""
+    orgs = sorted({org for org, _ in expected})
+    while time.monotonic() < deadline:
+        run.polls += 1
+        try:
+            scans = await asyncio.gather(
+                *(scan(readers[o], NOTIFICATIONS, "notifications", markers[o], deadline) for o in orgs))
+        except ApiError as exc:
+            if exc.kind == "deadline":
+                return
+            print(f"  poll error ({exc}); polling again", file=sys.stderr)
+            await asyncio.sleep(interval)
+            continue
+        seen: Counter[tuple[str, str]] = Counter()
+        for org, nodes in zip(orgs, scans, strict=True):
+            for node in {n["referralId"]: n for n in nodes if n["caseId"] in our_cases}.values():
+                seen[(org, node["kind"])] += 1
+        if all(seen[key] >= count for key, count in expected.items()):
+            run.t_all_notified = time.monotonic()
+            return
+        await asyncio.sleep(interval)
+
+
+async def bench(args: argparse.Namespace, base_url: str, secrets: dict[str, dict[str, str]]) -> dict[str, Any]:
+    today = dt.datetime.now(dt.UTC).date()
+    flight = make_flight(args.arrivals, args.seed, today)
+    run = Run(args.arrivals, args.concurrency, args.seed, flight, [plan(a) for a in flight])
+    tokens = Tokens(base_url, secrets)
+    orgs = sorted(secrets)
+    overall = time.monotonic() + args.timeout
+
+    # One reader per organisation; the newest notification/referral each can see before the run
+    # bounds later scans, so a platform that already holds data is not scanned in full each poll.
+    readers = dict(zip(orgs, await asyncio.gather(*(Client(base_url, tokens, o).open() for o in orgs)), strict=True))
+    try:
+        note_markers = dict(zip(orgs, await asyncio.gather(
+            *(newest_id(readers[o], NOTIFICATIONS, "notifications") for o in orgs)), strict=True))
+        ref_markers = dict(zip(orgs, await asyncio.gather(
+            *(newest_id(readers[o], INCOMING, "incomingReferrals") for o in orgs)), strict=True))
+
+        print(f"registering {run.n} arrivals with {run.c} concurrent clients…", file=sys.stderr)
+        await register_all(run, base_url, tokens, overall, args.retries)
+        registered = [r for r in run.registrations if r.case_id]
+        our_cases = {r.case_id for r in registered if r.case_id}
+        # Expectations only for arrivals the platform accepted (a failed one has no case).
+        expected_notes: Counter[tuple[str, str]] = Counter(
+            p.notice for r in registered for p in run.plans[r.index])
+        print(f"registered {len(registered)}/{run.n}; waiting for {sum(expected_notes.values())} notifications…",
+              file=sys.stderr)
+        await wait_for_notifications(run, readers, note_markers, expected_notes, our_cases, overall,
+                                     args.poll_interval)
+
+        # Verification, after a short settle so late duplicates show up too. Not timed.
+        await asyncio.sleep(args.settle)
+        check_deadline = max(overall, time.monotonic() + 60)
+        verification = await verify(run, readers, note_markers, ref_markers, registered, check_deadline, base_url,
+                                    tokens)
+    finally:
+        await asyncio.gather(*(c.close() for c in readers.values()))
+    return report(run, expected_notes, verification)
+
+
+async def verify(run: Run, readers: dict[str, Client], note_markers: dict[str, str | None],
+                 ref_markers: dict[str, str | None], registered: list[Registration], deadline: float,
+                 base_url: str, tokens: Tokens) -> dict[str, Any]:
+    orgs = sorted(readers)
+    case_index = {r.case_id: r.index for r in registered}
+    created = {r.case_id: parse_time(r.created_at) for r in registered if r.created_at}
+
+    # Notifications: per (case, org, kind), compared with the plan.
+    notes = dict(zip(orgs, await asyncio.gather(
+        *(scan(readers[o], NOTIFICATIONS, "notifications", note_markers[o], deadline) for o in orgs)), strict=True))
+    expected_per: Counter[tuple[str, str, str]] = Counter(
+        (r.case_id, *p.notice) for r in registered for p in run.plans[r.index])  # type: ignore[misc]
+    seen_per: Counter[tuple[str, str, str]] = Counter()
+    per_referral: Counter[tuple[str, str, str]] = Counter()
+    lags_ms: list[float] = []
+    seen_by_org: Counter[str] = Counter()
+    for org, nodes in notes.items():
+        for n in nodes:
+            if n["caseId"] not in case_index:
+                continue
+            seen_by_org[org] += 1
+            seen_per[(n["caseId"], org, n["kind"])] += 1
+            per_referral[(n["referralId"], org, n["kind"])] += 1
+            lags_ms.append((parse_time(n["createdAt"]) - created[n["caseId"]]).total_seconds() * 1000)
+    missing = expected_per - seen_per
+    extra = seen_per - expected_per
+    duplicates = {k: v for k, v in per_referral.items() if v > 1}
+
+    # Referrals as the case owner sees them, one query per case, C at a time.
+    owner_clients = await asyncio.gather(*(Client(base_url, tokens, OWNER).open() for _ in range(run.c)))
+    referrals: dict[str, list[dict[str, Any]]] = {}
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for case_id in case_index:
+        queue.put_nowait(case_id)
+    ref_errors: Counter[str] = Counter()
+
+    async def fetch(client: Client) -> None:
+        while time.monotonic() < deadline:
+            try:
+                case_id = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            try:
+                referrals[case_id] = (await client.gql(CASE_REFERRALS, {"id": case_id}))["case"]["referrals"]
+            except ApiError as exc:
+                ref_errors[exc.kind] += 1
+
+    try:
+        await asyncio.gather(*(fetch(c) for c in owner_clients))
+    finally:
+        await asyncio.gather(*(c.close() for c in owner_clients))
+    ref_mismatch_cases: list[dict[str, Any]] = []
+    by_status: Counter[str] = Counter()
+    for case_id, rows in referrals.items():
+        got = sorted(((r["toOrganisation"] or {}).get("id", "?"), r["serviceCategory"], r["status"]) for r in rows)
+        want = sorted((p.to_org, p.category, p.status) for p in run.plans[case_index[case_id]])
+        by_status.update(r["status"] for r in rows)
+        if got != want:
+            ref_mismatch_cases.append({"case": case_id, "expected": want, "seen": got})
+
+    # Referrals as each recipient sees them.
+    incoming = dict(zip(orgs, await asyncio.gather(
+        *(scan(readers[o], INCOMING, "incomingReferrals", ref_markers[o], deadline) for o in orgs)), strict=True))
+    incoming_by_org = Counter({o: sum(1 for r in rows if r["caseId"] in case_index) for o, rows in incoming.items()})
+    incoming_by_org = +incoming_by_org
+    expected_incoming = Counter(p.to_org for r in registered for p in run.plans[r.index] if p.status == "PENDING")
+
+    return {
+        "notifications_seen_by_org": dict(sorted(seen_by_org.items())),
+        "notifications_missing": sum(missing.values()),
+        "notifications_unexpected": sum(extra.values()),
+        "notifications_duplicated": sum(v - 1 for v in duplicates.values()),
+        "missing_examples": [list(k) for k in list(missing)[:5]],
+        "unexpected_examples": [list(k) for k in list(extra)[:5]],
+        "pipeline_lag_ms": {"p50": percentile(lags_ms, 50), "p95": percentile(lags_ms, 95),
+                            "max": max(lags_ms) if lags_ms else None},
+        "referrals_expected": sum(len(run.plans[r.index]) for r in registered),
+        "referrals_seen_by_owner": sum(len(v) for v in referrals.values()),
+        "referrals_by_status": dict(sorted(by_status.items())),
+        "cases_checked": len(referrals),
+        "case_query_errors": dict(ref_errors),
+        "referral_mismatch_cases": len(ref_mismatch_cases),
+        "referral_mismatch_examples": ref_mismatch_cases[:3],
+        "incoming_expected_by_org": dict(sorted(expected_incoming.items())),
+        "incoming_seen_by_org": dict(sorted(incoming_by_org.items())),
+    }
+
+
+def report(run: Run, expected_notes: Counter[tuple[str, str]], v: dict[str, Any]) -> dict[str, Any]:
+    ok = [r for r in run.registrations if r.case_id]
+    failed = [r for r in run.registrations if not r.case_id]
+    wall = max(run.t_last_response - run.t_first, 1e-9)
+    lat = run.latencies_ms
+    expected_by_org: Counter[str] = Counter()
+    for (org, _kind), count in expected_notes.items():
+        expected_by_org[org] += count
+    vulns = Counter(x for a in run.flight for x in a["vulnerabilities"])
+    complete = (not failed and run.t_all_notified is not None and v["notifications_missing"] == 0
+                and v["notifications_unexpected"] == 0 and v["notifications_duplicated"] == 0
+                and v["referral_mismatch_cases"] == 0 and v["cases_checked"] == len(ok)
+                and v["incoming_seen_by_org"] == v["incoming_expected_by_org"] and run.echo_mismatches == 0)
+    return {
+        "arrivals": run.n,
+        "concurrency": run.c,
+        "seed": run.seed,
+        "registered": len(ok),
+        "failed": len(failed),
+        "errors": sum(run.attempt_errors.values()),
+        "error_kinds": dict(run.attempt_errors),
+        "failure_examples": [r.error for r in failed[:3]],
+        "requests": len(lat),
+        "echo_mismatches": run.echo_mismatches,
+        "wall_time_s": round(wall, 3),
+        "throughput_per_s": round(len(ok) / wall, 2),
+        "latency_ms": {k: (round(x, 1) if x is not None else None) for k, x in (
+            ("p50", percentile(lat, 50)), ("p95", percentile(lat, 95)), ("p99", percentile(lat, 99)),
+            ("max", max(lat) if lat else None), ("mean", sum(lat) / len(lat) if lat else None))},
+        "time_until_last_notification_s": (round(run.t_all_notified - run.t_first, 3)
+                                           if run.t_all_notified is not None else None),
+        "notification_drain_after_last_registration_s": (round(run.t_all_notified - run.t_last_response, 3)
+                                                         if run.t_all_notified is not None else None),
+        "polls": run.polls,
+        "vulnerability_mix": dict(sorted(vulns.items())),
+        "arrivals_without_vulnerability": sum(1 for a in run.flight if not a["vulnerabilities"]),
+        "notifications_expected_by_org": dict(sorted(expected_by_org.items())),
+        "notifications_expected": sum(expected_by_org.values()),
+        **v,
+        "complete": complete,
+    }
+
+
+def fmt_ms(x: float | None) -> str:
+    return "-" if x is None else f"{x:.0f}"
+
+
+def print_human(r: dict[str, Any], out: Any) -> None:
+    lat, lag = r["latency_ms"], r["pipeline_lag_ms"]
+    tl = r["time_until_last_notification_s"]
+    lines = [
+        f"Segin charter-flight benchmark (seed {r['seed']}, {r['started_at']}, {r['machine']})",
+        f"  arrivals (N)                  {r['arrivals']}",
+        f"  concurrency (C)               {r['concurrency']}",
+        f"  registered                    {r['registered']} ok, {r['failed']} failed",
+        f"  errors                        {r['errors']} of {r['requests']} requests {r['error_kinds'] or ''}".rstrip(),
+        f"  wall time                     {r['wall_time_s']:.2f} s (first request sent → last response)",
+        f"  throughput                    {r['throughput_per_s']:.1f} arrivals/s",
+        f"  latency p50/p95/p99/max       {fmt_ms(lat['p50'])} / {fmt_ms(lat['p95'])} / {fmt_ms(lat['p99'])} / "
+        f"{fmt_ms(lat['max'])} ms (mean {fmt_ms(lat['mean'])})",
+        "  time until last notification  " + (
+            f"{tl:.2f} s ({r['notification_drain_after_last_registration_s']:.2f} s after the last registration,"
+            f" {r['polls']} polls)" if tl is not None else f"NOT REACHED within the timeout ({r['polls']} polls)"),
+        f"  case → notification lag       p50 {fmt_ms(lag['p50'])} / p95 {fmt_ms(lag['p95'])} / "
+        f"max {fmt_ms(lag['max'])} ms (server timestamps)",
+        f"  referrals                     expected {r['referrals_expected']}, seen by owner "
+        f"{r['referrals_seen_by_owner']} {r['referrals_by_status']}; cases checked {r['cases_checked']}, "
+        f"mismatching {r['referral_mismatch_cases']}",
+        f"  incoming referrals (live)     expected {r['incoming_expected_by_org']}",
+        f"                                seen     {r['incoming_seen_by_org']}",
+        f"  notifications                 expected {r['notifications_expected']}, seen "
+        f"{sum(r['notifications_seen_by_org'].values())}; missing {r['notifications_missing']}, "
+        f"unexpected {r['notifications_unexpected']}, duplicated {r['notifications_duplicated']}",
+        f"    expected by org             {r['notifications_expected_by_org']}",
+        f"    seen by org                 {r['notifications_seen_by_org']}",
+        f"  vulnerability mix             {r['vulnerability_mix']}; none: {r['arrivals_without_vulnerability']}",
+    ]
+    if r["failure_examples"]:
+        lines.append(f"  failures, e.g.                {r['failure_examples']}")
+    if r["missing_examples"] or r["unexpected_examples"]:
+        lines.append(f"  missing e.g. {r['missing_examples']}; unexpected e.g. {r['unexpected_examples']}")
+    if r["referral_mismatch_examples"]:
+        lines.append(f"  referral mismatches e.g.      {r['referral_mismatch_examples']}")
+    if r.get("log_summary"):
+        lines.append(f"  platform logs ({r.get('log_dir')}):")
+        for entry in r["log_summary"]:
+            lines.append(f"    {entry['count']:>5} × {entry['file']} {entry['level']}: {entry['message']}"
+                         f" {entry.get('detail') or ''}".rstrip())
+    lines.append(f"  result                        {'OK' if r['complete'] else 'PLATFORM MISBEHAVED (see above)'}")
+    print("\n".join(lines), file=out, flush=True)
+
+
+def summarise_logs(log_dir: Path) -> list[dict[str, Any]]:
+    """Warnings, errors and tracebacks in the platform's logs, counted by message."""
+    counts: Counter[tuple[str, str, str, str]] = Counter()
+    for path in sorted(log_dir.glob("*.log")):
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                if "Traceback" in line or "Error" in line:
+                    counts[(path.name, "RAW", line.strip()[:160], "")] += 1
+                continue
+            if not isinstance(entry, dict) or entry.get("level") not in {"WARNING", "ERROR", "CRITICAL"}:
+                continue
+            detail = {k: entry[k] for k in ("consumer", "subject", "error", "schema") if k in entry}
+            counts[(path.name, entry["level"], str(entry.get("message", ""))[:160],
+                    json.dumps(detail, sort_keys=True) if detail else "")] += 1
+    return [{"file": f, "level": lvl, "message": m, "detail": d, "count": c}
+            for (f, lvl, m, d), c in counts.most_common(15)]
+
+
+def machine() -> str:
+    import platform as host
+
+    return f"{host.node()}, {os.cpu_count()} CPUs, {host.system()} {host.release()}, Python {host.python_version()}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--arrivals", "-n", type=int, default=300, help="arrivals to register (default 300)")
+    parser.add_argument("--concurrency", "-c", type=int, default=10, help="concurrent API clients (default 10)")
+    parser.add_argument("--url", help="base URL of an already running platform (default: start one)")
+    parser.add_argument("--secrets", type=Path,
+                        help="its demo-clients.json (default with --url: $SEGIN_DATA_DIR or .data)/demo-clients.json")
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout (summary on stderr)")
+    parser.add_argument("--seed", type=int, default=20261129, help="random seed of the passenger list")
+    parser.add_argument("--timeout", type=float, default=300.0,
+                        help="overall budget in seconds from the first request (default 300)")
+    parser.add_argument("--poll-interval", type=float, default=0.2, help="seconds between notification polls")
+    parser.add_argument("--settle", type=float, default=2.0, help="seconds to wait before the final check")
+    parser.add_argument("--retries", type=int, default=2,
+                        help="retries of a failed registration, same idempotency key (default 2)")
+    parser.add_argument("--keep-data", action="store_true", help="keep the temporary platform's data dir and logs")
+    parser.add_argument("--logs", type=Path, help="with --url: the platform's logs dir, to summarise its warnings")
+    args = parser.parse_args(argv)
+    if args.arrivals < 1 or args.concurrency < 1:
+        parser.error("--arrivals and --concurrency must be at least 1")
+    args.concurrency = min(args.concurrency, args.arrivals)
+
+    platform = None
+    data_dir: Path | None = None
+    log_dir: Path | None = args.logs
+    started_at = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+    try:
+        if args.url:
+            base_url = args.url.rstrip("/").removesuffix("/graphql")
+            secrets_file = args.secrets or Path(os.environ.get("SEGIN_DATA_DIR", ".data")) / "demo-clients.json"
+        else:
+            from kernel.platform import Platform
+
+            # Reachable by the unprivileged postgres user when this runs as root.
+            data_dir = Path(tempfile.mkdtemp(prefix="segin-bench-"))
+            data_dir.chmod(0o755)
+            print(f"starting a platform in {data_dir}…", file=sys.stderr)
+            platform = Platform(data_dir)
+            t0 = time.monotonic()
+            platform.start()
+            print(f"platform ready in {time.monotonic() - t0:.1f} s at {platform.base_url}", file=sys.stderr)
+            base_url, secrets_file, log_dir = platform.base_url, platform.secrets_file, platform.log_dir
+        try:
+            secrets = json.loads(Path(secrets_file).read_text())
+        except (OSError, ValueError) as exc:
+            print(f"cannot read the demo clients file {secrets_file}: {exc}", file=sys.stderr)
+            return 2
+        if OWNER not in secrets:
+            print(f"{secrets_file} has no client for '{OWNER}'", file=sys.stderr)
+            return 2
+        try:
+            result = asyncio.run(bench(args, base_url, secrets))
+        except (ApiError, httpx.HTTPError) as exc:
+            print(f"benchmark aborted: {exc}", file=sys.stderr)
+            return 2
+        result = {"started_at": started_at, "machine": machine(), "url": base_url,
+                  "own_platform": platform is not None, **result}
+        if log_dir and log_dir.is_dir():
+            result["log_dir"] = str(log_dir)
+            result["log_summary"] = summarise_logs(log_dir)
+        if args.json:
+            print(json.dumps(result, indent=2, ensure_ascii=False))
+            print_human(result, sys.stderr)
+        else:
+            print_human(result, sys.stdout)
+        return 0 if result["complete"] else 1
+    finally:
+        if platform is not None:
+            platform.stop()
+            pg = platform.postgres
+            if not args.keep_data:
+                if pg is not None and pg.data_dir != pg.requested_dir:
+                    shutil.rmtree(pg.data_dir, ignore_errors=True)
+                if data_dir is not None:
+                    shutil.rmtree(data_dir, ignore_errors=True)
+            else:
+                print(f"kept {data_dir} (logs in {data_dir}/logs)", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""End-to-end fixtures: the real processes, started exactly as ``make run`` starts them."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from kernel.platform import Platform
+from tests.conftest import traversable_tmpdir
+
+ARRIVAL_MUTATION = """
+mutation Register($input: ArrivalInput!, $key: String!) {
+  registerArrival(input: $input, idempotencyKey: $key) {
+    id givenName familyName vulnerabilities destinationRegion { code name }
+    consent { given recipientOrgIds }
+  }
+}
+"""
+
+
+def start_platform(prefix: str, **kwargs: Any) -> Platform:
+    platform = Platform(traversable_tmpdir(prefix), **kwargs)
+    try:
+        platform.start()
+    except Exception:
+        stop_platform(platform)
+        raise
+    return platform
+
+
+def stop_platform(platform: Platform) -> None:
+    platform.stop()
+    for server in (platform.postgres,):
+        if server is not None and server.data_dir != server.requested_dir:
+            shutil.rmtree(server.data_dir, ignore_errors=True)
+    shutil.rmtree(platform.data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def platform() -> Iterator[Platform]:
+    """One shared platform for tests that do not stop any of its parts."""
+    p = start_platform("segin-e2e-")
+    yield p
+    stop_platform(p)
+
+
+@dataclass
+class Api:
+    """A GraphQL client for one platform; ``token`` tokens are cached per organisation."""
+
+    platform: Platform
+    _tokens: dict[str, str]
+
+    def token(self, org: str) -> str:
+        if org not in self._tokens:
+            self._tokens[org] = self.platform.token(org)
+        return self._tokens[org]
+
+    def post(self, query: str, variables: dict[str, Any] | None = None, *, token: str | None = None,
+             headers: dict[str, str] | None = None) -> httpx.Response:
+        all_headers = {**({"Authorization": f"Bearer {token}"} if token else {}), **(headers or {})}
+        return httpx.post(self.platform.graphql_url, json={"query": query, "variables": variables or {}},
+                          headers=all_headers, timeout=30)
+
+    def gql(self, org: str, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Run an operation as ``org``; returns the whole GraphQL response body."""
+        response = self.post(query, variables, token=self.token(org))
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def register(self, org: str, arrival: dict[str, Any], key: str | None = None) -> dict[str, Any]:
+        return self.gql(org, ARRIVAL_MUTATION, {"input": arrival, "key": key or str(uuid.uuid4())})
+
+
+@pytest.fixture(scope="session")
+def api(platform: Platform) -> Api:
+    return Api(platform, {})
+
+
+def arrival(**overrides: Any) -> dict[str, Any]:
+    """A valid arrival; tests override what they exercise."""
+    base: dict[str, Any] = {
+        "givenName": "Aminata",
+        "familyName": "Coulibaly",
+        "sex": "FEMALE",
+        "estimatedAge": 16,
+        "countryReturnedFrom": "LY",
+        "arrivalPoint": "BAMAKO_AIRPORT",
+        "arrivalDate": "2026-11-20",
+        "destinationRegion": "07",
+        "vulnerabilities": ["UNACCOMPANIED_CHILD"],
+        "consent": {"given": True, "recipientOrgIds": ["unicef"]},
+    }
+    base.update(overrides)
+    return base
+
+
+def eventually(check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.2) -> Any:
+    """Poll until ``check`` returns a truthy value (events are asynchronous); fail after ``timeout``."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")

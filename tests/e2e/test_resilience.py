@@ -1,0 +1,159 @@
+"""Nothing lost, nothing duplicated: NATS restarts and process crashes in the middle of a flight.
+
+Clients behave as a field device on a bad network would: each arrival keeps its idempotency
+key and is retried until the platform answers. At the end every case, referral and
+notification must exist exactly once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from kernel.platform import Platform
+from tests.e2e.conftest import ARRIVAL_MUTATION, arrival, eventually, start_platform, stop_platform
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def own_platform() -> Iterator[Platform]:
+    """A platform of its own: these tests stop and kill its parts."""
+    p = start_platform("segin-resilience-")
+    yield p
+    stop_platform(p)
+
+
+def flight(n: int) -> list[dict[str, Any]]:
+    """Alternate children (→ unicef) and adults with medical needs going to Gao (→ csref-gao)."""
+    people = []
+    for i in range(n):
+        if i % 2 == 0:
+            people.append(arrival(givenName=f"Enfant{i}", vulnerabilities=["UNACCOMPANIED_CHILD"],
+                                  consent={"given": True, "recipientOrgIds": ["unicef"]}))
+        else:
+            people.append(arrival(givenName=f"Adulte{i}", estimatedAge=30, sex="MALE",
+                                  vulnerabilities=["MEDICAL_NEEDS"],
+                                  consent={"given": True, "recipientOrgIds": ["csref-gao"]}))
+    return people
+
+
+def register_until_done(platform: Platform, token: str, person: dict[str, Any], key: str,
+                        deadline: float) -> str:
+    """Retry with the same idempotency key until the platform answers with a case id."""
+    while time.monotonic() < deadline:
+        try:
+            response = httpx.post(platform.graphql_url, json={"query": ARRIVAL_MUTATION,
+                                                              "variables": {"input": person, "key": key}},
+                                  headers={"Authorization": f"Bearer {token}"}, timeout=15)
+            body = response.json() if response.status_code == 200 else {}
+            if body.get("data") and body["data"].get("registerArrival"):
+                return body["data"]["registerArrival"]["id"]
+            codes = {e.get("extensions", {}).get("code") for e in body.get("errors", [])}
+            assert codes <= {"UNAVAILABLE", None}, body  # only "retry later" is acceptable here
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("arrival not registered before the deadline")
+
+
+def counts(platform: Platform) -> dict[str, Any]:
+    with psycopg.connect(platform.database_url) as conn:
+        one = lambda q: conn.execute(q).fetchone()[0]  # noqa: E731
+        return {
+            "cases": one("select count(*) from intake.cases"),
+            "referrals": one("select count(*) from referral.referrals"),
+            "referrals_distinct": one("select count(distinct (case_id, to_org_id, service_category))"
+                                      " from referral.referrals"),
+            "notifications": one("select count(*) from notifications.notifications"),
+            "notifications_distinct": one("select count(distinct referral_id) from notifications.notifications"),
+            "unicef": one("select count(*) from notifications.notifications where org_id = 'unicef'"),
+            "csref": one("select count(*) from notifications.notifications where org_id = 'csref-gao'"),
+            "unpublished": one("select (select count(*) from intake.outbox where published_at is null)"
+                               " + (select count(*) from referral.outbox where published_at is null)"),
+        }
+
+
+def run_flight_with_disruption(platform: Platform, n: int, disrupt: Any) -> list[str]:
+    """Register ``n`` arrivals from 4 clients; call ``disrupt`` once a quarter of them are in."""
+    token = platform.token("dgme")
+    people = flight(n)
+    keys = [str(uuid.uuid4()) for _ in people]
+    done = 0
+    lock = threading.Lock()
+    disrupted = threading.Event()
+    deadline = time.monotonic() + 180
+
+    def one(i: int) -> str:
+        nonlocal done
+        case_id = register_until_done(platform, token, people[i], keys[i], deadline)
+        with lock:
+            done += 1
+            fire = done >= n // 4 and not disrupted.is_set()
+            if fire:
+                disrupted.set()
+        if fire:
+            disrupt()
+        return case_id
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        case_ids = list(pool.map(one, range(n)))
+    assert disrupted.is_set()
+    return case_ids
+
+
+def assert_exactly_once(platform: Platform, case_ids: list[str], n: int) -> None:
+    assert len(set(case_ids)) == n, "each arrival must be one case"
+    expected = {"cases": n, "referrals": n, "referrals_distinct": n, "notifications": n,
+                "notifications_distinct": n, "unicef": (n + 1) // 2, "csref": n // 2, "unpublished": 0}
+    final = eventually(lambda: (c := counts(platform)) == expected and c, timeout=90)
+    assert final == expected
+
+
+def test_nats_restart_mid_flight_loses_and_duplicates_nothing(own_platform: Platform) -> None:
+    n = 40
+    nats = own_platform.nats
+    assert nats is not None
+
+    def restart_nats() -> None:
+        nats.stop()
+        time.sleep(2)  # a real outage: requests fail meanwhile, clients keep retrying
+        nats.start()
+
+    case_ids = run_flight_with_disruption(own_platform, n, restart_nats)
+    assert_exactly_once(own_platform, case_ids, n)
+
+
+def test_nats_killed_mid_flight_loses_and_duplicates_nothing(own_platform: Platform) -> None:
+    n = 30
+    nats = own_platform.nats
+    assert nats is not None
+
+    def crash_nats() -> None:
+        nats.kill()
+        time.sleep(1)
+        nats.start()
+
+    case_ids = run_flight_with_disruption(own_platform, n, crash_nats)
+    assert_exactly_once(own_platform, case_ids, n)
+
+
+@pytest.mark.parametrize("victim", ["referral", "notifications", "intake"])
+def test_service_killed_mid_flight_loses_and_duplicates_nothing(own_platform: Platform, victim: str) -> None:
+    n = 30
+
+    def crash_and_restart() -> None:
+        own_platform.kill_process(victim)  # SIGKILL: no graceful shutdown, work in flight is cut
+        time.sleep(1)
+        own_platform.start_process(victim)
+
+    case_ids = run_flight_with_disruption(own_platform, n, crash_and_restart)
+    assert_exactly_once(own_platform, case_ids, n)

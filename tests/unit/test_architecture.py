@@ -1,0 +1,33 @@
+"""Import rules from .importlinter: services and the gateway share only contracts and kernel.
+
+A service importing another would couple their releases and databases behind NATS's back, so the
+rule is enforced here rather than by review.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def lint_imports_command() -> list[str]:
+    """The venv's ``lint-imports`` script (``python -m importlinter`` does not exist)."""
+    script = Path(sys.executable).with_name("lint-imports")  # not resolve(): the venv's bin/ is wanted
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "from importlinter.cli import lint_imports_command; lint_imports_command()"]
+
+
+def test_import_contracts_are_kept() -> None:
+    result = subprocess.run(
+        [*lint_imports_command(), "--no-cache", "--no-logo", str(REPO / ".importlinter")],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"import rules broken (see .importlinter):\n{output}"
+    kept = re.search(r"Contracts: (\d+) kept, 0 broken", output)
+    assert kept and int(kept.group(1)) >= 3, f"expected at least 3 kept contracts:\n{output}"
