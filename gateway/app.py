@@ -17,6 +17,7 @@ from strawberry.fastapi import GraphQLRouter
 
 from contracts.channels import REQUESTS
 from gateway import keys as signing
+from gateway.graphql_http import GraphQLHttpMiddleware
 from gateway.oauth import AuthorizationServer, metadata, open_sync_pool
 from gateway.registry import Registry
 from gateway.schema import Context, schema
@@ -124,5 +125,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ready = all(v == "ok" for v in checks.values())
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
+    app.add_middleware(GraphQLHttpMiddleware)
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz")
     return app

@@ -95,6 +95,7 @@ class EventConsumer:
 
     def __init__(self, js: JetStreamContext, pool: AsyncConnectionPool, schema: str, spec: ConsumerSpec) -> None:
         self.js, self.pool, self.schema, self.spec = js, pool, schema, spec
+        self._subscription: JetStreamContext.PullSubscription | None = None
 
     async def _subscribe(self) -> JetStreamContext.PullSubscription:
         config = ConsumerConfig(
@@ -111,12 +112,21 @@ class EventConsumer:
         )
 
     async def run(self, stop: asyncio.Event) -> None:
-        subscription = None
+        try:
+            await self._loop(stop)
+        finally:
+            if self._subscription is not None:
+                try:  # a pull subscription left open makes the connection's drain time out
+                    await self._subscription.unsubscribe()
+                except Exception:
+                    pass
+
+    async def _loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
-                if subscription is None:
-                    subscription = await self._subscribe()
-                messages = await subscription.fetch(batch=50, timeout=1.0)
+                if self._subscription is None:
+                    self._subscription = await self._subscribe()
+                messages = await self._subscription.fetch(batch=50, timeout=1.0)
             except TimeoutError:
                 continue
             except asyncio.CancelledError:
@@ -126,7 +136,13 @@ class EventConsumer:
                 await asyncio.sleep(0.5)
                 continue
             for msg in messages:
-                await self.process(msg)
+                try:
+                    await self.process(msg)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # e.g. dead-letter publish failed: unacked, so redelivered
+                    log.warning("event processing failed", extra={"consumer": self.spec.durable,
+                                                                   "error": type(exc).__name__})
 
     async def process(self, msg: Msg) -> None:
         delivered = msg.metadata.num_delivered
@@ -163,6 +179,8 @@ class EventConsumer:
                     )
                     await _quietly(msg.nak(delay=retry_delay(delivered)))
                 return
+            log.info("event handled", extra={"consumer": self.spec.durable, "event_id": event.id,
+                                             "delivery": delivered})
         await _quietly(msg.ack())
 
     async def _dead_letter(self, msg: Msg, error: str) -> None:

@@ -40,7 +40,7 @@ class CloudEvent:
     def from_bytes(cls, raw: bytes) -> "CloudEvent":
         """Parse a received envelope; raises ValueError when it is not a CloudEvent 1.0."""
         envelope = json.loads(raw)
-        if envelope.get("specversion") != SPEC_VERSION:
+        if not isinstance(envelope, dict) or envelope.get("specversion") != SPEC_VERSION:
             raise ValueError("not a CloudEvents 1.0 envelope")
         for attr in ("id", "type", "source"):
             if not envelope.get(attr):

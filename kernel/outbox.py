@@ -57,6 +57,7 @@ class OutboxRelay:
     async def publish_pending(self) -> int:
         """Publish one batch; returns how many rows were published."""
         published: list[uuid.UUID] = []
+        failure: Exception | None = None
         async with self.pool.connection() as conn:
             async with conn.transaction():
                 cur = await conn.execute(
@@ -66,24 +67,27 @@ class OutboxRelay:
                     ).format(sql.Identifier(self.schema, "outbox")),
                     (self.batch,),
                 )
-                rows = await cur.fetchall()
-                try:
-                    for row in rows:
-                        headers = {**row["headers"], "Nats-Msg-Id": str(row["id"])}
+                for row in await cur.fetchall():
+                    headers = {**row["headers"], "Nats-Msg-Id": str(row["id"])}
+                    try:
                         await self.js.publish(
                             row["subject"], json.dumps(row["envelope"]).encode(), headers=headers, timeout=5
                         )
-                        published.append(row["id"])
-                finally:
-                    # Rows published before a failure are marked, so they are not sent again
-                    # (JetStream's duplicate window would absorb them anyway).
-                    if published:
-                        await conn.execute(
-                            sql.SQL("update {} set published_at = now() where id = any(%s)").format(
-                                sql.Identifier(self.schema, "outbox")
-                            ),
-                            (published,),
-                        )
+                    except Exception as exc:
+                        failure = exc
+                        break
+                    published.append(row["id"])
+                # Rows published before a failure are marked (and committed), so they are not
+                # sent again; JetStream's duplicate window and the consumers' inbox cover a crash here.
+                if published:
+                    await conn.execute(
+                        sql.SQL("update {} set published_at = now() where id = any(%s)").format(
+                            sql.Identifier(self.schema, "outbox")
+                        ),
+                        (published,),
+                    )
+        if failure is not None:
+            raise failure
         return len(published)
 
     async def run(self, stop: asyncio.Event) -> None:

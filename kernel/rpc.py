@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -89,6 +90,8 @@ class EndpointServer:
 
     async def _handle(self, endpoint: Endpoint, request: Request) -> None:
         headers = request.headers or {}
+        started = time.perf_counter()
+        outcome = "ok"
         with tracer().start_as_current_span(
             endpoint.subject, context=extract_context(headers), kind=trace.SpanKind.SERVER
         ) as span:
@@ -100,15 +103,19 @@ class EndpointServer:
                 result = await endpoint.handler(principal, payload)
                 body = _reply(result)
             except ValidationError as exc:
-                body = _reply(error=bad_input_from(exc))
+                body, outcome = _reply(error=bad_input_from(exc)), "BAD_USER_INPUT"
             except SeginError as exc:
-                body = _reply(error=exc)
+                body, outcome = _reply(error=exc), exc.code
             except json.JSONDecodeError:
                 body = _reply(error=SeginError("The request body is not JSON.", code="BAD_USER_INPUT"))
+                outcome = "BAD_USER_INPUT"
             except Exception as exc:
                 span.record_exception(exc)
                 log.exception("endpoint failed", extra={"subject": endpoint.subject})
                 body = _reply(error=SeginError("Internal error; it has been logged.", code="INTERNAL"))
+                outcome = "INTERNAL"
+            log.info("request handled", extra={"subject": endpoint.subject, "outcome": outcome,
+                                               "duration_ms": round((time.perf_counter() - started) * 1000, 1)})
             try:
                 await request.respond(body)
             except Exception as exc:

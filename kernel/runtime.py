@@ -90,7 +90,10 @@ async def run(app: ServiceApp, settings: Settings | None = None, stop: asyncio.E
         await relay.publish_pending()
     except Exception:
         pass
-    await nc.drain()
+    try:
+        await asyncio.wait_for(nc.drain(), 5)
+    except Exception:
+        await nc.close()
     await pool.close()
     log.info("service stopped")
 

@@ -93,6 +93,12 @@ def _known_kid_foreign_key(p: Platform) -> str:
     return sign(stranger, claims_for(p), kid=signing_key(p).kid)
 
 
+def _embedded_jwk(p: Platform) -> str:
+    """The attacker's own public key carried in the header, hoping the verifier trusts it."""
+    stranger = RSAKey.generate_key(2048, private=True)
+    return sign(stranger, claims_for(p), kid=None, jwk=stranger.as_dict(private=False))
+
+
 def _tampered_org(p: Platform) -> str:
     return with_claims_replaced(p.token("dgme"), org="ame")
 
@@ -138,6 +144,7 @@ FORGERIES: dict[str, Callable[[Platform], str]] = {
     "hs256-signed-with-rsa-public-key": _hs256_with_public_key,
     "unknown-kid": _unknown_kid,
     "known-kid-foreign-key": _known_kid_foreign_key,
+    "embedded-jwk": _embedded_jwk,
     "tampered-org": _tampered_org,
     "tampered-scope": _tampered_scope,
     "typ-jwt": _typ_jwt,
@@ -154,7 +161,8 @@ def test_no_token_is_refused(api: Api) -> None:
     assert_refused(api.post(ME))
 
 
-@pytest.mark.parametrize("authorization", ["Basic ZGdtZTpzZWNyZXQ=", "Bearer", "Token abc.def.ghi", "token-without-scheme"])
+@pytest.mark.parametrize("authorization",
+                         ["Basic ZGdtZTpzZWNyZXQ=", "Bearer", "Token abc.def.ghi", "token-without-scheme"])
 def test_authorization_header_without_a_bearer_token_is_refused(api: Api, authorization: str) -> None:
     assert_refused(api.post(ME, headers={"Authorization": authorization}))
 

@@ -1,0 +1,503 @@
+"""The worked example, end to end: an unaccompanied girl returned from Libya lands at Bamako airport.
+
+DGME registers her (15, going home to Gao, medical needs, consent to UNICEF and the Gao CSRef);
+the platform refers her to UNICEF for child protection (urgent) and to the CSRef for health care
+(high), and tells each recipient. Around it: consent rules, idempotent retries, notification
+paging and marking, and what other organisations may (not) see.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import httpx
+import nats
+import psycopg
+import pytest
+
+from kernel.platform import Platform
+from tests.e2e.conftest import ARRIVAL_MUTATION, Api, arrival, eventually
+
+pytestmark = pytest.mark.e2e
+
+CASE = """
+query Case($id: ID!) {
+  case(id: $id) {
+    id givenName familyName sex dateOfBirth estimatedAge countryReturnedFrom arrivalPoint arrivalDate
+    destinationRegion { code name } vulnerabilities consent { given recipientOrgIds language }
+    ownerOrganisation { id }
+    referrals {
+      id caseId serviceCategory priority status legalBasis reasonCode dueAt createdAt
+      fromOrganisation { id } toOrganisation { id }
+    }
+  }
+}
+"""
+INCOMING = """
+query Incoming($first: Int!, $after: String) {
+  incomingReferrals(first: $first, after: $after) {
+    nodes { id caseId serviceCategory priority status legalBasis fromOrganisation { id } toOrganisation { id } }
+    pageInfo { hasNextPage endCursor }
+  }
+}
+"""
+NOTIFICATIONS = """
+query Notifications($first: Int!, $after: String, $unreadOnly: Boolean! = false) {
+  notifications(first: $first, after: $after, unreadOnly: $unreadOnly) {
+    nodes { id kind priority title titleEn: title(lang: "en") referralId caseId createdAt readAt }
+    pageInfo { hasNextPage endCursor }
+  }
+}
+"""
+MARK_READ = "mutation Read($id: ID!) { markNotificationRead(id: $id) { id readAt kind } }"
+MAX_PAGES = 50
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+
+def today() -> date:
+    return datetime.now(UTC).date()
+
+
+def born_years_ago(years: int) -> str:
+    """A date of birth making the person exactly ``years`` old today (1 January of that year)."""
+    return date(today().year - years, 1, 1).isoformat()
+
+
+def gql_with(api: Api, token: str, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+    response = api.post(query, variables, token=token)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def data(body: dict[str, Any]) -> dict[str, Any]:
+    assert not body.get("errors"), body
+    return body["data"]
+
+
+def register(api: Api, org: str, person: dict[str, Any], key: str | None = None) -> str:
+    return data(api.register(org, person, key))["registerArrival"]["id"]
+
+
+def case_referrals(api: Api, org: str, case_id: str) -> list[dict[str, Any]]:
+    return data(api.gql(org, CASE, {"id": case_id}))["case"]["referrals"]
+
+
+def all_pages(api: Api, org: str, query: str, field: str, **variables: Any) -> list[dict[str, Any]]:
+    nodes: list[dict[str, Any]] = []
+    after = None
+    for _ in range(MAX_PAGES):
+        page = data(api.gql(org, query, {"first": 100, "after": after, **variables}))[field]
+        nodes += page["nodes"]
+        if not page["pageInfo"]["hasNextPage"]:
+            return nodes
+        after = page["pageInfo"]["endCursor"]
+    raise AssertionError(f"more than {MAX_PAGES} pages of {field} for {org}")
+
+
+def notifications_for(api: Api, org: str, case_id: str, **variables: Any) -> list[dict[str, Any]]:
+    return [n for n in all_pages(api, org, NOTIFICATIONS, "notifications", **variables) if n["caseId"] == case_id]
+
+
+def incoming_for(api: Api, org: str, case_id: str) -> list[dict[str, Any]]:
+    return [r for r in all_pages(api, org, INCOMING, "incomingReferrals") if r["caseId"] == case_id]
+
+
+def summary(referral: dict[str, Any]) -> tuple[str, str, str, str | None, str]:
+    return (referral["serviceCategory"], referral["priority"], referral["toOrganisation"]["id"],
+            referral["legalBasis"], referral["status"])
+
+
+def cases_named(platform: Platform, given_name: str) -> int:
+    with psycopg.connect(platform.database_url) as conn:
+        (count,) = conn.execute("select count(*) from intake.cases where given_name = %s", (given_name,)).fetchone()
+    return count
+
+
+async def nats_ask(platform: Platform, token: str, subject: str, payload: dict[str, Any]) -> dict[str, Any]:
+    nc = await nats.connect(platform.nats_url, name="segin-e2e-worked-example")
+    try:
+        msg = await nc.request(subject, json.dumps(payload).encode(), timeout=10,
+                               headers={"Authorization": f"Bearer {token}"})
+    finally:
+        await nc.close()
+    return json.loads(msg.data)
+
+
+def at_least(count: int, fetch: Any) -> list[dict[str, Any]]:
+    """Poll ``fetch`` until it returns at least ``count`` items; return them."""
+    def check() -> list[dict[str, Any]] | None:
+        items = fetch()
+        return items if len(items) >= count else None
+
+    return eventually(check)
+
+
+def unique(name: str) -> str:
+    return f"{name}{uuid.uuid4().hex[:6]}"
+
+
+# --- the worked example ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def girl(api: Api, platform: Platform) -> dict[str, Any]:
+    """DGME gets its own token by client_credentials and registers her; returns token, input and case."""
+    client_id, secret = platform.client_credentials("dgme")
+    issued = httpx.post(f"{platform.base_url}/oauth/token", data={"grant_type": "client_credentials"},
+                        auth=(client_id, secret), timeout=10)
+    assert issued.status_code == 200, issued.text
+    assert issued.json()["token_type"].lower() == "bearer"
+    token = issued.json()["access_token"]
+
+    person = {
+        "givenName": unique("Fatoumata"),
+        "familyName": "Traoré",
+        "sex": "FEMALE",
+        "dateOfBirth": born_years_ago(15),
+        "countryReturnedFrom": "LY",
+        "arrivalPoint": "BAMAKO_AIRPORT",
+        "arrivalDate": (today() - timedelta(days=1)).isoformat(),
+        "destinationRegion": "07",
+        "vulnerabilities": ["UNACCOMPANIED_CHILD", "MEDICAL_NEEDS"],
+        "consent": {"given": True, "recipientOrgIds": ["unicef", "csref-gao"], "language": "fr"},
+    }
+    body = gql_with(api, token, ARRIVAL_MUTATION, {"input": person, "key": f"dgme-{uuid.uuid4()}"})
+    case = data(body)["registerArrival"]
+    return {"token": token, "input": person, "case": case, "case_id": case["id"]}
+
+
+@pytest.fixture(scope="module")
+def girl_referrals(api: Api, girl: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Her referrals once routed, by recipient organisation (as DGME, the case owner, sees them)."""
+    referrals = at_least(2, lambda: data(gql_with(api, girl["token"], CASE, {"id": girl["case_id"]}))
+                         ["case"]["referrals"])
+    return {r["toOrganisation"]["id"]: r for r in referrals}
+
+
+def test_registration_answers_with_the_case(girl: dict[str, Any]) -> None:
+    case, person = girl["case"], girl["input"]
+    uuid.UUID(case["id"])
+    assert case["givenName"] == person["givenName"]
+    assert case["familyName"] == "Traoré"
+    assert case["destinationRegion"] == {"code": "07", "name": "Gao"}
+    assert sorted(case["vulnerabilities"]) == ["MEDICAL_NEEDS", "UNACCOMPANIED_CHILD"]
+    assert case["consent"] == {"given": True, "recipientOrgIds": ["unicef", "csref-gao"]}
+
+
+def test_case_reads_back_as_registered(api: Api, girl: dict[str, Any]) -> None:
+    case = data(gql_with(api, girl["token"], CASE, {"id": girl["case_id"]}))["case"]
+    person = girl["input"]
+    assert case["ownerOrganisation"] == {"id": "dgme"}
+    assert case["dateOfBirth"] == person["dateOfBirth"]
+    assert case["estimatedAge"] is None
+    assert case["sex"] == "FEMALE"
+    assert case["countryReturnedFrom"] == "LY"
+    assert case["arrivalPoint"] == "BAMAKO_AIRPORT"
+    assert case["arrivalDate"] == person["arrivalDate"]
+    assert case["consent"]["language"] == "fr"
+
+
+def test_case_shows_the_two_referrals(girl: dict[str, Any], girl_referrals: dict[str, dict[str, Any]]) -> None:
+    assert sorted(summary(r) for r in girl_referrals.values()) == [
+        ("CHILD_PROTECTION", "URGENT", "unicef", "CONSENT", "PENDING"),
+        ("HEALTH_CARE", "HIGH", "csref-gao", "CONSENT", "PENDING"),
+    ]
+    for referral in girl_referrals.values():
+        assert referral["caseId"] == girl["case_id"]
+        assert referral["fromOrganisation"] == {"id": "dgme"}
+    child, health = girl_referrals["unicef"], girl_referrals["csref-gao"]
+    assert child["reasonCode"] == "UNACCOMPANIED_OR_SEPARATED_CHILD"
+    assert health["reasonCode"] == "MEDICAL_NEEDS"
+    # Urgent work is due sooner than high-priority work.
+    assert datetime.fromisoformat(child["dueAt"]) < datetime.fromisoformat(health["dueAt"])
+    for referral in (child, health):
+        assert datetime.fromisoformat(referral["dueAt"]) > datetime.fromisoformat(referral["createdAt"])
+
+
+def test_unicef_receives_the_child_protection_referral(api: Api, girl: dict[str, Any],
+                                                       girl_referrals: dict[str, dict[str, Any]]) -> None:
+    incoming = eventually(lambda: incoming_for(api, "unicef", girl["case_id"]))
+    assert len(incoming) == 1
+    (referral,) = incoming
+    assert referral["id"] == girl_referrals["unicef"]["id"]
+    assert (referral["serviceCategory"], referral["priority"], referral["status"]) == (
+        "CHILD_PROTECTION", "URGENT", "PENDING")
+    assert referral["fromOrganisation"] == {"id": "dgme"}
+    assert referral["toOrganisation"] == {"id": "unicef"}
+
+
+def test_unicef_is_notified_once_in_french_and_english(api: Api, girl: dict[str, Any],
+                                                       girl_referrals: dict[str, dict[str, Any]]) -> None:
+    notices = eventually(lambda: notifications_for(api, "unicef", girl["case_id"]))
+    received = [n for n in notices if n["kind"] == "referral.received"]
+    assert len(received) == 1, notices
+    assert len(notices) == 1, notices
+    (notice,) = received
+    assert notice["priority"] == "URGENT"
+    assert notice["referralId"] == girl_referrals["unicef"]["id"]
+    assert "protection de l'enfant" in notice["title"]
+    assert "child protection" in notice["titleEn"].lower()
+    assert "protection de l'enfant" not in notice["titleEn"]
+    assert notice["readAt"] is None
+    # Titles name the kind of work, never the person.
+    for title in (notice["title"], notice["titleEn"]):
+        assert girl["input"]["givenName"] not in title and "Traoré" not in title
+
+
+def test_csref_gao_receives_the_health_care_referral(api: Api, girl: dict[str, Any],
+                                                     girl_referrals: dict[str, dict[str, Any]]) -> None:
+    incoming = eventually(lambda: incoming_for(api, "csref-gao", girl["case_id"]))
+    assert [(r["id"], r["serviceCategory"], r["priority"]) for r in incoming] == [
+        (girl_referrals["csref-gao"]["id"], "HEALTH_CARE", "HIGH")]
+    notices = eventually(lambda: notifications_for(api, "csref-gao", girl["case_id"]))
+    assert len(notices) == 1, notices
+    assert notices[0]["kind"] == "referral.received"
+    assert notices[0]["priority"] == "HIGH"
+    assert "soins de santé" in notices[0]["title"]
+    assert "health care" in notices[0]["titleEn"].lower()
+
+
+def test_uninvolved_organisations_get_nothing(api: Api, girl: dict[str, Any],
+                                              girl_referrals: dict[str, dict[str, Any]]) -> None:
+    # Both recipients' notifications exist, so every event about this case has been handled.
+    eventually(lambda: notifications_for(api, "unicef", girl["case_id"]))
+    eventually(lambda: notifications_for(api, "csref-gao", girl["case_id"]))
+    for org in ("iom", "ame", "unhcr", "croix-rouge", "csref-bamako"):
+        assert incoming_for(api, org, girl["case_id"]) == [], org
+        assert notifications_for(api, org, girl["case_id"]) == [], org
+    # Nothing awaits DGME's action either: consent covered both recipients.
+    assert notifications_for(api, "dgme", girl["case_id"]) == []
+
+
+def test_other_organisations_cannot_read_the_case(api: Api, girl: dict[str, Any]) -> None:
+    """Same answer as for a case that does not exist: the case's existence does not leak."""
+    absent = api.gql("ame", CASE, {"id": str(uuid.uuid4())})
+    for org in ("ame", "iom"):
+        body = api.gql(org, CASE, {"id": girl["case_id"]})
+        assert not body.get("data"), body
+        (error,) = body["errors"]
+        assert error["extensions"]["code"] == "NOT_FOUND"
+        assert error["message"] == absent["errors"][0]["message"]
+        assert girl["input"]["givenName"] not in json.dumps(body)
+
+
+def test_another_organisations_own_case_shows_only_its_referrals(api: Api, girl: dict[str, Any],
+                                                                  girl_referrals: dict[str, dict[str, Any]]) -> None:
+    ame_case = register(api, "ame", arrival(givenName=unique("Awa"), vulnerabilities=["UNACCOMPANIED_CHILD"],
+                                            consent={"given": True, "recipientOrgIds": ["unicef"]}))
+    referrals = eventually(lambda: case_referrals(api, "ame", ame_case))
+    assert [summary(r) for r in referrals] == [("CHILD_PROTECTION", "URGENT", "unicef", "CONSENT", "PENDING")]
+    assert all(r["caseId"] == ame_case and r["fromOrganisation"]["id"] == "ame" for r in referrals)
+    assert not {r["id"] for r in referrals} & {r["id"] for r in girl_referrals.values()}
+    # And DGME's case still shows only its own two.
+    assert {r["id"] for r in case_referrals(api, "dgme", girl["case_id"])} == {
+        r["id"] for r in girl_referrals.values()}
+
+
+async def test_referral_service_shows_each_organisation_only_its_share(
+        api: Api, platform: Platform, girl: dict[str, Any], girl_referrals: dict[str, dict[str, Any]]) -> None:
+    """Asked directly (past the gateway's case check), the referral service still filters by organisation."""
+    payload = {"case_id": girl["case_id"]}
+    ame = await nats_ask(platform, api.token("ame"), "svc.referral.case_referrals", payload)
+    assert ame == {"data": []}
+    unicef = await nats_ask(platform, api.token("unicef"), "svc.referral.case_referrals", payload)
+    assert [r["id"] for r in unicef["data"]] == [girl_referrals["unicef"]["id"]]
+    csref = await nats_ask(platform, api.token("csref-gao"), "svc.referral.case_referrals", payload)
+    assert [r["id"] for r in csref["data"]] == [girl_referrals["csref-gao"]["id"]]
+
+
+# --- consent --------------------------------------------------------------------------------------
+
+
+def test_adult_without_consent_waits_for_consent(api: Api) -> None:
+    case_id = register(api, "dgme", arrival(givenName=unique("Moussa"), sex="MALE", estimatedAge=34,
+                                            vulnerabilities=["MEDICAL_NEEDS"], consent={"given": False}))
+    waiting = eventually(lambda: notifications_for(api, "dgme", case_id))
+    assert [(n["kind"], n["priority"]) for n in waiting] == [("referral.awaiting_consent", "HIGH")]
+    assert "soins de santé" in waiting[0]["title"] and "Consentement" in waiting[0]["title"]
+    assert "consent" in waiting[0]["titleEn"].lower() and "health care" in waiting[0]["titleEn"]
+
+    (referral,) = case_referrals(api, "dgme", case_id)
+    assert summary(referral) == ("HEALTH_CARE", "HIGH", "csref-gao", None, "AWAITING_CONSENT")
+    assert waiting[0]["referralId"] == referral["id"]
+    # The would-be recipient is told nothing and sees nothing (same transaction as DGME's notice).
+    assert notifications_for(api, "csref-gao", case_id) == []
+    assert incoming_for(api, "csref-gao", case_id) == []
+
+
+def test_child_without_consent_still_gets_urgent_child_protection(api: Api) -> None:
+    case_id = register(api, "dgme", arrival(givenName=unique("Oumou"), estimatedAge=12,
+                                            vulnerabilities=["UNACCOMPANIED_CHILD"], consent={"given": False}))
+    referrals = eventually(lambda: case_referrals(api, "dgme", case_id))
+    assert [summary(r) for r in referrals] == [
+        ("CHILD_PROTECTION", "URGENT", "unicef", "VITAL_INTEREST", "PENDING")]
+    notices = eventually(lambda: notifications_for(api, "unicef", case_id))
+    assert [(n["kind"], n["priority"]) for n in notices] == [("referral.received", "URGENT")]
+    assert [r["id"] for r in incoming_for(api, "unicef", case_id)] == [referrals[0]["id"]]
+    assert notifications_for(api, "dgme", case_id) == []
+
+
+def test_consent_to_some_recipients_only(api: Api) -> None:
+    """Consent to UNICEF only: child protection goes ahead, health care waits for consent."""
+    person = arrival(givenName=unique("Kadiatou"), vulnerabilities=["SEPARATED_CHILD", "MEDICAL_NEEDS"],
+                     consent={"given": True, "recipientOrgIds": ["unicef"]})
+    case_id = register(api, "dgme", person)
+    referrals = at_least(2, lambda: case_referrals(api, "dgme", case_id))
+    assert sorted(summary(r) for r in referrals) == [
+        ("CHILD_PROTECTION", "URGENT", "unicef", "CONSENT", "PENDING"),
+        ("HEALTH_CARE", "HIGH", "csref-gao", None, "AWAITING_CONSENT"),
+    ]
+    waiting = eventually(lambda: notifications_for(api, "dgme", case_id))
+    assert [n["kind"] for n in waiting] == ["referral.awaiting_consent"]
+    eventually(lambda: notifications_for(api, "unicef", case_id))
+    assert notifications_for(api, "csref-gao", case_id) == []
+
+
+# --- idempotency ----------------------------------------------------------------------------------
+
+
+def test_same_key_same_input_registers_once(api: Api, platform: Platform) -> None:
+    person = arrival(givenName=unique("Mariam"), vulnerabilities=["UNACCOMPANIED_CHILD", "MEDICAL_NEEDS"],
+                     consent={"given": True, "recipientOrgIds": ["unicef", "csref-gao"]})
+    key = f"retry-{uuid.uuid4()}"
+    first = register(api, "dgme", person, key)
+    second = register(api, "dgme", person, key)
+    assert second == first
+    assert cases_named(platform, person["givenName"]) == 1
+
+    referrals = at_least(2, lambda: case_referrals(api, "dgme", first))
+    assert len(referrals) == 2
+    for org in ("unicef", "csref-gao"):
+        assert len(eventually(lambda org=org: notifications_for(api, org, first))) == 1
+        assert len(incoming_for(api, org, first)) == 1
+    # One arrival event only: nothing can produce a second set later.
+    with psycopg.connect(platform.database_url) as conn:
+        (events,) = conn.execute("select count(*) from intake.outbox where envelope->>'subject' = %s",
+                                 (first,)).fetchone()
+    assert events == 1
+    # A third retry, after routing, still answers with the same case.
+    assert register(api, "dgme", person, key) == first
+
+
+def test_concurrent_retries_with_one_key_register_once(api: Api, platform: Platform) -> None:
+    person = arrival(givenName=unique("Rokia"), vulnerabilities=[], consent={"given": False})
+    key = f"burst-{uuid.uuid4()}"
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        ids = list(pool.map(lambda _: register(api, "dgme", person, key), range(5)))
+    assert len(set(ids)) == 1
+    assert cases_named(platform, person["givenName"]) == 1
+
+
+def test_same_key_different_input_is_refused(api: Api, platform: Platform) -> None:
+    person = arrival(givenName=unique("Bintou"))
+    key = f"reuse-{uuid.uuid4()}"
+    case_id = register(api, "dgme", person, key)
+
+    changed = dict(person, familyName="Diarra")
+    body = api.register("dgme", changed, key)
+    assert not body.get("data"), body
+    (error,) = body["errors"]
+    assert error["extensions"]["code"] == "IDEMPOTENCY_KEY_REUSED"
+    assert error["extensions"]["field"] == "idempotencyKey"
+    # The first registration stands, unchanged.
+    case = data(api.gql("dgme", CASE, {"id": case_id}))["case"]
+    assert case["familyName"] == person["familyName"]
+    assert cases_named(platform, person["givenName"]) == 1
+
+
+def test_idempotency_keys_belong_to_one_organisation(api: Api) -> None:
+    """Another organisation using the same key gets its own case, never DGME's."""
+    key = f"shared-{uuid.uuid4()}"
+    person = arrival(givenName=unique("Salif"), sex="MALE", estimatedAge=25, vulnerabilities=[],
+                     consent={"given": False})
+    dgme_case = register(api, "dgme", person, key)
+    ame_case = register(api, "ame", person, key)
+    assert ame_case != dgme_case
+    assert data(api.gql("ame", CASE, {"id": ame_case}))["case"]["ownerOrganisation"] == {"id": "ame"}
+
+
+# --- notifications: paging and marking read --------------------------------------------------------
+
+
+def test_notification_pages_are_distinct_and_complete(api: Api) -> None:
+    """UNHCR only hears of international-protection cases, so its list is short enough to walk."""
+    cases = [register(api, "dgme", arrival(givenName=unique("Ibrahim"), sex="MALE", estimatedAge=28,
+                                           vulnerabilities=["INTERNATIONAL_PROTECTION"],
+                                           consent={"given": True, "recipientOrgIds": ["unhcr"]}))
+             for _ in range(3)]
+    mine = {eventually(lambda case_id=case_id: notifications_for(api, "unhcr", case_id))[0]["id"]
+            for case_id in cases}
+    everything = [n["id"] for n in all_pages(api, "unhcr", NOTIFICATIONS, "notifications")]
+    assert mine <= set(everything)
+
+    walked: list[dict[str, Any]] = []
+    after = None
+    for _ in range(len(everything) + 5):
+        page = data(api.gql("unhcr", NOTIFICATIONS, {"first": 1, "after": after}))["notifications"]
+        assert len(page["nodes"]) == 1, page
+        walked += page["nodes"]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        assert page["pageInfo"]["endCursor"]
+        after = page["pageInfo"]["endCursor"]
+    else:
+        raise AssertionError("hasNextPage never became false")
+
+    ids = [n["id"] for n in walked]
+    assert len(ids) == len(set(ids)), "a notification appeared on two pages"
+    assert set(everything) <= set(ids), "paging skipped notifications"
+    assert mine <= set(ids)
+    created = [datetime.fromisoformat(n["createdAt"]) for n in walked]
+    assert created == sorted(created, reverse=True), "not newest first"
+
+    # After the last item there is nothing more.
+    beyond = data(api.gql("unhcr", NOTIFICATIONS, {"first": 1, "after": page["pageInfo"]["endCursor"]}))
+    assert beyond["notifications"]["nodes"] == []
+    assert beyond["notifications"]["pageInfo"]["hasNextPage"] is False
+
+    # Two pages of one are the same as one page of two.
+    two = data(api.gql("unhcr", NOTIFICATIONS, {"first": 2}))["notifications"]
+    assert two["pageInfo"]["hasNextPage"] is (len(everything) > 2)
+    one = data(api.gql("unhcr", NOTIFICATIONS, {"first": 1}))["notifications"]
+    following = data(api.gql("unhcr", NOTIFICATIONS, {"first": 1, "after": one["pageInfo"]["endCursor"]}))
+    assert [n["id"] for n in one["nodes"] + following["notifications"]["nodes"]] == [n["id"] for n in two["nodes"]]
+
+
+def test_invalid_cursor_is_refused(api: Api) -> None:
+    body = api.gql("unicef", NOTIFICATIONS, {"first": 1, "after": "not-a-cursor"})
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert body["errors"][0]["extensions"]["field"] == "after"
+
+
+def test_mark_notification_read(api: Api, girl: dict[str, Any]) -> None:
+    (notice,) = eventually(lambda: notifications_for(api, "csref-gao", girl["case_id"]))
+
+    # Another organisation cannot mark it, nor learn that it exists.
+    for org in ("unicef", "dgme"):
+        body = api.gql(org, MARK_READ, {"id": notice["id"]})
+        assert not body.get("data"), body
+        assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    assert notifications_for(api, "csref-gao", girl["case_id"])[0]["readAt"] is None
+    assert notifications_for(api, "csref-gao", girl["case_id"], unreadOnly=True) != []
+
+    marked = data(api.gql("csref-gao", MARK_READ, {"id": notice["id"]}))["markNotificationRead"]
+    assert marked["id"] == notice["id"]
+    assert marked["readAt"] is not None
+    assert notifications_for(api, "csref-gao", girl["case_id"])[0]["readAt"] == marked["readAt"]
+    assert notifications_for(api, "csref-gao", girl["case_id"], unreadOnly=True) == []
+
+    # Marking again keeps the first reading time.
+    again = data(api.gql("csref-gao", MARK_READ, {"id": notice["id"]}))["markNotificationRead"]
+    assert again["readAt"] == marked["readAt"]
+
+
+@pytest.mark.parametrize("bad_id", ["not-a-uuid", "00000000-0000-0000-0000-000000000000"])
+def test_mark_unknown_notification_is_not_found(api: Api, bad_id: str) -> None:
+    body = api.gql("unicef", MARK_READ, {"id": bad_id})
+    assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND"
