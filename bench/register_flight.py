@@ -234,11 +234,30 @@ class Client:
         self.url, self.tokens, self.org, self.token = f"{base_url}/graphql", tokens, org, ""
 
     async def open(self) -> "Client":
-        self.token = await self.tokens.new(self.http, self.org)
-        return self
+        for attempt in range(1, 4):  # the token endpoint can be slow on a loaded machine
+            try:
+                self.token = await self.tokens.new(self.http, self.org)
+                return self
+            except httpx.HTTPError as exc:
+                if attempt == 3:
+                    raise ApiError("token request failed", f"{self.org}: {type(exc).__name__}", False) from None
+                await asyncio.sleep(0.5 * attempt)
+        raise AssertionError("unreachable")
 
     async def close(self) -> None:
         await self.http.aclose()
+
+    async def read(self, query: str, variables: dict[str, Any], tries: int = 4) -> dict[str, Any]:
+        """A query (safe to repeat): transient failures are retried with a short back-off."""
+        for attempt in range(1, tries + 1):
+            try:
+                return await self.gql(query, variables)
+            except ApiError as exc:
+                if not exc.retryable or attempt == tries:
+                    raise
+                print(f"  {self.org}: {exc}; retrying", file=sys.stderr)
+                await asyncio.sleep(0.5 * attempt)
+        raise AssertionError("unreachable")
 
     async def gql(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
         for attempt in (1, 2):
@@ -310,7 +329,7 @@ async def scan(client: Client, query: str, field_name: str, stop_at: str | None,
     for _ in range(10_000):  # bounded; 1 million rows is far beyond any run of this script
         if time.monotonic() > deadline:
             raise ApiError("deadline", f"scanning {field_name} of {client.org}", False)
-        data = (await client.gql(query, {"first": PAGE, "after": after}))[field_name]
+        data = (await client.read(query, {"first": PAGE, "after": after}))[field_name]
         for node in data["nodes"]:
             if node["id"] == stop_at:
                 return nodes
@@ -322,7 +341,7 @@ async def scan(client: Client, query: str, field_name: str, stop_at: str | None,
 
 
 async def newest_id(client: Client, query: str, field_name: str) -> str | None:
-    nodes = (await client.gql(query, {"first": 1, "after": None}))[field_name]["nodes"]
+    nodes = (await client.read(query, {"first": 1, "after": None}))[field_name]["nodes"]
     return nodes[0]["id"] if nodes else None
 
 
@@ -482,7 +501,7 @@ async def verify(run: Run, readers: dict[str, Client], note_markers: dict[str, s
             except asyncio.QueueEmpty:
                 return
             try:
-                referrals[case_id] = (await client.gql(CASE_REFERRALS, {"id": case_id}))["case"]["referrals"]
+                referrals[case_id] = (await client.read(CASE_REFERRALS, {"id": case_id}))["case"]["referrals"]
             except ApiError as exc:
                 ref_errors[exc.kind] += 1
 
@@ -579,6 +598,7 @@ def print_human(r: dict[str, Any], out: Any) -> None:
     tl = r["time_until_last_notification_s"]
     lines = [
         f"Segin charter-flight benchmark (seed {r['seed']}, {r['started_at']}, {r['machine']})",
+        f"  load average (1/5/15 min)     before {r['load_average_before']}, after {r['load_average_after']}",
         f"  arrivals (N)                  {r['arrivals']}",
         f"  concurrency (C)               {r['concurrency']}",
         f"  registered                    {r['registered']} ok, {r['failed']} failed",
@@ -639,6 +659,13 @@ def summarise_logs(log_dir: Path) -> list[dict[str, Any]]:
             for (f, lvl, m, d), c in counts.most_common(15)]
 
 
+def load() -> list[float]:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
+
+
 def machine() -> str:
     import platform as host
 
@@ -684,7 +711,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"starting a platform in {data_dir}…", file=sys.stderr)
             platform = Platform(data_dir)
             t0 = time.monotonic()
-            platform.start()
+            try:
+                platform.start()
+            except Exception as exc:  # e.g. not ready in time on a loaded machine
+                print(f"the platform did not start: {exc}", file=sys.stderr)
+                return 2
             print(f"platform ready in {time.monotonic() - t0:.1f} s at {platform.base_url}", file=sys.stderr)
             base_url, secrets_file, log_dir = platform.base_url, platform.secrets_file, platform.log_dir
         try:
@@ -695,13 +726,15 @@ def main(argv: list[str] | None = None) -> int:
         if OWNER not in secrets:
             print(f"{secrets_file} has no client for '{OWNER}'", file=sys.stderr)
             return 2
+        load_before = load()
         try:
             result = asyncio.run(bench(args, base_url, secrets))
         except (ApiError, httpx.HTTPError) as exc:
             print(f"benchmark aborted: {exc}", file=sys.stderr)
             return 2
         result = {"started_at": started_at, "machine": machine(), "url": base_url,
-                  "own_platform": platform is not None, **result}
+                  "own_platform": platform is not None, "load_average_before": load_before,
+                  "load_average_after": load(), **result}
         if log_dir and log_dir.is_dir():
             result["log_dir"] = str(log_dir)
             result["log_summary"] = summarise_logs(log_dir)

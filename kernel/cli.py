@@ -69,6 +69,33 @@ def token(args: argparse.Namespace) -> None:
     print(response.json()["access_token"])
 
 
+def dlq(args: argparse.Namespace) -> None:
+    import asyncio
+
+    from kernel.bus import connect
+    from kernel.config import Settings
+    from kernel.deadletters import list_dead_letters, replay
+
+    async def go() -> None:
+        nc = await connect(Settings.from_env().nats_url, "segin-cli")
+        js = nc.jetstream()
+        try:
+            if args.action == "list":
+                letters = await list_dead_letters(js, args.consumer)
+                for d in letters:
+                    print(f"{d.sequence}\t{d.consumer}\t{d.original_subject}\t{d.event_id}\t{d.error}")
+                print(f"{len(letters)} dead letter(s)")
+            else:
+                sequences = args.sequences or [d.sequence for d in await list_dead_letters(js, args.consumer)]
+                for seq in sequences:
+                    d = await replay(js, seq)
+                    print(f"replayed {seq} to {d.original_subject}")
+        finally:
+            await nc.close()
+
+    asyncio.run(go())
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="segin", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -80,6 +107,11 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--scope")
     t.add_argument("--url", default=os.environ.get("SEGIN_URL", "http://127.0.0.1:8000"))
     t.set_defaults(func=token)
+    d = sub.add_parser("dlq", help="list or replay dead-lettered events (uses NATS_URL)")
+    d.add_argument("action", choices=["list", "replay"])
+    d.add_argument("sequences", nargs="*", type=int, help="dead-letter sequences to replay (default: all listed)")
+    d.add_argument("--consumer", help="only this consumer's dead letters, e.g. referral-arrivals")
+    d.set_defaults(func=dlq)
     args = parser.parse_args(argv)
     args.func(args)
 
