@@ -21,6 +21,7 @@ class Settings:
     jwks_url: str
     log_level: str
     request_timeout: float
+    stream_replicas: int
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -33,4 +34,5 @@ class Settings:
             jwks_url=os.environ.get("SEGIN_JWKS_URL", f"{issuer}/.well-known/jwks.json"),
             log_level=os.environ.get("SEGIN_LOG_LEVEL", "INFO"),
             request_timeout=float(os.environ.get("SEGIN_REQUEST_TIMEOUT", "10")),
+            stream_replicas=int(os.environ.get("SEGIN_STREAM_REPLICAS", "1")),
         )

@@ -68,7 +68,7 @@ async def run(app: ServiceApp, settings: Settings | None = None, stop: asyncio.E
     nc = await connect(settings.nats_url, f"segin-{app.name}")
     js = nc.jetstream(timeout=10)
     for stream in [*app.streams, DEAD_LETTER_STREAM]:
-        await ensure_stream(js, stream)
+        await ensure_stream(js, stream, replicas=settings.stream_replicas)
     rt = Runtime(settings, pool, nc, js)
 
     verifier = TokenVerifier(http_key_loader(settings.jwks_url), settings.issuer, settings.audience)
