@@ -5,7 +5,15 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from contracts.reference import ArrivalPoint, Sex, Vulnerability, regions
 
@@ -37,7 +45,7 @@ class RegisterArrival(Strict):
     family_name: Name
     sex: Sex
     date_of_birth: date | None = Field(default=None, description="Not in the future; give it or estimated_age")
-    estimated_age: int | None = Field(default=None, ge=0, le=120)
+    estimated_age: int | None = Field(default=None, ge=0, le=120, validate_default=True)
     country_returned_from: str = Field(min_length=2, max_length=2, pattern="^[A-Z]{2}$")
     arrival_point: ArrivalPoint
     arrival_date: date
@@ -75,11 +83,16 @@ class RegisterArrival(Strict):
     def _no_duplicates(cls, value: list[Vulnerability]) -> list[Vulnerability]:
         return sorted(set(value))
 
-    @model_validator(mode="after")
-    def _age_known(self) -> "RegisterArrival":
-        if self.date_of_birth is None and self.estimated_age is None:
-            raise ValueError("give either date_of_birth or estimated_age")
-        return self
+    @field_validator("estimated_age", mode="after")
+    @classmethod
+    def _age_known(cls, value: int | None, info: ValidationInfo) -> int | None:
+        """Reported on estimated_age: the field to fill when the date of birth is unknown.
+
+        A date of birth that failed its own validation is absent from ``info.data``: no second error then.
+        """
+        if value is None and "date_of_birth" in info.data and info.data["date_of_birth"] is None:
+            raise ValueError("give a date of birth or, when it is unknown, an estimated age")
+        return value
 
     def age_on(self, day: date) -> int:
         if self.date_of_birth is None:

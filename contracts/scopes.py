@@ -8,8 +8,8 @@ SCOPES: dict[str, dict[str, str]] = {
         "fr": "Enregistrer des arrivées, le dépistage et le consentement pour les dossiers de votre organisation.",
     },
     "cases:read": {
-        "en": "Read cases your organisation owns (sensitive categories still hidden).",
-        "fr": "Lire les dossiers de votre organisation (catégories sensibles toujours masquées).",
+        "en": "Read cases your organisation owns.",
+        "fr": "Lire les dossiers de votre organisation.",
     },
     "referrals:read": {
         "en": "Read referrals sent or received by your organisation.",

@@ -34,8 +34,8 @@ SCHEMA = "gateway"
 
 
 class AuthFailure(Exception):
-    def __init__(self, message: str) -> None:
-        self.message = message
+    def __init__(self, message: str, token_sent: bool) -> None:
+        self.message, self.token_sent = message, token_sent
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -73,14 +73,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse(
             {"errors": [{"message": exc.message, "extensions": {"code": "UNAUTHENTICATED"}}]},
             status_code=401,
-            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            # RFC 6750 §3.1: no error code when no credentials were sent at all.
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"' if exc.token_sent else "Bearer"},
         )
 
     async def get_context(request: Request) -> Context:
+        token = bearer(request.headers.get("authorization"))
         try:
-            principal = await state["verifier"].verify(bearer(request.headers.get("authorization")))
+            principal = await state["verifier"].verify(token)
         except Unauthenticated as exc:
-            raise AuthFailure(exc.message) from None
+            raise AuthFailure(exc.message, token_sent=token is not None) from None
         return Context(principal=principal, nats=state["nats"], registry=state["registry"],
                        timeout=settings.request_timeout)
 

@@ -294,9 +294,8 @@ class Mutation:
                 country_returned_from=input.country_returned_from, arrival_point=input.arrival_point,
                 arrival_date=input.arrival_date, destination_region=input.destination_region,
                 vulnerabilities=list(input.vulnerabilities),
-                consent=commands.ConsentInput(given=input.consent.given,
-                                              recipient_org_ids=input.consent.recipient_org_ids,
-                                              language=input.consent.language),
+                consent={"given": input.consent.given, "recipient_org_ids": input.consent.recipient_org_ids,
+                         "language": input.consent.language},  # a dict, so errors are located under consent
             )
         except ValidationError as exc:
             raise input_error(exc, "input") from None

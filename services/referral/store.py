@@ -37,7 +37,8 @@ async def case_referrals(conn: Connection, case_id: uuid.UUID, org_id: str) -> l
     """The case owner sees every referral of its case; another organisation only those it sent or received."""
     cur = await conn.execute(
         "select * from referral.referrals where case_id = %s"
-        " and (case_owner_org_id = %s or to_org_id = %s or from_org_id = %s) order by created_at, id",
+        " and (case_owner_org_id = %s or to_org_id = %s or from_org_id = %s)"
+        " order by array_position(array['URGENT', 'HIGH', 'NORMAL'], priority), service_category, id",
         (case_id, org_id, org_id, org_id),
     )
     return list(await cur.fetchall())

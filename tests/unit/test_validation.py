@@ -93,9 +93,13 @@ def test_neither_date_of_birth_nor_estimated_age_is_refused() -> None:
     data = valid()
     del data["date_of_birth"]
     problems = problems_of(data)
-    assert len(problems) == 1
-    (message,) = problems.values()
-    assert "date_of_birth" in message and "estimated_age" in message
+    assert list(problems) == ["estimated_age"]
+    assert "date of birth" in problems["estimated_age"] and "estimated age" in problems["estimated_age"]
+
+
+def test_invalid_date_of_birth_is_not_also_reported_as_missing_age() -> None:
+    data = valid(date_of_birth="2999-01-01")
+    assert list(problems_of(data)) == ["date_of_birth"]
 
 
 def test_estimated_age_alone_is_enough() -> None:
