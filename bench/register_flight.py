@@ -685,6 +685,10 @@ def print_human(r: dict[str, Any], out: Any) -> None:
         lines.append(f"  missing e.g. {r['missing_examples']}; unexpected e.g. {r['unexpected_examples']}")
     if r["referral_mismatch_examples"]:
         lines.append(f"  referral mismatches e.g.      {r['referral_mismatch_examples']}")
+    if "platform_stop_s" in r:
+        killed = r["killed_on_stop"]
+        lines.append(f"  platform stop                 {r['platform_stop_s']:.1f} s; exit codes {r['stop_exit_codes']}"
+                     + (f" — {', '.join(killed)} ignored SIGTERM for 15 s and were SIGKILLed" if killed else ""))
     if r.get("log_summary"):
         lines.append(f"  platform logs ({r.get('log_dir')}):")
         for entry in r["log_summary"]:
@@ -798,6 +802,15 @@ def main(argv: list[str] | None = None) -> int:
         result = {"started_at": started_at, "machine": machine(), "url": base_url,
                   "own_platform": platform is not None, "load_average_before": load_before,
                   "load_average_after": load(), **result}
+        if platform is not None:
+            # Stopped here rather than at exit, so that how it stops is part of the report.
+            procs = dict(platform.processes)
+            t0 = time.monotonic()
+            platform.stop()
+            result["platform_stop_s"] = round(time.monotonic() - t0, 1)
+            result["stop_exit_codes"] = {name: proc.returncode for name, proc in procs.items()}
+            result["killed_on_stop"] = sorted(name for name, code in result["stop_exit_codes"].items()
+                                              if code == -9)
         if log_dir and log_dir.is_dir():
             result["log_dir"] = str(log_dir)
             result["log_summary"] = summarise_logs(log_dir)

@@ -8,6 +8,7 @@ models the services actually use. Output is deterministic: sorted keys, 2-space 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 import json
 import re
 import sys
@@ -409,8 +410,10 @@ def write() -> list[str]:
     return sorted(touched)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m contracts.generate", description=__doc__.splitlines()[0])
+def run_cli(prog: str, description: str, check: Callable[[], list[str]], write: Callable[[], list[str]],
+            argv: list[str] | None = None) -> int:
+    """The shared ``--check`` / write command line of the generators (also used by gateway.export_sdl)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--check", action="store_true", help="exit 1 if the committed files are out of date")
     args = parser.parse_args(argv)
     if args.check:
@@ -424,6 +427,10 @@ def main(argv: list[str] | None = None) -> int:
     for path in write():
         print(f"wrote {path}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli("python -m contracts.generate", __doc__.splitlines()[0], check, write, argv)
 
 
 if __name__ == "__main__":

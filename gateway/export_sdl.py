@@ -7,11 +7,11 @@ so a resolver change cannot silently change the public API.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import contracts
+from contracts.generate import run_cli
 from gateway.schema import schema
 
 SDL_PATH = Path(contracts.__file__).resolve().parent / "schema.graphql"
@@ -32,29 +32,16 @@ def check() -> list[str]:
     return [_relative(SDL_PATH)]
 
 
-def write() -> bool:
-    """Write the SDL if it changed; returns whether it did."""
-    if not check():
-        return False
-    SDL_PATH.write_text(render(), encoding="utf-8")
-    return True
+def write() -> list[str]:
+    """Write the SDL if it changed; returns the paths written."""
+    differing = check()
+    if differing:
+        SDL_PATH.write_text(render(), encoding="utf-8")
+    return differing
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gateway.export_sdl", description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if the committed SDL is out of date")
-    args = parser.parse_args(argv)
-    if args.check:
-        differing = check()
-        for path in differing:
-            print(f"out of date: {path}")
-        if differing:
-            print("run `make contracts` to regenerate")
-            return 1
-        return 0
-    if write():
-        print(f"wrote {_relative(SDL_PATH)}")
-    return 0
+    return run_cli("python -m gateway.export_sdl", __doc__.splitlines()[0], check, write, argv)
 
 
 if __name__ == "__main__":

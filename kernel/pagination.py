@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +22,23 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         created_at, row_id = json.loads(raw)
         return datetime.fromisoformat(created_at), str(row_id)
     except (ValueError, TypeError) as exc:
+        raise BadInput("This cursor is not valid; start again without 'after'.", field="after") from exc
+
+
+def keyset_query(query: str, params: list[Any], first: int, after: str | None) -> tuple[str, list[Any]]:
+    """Append "newest first, after the cursor, one row more than asked" to a ``select … where …``."""
+    params = list(params)
+    if after:
+        created_at, row_id = decode_cursor(after)
+        query += " and (created_at, id) < (%s, %s)"
+        params += [created_at, _uuid(row_id)]
+    return query + " order by created_at desc, id desc limit %s", [*params, first + 1]
+
+
+def _uuid(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError as exc:
         raise BadInput("This cursor is not valid; start again without 'after'.", field="after") from exc
 
 

@@ -12,7 +12,7 @@ from contracts.events import ReferralCreatedV1
 from kernel.db import Connection
 from kernel.errors import NotFound
 from kernel.events import CloudEvent
-from kernel.pagination import decode_cursor, page
+from kernel.pagination import page
 from kernel.tokens import Principal
 from services.notifications import domain, store
 
@@ -40,9 +40,8 @@ def notification_view(row: dict[str, Any]) -> dict[str, Any]:
 async def list_notifications(pool: AsyncConnectionPool, principal: Principal, payload: dict[str, Any]) -> dict[str, Any]:
     principal.require("notifications:read")
     request = NotificationsRequest.model_validate(payload)
-    after = decode_cursor(request.after) if request.after else None
     async with pool.connection() as conn:
-        rows = await store.list_for(conn, principal.org_id, request.first, after, request.unread_only)
+        rows = await store.list_for(conn, principal.org_id, request.first, request.after, request.unread_only)
     result = page(rows, request.first)
     result["nodes"] = [notification_view(r) for r in result["nodes"]]
     return result

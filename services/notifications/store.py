@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any
 
 from kernel.db import Connection
+from kernel.pagination import keyset_query
 from services.notifications.domain import Notice
 
 SCHEMA = "notifications"
@@ -22,17 +22,12 @@ async def insert(conn: Connection, notice: Notice, priority: str, referral_id: s
     )
 
 
-async def list_for(conn: Connection, org_id: str, first: int, after: tuple[datetime, str] | None,
+async def list_for(conn: Connection, org_id: str, first: int, after: str | None,
                    unread_only: bool) -> list[dict[str, Any]]:
     query = "select * from notifications.notifications where org_id = %s"
-    params: list[Any] = [org_id]
     if unread_only:
         query += " and read_at is null"
-    if after:
-        query += " and (created_at, id) < (%s, %s)"
-        params += [after[0], uuid.UUID(after[1])]
-    query += " order by created_at desc, id desc limit %s"
-    params.append(first + 1)
+    query, params = keyset_query(query, [org_id], first, after)
     cur = await conn.execute(query, params)
     return list(await cur.fetchall())
 

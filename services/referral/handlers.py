@@ -15,7 +15,7 @@ from kernel.db import Connection
 from kernel.errors import BadInput
 from kernel.events import CloudEvent
 from kernel.outbox import add_event
-from kernel.pagination import decode_cursor, page
+from kernel.pagination import page
 from kernel.tokens import Principal
 from services.referral import domain, store
 
@@ -69,9 +69,8 @@ async def case_referrals(pool: AsyncConnectionPool, principal: Principal, payloa
 async def incoming(pool: AsyncConnectionPool, principal: Principal, payload: dict[str, Any]) -> dict[str, Any]:
     principal.require("referrals:read")
     request = PageRequest.model_validate(payload)
-    after = decode_cursor(request.after) if request.after else None
     async with pool.connection() as conn:
-        rows = await store.incoming(conn, principal.org_id, request.first, after)
+        rows = await store.incoming(conn, principal.org_id, request.first, request.after)
     result = page(rows, request.first)
     result["nodes"] = [referral_view(r) for r in result["nodes"]]
     return result

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any
 
 from contracts.reference import ServiceCategory
 from kernel.db import Connection
+from kernel.pagination import keyset_query
 from services.referral.domain import PlannedReferral, Provider
 
 SCHEMA = "referral"
@@ -44,14 +44,10 @@ async def case_referrals(conn: Connection, case_id: uuid.UUID, org_id: str) -> l
     return list(await cur.fetchall())
 
 
-async def incoming(conn: Connection, org_id: str, first: int, after: tuple[datetime, str] | None) -> list[dict[str, Any]]:
-    query = "select * from referral.referrals where to_org_id = %s and status <> 'AWAITING_CONSENT'"
-    params: list[Any] = [org_id]
-    if after:
-        query += " and (created_at, id) < (%s, %s)"
-        params += [after[0], uuid.UUID(after[1])]
-    query += " order by created_at desc, id desc limit %s"
-    params.append(first + 1)
+async def incoming(conn: Connection, org_id: str, first: int, after: str | None) -> list[dict[str, Any]]:
+    query, params = keyset_query(
+        "select * from referral.referrals where to_org_id = %s and status <> 'AWAITING_CONSENT'", [org_id], first, after
+    )
     cur = await conn.execute(query, params)
     return list(await cur.fetchall())
 
