@@ -14,6 +14,10 @@ What it measures (a benchmark, not a test; it still says when the platform misbe
   referrals each recipient sees in ``incomingReferrals``, and the notifications for duplicates,
   strays and omissions.
 
+With its own platform it also reports the CPU seconds each process tree used (gateway, services,
+PostgreSQL, NATS, the benchmark itself), how long the platform took to stop and whether any part of
+it had to be killed, and the warnings and errors in its logs.
+
 Usage::
 
     .venv/bin/python bench/register_flight.py --arrivals 300 --concurrency 10 [--json]
@@ -271,9 +275,12 @@ class Client:
             if response.status_code == 401 and attempt == 1:
                 self.token = await self.tokens.new(self.http, self.org)
                 continue
-            if response.status_code != 200:
+            try:
+                body = response.json()
+            except ValueError:
+                body = None
+            if not isinstance(body, dict) or (response.status_code != 200 and not body.get("errors")):
                 raise ApiError(f"HTTP {response.status_code}", response.text[:300], response.status_code >= 500)
-            body = response.json()
             if body.get("errors"):
                 error = body["errors"][0]
                 code = (error.get("extensions") or {}).get("code", "NO_CODE")
@@ -453,7 +460,9 @@ async def bench(args: argparse.Namespace, base_url: str, secrets: dict[str, dict
     flight = make_flight(args.arrivals, args.seed, today)
     run = Run(args.arrivals, args.concurrency, args.seed, flight, [plan(a) for a in flight])
     tokens = Tokens(base_url, secrets)
-    orgs = sorted(secrets)
+    # The owner and every possible recipient: other organisations (statistics-only, steward) read nothing here.
+    recipients = {org for _, _, org in RULES if org} | set(HEALTH_BY_REGION.values()) | {HEALTH_NATIONAL}
+    orgs = sorted(o for o in secrets if o in recipients | {OWNER})
     overall = time.monotonic() + args.timeout
 
     # One reader per organisation; the newest notification/referral each can see before the run
@@ -649,6 +658,7 @@ def print_human(r: dict[str, Any], out: Any) -> None:
     tl = r["time_until_last_notification_s"]
     lines = [
         f"Segin charter-flight benchmark (seed {r['seed']}, {r['started_at']}, {r['machine']})",
+        f"  revision                      {r['revision']}",
         f"  load average (1/5/15 min)     before {r['load_average_before']}, after {r['load_average_after']}",
         f"  arrivals (N)                  {r['arrivals']}",
         f"  concurrency (C)               {r['concurrency']}",
@@ -660,6 +670,7 @@ def print_human(r: dict[str, Any], out: Any) -> None:
         f"  latency p50/p95/p99/max       {fmt_ms(lat['p50'])} / {fmt_ms(lat['p95'])} / {fmt_ms(lat['p99'])} / "
         f"{fmt_ms(lat['max'])} ms (mean {fmt_ms(lat['mean'])})",
         "  time until last notification  " + (
+            "n/a (nothing registered)" if not r["registered"] else
             f"{tl:.2f} s ({r['notification_drain_after_last_registration_s']:.2f} s after the last registration,"
             f" {r['polls']} polls)" if tl is not None else f"NOT REACHED within the timeout ({r['polls']} polls)"),
         f"  case → notification lag       p50 {fmt_ms(lag['p50'])} / p95 {fmt_ms(lag['p95'])} / "
@@ -712,7 +723,8 @@ def summarise_logs(log_dir: Path) -> list[dict[str, Any]]:
             if not isinstance(entry, dict) or entry.get("level") not in {"WARNING", "ERROR", "CRITICAL"}:
                 continue
             detail = {k: entry[k] for k in ("consumer", "subject", "error", "schema") if k in entry}
-            counts[(path.name, entry["level"], str(entry.get("message", ""))[:160],
+            message = (str(entry.get("message", "")).splitlines() or [""])[0][:160]
+            counts[(path.name, entry["level"], message,
                     json.dumps(detail, sort_keys=True) if detail else "")] += 1
     return [{"file": f, "level": lvl, "message": m, "detail": d, "count": c}
             for (f, lvl, m, d), c in counts.most_common(15)]
@@ -723,6 +735,21 @@ def load() -> list[float]:
         return [round(x, 2) for x in os.getloadavg()]
     except OSError:
         return []
+
+
+def revision() -> str:
+    """The commit measured, and whether the platform's files differed from it (bench/ aside)."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                                capture_output=True, text=True, timeout=10).stdout.splitlines()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    dirty = [line[3:] for line in status if not line[3:].startswith("bench/")]
+    return f"{head or 'unknown'}{' + uncommitted changes in ' + ', '.join(dirty) if dirty else ''}"
 
 
 def machine() -> str:
@@ -775,6 +802,10 @@ def main(argv: list[str] | None = None) -> int:
                 platform.start()
             except Exception as exc:  # e.g. not ready in time on a loaded machine
                 print(f"the platform did not start: {exc}", file=sys.stderr)
+                for path in sorted(platform.log_dir.glob("*.log")):
+                    text = path.read_text(errors="replace")
+                    if "Traceback" in text or '"ERROR"' in text:
+                        print(f"--- end of {path.name}:", *text.splitlines()[-15:], sep="\n", file=sys.stderr)
                 return 2
             print(f"platform ready in {time.monotonic() - t0:.1f} s at {platform.base_url}", file=sys.stderr)
             base_url, secrets_file, log_dir = platform.base_url, platform.secrets_file, platform.log_dir
@@ -799,7 +830,7 @@ def main(argv: list[str] | None = None) -> int:
         except (ApiError, httpx.HTTPError) as exc:
             print(f"benchmark aborted: {exc}", file=sys.stderr)
             return 2
-        result = {"started_at": started_at, "machine": machine(), "url": base_url,
+        result = {"started_at": started_at, "machine": machine(), "revision": revision(), "url": base_url,
                   "own_platform": platform is not None, "load_average_before": load_before,
                   "load_average_after": load(), **result}
         if platform is not None:

@@ -58,15 +58,43 @@ REFERRAL_CREATED = EventChannel(
     events.ReferralCreatedV1,
     "A referral was opened to another organisation.",
 )
-EVENT_CHANNELS = [ARRIVAL_REGISTERED, REFERRAL_CREATED]
+SHARING_CHANGED = EventChannel(
+    "evt.intake.sharing_changed.v1",
+    "ml.segin.intake.sharing_changed.v1",
+    INTAKE_STREAM.name,
+    events.SharingChangedV1,
+    "Consent or another legal basis for sharing a case was recorded or withdrawn.",
+)
+REFERRAL_STATUS_CHANGED = EventChannel(
+    "evt.referral.referral_status_changed.v1",
+    "ml.segin.referral.referral_status_changed.v1",
+    REFERRAL_STREAM.name,
+    events.ReferralStatusChangedV1,
+    "A referral changed state (accepted, rejected, done, revoked, became live).",
+)
+EVENT_CHANNELS = [ARRIVAL_REGISTERED, SHARING_CHANGED, REFERRAL_CREATED, REFERRAL_STATUS_CHANGED]
 
 REQUESTS = [
     RequestChannel("svc.intake.register_arrival", commands.RegisterArrivalRequest, "Register one arrival."),
     RequestChannel("svc.intake.get_case", commands.CaseRef, "Read one case."),
+    RequestChannel("svc.intake.record_consent", commands.RecordConsent, "Record consent for a case."),
+    RequestChannel("svc.intake.withdraw_consent", commands.WithdrawConsent, "Withdraw a recorded consent."),
+    RequestChannel("svc.intake.record_legal_basis", commands.RecordLegalBasis, "Record a legal basis other than consent."),
+    RequestChannel("svc.intake.statistics", commands.StatisticsRequest, "Aggregate counts, small cells suppressed."),
     RequestChannel("svc.referral.case_referrals", commands.CaseRef, "Referrals of one case."),
     RequestChannel("svc.referral.incoming", commands.PageRequest, "Referrals addressed to the caller's organisation."),
+    RequestChannel("svc.referral.accept", commands.ReferralAction, "The recipient accepts a referral."),
+    RequestChannel("svc.referral.reject", commands.ReferralAction, "The recipient rejects a referral, with a reason."),
+    RequestChannel("svc.referral.complete", commands.ReferralAction, "The recipient marks a referral done."),
+    RequestChannel("svc.referral.revoke", commands.ReferralAction, "The referring organisation revokes a referral."),
     RequestChannel("svc.notifications.list", commands.NotificationsRequest, "The caller's organisation's notifications."),
     RequestChannel("svc.notifications.mark_read", commands.MarkRead, "Mark a notification read."),
+    RequestChannel("svc.intake.subject_access", commands.CaseRef, "Steward: everything intake holds on a person."),
+    RequestChannel("svc.referral.subject_access", commands.CaseRef, "Steward: every referral of a person's case."),
+    RequestChannel("svc.notifications.subject_access", commands.CaseRef, "Steward: notifications about a case."),
+    RequestChannel("svc.intake.audit_search", None, "Steward: search intake's audit trail."),
+    RequestChannel("svc.referral.audit_search", None, "Steward: search referral's audit trail."),
+    RequestChannel("svc.notifications.audit_search", None, "Steward: search notifications' audit trail."),
 ]
 REQUEST_SUBJECTS = {channel.subject: channel for channel in REQUESTS}
 

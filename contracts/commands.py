@@ -15,7 +15,16 @@ from pydantic import (
     model_validator,
 )
 
-from contracts.reference import ArrivalPoint, Sex, Vulnerability, regions
+from contracts.reference import (
+    ArrivalPoint,
+    GivenBy,
+    LegalBasis,
+    OrganisationType,
+    Purpose,
+    Sex,
+    Vulnerability,
+    regions,
+)
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
@@ -25,16 +34,28 @@ class Strict(BaseModel):
 
 
 class ConsentInput(Strict):
-    """Consent as recorded at intake: given or not, and to which organisations."""
+    """Consent as the person (or a child's guardian) gave it: for which purposes, to whom.
+
+    Express and specific: recipients are named organisations or organisation types, and each
+    purpose is listed. Refusal is recorded too (``given`` false): assistance never depends on it.
+    """
 
     given: bool
     recipient_org_ids: list[str] = Field(default_factory=list, max_length=50)
-    language: str = Field(default="fr", max_length=20)
+    recipient_org_types: list[OrganisationType] = Field(default_factory=list, max_length=5)
+    purposes: list[Purpose] = Field(default_factory=lambda: [Purpose.REFERRAL], max_length=10)
+    language: str = Field(default="fr", min_length=2, max_length=20)
+    given_by: GivenBy = GivenBy.PERSON
+    guardian_name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
 
     @model_validator(mode="after")
-    def _recipients_need_consent(self) -> "ConsentInput":
-        if not self.given and self.recipient_org_ids:
+    def _coherent(self) -> "ConsentInput":
+        if not self.given and (self.recipient_org_ids or self.recipient_org_types):
             raise ValueError("recipient organisations can only be listed when consent is given")
+        if self.given and not self.purposes:
+            raise ValueError("consent must name at least one purpose")
+        if self.given_by == GivenBy.GUARDIAN and not self.guardian_name:
+            raise ValueError("name the guardian who gave consent for the child")
         return self
 
 
@@ -109,6 +130,56 @@ class RegisterArrivalRequest(Strict):
 
 class CaseRef(Strict):
     case_id: str
+
+
+class RecordConsent(Strict):
+    """A new consent (or refusal) for a case the caller's organisation owns; adds to earlier ones."""
+
+    case_id: str
+    consent: ConsentInput
+
+
+class WithdrawConsent(Strict):
+    """Withdraw one recorded consent: the access it allowed ends at once."""
+
+    case_id: str
+    consent_id: str
+
+
+class RecordLegalBasis(Strict):
+    """A basis other than consent (vital interest, legal obligation, public interest) for sharing."""
+
+    case_id: str
+    legal_basis: LegalBasis
+    purposes: list[Purpose] = Field(min_length=1, max_length=10)
+    recipient_org_ids: list[str] = Field(default_factory=list, max_length=50)
+    recipient_org_types: list[OrganisationType] = Field(default_factory=list, max_length=5)
+    justification: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=500)]
+
+    @field_validator("legal_basis")
+    @classmethod
+    def _not_consent(cls, value: LegalBasis) -> LegalBasis:
+        if value == LegalBasis.CONSENT:
+            raise ValueError("record consent with the consent operation")
+        return value
+
+    @model_validator(mode="after")
+    def _has_recipient(self) -> "RecordLegalBasis":
+        if not self.recipient_org_ids and not self.recipient_org_types:
+            raise ValueError("name at least one recipient organisation or organisation type")
+        return self
+
+
+class ReferralAction(Strict):
+    """Accept, reject (with a reason code), complete or revoke one referral."""
+
+    referral_id: str
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=60,
+                                             pattern="^[A-Z0-9_]+$")] | None = None
+
+
+class StatisticsRequest(Strict):
+    group_by: list[str] = Field(min_length=1, max_length=3)
 
 
 class PageRequest(Strict):

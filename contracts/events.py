@@ -8,7 +8,15 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict
 
-from contracts.reference import ArrivalPoint, LegalBasis, Priority, ServiceCategory, Vulnerability
+from contracts.reference import (
+    ArrivalPoint,
+    LegalBasis,
+    OrganisationType,
+    Priority,
+    Purpose,
+    ServiceCategory,
+    Vulnerability,
+)
 
 
 class Event(BaseModel):
@@ -27,6 +35,7 @@ class ArrivalRegisteredV1(Event):
     vulnerabilities: list[Vulnerability]
     consent_given: bool
     consent_recipient_org_ids: list[str]
+    consent_recipient_org_types: list[OrganisationType] = []
 
 
 class ReferralCreatedV1(Event):
@@ -42,3 +51,45 @@ class ReferralCreatedV1(Event):
     status: str
     due_at: datetime
     reason_code: str
+
+
+class SharingRecipient(Event):
+    """An organisation (or every organisation of a type) the case may be shared with, and why."""
+
+    org_id: str | None = None
+    org_type: OrganisationType | None = None
+    legal_basis: LegalBasis
+
+
+class SharingCoverage(Event):
+    """Who a case may be shared with for one purpose, after a change."""
+
+    purpose: Purpose
+    recipients: list[SharingRecipient]
+
+
+class SharingChangedV1(Event):
+    """Consent or another legal basis was recorded or withdrawn for a case.
+
+    Carries the resulting coverage per purpose, so consumers need no history to act on it.
+    """
+
+    case_id: str
+    owner_org_id: str
+    change: str  # CONSENT_RECORDED | CONSENT_WITHDRAWN | LEGAL_BASIS_RECORDED
+    coverage: list[SharingCoverage]
+
+
+class ReferralStatusChangedV1(Event):
+    """A referral moved between states (PENDING, ACCEPTED, REJECTED, DONE, REVOKED, AWAITING_CONSENT)."""
+
+    referral_id: str
+    case_id: str
+    from_org_id: str
+    to_org_id: str
+    service_category: ServiceCategory
+    priority: Priority
+    legal_basis: LegalBasis | None
+    old_status: str
+    new_status: str
+    reason_code: str | None = None

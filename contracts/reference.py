@@ -36,6 +36,31 @@ class Vulnerability(StrEnum):
 CHILD_VULNERABILITIES = frozenset({Vulnerability.UNACCOMPANIED_CHILD, Vulnerability.SEPARATED_CHILD})
 
 
+class SensitiveCategory(StrEnum):
+    """Categories of sensitive data (Loi 2013-015): hidden unless the token holds ``sensitive:<value>``."""
+
+    HEALTH = "health"
+    GBV = "gbv"
+    TRAFFICKING = "trafficking"
+    CHILD_PROTECTION = "child_protection"
+
+    @property
+    def scope(self) -> str:
+        return f"sensitive:{self.value}"
+
+
+SENSITIVE_VULNERABILITIES: dict[Vulnerability, SensitiveCategory] = {
+    Vulnerability.MEDICAL_NEEDS: SensitiveCategory.HEALTH,
+    Vulnerability.MENTAL_HEALTH_NEEDS: SensitiveCategory.HEALTH,
+    Vulnerability.DISABILITY: SensitiveCategory.HEALTH,
+    Vulnerability.PREGNANT: SensitiveCategory.HEALTH,
+    Vulnerability.GBV_SURVIVOR: SensitiveCategory.GBV,
+    Vulnerability.TRAFFICKING_VICTIM: SensitiveCategory.TRAFFICKING,
+    Vulnerability.UNACCOMPANIED_CHILD: SensitiveCategory.CHILD_PROTECTION,
+    Vulnerability.SEPARATED_CHILD: SensitiveCategory.CHILD_PROTECTION,
+}
+
+
 class ServiceCategory(StrEnum):
     """Service directory categories (immediate, protection, psychosocial, economic, social)."""
 
@@ -68,6 +93,16 @@ class ServiceCategory(StrEnum):
     SOCIAL_PROTECTION = "SOCIAL_PROTECTION"
 
 
+SENSITIVE_SERVICES: dict[ServiceCategory, SensitiveCategory] = {
+    ServiceCategory.CHILD_PROTECTION: SensitiveCategory.CHILD_PROTECTION,
+    ServiceCategory.COUNTER_TRAFFICKING: SensitiveCategory.TRAFFICKING,
+    ServiceCategory.GBV_RESPONSE: SensitiveCategory.GBV,
+    ServiceCategory.HEALTH_CARE: SensitiveCategory.HEALTH,
+    ServiceCategory.MHPSS_COUNSELLING: SensitiveCategory.HEALTH,
+    ServiceCategory.CLINICAL_MENTAL_HEALTH: SensitiveCategory.HEALTH,
+}
+
+
 class OrganisationType(StrEnum):
     STATE = "STATE"
     NGO = "NGO"
@@ -98,6 +133,19 @@ class Priority(StrEnum):
     URGENT = "URGENT"
     HIGH = "HIGH"
     NORMAL = "NORMAL"
+
+
+class Purpose(StrEnum):
+    """Why data is shared. Consent and other legal bases are recorded per purpose."""
+
+    REFERRAL = "REFERRAL"  # providing the service a referral asks for
+    FOLLOW_UP = "FOLLOW_UP"  # reintegration plan and follow-up visits
+    FAMILY_TRACING = "FAMILY_TRACING"
+
+
+class GivenBy(StrEnum):
+    PERSON = "PERSON"
+    GUARDIAN = "GUARDIAN"  # a child's legal representative
 
 
 class LegalBasis(StrEnum):

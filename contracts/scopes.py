@@ -1,15 +1,27 @@
-"""The OAuth 2.0 scope catalogue, in words an organisation's data-protection officer can check."""
+"""The OAuth 2.0 scope catalogue, in words an organisation's data-protection officer can check.
+
+A token holds at most its organisation's scope ceiling (set by the platform steward) and, for a
+person, what their role allows (``ROLE_SCOPES``). Sensitive-category scopes only ever add
+detail to records the organisation may already see: they never widen which records it sees.
+"""
 
 from __future__ import annotations
 
 SCOPES: dict[str, dict[str, str]] = {
     "cases:write": {
-        "en": "Register arrivals and record screening and consent for cases your organisation owns.",
-        "fr": "Enregistrer des arrivées, le dépistage et le consentement pour les dossiers de votre organisation.",
+        "en": "Register arrivals and record screening for cases your organisation owns.",
+        "fr": "Enregistrer des arrivées et le dépistage pour les dossiers de votre organisation.",
     },
     "cases:read": {
-        "en": "Read cases your organisation owns.",
-        "fr": "Lire les dossiers de votre organisation.",
+        "en": "Read cases your organisation owns, and cases shared with it through an open referral the "
+              "person's consent (or another recorded legal basis) covers. Sensitive categories stay hidden.",
+        "fr": "Lire les dossiers de votre organisation et ceux partagés avec elle par une référence ouverte couverte "
+              "par le consentement de la personne (ou une autre base légale enregistrée). Les catégories sensibles "
+              "restent masquées.",
+    },
+    "consent:write": {
+        "en": "Record or withdraw a person's consent for cases your organisation owns.",
+        "fr": "Enregistrer ou retirer le consentement d'une personne pour les dossiers de votre organisation.",
     },
     "referrals:read": {
         "en": "Read referrals sent or received by your organisation.",
@@ -27,6 +39,51 @@ SCOPES: dict[str, dict[str, str]] = {
         "en": "Read the shared directory of organisations and services.",
         "fr": "Consulter l'annuaire partagé des organisations et des services.",
     },
+    "sensitive:health": {
+        "en": "See health details (medical, mental-health needs, disability, pregnancy) of cases you may read.",
+        "fr": "Voir les informations de santé (besoins médicaux, santé mentale, handicap, grossesse) des dossiers "
+              "que vous pouvez lire.",
+    },
+    "sensitive:gbv": {
+        "en": "See gender-based-violence details of cases you may read.",
+        "fr": "Voir les informations sur les violences basées sur le genre des dossiers que vous pouvez lire.",
+    },
+    "sensitive:trafficking": {
+        "en": "See trafficking details of cases you may read.",
+        "fr": "Voir les informations relatives à la traite des dossiers que vous pouvez lire.",
+    },
+    "sensitive:child_protection": {
+        "en": "See child-protection details (unaccompanied or separated child) of cases you may read.",
+        "fr": "Voir les informations de protection de l'enfant (enfant non accompagné ou séparé) des dossiers "
+              "que vous pouvez lire.",
+    },
+    "statistics:read": {
+        "en": "See aggregate counts only, never a record; cells under 5 people are suppressed.",
+        "fr": "Voir uniquement des effectifs agrégés, jamais un dossier ; les cellules de moins de 5 personnes "
+              "sont masquées.",
+    },
+    "audit:read": {
+        "en": "Platform steward: search the audit trail and export what is recorded about one person.",
+        "fr": "Gestionnaire de la plateforme : consulter la piste d'audit et exporter ce qui est enregistré sur une "
+              "personne.",
+    },
+    "openid": {
+        "en": "Sign a person in (OpenID Connect): an id_token naming the person and their organisation.",
+        "fr": "Connecter une personne (OpenID Connect) : un id_token nommant la personne et son organisation.",
+    },
 }
 
 ALL_SCOPES = frozenset(SCOPES)
+
+SENSITIVE_SCOPES = frozenset(s for s in SCOPES if s.startswith("sensitive:"))
+
+# What each role of a person may hold, before the organisation's ceiling is applied.
+ROLE_SCOPES: dict[str, frozenset[str]] = {
+    "case_worker": frozenset({"openid", "cases:read", "cases:write", "consent:write", "referrals:read",
+                              "referrals:write", "notifications:read", "directory:read"}),
+    "supervisor": frozenset({"openid", "cases:read", "cases:write", "consent:write", "referrals:read",
+                             "referrals:write", "notifications:read", "directory:read", "statistics:read",
+                             *SENSITIVE_SCOPES}),
+    "org_admin": frozenset({"openid", "referrals:read", "notifications:read", "directory:read", "statistics:read"}),
+    "platform_steward": frozenset({"openid", "directory:read", "statistics:read", "audit:read"}),
+}

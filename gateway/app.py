@@ -1,29 +1,37 @@
-"""The gateway process: OAuth 2.0 endpoints, JWKS and metadata, GraphQL, health."""
+"""The gateway process: OAuth 2.0 / OpenID Connect endpoints, JWKS and metadata, GraphQL, health."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import logging
+import os
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from joserfc.jwk import KeySet
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from psycopg_pool import ConnectionPool
 from starlette.concurrency import run_in_threadpool
 from strawberry.fastapi import GraphQLRouter
 
 from contracts.channels import REQUESTS
 from gateway import keys as signing
 from gateway.graphql_http import GraphQLHttpMiddleware
-from gateway.oauth import AuthorizationServer, metadata, open_sync_pool
+from gateway.login import LoginFlow, load_secret
+from gateway.oauth import AuthorizationServer, metadata, open_sync_pool, openid_configuration
 from gateway.registry import Registry
+from gateway.revocation import Publisher
 from gateway.schema import Context, schema
+from gateway.throttle import FailureThrottle, log_failure, log_throttled
 from kernel.bus import connect
 from kernel.config import Settings
 from kernel.db import migrate, open_pool
+from kernel.denylist import DenyList
 from kernel.errors import Unauthenticated
 from kernel.logs import setup_logging
 from kernel.telemetry import setup_telemetry
@@ -31,6 +39,8 @@ from kernel.tokens import TokenVerifier, bearer
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SCHEMA = "gateway"
+log = logging.getLogger(__name__)
+OAuthCall = Callable[[dict[str, Any]], tuple[int, Any, dict[str, str]]]
 
 
 class AuthFailure(Exception):
@@ -38,30 +48,76 @@ class AuthFailure(Exception):
         self.message, self.token_sent = message, token_sent
 
 
+def _reload_keys(pool: ConnectionPool, keyring: signing.KeyRing) -> bool:
+    with pool.connection() as conn:
+        return keyring.reload(conn)
+
+
+def _load_keys(pool: ConnectionPool) -> signing.SigningKeys:
+    with pool.connection() as conn:
+        return signing.load_or_create(conn)
+
+
+async def _every(seconds: float, stop: asyncio.Event, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run ``work`` every ``seconds`` until ``stop``; a failure is logged and retried next time."""
+    while True:
+        try:
+            await asyncio.wait_for(stop.wait(), seconds)
+            return
+        except asyncio.TimeoutError:
+            pass
+        try:
+            await work()
+        except Exception as exc:
+            log.warning("periodic task failed", extra={"task": work.__name__, "error": type(exc).__name__})
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
     setup_logging("gateway", settings.log_level)
     setup_telemetry("gateway")
     state: dict[str, Any] = {}
+    # Failed authentications: per client id (guessing a secret) and per address (guessing anything).
+    per_client = FailureThrottle(5, 300.0)
+    per_ip = FailureThrottle(int(os.environ.get("SEGIN_AUTH_FAILURES_PER_IP", "100")), 300.0)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await migrate(settings.database_url, SCHEMA, MIGRATIONS)
         pool = await open_pool(settings.database_url)
-        async with pool.connection() as conn, conn.transaction():
-            keys = await signing.load_or_create(conn)
         sync_pool = await asyncio.to_thread(open_sync_pool, settings.database_url)
+        keyring = signing.KeyRing(await asyncio.to_thread(_load_keys, sync_pool))
         nc = await connect(settings.nats_url, "segin-gateway")
+        stop = asyncio.Event()
+        denylist = DenyList()
+        watcher = await denylist.start(nc.jetstream(timeout=10), stop, replicas=settings.stream_replicas)
+        publisher = Publisher(denylist, pool, nc, replicas=settings.stream_replicas)
+        await publisher.republish_live()
 
         async def local_keys() -> KeySet:
-            return keys.public
+            """Keys for the gateway's own verifier: reloaded from the database on an unknown kid."""
+            await asyncio.to_thread(_reload_keys, sync_pool, keyring)
+            return keyring.public
 
+        async def reload_keys() -> None:
+            if await asyncio.to_thread(_reload_keys, sync_pool, keyring):
+                log.info("signing key changed", extra={"kid": keyring.current.kid})
+
+        verifier = TokenVerifier(local_keys, settings.issuer, settings.audience, denylist=denylist)
+        oauth = AuthorizationServer(sync_pool, keyring, settings.issuer, settings.audience, verifier,
+                                    publisher.apply_locally)
+        secret = await asyncio.to_thread(load_secret, sync_pool)
         state.update(
-            pool=pool, keys=keys, nats=nc, registry=Registry(pool),
-            oauth=AuthorizationServer(sync_pool, keys, settings.issuer, settings.audience),
-            verifier=TokenVerifier(local_keys, settings.issuer, settings.audience),
+            pool=pool, keys=keyring, nats=nc, registry=Registry(pool), oauth=oauth, verifier=verifier,
+            publisher=publisher,
+            login=LoginFlow(oauth, sync_pool, secret, settings.issuer,
+                            secure_cookie=settings.issuer.startswith("https://")),
         )
+        tasks = [watcher, asyncio.create_task(publisher.run(stop), name="revocations"),
+                 asyncio.create_task(_every(signing.RELOAD_EVERY, stop, reload_keys), name="key-reload")]
         yield
+        stop.set()
+        await asyncio.wait(tasks, timeout=5)
         await nc.drain()
         await pool.close()
         await asyncio.to_thread(sync_pool.close)
@@ -88,17 +144,77 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(GraphQLRouter(schema, context_getter=get_context, graphql_ide=None), prefix="/graphql")
 
+    async def publish_revocations() -> None:
+        """Tell every process now; if NATS is unreachable, the background loop retries."""
+        try:
+            await state["publisher"].publish_pending()
+        except Exception as exc:
+            log.warning("revocations not published yet; retrying", extra={"error": type(exc).__name__})
+
+    async def oauth_endpoint(request: Request, endpoint: str, call: OAuthCall) -> JSONResponse:
+        """Run one of authlib's token-style endpoints in a worker thread, throttling repeated failures."""
+        form = [(k, v) for k, v in (await request.form()).multi_items() if isinstance(v, str)]
+        basic_id, _ = extract_basic_authorization(request.headers)
+        client_id = (basic_id or dict(form).get("client_id") or "")[:128]
+        ip = request.client.host if request.client else "unknown"
+        keys = [(per_client, f"client:{client_id}")] if client_id else []
+        keys.append((per_ip, f"ip:{ip}"))
+        retry_after = max((throttle.retry_after(key) or 0 for throttle, key in keys), default=0)
+        if retry_after:
+            log_throttled(endpoint, ip, retry_after, client_id=client_id)
+            return JSONResponse({"error": "temporarily_unavailable",
+                                 "error_description": f"Too many failed attempts; retry after {retry_after} s."},
+                                status_code=429, headers={"Retry-After": str(retry_after), "Cache-Control": "no-store"})
+        oauth_request = {"method": "POST", "url": str(request.url), "headers": request.headers, "form": form}
+        status, body, headers = await run_in_threadpool(call, oauth_request)
+        error = body.get("error") if isinstance(body, dict) else None
+        if error in ("invalid_client", "invalid_grant"):
+            if error == "invalid_client":
+                body["error_description"] = "Client authentication failed."  # same words for unknown clients
+                if client_id:
+                    per_client.failed(f"client:{client_id}")
+            per_ip.failed(f"ip:{ip}")
+            log_failure(endpoint, ip, error, client_id=client_id)
+            if error == "invalid_grant":
+                await publish_revocations()  # a replayed code or refresh token revokes its grant
+        elif status == 200 and client_id:
+            per_client.succeeded(f"client:{client_id}")
+        return JSONResponse(body, status_code=status, headers=headers)
+
     @app.post("/oauth/token")
     async def token(request: Request) -> JSONResponse:
-        form = await request.form()
-        oauth_request = {"method": "POST", "url": str(request.url), "headers": request.headers,
-                         "form": {k: v for k, v in form.items() if isinstance(v, str)}}
-        status, body, headers = await run_in_threadpool(state["oauth"].create_token_response, oauth_request)
-        return JSONResponse(body, status_code=status, headers=headers)
+        return await oauth_endpoint(request, "token", state["oauth"].create_token_response)
+
+    @app.post("/oauth/introspect")
+    async def introspect(request: Request) -> JSONResponse:
+        """RFC 7662: a client learns about tokens of its own organisation only."""
+        return await oauth_endpoint(request, "introspect",
+                                    lambda r: state["oauth"].create_endpoint_response("introspection", r))
+
+    @app.post("/oauth/revoke")
+    async def revoke(request: Request) -> JSONResponse:
+        """RFC 7009: the token stops working at once here, and in every service within moments."""
+        response = await oauth_endpoint(request, "revoke",
+                                        lambda r: state["oauth"].create_endpoint_response("revocation", r))
+        if response.status_code == 200:
+            await publish_revocations()
+        return response
+
+    @app.get("/oauth/authorize")
+    async def authorize(request: Request) -> Response:
+        return await state["login"].show(request)
+
+    @app.post("/oauth/authorize")
+    async def sign_in(request: Request) -> Response:
+        return await state["login"].submit(request)
 
     @app.get("/.well-known/oauth-authorization-server")
     async def authorization_server_metadata() -> dict[str, Any]:
         return metadata(settings.issuer)
+
+    @app.get("/.well-known/openid-configuration")
+    async def openid_provider_metadata() -> dict[str, Any]:
+        return openid_configuration(settings.issuer)
 
     @app.get("/.well-known/jwks.json")
     async def jwks() -> dict[str, Any]:

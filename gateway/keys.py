@@ -1,14 +1,30 @@
-"""Token signing keys: generated at first start, kept in the gateway's schema, never in the repository."""
+"""Token signing keys: generated at first start, kept in the gateway's schema, never in the repository.
+
+Rotation (``python -m gateway.admin rotate-keys``) adds a newer key; tokens are signed with the
+newest key. An older key stays published in the JWKS until every token it may have signed has
+expired (``RETIRE_AFTER`` after a newer key appeared), then it is retired and dropped from the JWKS.
+A running gateway reloads the keys every few seconds, so it starts signing with a key rotated in by
+the CLI or by another replica without a restart.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import threading
 from typing import Any
 
+import psycopg
 from joserfc.jwk import KeySet, RSAKey
 from psycopg.types.json import Jsonb
 
-from kernel.db import Connection
+from kernel.denylist import ACCESS_TOKEN_LIFETIME, LEEWAY
+
+RELOAD_EVERY = 5.0  # seconds between a gateway's reloads of the keys
+# A replaced key may still sign for RELOAD_EVERY (until each replica reloads); its tokens then live
+# ACCESS_TOKEN_LIFETIME, and verifiers tolerate LEEWAY: publish it that long, plus a margin.
+RETIRE_AFTER = ACCESS_TOKEN_LIFETIME + LEEWAY + int(RELOAD_EVERY) + 55
+
+SyncConnection = psycopg.Connection[Any]
 
 
 class SigningKeys:
@@ -21,23 +37,87 @@ class SigningKeys:
         return self.public.as_dict(private=False)
 
 
+class KeyRing:
+    """The gateway's live ``SigningKeys``, swapped whole on reload (safe across threads)."""
+
+    def __init__(self, keys: SigningKeys) -> None:
+        self._keys = keys
+        self._lock = threading.Lock()
+
+    @property
+    def current(self) -> RSAKey:
+        return self._keys.current
+
+    @property
+    def public(self) -> KeySet:
+        return self._keys.public
+
+    def jwks(self) -> dict[str, Any]:
+        return self._keys.jwks()
+
+    def reload(self, conn: SyncConnection) -> bool:
+        """Retire expired keys and load the others; True when the signing key changed."""
+        with self._lock:
+            retire_expired(conn)
+            keys = load(conn)
+            changed = keys.current.kid != self._keys.current.kid
+            self._keys = keys
+            return changed
+
+
 def _new_key() -> RSAKey:
     key = RSAKey.generate_key(2048, private=True)
     kid = hashlib.sha256(key.as_pem(private=False)).hexdigest()[:16]
     return RSAKey.import_key(key.as_dict(private=True), {"kid": kid, "use": "sig", "alg": "RS256"})
 
 
-async def load_or_create(conn: Connection) -> SigningKeys:
-    await conn.execute("select pg_advisory_xact_lock(hashtext('gateway.signing_keys'))")
-    cur = await conn.execute("select private_jwk from gateway.signing_keys where retired_at is null order by created_at")
-    rows = await cur.fetchall()
+def _insert(conn: SyncConnection, key: RSAKey) -> None:
+    conn.execute("insert into gateway.signing_keys (kid, private_jwk) values (%s, %s)",
+                 (key.kid, Jsonb(key.as_dict(private=True))))
+
+
+def load(conn: SyncConnection) -> SigningKeys:
+    """Every published key; the newest signs. Raises LookupError when there is none."""
+    rows = conn.execute("select private_jwk from gateway.signing_keys where retired_at is null"
+                        " order by created_at, kid").fetchall()
     if not rows:
-        key = _new_key()
-        await conn.execute(
-            "insert into gateway.signing_keys (kid, private_jwk) values (%s, %s)",
-            (key.kid, Jsonb(key.as_dict(private=True))),
-        )
-        rows = [{"private_jwk": key.as_dict(private=True)}]
-    keys = [RSAKey.import_key(row["private_jwk"]) for row in rows]
+        raise LookupError("no signing key")
+    keys = [RSAKey.import_key(_jwk(row)) for row in rows]
     public = KeySet([RSAKey.import_key(k.as_dict(private=False)) for k in keys])
     return SigningKeys(current=keys[-1], public=public)
+
+
+def _jwk(row: Any) -> dict[str, Any]:
+    return row["private_jwk"] if isinstance(row, dict) else row[0]
+
+
+def load_or_create(conn: SyncConnection) -> SigningKeys:
+    """The keys, creating the first one if needed (serialised between replicas starting together)."""
+    with conn.transaction():
+        conn.execute("select pg_advisory_xact_lock(hashtext('gateway.signing_keys'))")
+        try:
+            return load(conn)
+        except LookupError:
+            _insert(conn, _new_key())
+    return load(conn)
+
+
+def rotate(conn: SyncConnection) -> str:
+    """Add a new signing key (it signs from the gateways' next reload); returns its kid."""
+    key = _new_key()
+    with conn.transaction():
+        conn.execute("select pg_advisory_xact_lock(hashtext('gateway.signing_keys'))")
+        _insert(conn, key)
+        retire_expired(conn)
+    return str(key.kid)
+
+
+def retire_expired(conn: SyncConnection) -> list[str]:
+    """Retire every key replaced by a newer one more than ``RETIRE_AFTER`` seconds ago."""
+    rows = conn.execute(
+        "update gateway.signing_keys k set retired_at = now() where k.retired_at is null and exists"
+        " (select 1 from gateway.signing_keys n where n.created_at > k.created_at"
+        "  and n.created_at < now() - make_interval(secs => %s)) returning kid",
+        (RETIRE_AFTER,),
+    ).fetchall()
+    return [r["kid"] if isinstance(r, dict) else r[0] for r in rows]

@@ -1,230 +1,68 @@
-"""The public GraphQL schema. Resolvers are thin: validate, ask a service over NATS, shape the answer."""
+"""The public GraphQL schema. Resolvers are thin: validate, ask a service over NATS, shape the answer.
+
+Access decisions are not taken here: each service decides on its own data with the caller's
+token. The gateway only refuses what it can tell is malformed (bad input, unknown organisations).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from nats.aio.client import Client as Nats
 from pydantic import ValidationError
 from strawberry.extensions import MaskErrors
-from strawberry.fastapi import BaseContext
 from strawberry.types import Info
 
 from contracts import commands, reference
-from gateway.registry import Registry
-from kernel import rpc
-from kernel.errors import SeginError, field_problems
-from kernel.tokens import Principal
+from gateway.graphql_context import Context, input_error
+from gateway.types import (
+    ArrivalPoint,
+    AuditConnection,
+    AuditedService,
+    AuditEntry,
+    SubjectAccessExport,
+    Case,
+    GivenBy,
+    LegalBasis,
+    Me,
+    Notification,
+    NotificationConnection,
+    Organisation,
+    OrganisationType,
+    PageInfo,
+    Purpose,
+    Referral,
+    ReferralConnection,
+    Region,
+    Sex,
+    SharingResult,
+    Statistics,
+    StatisticsCell,
+    StatisticsDimension,
+    Vulnerability,
+)
 
-Vulnerability = strawberry.enum(reference.Vulnerability, description="IOM DoMV vulnerability category")
-Sex = strawberry.enum(reference.Sex)
-ArrivalPoint = strawberry.enum(reference.ArrivalPoint)
-ServiceCategory = strawberry.enum(reference.ServiceCategory)
-Priority = strawberry.enum(reference.Priority)
-LegalBasis = strawberry.enum(reference.LegalBasis)
-OrganisationType = strawberry.enum(reference.OrganisationType)
-
-
-@dataclass
-class Context(BaseContext):
-    principal: Principal
-    nats: Nats
-    registry: Registry
-    timeout: float
-
-    async def ask(self, subject: str, payload: dict[str, Any]) -> Any:
-        try:
-            return await rpc.call(self.nats, subject, payload, self.principal.token, timeout=self.timeout)
-        except SeginError as exc:
-            raise as_graphql_error(exc) from None
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.capitalize() for part in rest)
+__all__ = ["Context", "schema"]
 
 
-def as_graphql_error(exc: SeginError, prefix: str = "") -> GraphQLError:
-    field = exc.field and ".".join([p for p in [prefix, *map(_camel, exc.field.split("."))] if p])
-    return GraphQLError(exc.message, extensions={"code": exc.code, "field": field})
-
-
-def input_error(error: ValidationError, prefix: str) -> GraphQLError:
-    """One error naming the first bad field, with every problem listed in ``extensions.problems``."""
-    problems = [
-        {"field": ".".join(filter(None, [prefix, *map(_camel, p.field.split("."))])) if p.field != "input"
-         else prefix,
-         "message": p.message}
-        for p in field_problems(error)
-    ]
-    first = problems[0]
-    return GraphQLError(f"{first['field']}: {first['message']}",
-                        extensions={"code": "BAD_USER_INPUT", "field": first["field"], "problems": problems})
-
-
-@strawberry.type
-class Region:
-    code: str
-    name: str
-
-
-def region(code: str) -> Region:
-    return Region(code=code, name=reference.regions().get(code, code))
-
-
-@strawberry.type
-class Organisation:
-    id: strawberry.ID
-    name: str
-    type: OrganisationType
-
-
-@strawberry.type
-class Consent:
-    given: bool
-    recipient_org_ids: list[str]
-    language: str | None
-
-
-@strawberry.type
-class PageInfo:
-    has_next_page: bool
-    end_cursor: str | None
-
-
-@strawberry.type
-class Referral:
-    id: strawberry.ID
-    case_id: strawberry.ID
-    service_category: ServiceCategory
-    priority: Priority
-    status: str
-    legal_basis: LegalBasis | None
-    reason_code: str
-    due_at: dt.datetime
-    created_at: dt.datetime
-    from_org_id: strawberry.Private[str]
-    to_org_id: strawberry.Private[str]
-
-    @strawberry.field
-    async def from_organisation(self, info: Info[Context, None]) -> Organisation | None:
-        return await info.context.registry.organisation(self.from_org_id)
-
-    @strawberry.field
-    async def to_organisation(self, info: Info[Context, None]) -> Organisation | None:
-        return await info.context.registry.organisation(self.to_org_id)
-
-    @classmethod
-    def from_data(cls, data: dict[str, Any]) -> "Referral":
-        return cls(
-            id=data["id"], case_id=data["case_id"], service_category=reference.ServiceCategory(data["service_category"]),
-            priority=reference.Priority(data["priority"]), status=data["status"],
-            legal_basis=reference.LegalBasis(data["legal_basis"]) if data["legal_basis"] else None,
-            reason_code=data["reason_code"], due_at=dt.datetime.fromisoformat(data["due_at"]),
-            created_at=dt.datetime.fromisoformat(data["created_at"]), from_org_id=data["from_org_id"],
-            to_org_id=data["to_org_id"],
-        )
-
-
-@strawberry.type
-class ReferralConnection:
-    nodes: list[Referral]
-    page_info: PageInfo
-
-
-@strawberry.type
-class Case:
-    id: strawberry.ID
-    given_name: str
-    family_name: str
-    sex: Sex
-    date_of_birth: dt.date | None
-    estimated_age: int | None
-    country_returned_from: str
-    arrival_point: ArrivalPoint
-    arrival_date: dt.date
-    destination_region: Region
-    vulnerabilities: list[Vulnerability]
-    consent: Consent
-    created_at: dt.datetime
-    owner_org_id: strawberry.Private[str]
-
-    @strawberry.field
-    async def owner_organisation(self, info: Info[Context, None]) -> Organisation | None:
-        return await info.context.registry.organisation(self.owner_org_id)
-
-    @strawberry.field(description="Referrals of this case that your organisation may see.")
-    async def referrals(self, info: Info[Context, None]) -> list[Referral]:
-        rows = await info.context.ask("svc.referral.case_referrals", {"case_id": str(self.id)})
-        return [Referral.from_data(r) for r in rows]
-
-    @classmethod
-    def from_data(cls, data: dict[str, Any]) -> "Case":
-        dob = data.get("date_of_birth")
-        return cls(
-            id=data["id"], given_name=data["given_name"], family_name=data["family_name"],
-            sex=reference.Sex(data["sex"]), date_of_birth=dt.date.fromisoformat(dob) if dob else None,
-            estimated_age=data.get("estimated_age"), country_returned_from=data["country_returned_from"],
-            arrival_point=reference.ArrivalPoint(data["arrival_point"]),
-            arrival_date=dt.date.fromisoformat(data["arrival_date"]), destination_region=region(data["destination_region"]),
-            vulnerabilities=[reference.Vulnerability(v) for v in data["vulnerabilities"]],
-            consent=Consent(given=data["consent"]["given"], recipient_org_ids=data["consent"]["recipient_org_ids"],
-                            language=data["consent"]["language"]),
-            created_at=dt.datetime.fromisoformat(data["created_at"]), owner_org_id=data["owner_org_id"],
-        )
-
-
-@strawberry.type
-class Notification:
-    id: strawberry.ID
-    kind: str
-    priority: Priority
-    title_fr: strawberry.Private[str]
-    title_en: strawberry.Private[str]
-    referral_id: strawberry.ID | None
-    case_id: strawberry.ID | None
-    created_at: dt.datetime
-    read_at: dt.datetime | None
-
-    @strawberry.field(description="The title in French (fr, default) or English (en).")
-    def title(self, lang: str = "fr") -> str:
-        return self.title_en if lang.lower().startswith("en") else self.title_fr
-
-    @classmethod
-    def from_data(cls, data: dict[str, Any]) -> "Notification":
-        read_at = data.get("read_at")
-        return cls(
-            id=data["id"], kind=data["kind"], priority=reference.Priority(data["priority"]),
-            title_fr=data["title_fr"], title_en=data["title_en"], referral_id=data["referral_id"],
-            case_id=data["case_id"], created_at=dt.datetime.fromisoformat(data["created_at"]),
-            read_at=dt.datetime.fromisoformat(read_at) if read_at else None,
-        )
-
-
-@strawberry.type
-class NotificationConnection:
-    nodes: list[Notification]
-    page_info: PageInfo
-
-
-@strawberry.type
-class Me:
-    subject: str
-    client_id: str
-    scopes: list[str]
-    organisation: Organisation | None
-
-
-@strawberry.input
+@strawberry.input(description="Consent as the person (or a child's guardian) gave it.")
 class ConsentInput:
     given: bool
     recipient_org_ids: list[str] = strawberry.field(default_factory=list,
                                                     description="Organisations the person agreed to share with")
+    recipient_org_types: list[OrganisationType] = strawberry.field(
+        default_factory=list, description="Or every organisation of these types")
+    purposes: list[Purpose] = strawberry.field(default_factory=lambda: [reference.Purpose.REFERRAL])
     language: str = "fr"
+    given_by: GivenBy = reference.GivenBy.PERSON
+    guardian_name: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"given": self.given, "recipient_org_ids": self.recipient_org_ids,
+                "recipient_org_types": list(self.recipient_org_types), "purposes": list(self.purposes),
+                "language": self.language, "given_by": self.given_by, "guardian_name": self.guardian_name}
 
 
 @strawberry.input(description="One person received at an arrival point.")
@@ -242,8 +80,32 @@ class ArrivalInput:
     vulnerabilities: list[Vulnerability] = strawberry.field(default_factory=list)
 
 
+@strawberry.input(description="A basis other than consent for sharing a case.")
+class LegalBasisInput:
+    legal_basis: LegalBasis
+    purposes: list[Purpose]
+    justification: str
+    recipient_org_ids: list[str] = strawberry.field(default_factory=list)
+    recipient_org_types: list[OrganisationType] = strawberry.field(default_factory=list)
+
+
+DSAR_MAX_PAGES = 50  # 5,000 entries per service; beyond that, use `segin audit search --case`
+
+
 def _page_args(first: int, after: str | None) -> dict[str, Any]:
     return {"first": first, "after": after}
+
+
+async def _known_organisations(ctx: Context, org_ids: list[str], field: str) -> None:
+    if [o for o in org_ids if await ctx.registry.organisation(o) is None]:
+        raise GraphQLError(f"{field}: unknown organisation", extensions={"code": "BAD_USER_INPUT", "field": field})
+
+
+def _validated(model: type[commands.Strict], prefix: str, **data: Any) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise input_error(exc, prefix) from None
 
 
 @strawberry.type
@@ -256,8 +118,7 @@ class Query:
 
     @strawberry.field(description="One case, if your organisation may see it.")
     async def case(self, info: Info[Context, None], id: strawberry.ID) -> Case:
-        data = await info.context.ask("svc.intake.get_case", {"case_id": str(id)})
-        return Case.from_data(data)
+        return Case.from_data(await info.context.ask("svc.intake.get_case", {"case_id": str(id)}))
 
     @strawberry.field(description="Referrals addressed to your organisation, newest first.")
     async def incoming_referrals(self, info: Info[Context, None], first: int = 20, after: str | None = None
@@ -273,6 +134,43 @@ class Query:
         return NotificationConnection(nodes=[Notification.from_data(n) for n in data["nodes"]],
                                       page_info=PageInfo(**data["page_info"]))
 
+    @strawberry.field(description="Counts of people across all organisations (statistics:read); small cells suppressed.")
+    async def statistics(self, info: Info[Context, None], group_by: list[StatisticsDimension]) -> Statistics:
+        data = await info.context.ask("svc.intake.statistics", {"group_by": [d.value for d in group_by]})
+        return Statistics(group_by=data["group_by"], suppressed_cells=data["suppressed_cells"],
+                          minimum_cell=data["minimum_cell"],
+                          cells=[StatisticsCell(keys=c["keys"], count=c["count"]) for c in data["cells"]])
+
+    @strawberry.field(description="Platform steward (audit:read): one service's audit trail, newest first.")
+    async def audit_trail(self, info: Info[Context, None], service: AuditedService, case_id: strawberry.ID | None = None,
+                          org_id: str | None = None, first: int = 50, after: str | None = None) -> AuditConnection:
+        payload = {"case_id": str(case_id) if case_id else None, "org_id": org_id, "first": first, "after": after}
+        data = await info.context.ask(f"svc.{service.value}.audit_search", payload)
+        return AuditConnection(nodes=[AuditEntry.from_data(e) for e in data["nodes"]],
+                               page_info=PageInfo(**data["page_info"]))
+
+    @strawberry.field(description="Platform steward (audit:read): everything recorded about one person, and who "
+                                  "accessed it, for a data-subject access request. The export itself is audited.")
+    async def subject_access_request(self, info: Info[Context, None], case_id: strawberry.ID) -> SubjectAccessExport:
+        ctx, ref = info.context, {"case_id": str(case_id)}
+        case = await ctx.ask("svc.intake.subject_access", ref)
+        referrals = await ctx.ask("svc.referral.subject_access", ref)
+        notifications = await ctx.ask("svc.notifications.subject_access", ref)
+        log, complete = [], True
+        for service in AuditedService:
+            after = None
+            for _ in range(DSAR_MAX_PAGES):
+                data = await ctx.ask(f"svc.{service.value}.audit_search", {**ref, "first": 100, "after": after})
+                log += [AuditEntry.from_data(e) for e in data["nodes"]]
+                after = data["page_info"]["end_cursor"]
+                if not data["page_info"]["has_next_page"]:
+                    break
+            else:
+                complete = False
+        log.sort(key=lambda e: e.at)
+        return SubjectAccessExport(case=case, referrals=referrals, notifications=notifications, access_log=log,
+                                   access_log_complete=complete)
+
     @strawberry.field(description="Organisations taking part in Segin.")
     async def organisations(self, info: Info[Context, None]) -> list[Organisation]:
         return await info.context.registry.all()
@@ -286,29 +184,61 @@ class Query:
 class Mutation:
     @strawberry.mutation(description="Register one arrival. Retrying with the same idempotencyKey never registers twice.")
     async def register_arrival(self, info: Info[Context, None], input: ArrivalInput, idempotency_key: str) -> Case:
-        ctx = info.context
-        try:
-            arrival = commands.RegisterArrival(
-                given_name=input.given_name, family_name=input.family_name, sex=input.sex,
-                date_of_birth=input.date_of_birth, estimated_age=input.estimated_age,
-                country_returned_from=input.country_returned_from, arrival_point=input.arrival_point,
-                arrival_date=input.arrival_date, destination_region=input.destination_region,
-                vulnerabilities=list(input.vulnerabilities),
-                consent={"given": input.consent.given, "recipient_org_ids": input.consent.recipient_org_ids,
-                         "language": input.consent.language},  # a dict, so errors are located under consent
-            )
-        except ValidationError as exc:
-            raise input_error(exc, "input") from None
-        try:
-            request = commands.RegisterArrivalRequest(idempotency_key=idempotency_key, arrival=arrival)
-        except ValidationError as exc:
-            raise input_error(exc, "") from None
-        unknown = [o for o in arrival.consent.recipient_org_ids if await ctx.registry.organisation(o) is None]
-        if unknown:
-            raise GraphQLError("input.consent.recipientOrgIds: unknown organisation",
-                               extensions={"code": "BAD_USER_INPUT", "field": "input.consent.recipientOrgIds"})
-        data = await ctx.ask("svc.intake.register_arrival", request.model_dump(mode="json"))
-        return Case.from_data(data)
+        arrival = _validated(
+            commands.RegisterArrival, "input",
+            given_name=input.given_name, family_name=input.family_name, sex=input.sex,
+            date_of_birth=input.date_of_birth, estimated_age=input.estimated_age,
+            country_returned_from=input.country_returned_from, arrival_point=input.arrival_point,
+            arrival_date=input.arrival_date, destination_region=input.destination_region,
+            vulnerabilities=list(input.vulnerabilities),
+            consent=input.consent.to_dict(),  # a dict, so errors are located under consent
+        )
+        request = _validated(commands.RegisterArrivalRequest, "", idempotency_key=idempotency_key, arrival=arrival)
+        await _known_organisations(info.context, arrival.consent.recipient_org_ids, "input.consent.recipientOrgIds")
+        return Case.from_data(await info.context.ask("svc.intake.register_arrival", request.model_dump(mode="json")))
+
+    @strawberry.mutation(description="Record a consent (or refusal) for a case your organisation owns.")
+    async def record_consent(self, info: Info[Context, None], case_id: strawberry.ID,
+                             consent: ConsentInput) -> SharingResult:
+        request = _validated(commands.RecordConsent, "", case_id=str(case_id), consent=consent.to_dict())
+        await _known_organisations(info.context, request.consent.recipient_org_ids, "consent.recipientOrgIds")
+        data = await info.context.ask("svc.intake.record_consent", request.model_dump(mode="json"))
+        return SharingResult.from_data(data)
+
+    @strawberry.mutation(description="Withdraw a consent: the access it allowed ends at once.")
+    async def withdraw_consent(self, info: Info[Context, None], case_id: strawberry.ID,
+                               consent_id: strawberry.ID) -> SharingResult:
+        data = await info.context.ask("svc.intake.withdraw_consent",
+                                      {"case_id": str(case_id), "consent_id": str(consent_id)})
+        return SharingResult.from_data(data)
+
+    @strawberry.mutation(description="Record a legal basis other than consent (vital interest, legal obligation…).")
+    async def record_legal_basis(self, info: Info[Context, None], case_id: strawberry.ID,
+                                 input: LegalBasisInput) -> SharingResult:
+        request = _validated(commands.RecordLegalBasis, "input", case_id=str(case_id), legal_basis=input.legal_basis,
+                             purposes=list(input.purposes), justification=input.justification,
+                             recipient_org_ids=input.recipient_org_ids,
+                             recipient_org_types=list(input.recipient_org_types))
+        await _known_organisations(info.context, request.recipient_org_ids, "input.recipientOrgIds")
+        data = await info.context.ask("svc.intake.record_legal_basis", request.model_dump(mode="json"))
+        return SharingResult.from_data(data)
+
+    @strawberry.mutation(description="Accept a referral addressed to your organisation.")
+    async def accept_referral(self, info: Info[Context, None], id: strawberry.ID) -> Referral:
+        return Referral.from_data(await info.context.ask("svc.referral.accept", {"referral_id": str(id)}))
+
+    @strawberry.mutation(description="Reject a referral addressed to your organisation, with a reason code.")
+    async def reject_referral(self, info: Info[Context, None], id: strawberry.ID, reason: str) -> Referral:
+        request = _validated(commands.ReferralAction, "", referral_id=str(id), reason=reason)
+        return Referral.from_data(await info.context.ask("svc.referral.reject", request.model_dump()))
+
+    @strawberry.mutation(description="Mark an accepted referral as done.")
+    async def complete_referral(self, info: Info[Context, None], id: strawberry.ID) -> Referral:
+        return Referral.from_data(await info.context.ask("svc.referral.complete", {"referral_id": str(id)}))
+
+    @strawberry.mutation(description="Revoke a referral your organisation made: the recipient's access ends.")
+    async def revoke_referral(self, info: Info[Context, None], id: strawberry.ID) -> Referral:
+        return Referral.from_data(await info.context.ask("svc.referral.revoke", {"referral_id": str(id)}))
 
     @strawberry.mutation(description="Mark one of your organisation's notifications as read.")
     async def mark_notification_read(self, info: Info[Context, None], id: strawberry.ID) -> Notification:

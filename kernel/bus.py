@@ -69,6 +69,18 @@ async def ensure_stream(js: JetStreamContext, spec: StreamSpec, *, replicas: int
         await js.add_stream(config)
 
 
+def by_type(handlers: dict[str, EventHandler]) -> EventHandler:
+    """One consumer for several event types of a stream; types it does not know are skipped
+    (acknowledged), so a producer can add event types without breaking older consumers."""
+
+    async def dispatch(conn: Connection, event: CloudEvent) -> None:
+        handler = handlers.get(event.type)
+        if handler is not None:
+            await handler(conn, event)
+
+    return dispatch
+
+
 def retry_delay(num_delivered: int) -> float:
     """Back-off for a failed delivery: 1 s, 2 s, 4 s … capped at 60 s."""
     return float(min(2 ** max(num_delivered - 1, 0), 60))

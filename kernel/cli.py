@@ -1,4 +1,4 @@
-"""``segin``: run the whole platform on one machine, get a demo token, inspect dead letters."""
+"""``segin``: run the whole platform on one machine, get a demo token, inspect dead letters, check the audit trail."""
 
 from __future__ import annotations
 
@@ -96,6 +96,81 @@ def dlq(args: argparse.Namespace) -> None:
     asyncio.run(go())
 
 
+AUDITED_SCHEMAS = ("intake", "referral", "notifications", "gateway")
+
+
+def audit(args: argparse.Namespace) -> None:
+    """Verify, anchor or search the audit chains (uses DATABASE_URL); exits 1 when a chain is broken."""
+    import asyncio
+
+    from psycopg import AsyncConnection
+    from psycopg.rows import dict_row
+
+    from kernel import audit as trail
+
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        raise SystemExit("set DATABASE_URL to the platform's database")
+    expected: dict[str, tuple[int, str]] = {}
+    for item in getattr(args, "expect", None) or []:
+        schema, _, head = item.partition("=")
+        seq, _, digest = head.partition(":")
+        if not (schema and seq.isdigit() and digest):
+            raise SystemExit(f"--expect takes SCHEMA=SEQ:HASH, not {item!r}")
+        expected[schema] = (int(seq), digest)
+
+    async def go() -> int:
+        async with await AsyncConnection.connect(url, autocommit=True, row_factory=dict_row) as conn:
+            schemas = []
+            for schema in args.schema or AUDITED_SCHEMAS:
+                cur = await conn.execute("select to_regclass(format('%%I.audit_log', %s::text)) is not null as present",
+                                         (schema,))
+                row = await cur.fetchone()
+                if row and row["present"]:
+                    schemas.append(schema)
+                elif args.action != "search":
+                    print(f"{schema}: no audit log, skipped")
+            broken = 0
+            for schema in schemas:
+                if args.action == "verify":
+                    head = await trail.chain_head(conn, schema)
+                    problems = await trail.verify(conn, schema, expected_head=expected.get(schema))
+                    if problems:
+                        broken += 1
+                        print(f"{schema}: {len(problems)} problem(s)")
+                        for p in problems:
+                            print(f"  {p.kind}\tseq {p.seq}\t{p.detail}")
+                    else:
+                        print(f"{schema}: chain intact" + (f", head {head[0]}:{head[1]}" if head else ", empty"))
+                elif args.action == "head":
+                    head = await trail.chain_head(conn, schema)
+                    print(f"{schema}={head[0]}:{head[1]}" if head else f"{schema}: empty")
+                else:
+                    after = None
+                    while True:
+                        page = await trail.search(conn, schema, case_id=args.case, org_id=args.org, actor=args.actor,
+                                                  first=trail.MAX_PAGE, after=after)
+                        for node in page["nodes"]:
+                            print(json.dumps({"schema": schema, **node}))
+                        after = page["page_info"]["end_cursor"]
+                        if not page["page_info"]["has_next_page"]:
+                            break
+            if args.action == "verify" and (broken or any(s not in schemas for s in expected)):
+                for s in expected:
+                    if s not in schemas:
+                        print(f"{s}: a head was expected but there is no audit log")
+                return 1
+            return 0
+
+    from kernel.errors import SeginError
+
+    try:
+        code = asyncio.run(go())
+    except SeginError as exc:
+        raise SystemExit(f"{exc.field or 'error'}: {exc.message}") from None
+    raise SystemExit(code)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="segin", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -112,7 +187,21 @@ def main(argv: list[str] | None = None) -> None:
     d.add_argument("sequences", nargs="*", type=int, help="dead-letter sequences to replay (default: all listed)")
     d.add_argument("--consumer", help="only this consumer's dead letters, e.g. referral-arrivals")
     d.set_defaults(func=dlq)
+    a = sub.add_parser("audit", help="verify, anchor or search the audit trail (uses DATABASE_URL)")
+    a.add_argument("action", choices=["verify", "head", "search"],
+                   help="verify: recompute every chain (exit 1 if broken); head: print each chain's head to keep"
+                        " elsewhere; search: print matching entries as JSON lines, newest first")
+    a.add_argument("--schema", action="append",
+                   help=f"only this schema (repeatable; default: {', '.join(AUDITED_SCHEMAS)})")
+    a.add_argument("--expect", action="append", metavar="SCHEMA=SEQ:HASH",
+                   help="verify: a head printed earlier by 'segin audit head'; detects deletion of the newest entries")
+    a.add_argument("--case", help="search: entries about this case id")
+    a.add_argument("--org", help="search: entries made by this organisation")
+    a.add_argument("--actor", help="search: entries made by this subject")
+    a.set_defaults(func=audit)
     args = parser.parse_args(argv)
+    if args.command == "audit" and args.action == "search" and not (args.case or args.org or args.actor):
+        parser.error("audit search needs --case, --org or --actor")
     args.func(args)
 
 

@@ -30,13 +30,20 @@ async def open_pool(url: str, *, min_size: int = 2, max_size: int = 10) -> Async
     return pool
 
 
-def _kernel_sql(schema: str) -> str:
-    text = resources.files("kernel").joinpath("sql/kernel.sql").read_text()
-    return text.replace("{schema}", schema)
+def _kernel_steps() -> list[tuple[str, str]]:
+    """Every ``kernel/sql/*.sql`` in name order, recorded as ``0000_<file name>``.
+
+    The prefix keeps the existing record of ``kernel.sql`` ("0000_kernel.sql") so databases
+    migrated before there were several kernel files are not migrated again, and sorts every
+    kernel step before the services' own ``0001_…`` migrations.
+    """
+    folder = resources.files("kernel").joinpath("sql")
+    files = sorted((f for f in folder.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name)
+    return [(f"0000_{f.name}", f.read_text()) for f in files]
 
 
 async def migrate(url: str, schema: str, migrations: Path) -> list[str]:
-    """Apply the kernel tables and then ``migrations/*.sql`` in name order, each once.
+    """Apply the kernel's ``sql/*.sql`` and then ``migrations/*.sql``, each in name order, each once.
 
     An advisory lock serialises concurrent starters (several replicas starting together).
     Returns the names applied by this call.
@@ -56,7 +63,7 @@ async def migrate(url: str, schema: str, migrations: Path) -> list[str]:
             )
             cur = await conn.execute(sql.SQL("select name from {}.schema_migrations").format(ident))
             done = {row[0] for row in await cur.fetchall()}
-            steps = [("0000_kernel.sql", _kernel_sql(schema))]
+            steps = _kernel_steps()
             steps += [(p.name, p.read_text()) for p in sorted(migrations.glob("*.sql"))]
             for name, text in steps:
                 if name in done:

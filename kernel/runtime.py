@@ -22,6 +22,7 @@ from contracts.channels import DEAD_LETTER_STREAM, StreamSpec
 from kernel.bus import ConsumerSpec, EventConsumer, connect, ensure_stream
 from kernel.config import Settings
 from kernel.db import migrate, open_pool
+from kernel.denylist import DenyList
 from kernel.logs import setup_logging
 from kernel.outbox import OutboxRelay
 from kernel.rpc import Endpoint, EndpointServer
@@ -71,7 +72,10 @@ async def run(app: ServiceApp, settings: Settings | None = None, stop: asyncio.E
         await ensure_stream(js, stream, replicas=settings.stream_replicas)
     rt = Runtime(settings, pool, nc, js)
 
-    verifier = TokenVerifier(http_key_loader(settings.jwks_url), settings.issuer, settings.audience)
+    denylist = DenyList()  # revoked tokens, watched from NATS before the first request is served
+    await denylist.start(js, stop, replicas=settings.stream_replicas)
+    verifier = TokenVerifier(http_key_loader(settings.jwks_url), settings.issuer, settings.audience,
+                             denylist=denylist)
     server = EndpointServer(nc, app.name, verifier, app.endpoints(rt))
     await server.start()
     relay = OutboxRelay(pool, js, app.schema, settings.database_url)

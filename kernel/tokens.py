@@ -15,6 +15,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from kernel.denylist import DenyList
 from kernel.errors import Forbidden, Unauthenticated
 
 ALGORITHMS = ["RS256"]
@@ -31,6 +32,7 @@ class Principal:
     scopes: frozenset[str]
     jti: str
     token: str = field(repr=False)
+    org_type: str | None = None  # STATE, NGO, INTERNATIONAL…: consent may name a type of organisation
 
     def require(self, scope: str) -> None:
         if scope not in self.scopes:
@@ -48,18 +50,21 @@ def http_key_loader(jwks_url: str) -> KeyLoader:
 
 
 class TokenVerifier:
-    """Checks signature (RS256 only), ``typ``, issuer, audience, expiry and not-before.
+    """Checks signature (RS256 only), ``typ``, issuer, audience, expiry, not-before and revocation.
 
     Keys are cached; an unknown ``kid`` triggers at most one refresh every ``refresh_after`` s,
-    so a forged ``kid`` cannot make us hammer the key endpoint.
+    so a forged ``kid`` cannot make us hammer the key endpoint, while a key rotated in by the
+    gateway is picked up within seconds. ``denylist`` (``kernel.denylist``) names revoked tokens
+    and clients.
     """
 
-    def __init__(self, load_keys: KeyLoader, issuer: str, audience: str, *, refresh_after: float = 30.0,
-                 leeway: int = 30) -> None:
+    def __init__(self, load_keys: KeyLoader, issuer: str, audience: str, *, refresh_after: float = 5.0,
+                 leeway: int = 30, denylist: DenyList | None = None) -> None:
         self._load_keys, self.issuer, self.audience = load_keys, issuer, audience
         self._keys: KeySet | None = None
         self._loaded_at = 0.0
         self._refresh_after, self._leeway = refresh_after, leeway
+        self._denylist = denylist
         self._lock = asyncio.Lock()
         self._claims = jwt.JWTClaimsRegistry(
             leeway=leeway,
@@ -88,21 +93,10 @@ class TokenVerifier:
         if not token:
             raise Unauthenticated("A bearer access token is required.")
         try:
-            header = _header(token)
-            if header.get("alg") not in ALGORITHMS:
-                raise Unauthenticated("The access token is invalid.")
-            if str(header.get("typ", "")).lower() not in ("at+jwt", "application/at+jwt"):
-                raise Unauthenticated("The access token is invalid.")
-            keys = await self._keyset(header.get("kid"))
-            decoded = jwt.decode(token, keys, algorithms=ALGORITHMS)
-            self._claims.validate(decoded.claims)
-        except Unauthenticated:
-            raise
-        except (JoseError, ValueError, KeyError, TypeError) as exc:
+            kid = _header(token).get("kid")
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
             raise Unauthenticated("The access token is invalid or expired.") from exc
-        claims = decoded.claims
-        if claims.get("nbf") and claims["nbf"] > time.time() + self._leeway:
-            raise Unauthenticated("The access token is not yet valid.")
+        claims = self.check(token, await self._keyset(kid))
         return Principal(
             subject=str(claims["sub"]),
             org_id=str(claims["org"]),
@@ -110,13 +104,42 @@ class TokenVerifier:
             scopes=frozenset(str(claims.get("scope", "")).split()),
             jti=str(claims["jti"]),
             token=token,
+            org_type=str(claims["org_type"]) if claims.get("org_type") else None,
         )
+
+    def check(self, token: str, keys: KeySet) -> dict[str, Any]:
+        """Verify ``token`` against ``keys`` and return its claims, or raise ``Unauthenticated``.
+
+        Synchronous and key-agnostic so the gateway's introspection endpoint (run in a worker
+        thread with the gateway's own keys) applies exactly the rules every service applies.
+        """
+        try:
+            header = _header(token)
+            if header.get("alg") not in ALGORITHMS:
+                raise Unauthenticated("The access token is invalid.")
+            if str(header.get("typ", "")).lower() not in ("at+jwt", "application/at+jwt"):
+                raise Unauthenticated("The access token is invalid.")
+            decoded = jwt.decode(token, keys, algorithms=ALGORITHMS)
+            self._claims.validate(decoded.claims)
+        except Unauthenticated:
+            raise
+        except (JoseError, ValueError, KeyError, TypeError, IndexError) as exc:
+            raise Unauthenticated("The access token is invalid or expired.") from exc
+        claims = decoded.claims
+        if claims.get("nbf") and claims["nbf"] > time.time() + self._leeway:
+            raise Unauthenticated("The access token is not yet valid.")
+        if self._denylist is not None and self._denylist.refusal(claims):
+            raise Unauthenticated("The access token has been revoked.")
+        return claims
 
 
 def _header(token: str) -> dict[str, Any]:
     """The JOSE header, read before verification only to pick the key and refuse bad algorithms."""
     head = token.split(".")[0]
-    return json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+    header = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+    if not isinstance(header, dict):
+        raise ValueError("the JOSE header is not a JSON object")
+    return header
 
 
 def bearer(authorization: str | None) -> str | None:

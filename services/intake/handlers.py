@@ -1,4 +1,9 @@
-"""Intake's commands and queries: one function each, given the pool and the caller."""
+"""Intake's commands, queries and event handlers: one function each, given the pool and the caller.
+
+Access is decided here, by the service that owns the data, not by the gateway: every read of a
+case checks ownership or an open referral plus a covering legal basis, hides sensitive
+categories the token has no scope for, and leaves an audit record.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +13,60 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
-from contracts.channels import ARRIVAL_REGISTERED
-from contracts.commands import CaseRef, RegisterArrivalRequest
-from contracts.events import ArrivalRegisteredV1
-from kernel.db import idempotent
+from contracts.channels import ARRIVAL_REGISTERED, SHARING_CHANGED
+from contracts.commands import (
+    CaseRef,
+    RecordConsent,
+    RecordLegalBasis,
+    RegisterArrivalRequest,
+    StatisticsRequest,
+    WithdrawConsent,
+)
+from contracts.events import ArrivalRegisteredV1, ReferralCreatedV1, ReferralStatusChangedV1, SharingChangedV1
+from kernel.audit import AuditEntry, record
+from kernel.db import Connection, idempotent
 from kernel.errors import BadInput, NotFound
+from kernel.events import CloudEvent
 from kernel.outbox import add_event
+from contracts.reference import SensitiveCategory
 from kernel.tokens import Principal
 from services.intake import domain, store
 
+IDENTITY = ["identity", "arrival"]
+AUDIT_OWNER_PURPOSE = domain.OWNER_PURPOSE.lower()
+AUDIT_DENIED_PURPOSE = "access_check"  # a refused request has no purpose of its own
 
-def case_view(case: dict[str, Any]) -> dict[str, Any]:
-    consent = case.get("consent") or {}
+
+def _case_id(value: str, field: str = "case_id") -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise BadInput("Not a case identifier.", field=field) from None
+
+
+def sharing_view(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": str(row["id"]),
+        "legal_basis": row["legal_basis"],
+        "given": row["given"],
+        "purposes": list(row["purposes"]),
+        "recipient_org_ids": list(row["recipient_org_ids"]),
+        "recipient_org_types": list(row["recipient_org_types"]),
+        "language": row["language"],
+        "given_by": row["given_by"],
+        "guardian_name": row["guardian_name"],
+        "justification": row["justification"],
+        "recorded_by": row["recorded_by"],
+        "recorded_at": row["recorded_at"],
+        "withdrawn_at": row["withdrawn_at"],
+    }
+
+
+def case_view(case: dict[str, Any], principal: Principal, access: domain.Access,
+              sharing: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """What this caller may see of the case: sensitive categories only with their scopes,
+    the sharing record (consents, guardians) only for the owner."""
+    visible = domain.visible_categories(principal.scopes)
     return {
         "id": str(case["id"]),
         "owner_org_id": case["owner_org_id"],
@@ -32,14 +79,16 @@ def case_view(case: dict[str, Any]) -> dict[str, Any]:
         "arrival_point": case["arrival_point"],
         "arrival_date": case["arrival_date"],
         "destination_region": case["destination_region"],
-        "vulnerabilities": case["vulnerabilities"],
-        "consent": {
-            "given": bool(consent.get("given")),
-            "recipient_org_ids": list(consent.get("recipient_org_ids") or []),
-            "language": consent.get("language"),
-        },
+        **domain.split_vulnerabilities(case["vulnerabilities"], visible),
+        "sharing": [sharing_view(r) for r in sharing] if sharing is not None else None,
+        "access": {"purpose": access.purpose, "legal_basis": access.legal_basis},
         "created_at": case["created_at"],
     }
+
+
+def _categories(principal: Principal, owner: bool) -> list[str]:
+    seen = [*IDENTITY, "vulnerabilities"] + [c.value for c in domain.visible_categories(principal.scopes)]
+    return seen + (["consent"] if owner else [])
 
 
 async def register_arrival(pool: AsyncConnectionPool, principal: Principal, payload: dict[str, Any]) -> dict[str, Any]:
@@ -52,22 +101,20 @@ async def register_arrival(pool: AsyncConnectionPool, principal: Principal, payl
         case_id = uuid.uuid4()
         await store.insert_case(conn, case_id, principal.org_id, principal.subject, arrival)
         await add_event(
-            conn,
-            store.SCHEMA,
-            ARRIVAL_REGISTERED,
+            conn, store.SCHEMA, ARRIVAL_REGISTERED,
             ArrivalRegisteredV1(
-                case_id=str(case_id),
-                owner_org_id=principal.org_id,
-                arrival_point=arrival.arrival_point,
-                arrival_date=arrival.arrival_date,
-                destination_region=arrival.destination_region,
-                is_child=domain.is_child(arrival, today),
-                vulnerabilities=list(arrival.vulnerabilities),
-                consent_given=arrival.consent.given,
-                consent_recipient_org_ids=arrival.consent.recipient_org_ids,
+                case_id=str(case_id), owner_org_id=principal.org_id, arrival_point=arrival.arrival_point,
+                arrival_date=arrival.arrival_date, destination_region=arrival.destination_region,
+                is_child=domain.is_child(arrival, today), vulnerabilities=list(arrival.vulnerabilities),
+                consent_given=arrival.consent.given, consent_recipient_org_ids=arrival.consent.recipient_org_ids,
+                consent_recipient_org_types=arrival.consent.recipient_org_types,
             ),
             subject=str(case_id),
         )
+        await record(conn, store.SCHEMA, principal, AuditEntry(
+            operation="case.create", case_ids=[str(case_id)], field_categories=[*IDENTITY, "vulnerabilities",
+                                                                                 "consent"],
+            purpose=AUDIT_OWNER_PURPOSE, outcome="allowed"))
         return {"case_id": str(case_id)}
 
     async with pool.connection() as conn, conn.transaction():
@@ -76,23 +123,175 @@ async def register_arrival(pool: AsyncConnectionPool, principal: Principal, payl
             request=arrival.model_dump(mode="json"), produce=create,
         )
         case = await store.get_case(conn, uuid.UUID(result["case_id"]))
+        sharing = await store.sharing_rows(conn, uuid.UUID(result["case_id"]))
     assert case is not None
-    return case_view(case)
+    return case_view(case, principal, domain.Access(True, domain.OWNER_PURPOSE), sharing)
 
 
-def _case_id(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise BadInput("Not a case identifier.", field="case_id") from None
+async def _readable_case(conn: Connection, principal: Principal, case_id: uuid.UUID, operation: str
+                         ) -> tuple[dict[str, Any], domain.Access, list[dict[str, Any]]] | None:
+    """Load a case the caller may read; otherwise record the refusal and return None."""
+    case = await store.get_case(conn, case_id)
+    rows = await store.sharing_rows(conn, case_id) if case else []
+    access = domain.Access(False)
+    if case is not None:
+        access = domain.case_access(case["owner_org_id"], principal.org_id, principal.org_type,
+                                    await store.grants(conn, case_id), [store.to_basis(r) for r in rows])
+    if case is None or not access.allowed:
+        await record(conn, store.SCHEMA, principal, AuditEntry(
+            operation=operation, case_ids=[str(case_id)], field_categories=[], purpose=AUDIT_DENIED_PURPOSE, outcome="denied"))
+        return None
+    return case, access, rows
+
+
+def _not_found() -> NotFound:
+    # The same answer for "absent" and "not for you": a case's existence is itself personal data.
+    return NotFound("No such case, or it is not shared with your organisation.", field="id")
 
 
 async def get_case(pool: AsyncConnectionPool, principal: Principal, payload: dict[str, Any]) -> dict[str, Any]:
     principal.require("cases:read")
-    case_id = _case_id(CaseRef.model_validate(payload).case_id)
-    async with pool.connection() as conn:
-        case = await store.get_case(conn, case_id)
-    # Same answer for "absent" and "not yours": existence of a case is itself personal data.
+    case_id = _case_id(CaseRef.model_validate(payload).case_id, "id")
+    async with pool.connection() as conn, conn.transaction():  # the refusal's audit record commits too
+        found = await _readable_case(conn, principal, case_id, "case.read")
+        if found is not None:
+            case, access, rows = found
+            owner = case["owner_org_id"] == principal.org_id
+            await record(conn, store.SCHEMA, principal, AuditEntry(
+                operation="case.read", case_ids=[str(case_id)], field_categories=_categories(principal, owner),
+                purpose=(access.purpose or AUDIT_OWNER_PURPOSE).lower(),
+                legal_basis=access.legal_basis.value if access.legal_basis else None,
+                outcome="allowed"))
+    if found is None:
+        raise _not_found()
+    return case_view(case, principal, access, rows if owner else None)
+
+
+async def _owned_case(conn: Connection, principal: Principal, case_id: uuid.UUID, operation: str
+                      ) -> dict[str, Any] | None:
+    case = await store.get_case(conn, case_id)
     if case is None or case["owner_org_id"] != principal.org_id:
-        raise NotFound("No such case, or it is not shared with your organisation.", field="id")
-    return case_view(case)
+        await record(conn, store.SCHEMA, principal, AuditEntry(
+            operation=operation, case_ids=[str(case_id)], field_categories=["consent"],
+            purpose=AUDIT_DENIED_PURPOSE, outcome="denied"))
+        return None
+    return case
+
+
+async def _announce_sharing(conn: Connection, case: dict[str, Any], change: str) -> list[dict[str, Any]]:
+    rows = await store.sharing_rows(conn, case["id"])
+    await add_event(conn, store.SCHEMA, SHARING_CHANGED, SharingChangedV1(
+        case_id=str(case["id"]), owner_org_id=case["owner_org_id"], change=change,
+        coverage=domain.coverage(store.to_basis(r) for r in rows)), subject=str(case["id"]))
+    return rows
+
+
+async def _sharing_command(pool: AsyncConnectionPool, principal: Principal, case_id: uuid.UUID, operation: str,
+                           change: str, apply: Any) -> dict[str, Any]:
+    """Shared shape of consent and legal-basis commands: owner only, audited, announced."""
+    principal.require("consent:write")
+    async with pool.connection() as conn, conn.transaction():  # the refusal's audit record commits too
+        case = await _owned_case(conn, principal, case_id, operation)
+        if case is not None:
+            await apply(conn)
+            rows = await _announce_sharing(conn, case, change)
+            await record(conn, store.SCHEMA, principal, AuditEntry(
+                operation=operation, case_ids=[str(case_id)], field_categories=["consent"],
+                purpose=AUDIT_OWNER_PURPOSE, outcome="allowed"))
+    if case is None:
+        raise NotFound("No such case, or your organisation does not own it.", field="caseId")
+    return {"case_id": str(case_id), "sharing": [sharing_view(r) for r in rows]}
+
+
+async def record_consent(pool: AsyncConnectionPool, principal: Principal, payload: dict[str, Any]) -> dict[str, Any]:
+    request = RecordConsent.model_validate(payload)
+    case_id = _case_id(request.case_id, "caseId")
+
+    async def apply(conn: Connection) -> None:
+        await store.insert_consent(conn, case_id, principal.subject, request.consent)
+
+    return await _sharing_command(pool, principal, case_id, "consent.record", "CONSENT_RECORDED", apply)
+
+
+async def withdraw_consent(pool: AsyncConnectionPool, principal: Principal, payload: dict[str, Any]) -> dict[str, Any]:
+    request = WithdrawConsent.model_validate(payload)
+    case_id = _case_id(request.case_id, "caseId")
+    consent_id = _case_id(request.consent_id, "consentId")
+
+    async def apply(conn: Connection) -> None:
+        if not await store.withdraw_consent(conn, case_id, consent_id, principal.subject):
+            raise NotFound("No consent in force with this identifier on this case.", field="consentId")
+
+    return await _sharing_command(pool, principal, case_id, "consent.withdraw", "CONSENT_WITHDRAWN", apply)
+
+
+async def record_legal_basis(pool: AsyncConnectionPool, principal: Principal, payload: dict[str, Any]
+                             ) -> dict[str, Any]:
+    request = RecordLegalBasis.model_validate(payload)
+    case_id = _case_id(request.case_id, "caseId")
+
+    async def apply(conn: Connection) -> None:
+        await store.insert_legal_basis(conn, principal.subject, request)
+
+    return await _sharing_command(pool, principal, case_id, "legal_basis.record", "LEGAL_BASIS_RECORDED", apply)
+
+
+async def statistics(pool: AsyncConnectionPool, principal: Principal, payload: dict[str, Any]) -> dict[str, Any]:
+    """Aggregates only, across all organisations, with cells under five people suppressed."""
+    principal.require("statistics:read")
+    request = StatisticsRequest.model_validate(payload)
+    unknown = [d for d in request.group_by if d not in store.STATISTICS_DIMENSIONS]
+    if unknown or len(set(request.group_by)) != len(request.group_by):
+        raise BadInput(f"group by one to three distinct dimensions among {', '.join(store.STATISTICS_DIMENSIONS)}.",
+                       field="groupBy")
+    async with pool.connection() as conn:
+        rows = await store.statistics(conn, request.group_by)
+    cells, suppressed = domain.suppress_small_cells(rows)
+    return {"group_by": request.group_by, "cells": [{"keys": list(k), "count": n} for k, n in cells],
+            "suppressed_cells": suppressed, "minimum_cell": domain.MIN_CELL}
+
+
+async def on_referral_created(conn: Connection, event: CloudEvent) -> None:
+    """Keep the access projection: a referral may open the case to its recipient."""
+    referral = ReferralCreatedV1.model_validate(event.data)
+    await store.upsert_grant(conn, referral.referral_id, referral.case_id, referral.to_org_id,
+                             referral.legal_basis.value if referral.legal_basis else None, referral.status,
+                             event.time)
+
+
+async def on_referral_status_changed(conn: Connection, event: CloudEvent) -> None:
+    """A rejected, completed or revoked referral closes the access it opened."""
+    change = ReferralStatusChangedV1.model_validate(event.data)
+    await store.upsert_grant(conn, change.referral_id, change.case_id, change.to_org_id,
+                             change.legal_basis.value if change.legal_basis else None, change.new_status,
+                             event.time)
+
+
+DSAR_PURPOSE = "data_subject_request"
+
+
+async def subject_access(pool: AsyncConnectionPool, principal: Principal, payload: dict[str, Any]) -> dict[str, Any]:
+    """Everything intake holds about one person, for the platform steward answering their request
+    (Loi 2013-015: access in intelligible form, with the origin of the data). Audited."""
+    principal.require("audit:read")
+    case_id = _case_id(CaseRef.model_validate(payload).case_id, "caseId")
+    async with pool.connection() as conn, conn.transaction():
+        case = await store.get_case(conn, case_id)
+        if case is not None:
+            rows = await store.sharing_rows(conn, case_id)
+            cur = await conn.execute("select code, severity, assessed_by, assessed_at from intake.vulnerability_flags"
+                                     " where case_id = %s order by code", (case_id,))
+            flags = list(await cur.fetchall())
+        await record(conn, store.SCHEMA, principal, AuditEntry(
+            operation="dsar.export", case_ids=[str(case_id)],
+            field_categories=[*IDENTITY, "vulnerabilities", "consent", *(c.value for c in SensitiveCategory)],
+            purpose=DSAR_PURPOSE, outcome="allowed" if case else "denied"))
+    if case is None:
+        raise _not_found()
+    everything = domain.visible_categories(frozenset(c.scope for c in SensitiveCategory))
+    view = case_view(case, principal, domain.Access(True, DSAR_PURPOSE.upper()), rows)
+    view.update(domain.split_vulnerabilities(case["vulnerabilities"], everything))
+    view["registered_by"] = case["registered_by"]
+    view["screening"] = [{"code": f["code"], "severity": f["severity"], "assessed_by": f["assessed_by"],
+                          "assessed_at": f["assessed_at"]} for f in flags]
+    return view

@@ -5,8 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from contracts.commands import RegisterArrival
+from contracts.commands import ConsentInput, RecordLegalBasis, RegisterArrival
+from contracts.reference import LegalBasis, Purpose
 from kernel.db import Connection
+from services.intake.domain import Basis, Grant
 
 SCHEMA = "intake"
 
@@ -25,12 +27,99 @@ async def insert_case(conn: Connection, case_id: uuid.UUID, org_id: str, actor: 
             "insert into intake.vulnerability_flags (case_id, code, assessed_by) values (%s, %s, %s)",
             (case_id, code.value, actor),
         )
+    await insert_consent(conn, case_id, actor, arrival.consent)
+
+
+async def insert_consent(conn: Connection, case_id: uuid.UUID, actor: str, consent: ConsentInput) -> uuid.UUID:
+    consent_id = uuid.uuid4()
     await conn.execute(
-        "insert into intake.consents (id, case_id, given, recipient_org_ids, language, recorded_by)"
-        " values (%s, %s, %s, %s, %s, %s)",
-        (uuid.uuid4(), case_id, arrival.consent.given, arrival.consent.recipient_org_ids, arrival.consent.language,
-         actor),
+        "insert into intake.consents (id, case_id, legal_basis, given, purposes, recipient_org_ids,"
+        " recipient_org_types, language, given_by, guardian_name, recorded_by)"
+        " values (%s, %s, 'CONSENT', %s, %s, %s, %s, %s, %s, %s, %s)",
+        (consent_id, case_id, consent.given, [p.value for p in consent.purposes], consent.recipient_org_ids,
+         [t.value for t in consent.recipient_org_types], consent.language, consent.given_by.value,
+         consent.guardian_name, actor),
     )
+    return consent_id
+
+
+async def insert_legal_basis(conn: Connection, actor: str, basis: RecordLegalBasis) -> uuid.UUID:
+    basis_id = uuid.uuid4()
+    await conn.execute(
+        "insert into intake.consents (id, case_id, legal_basis, given, purposes, recipient_org_ids,"
+        " recipient_org_types, language, justification, recorded_by)"
+        " values (%s, %s, %s, true, %s, %s, %s, '-', %s, %s)",
+        (basis_id, uuid.UUID(basis.case_id), basis.legal_basis.value, [p.value for p in basis.purposes],
+         basis.recipient_org_ids, [t.value for t in basis.recipient_org_types], basis.justification, actor),
+    )
+    return basis_id
+
+
+async def withdraw_consent(conn: Connection, case_id: uuid.UUID, consent_id: uuid.UUID, actor: str) -> bool:
+    """Withdraw a consent still in force; False when there is none with that id on the case."""
+    cur = await conn.execute(
+        "update intake.consents set withdrawn_at = now(), withdrawn_by = %s"
+        " where id = %s and case_id = %s and legal_basis = 'CONSENT' and withdrawn_at is null",
+        (actor, consent_id, case_id),
+    )
+    return cur.rowcount == 1
+
+
+async def sharing_rows(conn: Connection, case_id: uuid.UUID) -> list[dict[str, Any]]:
+    cur = await conn.execute(
+        "select * from intake.consents where case_id = %s order by recorded_at, id", (case_id,)
+    )
+    return list(await cur.fetchall())
+
+
+def to_basis(row: dict[str, Any]) -> Basis:
+    return Basis(
+        id=str(row["id"]), legal_basis=LegalBasis(row["legal_basis"]), given=row["given"],
+        purposes=frozenset(Purpose(p) for p in row["purposes"]), org_ids=frozenset(row["recipient_org_ids"]),
+        org_types=frozenset(row["recipient_org_types"]), withdrawn=row["withdrawn_at"] is not None,
+    )
+
+
+async def grants(conn: Connection, case_id: uuid.UUID) -> list[Grant]:
+    cur = await conn.execute("select org_id, legal_basis, status from intake.access_grants where case_id = %s",
+                             (case_id,))
+    return [Grant(r["org_id"], LegalBasis(r["legal_basis"]) if r["legal_basis"] else None, r["status"])
+            for r in await cur.fetchall()]
+
+
+async def upsert_grant(conn: Connection, referral_id: str, case_id: str, org_id: str, legal_basis: str | None,
+                       status: str, as_of: str) -> None:
+    """Apply a referral's state as of its event time; an older event never overwrites a newer one."""
+    await conn.execute(
+        "insert into intake.access_grants (referral_id, case_id, org_id, legal_basis, status, updated_at)"
+        " values (%s, %s, %s, %s, %s, %s) on conflict (referral_id) do update set legal_basis = excluded.legal_basis,"
+        " status = excluded.status, updated_at = excluded.updated_at"
+        " where intake.access_grants.updated_at <= excluded.updated_at",
+        (uuid.UUID(referral_id), uuid.UUID(case_id), org_id, legal_basis, status, as_of),
+    )
+
+
+STATISTICS_DIMENSIONS = {
+    "REGION": "c.destination_region",
+    "ARRIVAL_POINT": "c.arrival_point",
+    "SEX": "c.sex",
+    "MONTH": "to_char(c.arrival_date, 'YYYY-MM')",
+    "AGE_GROUP": "case when coalesce(extract(year from age(c.arrival_date, c.date_of_birth))::int,"
+                 " c.estimated_age) < 18 then 'CHILD' else 'ADULT' end",
+    "VULNERABILITY": "coalesce(v.code, 'NONE')",
+}
+
+
+async def statistics(conn: Connection, group_by: list[str]) -> list[tuple[tuple[str, ...], int]]:
+    """Counts of distinct people per combination of the chosen dimensions (names are fixed SQL, not input)."""
+    columns = [STATISTICS_DIMENSIONS[d] for d in group_by]
+    join = " left join intake.vulnerability_flags v on v.case_id = c.id" if "VULNERABILITY" in group_by else ""
+    select = ", ".join(f"{col} as k{i}" for i, col in enumerate(columns))
+    keys = ", ".join(f"k{i}" for i in range(len(columns)))
+    cur = await conn.execute(
+        f"select {select}, count(distinct c.id) as n from intake.cases c{join} group by {keys} order by {keys}"  # noqa: S608
+    )
+    return [(tuple(str(r[f"k{i}"]) for i in range(len(columns))), int(r["n"])) for r in await cur.fetchall()]
 
 
 async def get_case(conn: Connection, case_id: uuid.UUID) -> dict[str, Any] | None:
@@ -40,10 +129,4 @@ async def get_case(conn: Connection, case_id: uuid.UUID) -> dict[str, Any] | Non
         return None
     cur = await conn.execute("select code from intake.vulnerability_flags where case_id = %s order by code", (case_id,))
     case["vulnerabilities"] = [row["code"] for row in await cur.fetchall()]
-    cur = await conn.execute(
-        "select given, recipient_org_ids, language, recorded_at from intake.consents"
-        " where case_id = %s and withdrawn_at is null order by recorded_at desc limit 1",
-        (case_id,),
-    )
-    case["consent"] = await cur.fetchone()
     return case

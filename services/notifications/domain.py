@@ -4,16 +4,37 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from contracts.events import ReferralCreatedV1
-from contracts.reference import ServiceCategory
+from contracts.events import ReferralCreatedV1, ReferralStatusChangedV1
+from contracts.reference import SENSITIVE_SERVICES, ServiceCategory
 
 CATEGORY_WORDS: dict[ServiceCategory, tuple[str, str]] = {
-    ServiceCategory.CHILD_PROTECTION: ("protection de l'enfant", "child protection"),
-    ServiceCategory.COUNTER_TRAFFICKING: ("lutte contre la traite", "counter-trafficking"),
-    ServiceCategory.GBV_RESPONSE: ("réponse aux VBG", "GBV response"),
+    ServiceCategory.RECEPTION: ("accueil et profilage", "reception and profiling"),
+    ServiceCategory.FOOD: ("alimentation", "food"),
+    ServiceCategory.SHELTER: ("hébergement temporaire", "temporary shelter"),
+    ServiceCategory.NON_FOOD_ITEMS: ("articles non alimentaires", "non-food items"),
     ServiceCategory.HEALTH_CARE: ("soins de santé", "health care"),
-    ServiceCategory.MHPSS_COUNSELLING: ("soutien psychosocial", "psychosocial support"),
+    ServiceCategory.ONWARD_TRANSPORT: ("transport vers la destination", "onward transport"),
+    ServiceCategory.CASH_ALLOWANCE: ("allocation en espèces", "cash allowance"),
+    ServiceCategory.CHILD_PROTECTION: ("protection de l'enfant", "child protection"),
+    ServiceCategory.GBV_RESPONSE: ("réponse aux VBG", "GBV response"),
+    ServiceCategory.COUNTER_TRAFFICKING: ("lutte contre la traite", "counter-trafficking"),
+    ServiceCategory.FAMILY_TRACING: ("recherche familiale", "family tracing"),
+    ServiceCategory.LEGAL_AID: ("aide juridique", "legal aid"),
+    ServiceCategory.CIVIL_DOCUMENTATION: ("documents d'état civil", "civil documentation"),
     ServiceCategory.INTERNATIONAL_PROTECTION: ("protection internationale", "international protection"),
+    ServiceCategory.MHPSS_COUNSELLING: ("soutien psychosocial", "psychosocial support"),
+    ServiceCategory.CLINICAL_MENTAL_HEALTH: ("santé mentale clinique", "clinical mental health"),
+    ServiceCategory.COMMUNITY_ACTIVITIES: ("activités communautaires", "community activities"),
+    ServiceCategory.BUSINESS_START_UP: ("création d'entreprise", "business start-up"),
+    ServiceCategory.JOB_PLACEMENT: ("placement et apprentissage", "job placement and apprenticeship"),
+    ServiceCategory.VOCATIONAL_TRAINING: ("formation professionnelle", "vocational training"),
+    ServiceCategory.FINANCIAL_COUNSELLING: ("conseil financier", "financial counselling"),
+    ServiceCategory.CASH_OR_IN_KIND: ("appui en espèces ou en nature", "cash or in-kind support"),
+    ServiceCategory.MICROCREDIT: ("microcrédit", "microcredit"),
+    ServiceCategory.SAVINGS_GROUPS: ("groupes d'épargne", "savings groups"),
+    ServiceCategory.HOUSING: ("logement", "housing"),
+    ServiceCategory.EDUCATION: ("éducation et formation", "education and training"),
+    ServiceCategory.SOCIAL_PROTECTION: ("protection sociale", "social protection"),
 }
 
 PRIORITY_WORDS = {"URGENT": ("urgente", "urgent"), "HIGH": ("prioritaire", "high-priority"), "NORMAL": ("", "")}
@@ -31,14 +52,50 @@ def _words(category: ServiceCategory) -> tuple[str, str]:
     return CATEGORY_WORDS.get(category, (category.value.lower().replace("_", " "),) * 2)
 
 
+def _owner_words(category: ServiceCategory) -> tuple[str, str]:
+    """What the referring organisation is told: a sensitive category is not named, since not
+    every person there may hold the scope to see it (the referral itself shows it to those who do)."""
+    if category in SENSITIVE_SERVICES:
+        return "un service spécialisé", "a specialised service"
+    return _words(category)
+
+
 def notices_for_referral(event: ReferralCreatedV1) -> list[Notice]:
     """A live referral alerts its recipient; one awaiting consent alerts the case owner instead."""
-    fr, en = _words(event.service_category)
-    pfr, pen = PRIORITY_WORDS.get(event.priority.value, ("", ""))
     if event.status == "AWAITING_CONSENT":
+        fr, en = _owner_words(event.service_category)
         return [Notice(event.from_org_id, "referral.awaiting_consent",
                        f"Consentement requis pour orienter vers : {fr}",
                        f"Consent needed to refer for: {en}")]
-    return [Notice(event.to_org_id, "referral.received",
-                   " ".join(filter(None, ["Nouvelle référence", pfr, ":", fr])),
-                   " ".join(filter(None, ["New", pen, "referral:", en])))]
+    return [_received(event.to_org_id, event.service_category, event.priority.value)]
+
+
+def _received(org_id: str, category: ServiceCategory, priority: str) -> Notice:
+    fr, en = _words(category)
+    pfr, pen = PRIORITY_WORDS.get(priority, ("", ""))
+    return Notice(org_id, "referral.received",
+                  " ".join(filter(None, ["Nouvelle référence", pfr, ":", fr])),
+                  " ".join(filter(None, ["New", pen, "referral:", en])))
+
+
+OWNER_TITLES = {
+    "ACCEPTED": ("Référence acceptée : {fr}", "Referral accepted: {en}"),
+    "REJECTED": ("Référence refusée : {fr}", "Referral rejected: {en}"),
+    "DONE": ("Référence clôturée : {fr}", "Referral completed: {en}"),
+}
+
+
+def notices_for_status_change(event: ReferralStatusChangedV1) -> list[Notice]:
+    """Tell the recipient when a referral becomes live or is withdrawn; tell the referring
+    organisation when the recipient answers."""
+    if event.new_status == "PENDING" and event.old_status == "AWAITING_CONSENT":
+        return [_received(event.to_org_id, event.service_category, event.priority.value)]
+    if event.new_status == "REVOKED" and event.old_status != "AWAITING_CONSENT":
+        fr, en = _words(event.service_category)
+        return [Notice(event.to_org_id, "referral.revoked", f"Référence retirée : {fr}", f"Referral withdrawn: {en}")]
+    if event.new_status in OWNER_TITLES:
+        fr, en = _owner_words(event.service_category)
+        title_fr, title_en = OWNER_TITLES[event.new_status]
+        return [Notice(event.from_org_id, f"referral.{event.new_status.lower()}", title_fr.format(fr=fr),
+                       title_en.format(en=en))]
+    return []

@@ -7,8 +7,9 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
-from contracts.commands import MarkRead, NotificationsRequest
-from contracts.events import ReferralCreatedV1
+from contracts.commands import CaseRef, MarkRead, NotificationsRequest
+from contracts.events import ReferralCreatedV1, ReferralStatusChangedV1
+from kernel.audit import AuditEntry, record
 from kernel.db import Connection
 from kernel.errors import NotFound
 from kernel.events import CloudEvent
@@ -21,6 +22,12 @@ async def on_referral_created(conn: Connection, event: CloudEvent) -> None:
     referral = ReferralCreatedV1.model_validate(event.data)
     for notice in domain.notices_for_referral(referral):
         await store.insert(conn, notice, referral.priority.value, referral.referral_id, referral.case_id, event.id)
+
+
+async def on_referral_status_changed(conn: Connection, event: CloudEvent) -> None:
+    change = ReferralStatusChangedV1.model_validate(event.data)
+    for notice in domain.notices_for_status_change(change):
+        await store.insert(conn, notice, change.priority.value, change.referral_id, change.case_id, event.id)
 
 
 def notification_view(row: dict[str, Any]) -> dict[str, Any]:
@@ -40,10 +47,15 @@ def notification_view(row: dict[str, Any]) -> dict[str, Any]:
 async def list_notifications(pool: AsyncConnectionPool, principal: Principal, payload: dict[str, Any]) -> dict[str, Any]:
     principal.require("notifications:read")
     request = NotificationsRequest.model_validate(payload)
-    async with pool.connection() as conn:
+    async with pool.connection() as conn, conn.transaction():
         rows = await store.list_for(conn, principal.org_id, request.first, request.after, request.unread_only)
-    result = page(rows, request.first)
-    result["nodes"] = [notification_view(r) for r in result["nodes"]]
+        result = page(rows, request.first)
+        result["nodes"] = [notification_view(r) for r in result["nodes"]]
+        case_ids = sorted({n["case_id"] for n in result["nodes"] if n["case_id"]})
+        if case_ids:
+            await record(conn, store.SCHEMA, principal, AuditEntry(
+                operation="notification.list", case_ids=case_ids, field_categories=["referral"],
+                purpose="referral", outcome="allowed"))
     return result
 
 
@@ -59,3 +71,21 @@ async def mark_read(pool: AsyncConnectionPool, principal: Principal, payload: di
     if row is None:
         raise NotFound("No such notification.", field="id")
     return notification_view(row)
+
+
+async def subject_access(pool: AsyncConnectionPool, principal: Principal, payload: dict[str, Any]
+                         ) -> list[dict[str, Any]]:
+    """Which organisations were notified about one person's case, and when. Audited."""
+    principal.require("audit:read")
+    try:
+        case_id = uuid.UUID(CaseRef.model_validate(payload).case_id)
+    except ValueError:
+        raise NotFound("Not a case identifier.", field="caseId") from None
+    async with pool.connection() as conn, conn.transaction():
+        cur = await conn.execute("select * from notifications.notifications where case_id = %s"
+                                 " order by created_at, id", (case_id,))
+        rows = list(await cur.fetchall())
+        await record(conn, store.SCHEMA, principal, AuditEntry(
+            operation="dsar.export", case_ids=[str(case_id)], field_categories=["referral"],
+            purpose="data_subject_request", outcome="allowed"))
+    return [{**notification_view(r), "org_id": r["org_id"]} for r in rows]

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from contracts.events import ArrivalRegisteredV1
+from contracts.events import ArrivalRegisteredV1, SharingRecipient
 from contracts.reference import LegalBasis, Priority, ServiceCategory, Vulnerability
 
 PENDING = "PENDING"
+ACCEPTED = "ACCEPTED"
+REJECTED = "REJECTED"
+DONE = "DONE"
+REVOKED = "REVOKED"
 AWAITING_CONSENT = "AWAITING_CONSENT"
+OPEN_STATES = frozenset({PENDING, ACCEPTED})
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,7 @@ class Provider:
     org_id: str
     category: ServiceCategory
     regions: frozenset[str]  # empty: national coverage
+    org_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,7 @@ def plan_referrals(arrival: ArrivalRegisteredV1, providers: list[Provider], now:
     """Apply every rule whose trigger is present; one referral per (recipient, category)."""
     present = set(arrival.vulnerabilities)
     consented = set(arrival.consent_recipient_org_ids) if arrival.consent_given else set()
+    consented_types = {t.value for t in arrival.consent_recipient_org_types} if arrival.consent_given else set()
     planned: dict[tuple[str, ServiceCategory], PlannedReferral] = {}
     for rule in RULES:
         if not rule.triggers & present:
@@ -77,7 +85,8 @@ def plan_referrals(arrival: ArrivalRegisteredV1, providers: list[Provider], now:
         provider = choose_provider(providers, rule.category, arrival.destination_region)
         if provider is None or provider.org_id == arrival.owner_org_id:
             continue
-        basis = LegalBasis.CONSENT if provider.org_id in consented else rule.basis_without_consent
+        covered = provider.org_id in consented or provider.org_type in consented_types
+        basis = LegalBasis.CONSENT if covered else rule.basis_without_consent
         planned.setdefault(
             (provider.org_id, rule.category),
             PlannedReferral(
@@ -91,3 +100,65 @@ def plan_referrals(arrival: ArrivalRegisteredV1, providers: list[Provider], now:
             ),
         )
     return list(planned.values())
+
+
+# --- transitions (Primero's model: one record per referral, explicit states) -------------------
+
+# action → (states it applies to, resulting state, who may do it)
+TRANSITIONS: dict[str, tuple[frozenset[str], str, str]] = {
+    "accept": (frozenset({PENDING}), ACCEPTED, "recipient"),
+    "reject": (frozenset({PENDING}), REJECTED, "recipient"),
+    "complete": (frozenset({ACCEPTED}), DONE, "recipient"),
+    "revoke": (frozenset({PENDING, ACCEPTED, AWAITING_CONSENT}), REVOKED, "owner"),
+}
+
+
+class TransitionRefused(Exception):
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.message, self.code = message, code
+
+
+def transition(action: str, status: str, *, is_recipient: bool, is_owner: bool) -> str:
+    """The state after ``action``, or TransitionRefused saying why not."""
+    allowed_from, target, actor = TRANSITIONS[action]
+    if (actor == "recipient" and not is_recipient) or (actor == "owner" and not is_owner):
+        raise TransitionRefused(f"Only the {'receiving' if actor == 'recipient' else 'referring'} organisation "
+                                f"may {action} this referral.", "FORBIDDEN")
+    if status not in allowed_from:
+        raise TransitionRefused(f"A referral in state {status} cannot be {action}ed.", "INVALID_TRANSITION")
+    return target
+
+
+def basis_for(recipients: list[SharingRecipient], org_id: str, org_type: str | None) -> LegalBasis | None:
+    """The basis on which the case may go to this organisation for referral, consent first."""
+    matching = [r.legal_basis for r in recipients
+                if r.org_id == org_id or (org_type is not None and r.org_type == org_type)]
+    if LegalBasis.CONSENT in matching:
+        return LegalBasis.CONSENT
+    return matching[0] if matching else None
+
+
+@dataclass(frozen=True)
+class Reassessment:
+    referral_id: str
+    new_status: str
+    legal_basis: LegalBasis | None
+    reason: str
+
+
+def reassess(referrals: list[dict[str, object]], basis: Callable[[str], LegalBasis | None]) -> list[Reassessment]:
+    """After a sharing change: waiting referrals now covered go live; open referrals that rested on
+    consent and are no longer covered are revoked at once. Referrals on a child's vital interest
+    decided at routing are untouched."""
+    changes = []
+    for r in referrals:
+        to_org, status, current = str(r["to_org_id"]), str(r["status"]), r["legal_basis"]
+        new_basis = basis(to_org)
+        if status == AWAITING_CONSENT and new_basis is not None:
+            changes.append(Reassessment(str(r["id"]), PENDING, new_basis, "SHARING_RECORDED"))
+        elif status in OPEN_STATES and current == LegalBasis.CONSENT.value and new_basis is None:
+            changes.append(Reassessment(str(r["id"]), REVOKED, LegalBasis.CONSENT, "CONSENT_WITHDRAWN"))
+        elif status in OPEN_STATES and current == LegalBasis.CONSENT.value and new_basis != LegalBasis.CONSENT:
+            changes.append(Reassessment(str(r["id"]), status, new_basis, "BASIS_CHANGED"))
+    return changes

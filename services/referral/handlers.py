@@ -1,4 +1,10 @@
-"""Referral's event handler and queries."""
+"""Referral's event handlers, commands and queries.
+
+Who sees what of a referral: the referring organisation and the recipient. The category of a
+sensitive service (child protection, counter-trafficking, GBV, health) and what reveals it
+(reason, legal basis) need the matching ``sensitive:*`` scope, except for the recipient, whose
+own service it is.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +14,20 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
-from contracts.channels import REFERRAL_CREATED
-from contracts.commands import CaseRef, PageRequest
-from contracts.events import ArrivalRegisteredV1, ReferralCreatedV1
+from contracts.channels import REFERRAL_CREATED, REFERRAL_STATUS_CHANGED
+from contracts.commands import CaseRef, PageRequest, ReferralAction
+from contracts.events import ArrivalRegisteredV1, ReferralCreatedV1, ReferralStatusChangedV1, SharingChangedV1
+from contracts.reference import SENSITIVE_SERVICES, LegalBasis, Priority, Purpose, ServiceCategory
+from kernel.audit import AuditEntry, record
 from kernel.db import Connection
-from kernel.errors import BadInput
+from kernel.errors import BadInput, NotFound, SeginError
 from kernel.events import CloudEvent
 from kernel.outbox import add_event
 from kernel.pagination import page
 from kernel.tokens import Principal
 from services.referral import domain, store
+
+MASKED = ("service_category", "reason_code", "legal_basis")
 
 
 async def on_arrival_registered(conn: Connection, event: CloudEvent) -> None:
@@ -39,8 +49,31 @@ async def on_arrival_registered(conn: Connection, event: CloudEvent) -> None:
         )
 
 
-def referral_view(row: dict[str, Any]) -> dict[str, Any]:
-    return {
+async def _announce(conn: Connection, row: dict[str, Any], old_status: str) -> None:
+    await add_event(conn, store.SCHEMA, REFERRAL_STATUS_CHANGED, ReferralStatusChangedV1(
+        referral_id=str(row["id"]), case_id=str(row["case_id"]), from_org_id=row["from_org_id"],
+        to_org_id=row["to_org_id"], service_category=ServiceCategory(row["service_category"]),
+        priority=Priority(row["priority"]), legal_basis=LegalBasis(row["legal_basis"]) if row["legal_basis"] else None,
+        old_status=old_status, new_status=row["status"], reason_code=row["status_reason"],
+    ), subject=str(row["id"]))
+
+
+async def on_sharing_changed(conn: Connection, event: CloudEvent) -> None:
+    """Consent recorded: waiting referrals go live. Consent withdrawn: referrals resting on it are revoked."""
+    change = SharingChangedV1.model_validate(event.data)
+    recipients = next((c.recipients for c in change.coverage if c.purpose == Purpose.REFERRAL), [])
+    referrals = await store.referrals_of_case(conn, change.case_id)
+    types = {r["to_org_id"]: await store.org_type(conn, r["to_org_id"]) for r in referrals}
+    for step in domain.reassess(referrals, lambda org: domain.basis_for(recipients, org, types.get(org))):
+        old = next(r["status"] for r in referrals if str(r["id"]) == step.referral_id)
+        row = await store.set_status(conn, step.referral_id, step.new_status,
+                                     step.legal_basis.value if step.legal_basis else None, step.reason)
+        if step.new_status != old:
+            await _announce(conn, row, old)
+
+
+def referral_view(row: dict[str, Any], principal: Principal) -> dict[str, Any]:
+    view = {
         "id": str(row["id"]),
         "case_id": str(row["case_id"]),
         "from_org_id": row["from_org_id"],
@@ -49,10 +82,26 @@ def referral_view(row: dict[str, Any]) -> dict[str, Any]:
         "priority": row["priority"],
         "legal_basis": row["legal_basis"],
         "status": row["status"],
+        "status_reason": row.get("status_reason"),
         "reason_code": row["reason_code"],
         "due_at": row["due_at"],
         "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        "restricted": [],
+        "restricted_scope": None,
     }
+    category = SENSITIVE_SERVICES.get(ServiceCategory(row["service_category"]))
+    if category and category.scope not in principal.scopes and principal.org_id != row["to_org_id"]:
+        for name in MASKED:
+            view[name] = None
+        view["restricted"], view["restricted_scope"] = list(MASKED), category.scope
+    return view
+
+
+def _categories(views: list[dict[str, Any]]) -> list[str]:
+    revealed = {v["service_category"] for v in views if v["service_category"]}
+    return ["referral"] + sorted(SENSITIVE_SERVICES[ServiceCategory(c)].value for c in revealed
+                                 if ServiceCategory(c) in SENSITIVE_SERVICES)
 
 
 async def case_referrals(pool: AsyncConnectionPool, principal: Principal, payload: dict[str, Any]) -> list[dict[str, Any]]:
@@ -61,16 +110,84 @@ async def case_referrals(pool: AsyncConnectionPool, principal: Principal, payloa
         case_id = uuid.UUID(CaseRef.model_validate(payload).case_id)
     except ValueError:
         raise BadInput("Not a case identifier.", field="case_id") from None
-    async with pool.connection() as conn:
-        rows = await store.case_referrals(conn, case_id, principal.org_id)
-    return [referral_view(r) for r in rows]
+    async with pool.connection() as conn, conn.transaction():
+        views = [referral_view(r, principal) for r in await store.case_referrals(conn, case_id, principal.org_id)]
+        if views:
+            await record(conn, store.SCHEMA, principal, AuditEntry(
+                operation="referral.list_for_case", case_ids=[str(case_id)], field_categories=_categories(views),
+                purpose="referral", outcome="allowed"))
+    return views
 
 
 async def incoming(pool: AsyncConnectionPool, principal: Principal, payload: dict[str, Any]) -> dict[str, Any]:
     principal.require("referrals:read")
     request = PageRequest.model_validate(payload)
-    async with pool.connection() as conn:
+    async with pool.connection() as conn, conn.transaction():
         rows = await store.incoming(conn, principal.org_id, request.first, request.after)
-    result = page(rows, request.first)
-    result["nodes"] = [referral_view(r) for r in result["nodes"]]
+        result = page(rows, request.first)
+        result["nodes"] = [referral_view(r, principal) for r in result["nodes"]]
+        if result["nodes"]:
+            await record(conn, store.SCHEMA, principal, AuditEntry(
+                operation="referral.list_incoming", case_ids=sorted({n["case_id"] for n in result["nodes"]}),
+                field_categories=_categories(result["nodes"]), purpose="referral", outcome="allowed"))
     return result
+
+
+async def act(action: str, pool: AsyncConnectionPool, principal: Principal, payload: dict[str, Any]) -> dict[str, Any]:
+    """Accept, reject or complete (the recipient), or revoke (the referring organisation)."""
+    principal.require("referrals:write")
+    request = ReferralAction.model_validate(payload)
+    try:
+        referral_id = uuid.UUID(request.referral_id)
+    except ValueError:
+        raise NotFound("No such referral.", field="id") from None
+    refusal: SeginError | None = None
+    async with pool.connection() as conn, conn.transaction():
+        row = await store.get_for_update(conn, referral_id)
+        involved = row is not None and principal.org_id in (row["to_org_id"], row["from_org_id"])
+        if not involved:
+            refusal = NotFound("No such referral.", field="id")
+        else:
+            assert row is not None
+            try:
+                new_status = domain.transition(action, row["status"], is_recipient=principal.org_id == row["to_org_id"],
+                                               is_owner=principal.org_id == row["from_org_id"])
+            except domain.TransitionRefused as exc:
+                refusal = SeginError(exc.message, field="id", code=exc.code)
+            else:
+                if action == "reject" and not request.reason:
+                    raise BadInput("Give a reason code for the rejection.", field="reason")
+                old = row["status"]
+                row = await store.set_status(conn, referral_id, new_status, row["legal_basis"],
+                                             request.reason or action.upper())
+                await _announce(conn, row, old)
+        await record(conn, store.SCHEMA, principal, AuditEntry(
+            operation=f"referral.{action}", case_ids=[str(row["case_id"])] if row else [],
+            field_categories=["referral"], purpose="referral", outcome="denied" if refusal else "allowed"))
+    if refusal:
+        raise refusal
+    assert row is not None
+    return referral_view(row, principal)
+
+
+async def subject_access(pool: AsyncConnectionPool, principal: Principal, payload: dict[str, Any]
+                         ) -> list[dict[str, Any]]:
+    """Every referral of one person's case, unmasked, for the platform steward's export. Audited."""
+    principal.require("audit:read")
+    try:
+        case_id = uuid.UUID(CaseRef.model_validate(payload).case_id)
+    except ValueError:
+        raise BadInput("Not a case identifier.", field="caseId") from None
+    async with pool.connection() as conn, conn.transaction():
+        cur = await conn.execute("select * from referral.referrals where case_id = %s order by created_at, id",
+                                 (case_id,))
+        rows = list(await cur.fetchall())
+        await record(conn, store.SCHEMA, principal, AuditEntry(
+            operation="dsar.export", case_ids=[str(case_id)], field_categories=["referral"],
+            purpose="data_subject_request", outcome="allowed"))
+    views = []
+    for row in rows:
+        view = referral_view(row, principal)
+        view.update({name: row[name] for name in MASKED}, restricted=[], restricted_scope=None)
+        views.append(view)
+    return views

@@ -25,7 +25,7 @@ async def seed(data_file: Path) -> int:
             for service in org.get("services", []):
                 ServiceCategory(service["category"])
                 assert all(r in regions() for r in service["regions"]), f"unknown region in {org['id']}"
-                await store.upsert_directory_service(conn, org["id"], org["name"], service["category"],
+                await store.upsert_directory_service(conn, org["id"], org["name"], org["type"], service["category"],
                                                      service["regions"])
                 count += 1
     await pool.close()

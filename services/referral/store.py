@@ -14,8 +14,9 @@ SCHEMA = "referral"
 
 
 async def providers(conn: Connection) -> list[Provider]:
-    cur = await conn.execute("select org_id, category, regions from referral.directory_services where active")
-    return [Provider(r["org_id"], ServiceCategory(r["category"]), frozenset(r["regions"])) for r in await cur.fetchall()]
+    cur = await conn.execute("select org_id, category, regions, org_type from referral.directory_services where active")
+    return [Provider(r["org_id"], ServiceCategory(r["category"]), frozenset(r["regions"]), r["org_type"])
+            for r in await cur.fetchall()]
 
 
 async def insert_referral(
@@ -52,10 +53,44 @@ async def incoming(conn: Connection, org_id: str, first: int, after: str | None)
     return list(await cur.fetchall())
 
 
-async def upsert_directory_service(conn: Connection, org_id: str, name: str, category: str, regions: list[str]) -> None:
+async def upsert_directory_service(conn: Connection, org_id: str, name: str, org_type: str, category: str,
+                                   regions: list[str]) -> None:
     await conn.execute(
-        "insert into referral.directory_services (id, org_id, name, category, regions) values (%s, %s, %s, %s, %s)"
-        " on conflict (org_id, category) do update set name = excluded.name, regions = excluded.regions,"
-        " active = true",
-        (uuid.uuid4(), org_id, name, category, regions),
+        "insert into referral.directory_services (id, org_id, name, org_type, category, regions)"
+        " values (%s, %s, %s, %s, %s, %s)"
+        " on conflict (org_id, category) do update set name = excluded.name, org_type = excluded.org_type,"
+        " regions = excluded.regions, active = true",
+        (uuid.uuid4(), org_id, name, org_type, category, regions),
     )
+
+
+async def org_type(conn: Connection, org_id: str) -> str | None:
+    cur = await conn.execute(
+        "select org_type from referral.directory_services where org_id = %s and org_type is not null limit 1",
+        (org_id,),
+    )
+    row = await cur.fetchone()
+    return row["org_type"] if row else None
+
+
+async def referrals_of_case(conn: Connection, case_id: str) -> list[dict[str, Any]]:
+    cur = await conn.execute("select * from referral.referrals where case_id = %s order by id for update",
+                             (uuid.UUID(case_id),))
+    return list(await cur.fetchall())
+
+
+async def get_for_update(conn: Connection, referral_id: uuid.UUID) -> dict[str, Any] | None:
+    cur = await conn.execute("select * from referral.referrals where id = %s for update", (referral_id,))
+    return await cur.fetchone()
+
+
+async def set_status(conn: Connection, referral_id: uuid.UUID | str, status: str, legal_basis: str | None,
+                     reason: str | None) -> dict[str, Any]:
+    cur = await conn.execute(
+        "update referral.referrals set status = %s, legal_basis = %s, status_reason = %s, updated_at = now()"
+        " where id = %s returning *",
+        (status, legal_basis, reason, referral_id if isinstance(referral_id, uuid.UUID) else uuid.UUID(referral_id)),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return row

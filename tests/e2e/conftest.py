@@ -18,7 +18,7 @@ ARRIVAL_MUTATION = """
 mutation Register($input: ArrivalInput!, $key: String!) {
   registerArrival(input: $input, idempotencyKey: $key) {
     id givenName familyName vulnerabilities destinationRegion { code name }
-    consent { given recipientOrgIds }
+    sharing { id legalBasis given recipientOrgIds }
   }
 }
 """

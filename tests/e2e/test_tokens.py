@@ -228,11 +228,22 @@ def test_unknown_scope_is_invalid_scope(platform: Platform) -> None:
     assert response.json()["error"] == "invalid_scope"
 
 
-@pytest.mark.parametrize("grant_type", ["password", "authorization_code", "refresh_token", "urn:example:nope"])
+@pytest.mark.parametrize("grant_type", ["password", "urn:example:nope"])
 def test_unsupported_grant_type(platform: Platform, grant_type: str) -> None:
     response = token_request(platform, {"grant_type": grant_type}, platform.client_credentials("dgme"))
     assert response.status_code == 400, response.text
     assert response.json()["error"] == "unsupported_grant_type"
+
+
+@pytest.mark.parametrize("grant_type", ["authorization_code", "refresh_token"])
+def test_grants_for_people_are_refused_to_a_system_client(platform: Platform, grant_type: str) -> None:
+    """These grants exist (for people's applications) but not for a client_credentials client."""
+    response = token_request(platform, {"grant_type": grant_type, "code": "x", "refresh_token": "x",
+                                        "redirect_uri": "https://example.org/cb", "code_verifier": "x" * 43},
+                             platform.client_credentials("dgme"))
+    assert response.status_code in (400, 401), response.text
+    assert response.json()["error"] in ("unauthorized_client", "invalid_grant", "invalid_request")
+    assert "access_token" not in response.json()
 
 
 @pytest.mark.parametrize("org", ["dgme", "unicef"])

@@ -28,7 +28,7 @@ CASE = """
 query Case($id: ID!) {
   case(id: $id) {
     id givenName familyName sex dateOfBirth estimatedAge countryReturnedFrom arrivalPoint arrivalDate
-    destinationRegion { code name } vulnerabilities consent { given recipientOrgIds language }
+    destinationRegion { code name } vulnerabilities sharing { legalBasis given recipientOrgIds language }
     ownerOrganisation { id }
     referrals {
       id caseId serviceCategory priority status legalBasis reasonCode dueAt createdAt
@@ -187,7 +187,9 @@ def test_registration_answers_with_the_case(girl: dict[str, Any]) -> None:
     assert case["familyName"] == "Traoré"
     assert case["destinationRegion"] == {"code": "07", "name": "Gao"}
     assert sorted(case["vulnerabilities"]) == ["MEDICAL_NEEDS", "UNACCOMPANIED_CHILD"]
-    assert case["consent"] == {"given": True, "recipientOrgIds": ["unicef", "csref-gao"]}
+    [sharing] = case["sharing"]
+    assert {k: sharing[k] for k in ("legalBasis", "given", "recipientOrgIds")} == {
+        "legalBasis": "CONSENT", "given": True, "recipientOrgIds": ["unicef", "csref-gao"]}
 
 
 def test_case_reads_back_as_registered(api: Api, girl: dict[str, Any]) -> None:
@@ -200,7 +202,7 @@ def test_case_reads_back_as_registered(api: Api, girl: dict[str, Any]) -> None:
     assert case["countryReturnedFrom"] == "LY"
     assert case["arrivalPoint"] == "BAMAKO_AIRPORT"
     assert case["arrivalDate"] == person["arrivalDate"]
-    assert case["consent"]["language"] == "fr"
+    assert case["sharing"][0]["language"] == "fr"
 
 
 def test_case_shows_the_two_referrals(girl: dict[str, Any], girl_referrals: dict[str, dict[str, Any]]) -> None:
@@ -320,8 +322,9 @@ def test_adult_without_consent_waits_for_consent(api: Api) -> None:
                                             vulnerabilities=["MEDICAL_NEEDS"], consent={"given": False}))
     waiting = eventually(lambda: notifications_for(api, "dgme", case_id))
     assert [(n["kind"], n["priority"]) for n in waiting] == [("referral.awaiting_consent", "HIGH")]
-    assert "soins de santé" in waiting[0]["title"] and "Consentement" in waiting[0]["title"]
-    assert "consent" in waiting[0]["titleEn"].lower() and "health care" in waiting[0]["titleEn"]
+    # The owner is told consent is needed, without naming a sensitive service (health) to all its staff.
+    assert "Consentement" in waiting[0]["title"] and "soins de santé" not in waiting[0]["title"]
+    assert "consent" in waiting[0]["titleEn"].lower() and "health care" not in waiting[0]["titleEn"]
 
     (referral,) = case_referrals(api, "dgme", case_id)
     assert summary(referral) == ("HEALTH_CARE", "HIGH", "csref-gao", None, "AWAITING_CONSENT")

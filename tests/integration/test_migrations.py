@@ -53,7 +53,9 @@ async def _tables(url: str, schema: str) -> set[str]:
         return {row[0] for row in await cur.fetchall()}
 
 
-ALL = ["0000_kernel.sql", "0001_things.sql", "0002_more.sql"]
+KERNEL = ["0000_audit.sql", "0000_kernel.sql"]  # every kernel/sql/*.sql, recorded as 0000_<name>
+KERNEL_TABLES = {"schema_migrations", "outbox", "inbox", "idempotency_keys", "audit_log"}
+ALL = [*KERNEL, "0001_things.sql", "0002_more.sql"]
 
 
 async def test_migrate_applies_in_order_then_nothing(postgres: PostgresServer, schema: str, migrations: Path) -> None:
@@ -61,7 +63,7 @@ async def test_migrate_applies_in_order_then_nothing(postgres: PostgresServer, s
     assert await migrate(postgres.url, schema, migrations) == []
     assert await migrate(postgres.url, schema, migrations) == []
     assert await _applied(postgres.url, schema) == ALL
-    assert await _tables(postgres.url, schema) == {"schema_migrations", "outbox", "inbox", "idempotency_keys", "things"}
+    assert await _tables(postgres.url, schema) == KERNEL_TABLES | {"things"}
     async with await psycopg.AsyncConnection.connect(postgres.url) as conn:
         cur = await conn.execute(sql.SQL("select id, label from {}").format(sql.Identifier(schema, "things")))
         assert await cur.fetchall() == [(1, "")]
@@ -105,8 +107,8 @@ async def test_empty_migrations_dir_creates_the_kernel_tables(
 ) -> None:
     empty = tmp_path / "none"
     empty.mkdir()
-    assert await migrate(postgres.url, schema, empty) == ["0000_kernel.sql"]
-    assert await _tables(postgres.url, schema) == {"schema_migrations", "outbox", "inbox", "idempotency_keys"}
+    assert await migrate(postgres.url, schema, empty) == KERNEL
+    assert await _tables(postgres.url, schema) == KERNEL_TABLES
 
 
 async def test_two_schemas_are_independent(postgres: PostgresServer, schema: str, migrations: Path) -> None:

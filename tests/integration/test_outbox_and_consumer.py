@@ -101,7 +101,7 @@ async def env(postgres: PostgresServer, nats_server: NatsServer, tmp_path: Path)
     schema = f"t_{tag}"
     empty = tmp_path / "migrations"
     empty.mkdir()
-    assert await migrate(postgres.url, schema, empty) == ["0000_kernel.sql"]
+    assert "0000_kernel.sql" in await migrate(postgres.url, schema, empty)
     pool = await open_pool(postgres.url, min_size=1, max_size=6)
     if not nats_server.running:  # a previous test failed to restore it
         await asyncio.to_thread(nats_server.start)

@@ -59,10 +59,17 @@ def test_normal_priority_has_no_priority_word_and_no_double_spaces() -> None:
     assert "  " not in notice.title_fr and "  " not in notice.title_en
 
 
-def test_category_without_dedicated_words_is_spelled_out() -> None:
+def test_every_category_has_french_and_english_words() -> None:
+    from services.notifications.domain import CATEGORY_WORDS
+
+    assert set(CATEGORY_WORDS) == set(ServiceCategory)
+    assert all(fr and en for fr, en in CATEGORY_WORDS.values())
+
+
+def test_legal_aid_title() -> None:
     (notice,) = notices_for_referral(referral(ServiceCategory.LEGAL_AID, Priority.NORMAL, basis=LegalBasis.CONSENT))
     assert notice.title_en == "New referral: legal aid"
-    assert notice.title_fr.endswith(": legal aid")
+    assert notice.title_fr == "Nouvelle référence : aide juridique"
 
 
 def test_awaiting_consent_notifies_the_owner_not_the_recipient() -> None:
@@ -73,8 +80,9 @@ def test_awaiting_consent_notifies_the_owner_not_the_recipient() -> None:
     (notice,) = notices
     assert notice.org_id == "org-owner"
     assert notice.kind == "referral.awaiting_consent"
-    assert notice.title_fr == "Consentement requis pour orienter vers : réponse aux VBG"
-    assert notice.title_en == "Consent needed to refer for: GBV response"
+    # The owner's staff may not all hold sensitive:gbv: the category is not named to them.
+    assert notice.title_fr == "Consentement requis pour orienter vers : un service spécialisé"
+    assert notice.title_en == "Consent needed to refer for: a specialised service"
     assert all(n.org_id != "org-recipient" for n in notices)
 
 

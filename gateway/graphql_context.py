@@ -1,0 +1,60 @@
+"""What every resolver is given, and how service refusals become GraphQL errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import GraphQLError
+from nats.aio.client import Client as Nats
+from pydantic import ValidationError
+from strawberry.fastapi import BaseContext
+
+from gateway.registry import Registry
+from kernel import rpc
+from kernel.errors import SeginError, field_problems
+from kernel.tokens import Principal
+
+
+@dataclass
+class Context(BaseContext):
+    principal: Principal
+    nats: Nats
+    registry: Registry
+    timeout: float
+
+    async def ask(self, subject: str, payload: dict[str, Any]) -> Any:
+        """Call a service with the caller's own token: the service decides access itself."""
+        try:
+            return await rpc.call(self.nats, subject, payload, self.principal.token, timeout=self.timeout)
+        except SeginError as exc:
+            raise as_graphql_error(exc) from None
+
+
+def camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+def as_graphql_error(exc: SeginError, prefix: str = "") -> GraphQLError:
+    field = exc.field and ".".join([p for p in [prefix, *map(camel, exc.field.split("."))] if p])
+    return GraphQLError(exc.message, extensions={"code": exc.code, "field": field})
+
+
+def input_error(error: ValidationError, prefix: str) -> GraphQLError:
+    """One error naming the first bad field, with every problem listed in ``extensions.problems``."""
+    problems = [
+        {"field": ".".join(filter(None, [prefix, *map(camel, p.field.split("."))])) if p.field != "input"
+         else prefix,
+         "message": p.message}
+        for p in field_problems(error)
+    ]
+    first = problems[0]
+    return GraphQLError(f"{first['field']}: {first['message']}",
+                        extensions={"code": "BAD_USER_INPUT", "field": first["field"], "problems": problems})
+
+
+def restricted(scope: str) -> GraphQLError:
+    """A sensitive field the token may not see: it resolves to null with this error."""
+    return GraphQLError(f"Restricted: this field needs the '{scope}' scope.",
+                        extensions={"code": "RESTRICTED", "scope": scope})

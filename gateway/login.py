@@ -1,0 +1,333 @@
+"""The sign-in page of the authorization endpoint (``/oauth/authorize``), in French and English.
+
+GET validates the authorization request (client, exact redirect URI, PKCE S256, scope) with authlib
+and shows a plain HTML form; POST checks the username and password and redirects back to the
+client with a one-time code. No session is kept: the form carries the authorization request in a
+signed ``login_state`` (HMAC with a server secret), bound to a random cookie, so a form cannot be
+forged, replayed from another browser, or reused after ``FORM_LIFETIME``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import html
+import json
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+from typing import Any
+from urllib.parse import urlencode
+
+from authlib.common.urls import add_params_to_uri
+from authlib.oauth2.rfc6749.errors import OAuth2Error
+from fastapi import Request
+from psycopg_pool import ConnectionPool
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from gateway import people
+from gateway.oauth import AuthorizationServer, HttpRequest
+from gateway.people import LoginOutcome
+from gateway.throttle import FailureThrottle, log_failure, log_throttled, pseudonym
+
+FORM_LIFETIME = 600  # seconds a sign-in form stays valid
+COOKIE = "segin_login"
+LANGUAGES = ("fr", "en")
+TEMPLATES = Path(__file__).parent / "templates"
+STYLE = ("body{font-family:system-ui,sans-serif;margin:0;padding:1rem;color:#111;background:#fafafa}"
+         "main{max-width:26rem;margin:2rem auto;background:#fff;padding:1.5rem;border:1px solid #ccc}"
+         "label{display:block;font-weight:600;margin-bottom:.25rem}"
+         "input{width:100%;box-sizing:border-box;font-size:1rem;padding:.5rem;border:1px solid #555}"
+         "button{font-size:1rem;padding:.6rem 1.2rem}"
+         ".error{color:#a00000;border-left:4px solid #a00000;padding-left:.5rem}"
+         "input:focus,button:focus,a:focus{outline:3px solid #1a5fb4;outline-offset:2px}")
+_STYLE_HASH = base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "Pragma": "no-cache",
+    "Content-Security-Policy": f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; frame-ancestors 'none';"
+                               " base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+MESSAGES: dict[str, dict[str, str]] = {
+    "fr": {
+        "title": "Connexion — Segin",
+        "heading": "Connexion à Segin",
+        "intro": "L’application « {client} » demande à utiliser Segin en votre nom.",
+        "username": "Nom d’utilisateur",
+        "password": "Mot de passe",
+        "submit": "Se connecter",
+        "switch": "English",
+        "bad_credentials": "Nom d’utilisateur ou mot de passe incorrect.",
+        "locked": "Trop de tentatives ont échoué : ce compte est verrouillé pendant 15 minutes. Réessayez plus tard "
+                  "ou contactez l’administrateur de votre organisation.",
+        "wrong_org": "Ce compte ne peut pas se connecter à cette application.",
+        "expired": "Cette page de connexion a expiré. Retournez à l’application et recommencez.",
+        "invalid_request": "Cette demande de connexion n’est pas valide. Retournez à l’application et recommencez.",
+        "throttled": "Trop de tentatives depuis cette adresse. Réessayez dans {seconds} secondes.",
+        "error_heading": "Connexion impossible",
+    },
+    "en": {
+        "title": "Sign in — Segin",
+        "heading": "Sign in to Segin",
+        "intro": "The application “{client}” asks to use Segin on your behalf.",
+        "username": "Username",
+        "password": "Password",
+        "submit": "Sign in",
+        "switch": "Français",
+        "bad_credentials": "Wrong username or password.",
+        "locked": "Too many failed attempts: this account is locked for 15 minutes. Try again later or contact "
+                  "your organisation’s administrator.",
+        "wrong_org": "This account cannot sign in to this application.",
+        "expired": "This sign-in page has expired. Go back to the application and start again.",
+        "invalid_request": "This sign-in request is not valid. Go back to the application and start again.",
+        "throttled": "Too many attempts from this address. Try again in {seconds} seconds.",
+        "error_heading": "Cannot sign in",
+    },
+}
+
+
+def choose_language(ui_locales: str | None, accept_language: str | None) -> str:
+    """``ui_locales`` (OpenID Connect) first, then Accept-Language by preference, else French."""
+    for tag in (ui_locales or "").split():
+        base = tag.split("-")[0].lower()
+        if base in LANGUAGES:
+            return base
+    ranked: list[tuple[float, int, str]] = []
+    for position, item in enumerate((accept_language or "").split(",")):
+        tag, _, params = item.strip().partition(";")
+        quality = 1.0
+        if params.strip().startswith("q="):
+            try:
+                quality = float(params.strip()[2:])
+            except ValueError:
+                quality = 0.0
+        ranked.append((-quality, position, tag.split("-")[0].lower()))
+    for quality, _, base in sorted(ranked):
+        if base in LANGUAGES and quality < 0:
+            return base
+    return "fr"
+
+
+class LoginState:
+    """Signs the authorization request into the form, bound to the browser's login cookie."""
+
+    def __init__(self, secret: bytes) -> None:
+        self.secret = secret
+
+    def sign(self, params: list[tuple[str, str]], cookie: str, lang: str, now: float | None = None) -> str:
+        body = json.dumps({"p": params, "t": int(now or time.time()), "c": self._bind(cookie), "l": lang},
+                          separators=(",", ":")).encode()
+        encoded = base64.urlsafe_b64encode(body).decode().rstrip("=")
+        return f"{encoded}.{self._mac(encoded)}"
+
+    def open(self, token: str, cookie: str | None, now: float | None = None) -> tuple[list[tuple[str, str]], str] | None:
+        """The signed parameters and language, or None if forged, expired or from another browser."""
+        encoded, _, mac = token.partition(".")
+        if not cookie or not hmac.compare_digest(mac, self._mac(encoded)):
+            return None
+        try:
+            data = json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
+            fresh = 0 <= (now or time.time()) - data["t"] <= FORM_LIFETIME
+            if not fresh or not hmac.compare_digest(data["c"], self._bind(cookie)):
+                return None
+            return [(str(k), str(v)) for k, v in data["p"]], data["l"] if data["l"] in LANGUAGES else "fr"
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    def _mac(self, encoded: str) -> str:
+        digest = hmac.new(self.secret, b"login-state." + encoded.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+    def _bind(self, cookie: str) -> str:
+        return hashlib.sha256(cookie.encode()).hexdigest()[:32]
+
+
+@dataclass
+class Attempt:
+    """What the worker thread decided about one submitted form."""
+
+    outcome: LoginOutcome | None = None
+    location: str | None = None  # where to redirect (a code, or an OAuth error for the client)
+    error: OAuth2Error | None = None  # an invalid request that cannot be redirected
+    wrong_org: bool = False
+    client_id: str = ""
+
+
+class LoginFlow:
+    def __init__(self, server: AuthorizationServer, pool: ConnectionPool, secret: bytes, issuer: str,
+                 *, secure_cookie: bool) -> None:
+        self.server, self.pool, self.secret, self.issuer = server, pool, secret, issuer
+        self.state = LoginState(secret)
+        self.secure_cookie = secure_cookie
+        self.authorize_url = f"{issuer}/oauth/authorize"
+        self.per_ip = FailureThrottle(int(os.environ.get("SEGIN_AUTH_FAILURES_PER_IP", "100")), 300.0)
+        self.unknown_users = FailureThrottle(people.MAX_FAILED_ATTEMPTS, people.LOCK_DURATION.total_seconds(),
+                                             base_delay=people.LOCK_DURATION.total_seconds(),
+                                             max_delay=people.LOCK_DURATION.total_seconds())
+
+    # GET /oauth/authorize
+
+    async def show(self, request: Request) -> Response:
+        """Validate the authorization request; show the sign-in form (or send the client its error)."""
+        params = list(request.query_params.multi_items())
+        lang = choose_language(request.query_params.get("ui_locales"), request.headers.get("accept-language"))
+        checked = await run_in_threadpool(self._validate, params, dict(request.headers))
+        if isinstance(checked, Attempt):
+            return self._refusal(checked, lang)
+        cookie = request.cookies.get(COOKIE) or secrets.token_urlsafe(32)
+        response = self._form(params, lang, cookie, client_id=checked)
+        self._set_cookie(response, cookie)
+        return response
+
+    def _validate(self, params: list[tuple[str, str]], headers: dict[str, str]) -> str | Attempt:
+        """The client id when the request is valid, else what to answer."""
+        oauth_request = HttpRequest("GET", self.authorize_url, headers, args=params)
+        try:
+            grant = self.server.get_consent_grant(oauth_request)
+        except OAuth2Error as error:
+            return self._oauth_error(oauth_request, error)
+        return grant.client.client_id
+
+    def _oauth_error(self, oauth_request: HttpRequest, error: OAuth2Error) -> Attempt:
+        """Errors go back to the client when its redirect URI was verified (RFC 6749 §4.1.2.1), else on a page."""
+        if error.redirect_uri:
+            _, _, headers = self.server.handle_error_response(oauth_request, error)
+            return Attempt(location=headers["Location"])
+        return Attempt(error=error)
+
+    # POST /oauth/authorize
+
+    async def submit(self, request: Request) -> Response:
+        """Check the signed form, the username and password; redirect to the client with a code."""
+        form = await request.form()
+        ip = request.client.host if request.client else "unknown"
+        opened = self.state.open(str(form.get("login_state", "")), request.cookies.get(COOKIE))
+        if opened is None:
+            lang = choose_language(None, request.headers.get("accept-language"))
+            return self._message(lang, "expired", status=400)
+        params, lang = opened
+        retry_after = self.per_ip.retry_after(ip)
+        if retry_after:
+            log_throttled("authorize", ip, retry_after)
+            return self._message(lang, "throttled", status=429, seconds=retry_after,
+                                 headers={"Retry-After": str(retry_after)})
+        username = str(form.get("username", ""))[:128]
+        password = str(form.get("password", ""))
+        user_hash = pseudonym(self.secret, username)
+        if self.unknown_users.retry_after(user_hash):
+            attempt = Attempt(outcome=LoginOutcome.LOCKED)  # an unknown username "locked" like a real one
+        elif len(password) > 1024:
+            attempt = Attempt(outcome=LoginOutcome.BAD_CREDENTIALS)  # no argon2 work on absurd input
+        else:
+            attempt = await run_in_threadpool(self._sign_in, params, dict(request.headers), username, password)
+        if attempt.location:
+            return self._redirect(attempt.location)
+        if attempt.error is not None:
+            return self._message(lang, "invalid_request", status=400, detail=attempt.error.description)
+        if attempt.wrong_org:
+            log_failure("authorize", ip, "wrong_organisation", username_hash=user_hash, client_id=attempt.client_id)
+            return self._message(lang, "wrong_org", status=403)
+        outcome = self._count_failure(attempt.outcome, user_hash, ip)
+        cookie = request.cookies.get(COOKIE) or secrets.token_urlsafe(32)
+        response = self._form(params, lang, cookie, client_id=dict(params).get("client_id", ""),
+                              error=outcome, username=username)
+        self._set_cookie(response, cookie)
+        return response
+
+    def _sign_in(self, params: list[tuple[str, str]], headers: dict[str, str], username: str,
+                 password: str) -> Attempt:
+        """Revalidate the authorization request, check the password, issue the code (worker thread)."""
+        oauth_request = HttpRequest("GET", self.authorize_url, headers, args=params)
+        try:
+            grant = self.server.get_consent_grant(oauth_request)
+        except OAuth2Error as error:
+            return self._oauth_error(oauth_request, error)
+        with self.pool.connection() as conn:
+            outcome, person = people.authenticate(conn, username, password)
+        if outcome is not LoginOutcome.OK or person is None:
+            return Attempt(outcome=outcome)
+        if not grant.client.serves(person):
+            return Attempt(wrong_org=True, client_id=grant.client.client_id)
+        status, body, headers_out = self.server.create_authorization_response(grant.request, grant_user=person,
+                                                                              grant=grant)
+        if "Location" not in headers_out:  # e.g. the client was revoked meanwhile: nowhere safe to redirect
+            return Attempt(error=OAuth2Error(description=str(body.get("error_description", "")) if isinstance(
+                body, dict) else "", status_code=status))
+        return Attempt(outcome=LoginOutcome.OK, location=headers_out["Location"])
+
+    def _count_failure(self, outcome: LoginOutcome | None, user_hash: str, ip: str) -> str:
+        """Record and log a failed sign-in; unknown usernames lock like real ones. Returns the message key."""
+        if outcome is LoginOutcome.UNKNOWN_USER:
+            self.unknown_users.failed(user_hash)
+            outcome = LoginOutcome.LOCKED if self.unknown_users.retry_after(user_hash) else outcome
+        self.per_ip.failed(ip)
+        reason = outcome.value if outcome else "bad_credentials"
+        log_failure("authorize", ip, reason, username_hash=user_hash)
+        return "locked" if outcome is LoginOutcome.LOCKED else "bad_credentials"
+
+    # rendering
+
+    def _form(self, params: list[tuple[str, str]], lang: str, cookie: str, *, client_id: str,
+              error: str | None = None, username: str = "") -> HTMLResponse:
+        text = MESSAGES[lang]
+        other = "en" if lang == "fr" else "fr"
+        switch = [(k, v) for k, v in params if k != "ui_locales"] + [("ui_locales", other)]
+        alert = f'<p id="login-error" role="alert" class="error">{html.escape(text[error])}</p>' if error else ""
+        page = _template("login.html").substitute(
+            lang=lang, style=STYLE, title=html.escape(text["title"]), heading=html.escape(text["heading"]),
+            intro=html.escape(text["intro"].format(client=client_id)), alert=alert,
+            action="/oauth/authorize", login_state=html.escape(self.state.sign(params, cookie, lang)),
+            username_label=html.escape(text["username"]), password_label=html.escape(text["password"]),
+            username=html.escape(username), submit=html.escape(text["submit"]),
+            describedby=' aria-describedby="login-error" aria-invalid="true"' if error else "",
+            switch_href=html.escape("/oauth/authorize?" + urlencode(switch)), switch_lang=other,
+            switch_label=html.escape(text["switch"]),
+        )
+        return HTMLResponse(page, headers=SECURITY_HEADERS)
+
+    def _message(self, lang: str, key: str, *, status: int, detail: str | None = None,
+                 headers: dict[str, str] | None = None, **values: Any) -> HTMLResponse:
+        text = MESSAGES[lang]
+        page = _template("message.html").substitute(
+            lang=lang, style=STYLE, title=html.escape(text["title"]), heading=html.escape(text["error_heading"]),
+            message=html.escape(text[key].format(**values)),
+            detail=f'<p lang="en"><small>{html.escape(detail)}</small></p>' if detail else "",
+        )
+        return HTMLResponse(page, status_code=status, headers={**SECURITY_HEADERS, **(headers or {})})
+
+    def _refusal(self, attempt: Attempt, lang: str) -> Response:
+        if attempt.location:
+            return self._redirect(attempt.location)
+        detail = attempt.error.description if attempt.error is not None else None
+        return self._message(lang, "invalid_request", status=400, detail=detail)
+
+    def _redirect(self, location: str) -> Response:
+        """Back to the client, naming this issuer (RFC 9207) so a client of several servers cannot be mixed up."""
+        location = add_params_to_uri(location, [("iss", self.issuer)])
+        return RedirectResponse(location, status_code=302, headers=SECURITY_HEADERS)
+
+    def _set_cookie(self, response: Response, cookie: str) -> None:
+        response.set_cookie(COOKIE, cookie, max_age=FORM_LIFETIME * 3, path="/oauth/authorize", httponly=True,
+                            samesite="strict", secure=self.secure_cookie)
+
+
+def _template(name: str) -> Template:
+    return Template((TEMPLATES / name).read_text(encoding="utf-8"))
+
+
+def load_secret(pool: ConnectionPool, name: str = "login-state") -> bytes:
+    """The server secret for signing forms (generated once, shared by every gateway replica)."""
+    with pool.connection() as conn:
+        conn.execute("insert into gateway.secrets (name, value) values (%s, %s) on conflict (name) do nothing",
+                     (name, secrets.token_urlsafe(48)))
+        row = conn.execute("select value from gateway.secrets where name = %s", (name,)).fetchone()
+    return str(row["value"]).encode()

@@ -1,0 +1,311 @@
+"""Who may see what, against the real stack: organisations × operations × sensitivity.
+
+A scenario as on a real night at Bamako airport. DGME registers:
+- a 15-year-old unaccompanied girl with medical needs, going to Gao, who consented to share with
+  the Gao health centre only: the health centre gets her case on consent, UNICEF on her vital
+  interest (child protection), nobody else;
+- an adult woman, survivor of GBV and presumed trafficking victim, who consented to the Red
+  Cross only: the Red Cross gets her GBV referral; IOM's counter-trafficking referral waits
+  for consent.
+Every expectation below is what a data-protection officer can check against the README.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import Api, arrival, eventually
+
+pytestmark = pytest.mark.e2e
+
+CASE = """query($id: ID!) { case(id: $id) { id givenName vulnerabilities childProtection healthNeeds gbv trafficking
+  access { purpose legalBasis } sharing { id legalBasis } referrals { id serviceCategory reasonCode legalBasis status
+  toOrganisation { id } } } }"""
+INCOMING = "query($after: String) { incomingReferrals(first: 50, after: $after) { nodes { id caseId serviceCategory status } pageInfo { endCursor } } }"
+NOTIFICATIONS = "query($after: String) { notifications(first: 100, after: $after) { nodes { id caseId kind } pageInfo { endCursor } } }"
+STATISTICS = "{ statistics(groupBy: [REGION]) { cells { keys count } suppressedCells minimumCell } }"
+
+
+class Tokens:
+    """Tokens per (organisation, scope set); None means everything the organisation may hold."""
+
+    def __init__(self, api: Api) -> None:
+        self.api, self.cache = api, {}
+
+    def __call__(self, org: str, scope: str | None = None) -> str:
+        if (org, scope) not in self.cache:
+            self.cache[(org, scope)] = self.api.platform.token(org, scope)
+        return self.cache[(org, scope)]
+
+
+def ask(api: Api, token: str, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+    response = api.post(query, variables, token=token)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def codes(body: dict[str, Any]) -> dict[str, str]:
+    """Error code per field path, e.g. {"case.healthNeeds": "RESTRICTED"}."""
+    return {".".join(str(p) for p in e.get("path", [])): e.get("extensions", {}).get("code")
+            for e in body.get("errors", [])}
+
+
+@pytest.fixture(scope="module")
+def tokens(api: Api) -> Tokens:
+    return Tokens(api)
+
+
+@pytest.fixture(scope="module")
+def scenario(api: Api, tokens: Tokens) -> dict[str, str]:
+    girl = api.register("dgme", arrival(
+        givenName=f"Fanta{uuid.uuid4().hex[:6]}", estimatedAge=15, destinationRegion="07",
+        vulnerabilities=["UNACCOMPANIED_CHILD", "MEDICAL_NEEDS"],
+        consent={"given": True, "recipientOrgIds": ["csref-gao"]}))["data"]["registerArrival"]["id"]
+    woman = api.register("dgme", arrival(
+        givenName=f"Bintou{uuid.uuid4().hex[:6]}", estimatedAge=27, destinationRegion="04",
+        vulnerabilities=["GBV_SURVIVOR", "TRAFFICKING_VICTIM"],
+        consent={"given": True, "recipientOrgIds": ["croix-rouge"]}))["data"]["registerArrival"]["id"]
+
+    def routed() -> bool:
+        seen = ask(api, tokens("dgme"), CASE, {"id": girl})["data"]["case"]["referrals"]
+        seen2 = ask(api, tokens("dgme"), CASE, {"id": woman})["data"]["case"]["referrals"]
+        # …and the recipients' access projections have caught up
+        return len(seen) == 2 and len(seen2) == 2 and all(
+            ask(api, tokens(org), CASE, {"id": case})["data"] is not None
+            for org, case in (("unicef", girl), ("csref-gao", girl), ("croix-rouge", woman)))
+
+    eventually(routed)
+    return {"girl": girl, "woman": woman}
+
+
+# --- reading a case ---------------------------------------------------------------------------
+
+CASE_MATRIX = [
+    # (org, scope or None for all it may hold, which case, expected: "allowed" | error code)
+    ("dgme", None, "girl", "allowed"),
+    ("dgme", "cases:read referrals:read", "girl", "allowed"),
+    ("unicef", None, "girl", "allowed"),          # vital interest of a child, open referral
+    ("csref-gao", None, "girl", "allowed"),       # consent, open referral
+    ("croix-rouge", None, "girl", "NOT_FOUND"),   # no referral for her
+    ("ame", None, "girl", "NOT_FOUND"),
+    ("iom", None, "girl", "NOT_FOUND"),
+    ("unhcr", None, "girl", "NOT_FOUND"),
+    ("cnrm", None, "girl", "INSUFFICIENT_SCOPE"),  # statistics only: never a record
+    ("segin-steward", None, "girl", "INSUFFICIENT_SCOPE"),
+    ("croix-rouge", None, "woman", "allowed"),     # consent, open GBV referral
+    ("iom", None, "woman", "NOT_FOUND"),           # referral waits for consent: no access yet
+    ("unicef", None, "woman", "NOT_FOUND"),
+    ("csref-gao", None, "woman", "NOT_FOUND"),
+]
+
+
+@pytest.mark.parametrize("org,scope,which,expected", CASE_MATRIX)
+def test_case_visibility(api: Api, tokens: Tokens, scenario: dict[str, str], org: str, scope: str | None,
+                         which: str, expected: str) -> None:
+    body = ask(api, tokens(org, scope), CASE, {"id": scenario[which]})
+    if expected == "allowed":
+        assert body["data"]["case"]["id"] == scenario[which]
+    else:
+        assert body["data"] is None
+        assert codes(body) == {"case": expected}
+        assert "Traoré" not in str(body) and "Fanta" not in str(body) and "Bintou" not in str(body)
+
+
+# (org, scope, case, field → visible codes, or "RESTRICTED")
+SENSITIVITY_MATRIX = [
+    ("dgme", None, "girl", {"childProtection": ["UNACCOMPANIED_CHILD"], "healthNeeds": ["MEDICAL_NEEDS"],
+                            "gbv": [], "trafficking": []}),
+    ("dgme", "cases:read referrals:read", "girl", {"childProtection": "RESTRICTED", "healthNeeds": "RESTRICTED"}),
+    ("unicef", None, "girl", {"childProtection": ["UNACCOMPANIED_CHILD"], "healthNeeds": "RESTRICTED"}),
+    ("csref-gao", None, "girl", {"childProtection": "RESTRICTED", "healthNeeds": ["MEDICAL_NEEDS"]}),
+    ("croix-rouge", None, "woman", {"gbv": ["GBV_SURVIVOR"], "trafficking": "RESTRICTED"}),
+    ("dgme", None, "woman", {"gbv": ["GBV_SURVIVOR"], "trafficking": ["TRAFFICKING_VICTIM"]}),
+    ("dgme", "cases:read sensitive:gbv", "woman", {"gbv": ["GBV_SURVIVOR"], "trafficking": "RESTRICTED"}),
+]
+
+
+@pytest.mark.parametrize("org,scope,which,fields", SENSITIVITY_MATRIX)
+def test_sensitive_categories_need_their_scope(api: Api, tokens: Tokens, scenario: dict[str, str], org: str,
+                                               scope: str | None, which: str, fields: dict[str, Any]) -> None:
+    body = ask(api, tokens(org, scope), CASE, {"id": scenario[which]})
+    case, errors = body["data"]["case"], codes(body)
+    shown = set(case["vulnerabilities"])
+    for field, expected in fields.items():
+        if expected == "RESTRICTED":
+            assert case[field] is None and errors[f"case.{field}"] == "RESTRICTED"
+        else:
+            assert case[field] == expected and set(expected) <= shown
+    hidden = {"childProtection": {"UNACCOMPANIED_CHILD", "SEPARATED_CHILD"}, "healthNeeds": {"MEDICAL_NEEDS"},
+              "gbv": {"GBV_SURVIVOR"}, "trafficking": {"TRAFFICKING_VICTIM"}}
+    for field, expected in fields.items():
+        if expected == "RESTRICTED":  # a restricted flag is not in the list either
+            assert not hidden[field] & shown
+
+
+def test_only_the_owner_sees_the_consent_record(api: Api, tokens: Tokens, scenario: dict[str, str]) -> None:
+    owner = ask(api, tokens("dgme"), CASE, {"id": scenario["girl"]})
+    assert owner["data"]["case"]["sharing"][0]["legalBasis"] == "CONSENT"
+    for org in ("unicef", "csref-gao"):
+        body = ask(api, tokens(org), CASE, {"id": scenario["girl"]})
+        assert body["data"]["case"]["sharing"] is None and codes(body)["case.sharing"] == "RESTRICTED"
+
+
+def test_recipients_learn_why_they_may_see_the_case(api: Api, tokens: Tokens, scenario: dict[str, str]) -> None:
+    unicef = ask(api, tokens("unicef"), CASE, {"id": scenario["girl"]})["data"]["case"]["access"]
+    health = ask(api, tokens("csref-gao"), CASE, {"id": scenario["girl"]})["data"]["case"]["access"]
+    assert unicef == {"purpose": "REFERRAL", "legalBasis": "VITAL_INTEREST"}
+    assert health == {"purpose": "REFERRAL", "legalBasis": "CONSENT"}
+
+
+# --- nested referrals, lists, cursors, errors ----------------------------------------------------
+
+def test_nested_referrals_show_each_recipient_only_its_own(api: Api, tokens: Tokens,
+                                                          scenario: dict[str, str]) -> None:
+    for org in ("unicef", "csref-gao"):
+        referrals = ask(api, tokens(org), CASE, {"id": scenario["girl"]})["data"]["case"]["referrals"]
+        assert [r["toOrganisation"]["id"] for r in referrals] == [org]
+
+
+def test_owner_without_sensitive_scope_sees_no_sensitive_service_in_referrals(
+        api: Api, tokens: Tokens, scenario: dict[str, str]) -> None:
+    body = ask(api, tokens("dgme", "cases:read referrals:read"), CASE, {"id": scenario["woman"]})
+    referrals = body["data"]["case"]["referrals"]
+    assert referrals and all(r["serviceCategory"] is None and r["reasonCode"] is None and r["legalBasis"] is None
+                             for r in referrals)
+    assert {c for p, c in codes(body).items() if p.startswith("case.referrals")} == {"RESTRICTED"}
+
+
+def test_incoming_referrals_and_notifications_never_show_other_organisations_work(
+        api: Api, tokens: Tokens, scenario: dict[str, str]) -> None:
+    for org in ("unicef", "csref-gao", "croix-rouge", "ame", "iom"):
+        incoming = ask(api, tokens(org), INCOMING)["data"]["incomingReferrals"]["nodes"]
+        case_ids = {r["caseId"] for r in incoming}
+        expected = {"unicef": {scenario["girl"]}, "csref-gao": {scenario["girl"]},
+                    "croix-rouge": {scenario["woman"]}}.get(org, set())
+        assert expected <= case_ids
+        assert not ({scenario["girl"], scenario["woman"]} - expected) & case_ids, org
+        notified = {n["caseId"] for n in ask(api, tokens(org), NOTIFICATIONS)["data"]["notifications"]["nodes"]}
+        assert not ({scenario["girl"], scenario["woman"]} - expected) & notified, org
+
+
+def test_a_cursor_from_another_organisation_reveals_nothing(api: Api, tokens: Tokens,
+                                                             scenario: dict[str, str]) -> None:
+    cursor = ask(api, tokens("unicef"), INCOMING)["data"]["incomingReferrals"]["pageInfo"]["endCursor"]
+    assert cursor
+    body = ask(api, tokens("ame"), INCOMING, {"after": cursor})
+    assert {r["caseId"] for r in body["data"]["incomingReferrals"]["nodes"]}.isdisjoint(
+        {scenario["girl"], scenario["woman"]})
+
+
+def test_refusal_is_the_same_for_a_case_that_does_not_exist(api: Api, tokens: Tokens,
+                                                              scenario: dict[str, str]) -> None:
+    hidden = ask(api, tokens("ame"), CASE, {"id": scenario["girl"]})
+    absent = ask(api, tokens("ame"), CASE, {"id": str(uuid.uuid4())})
+    assert hidden["errors"][0]["message"] == absent["errors"][0]["message"]
+    assert codes(hidden) == codes(absent) == {"case": "NOT_FOUND"}
+
+
+# --- statistics: aggregates only, small cells suppressed ------------------------------------------
+
+@pytest.mark.parametrize("org,expected", [("cnrm", "allowed"), ("unicef", "allowed"), ("ame", "INSUFFICIENT_SCOPE"),
+                                          ("csref-gao", "INSUFFICIENT_SCOPE")])
+def test_statistics_scope(api: Api, tokens: Tokens, scenario: dict[str, str], org: str, expected: str) -> None:
+    body = ask(api, tokens(org), STATISTICS)
+    if expected == "allowed":
+        stats = body["data"]["statistics"]
+        assert all(c["count"] >= stats["minimumCell"] == 5 for c in stats["cells"])
+        assert "givenName" not in str(stats)
+    else:
+        assert codes(body) == {"statistics": expected}
+
+
+# --- consent: recorded, then withdrawn while the referral is open --------------------------------
+
+SHARING = """mutation($case: ID!, $consent: ConsentInput!) { recordConsent(caseId: $case, consent: $consent) {
+  sharing { id legalBasis given recipientOrgIds withdrawnAt } } }"""
+WITHDRAW = """mutation($case: ID!, $consent: ID!) { withdrawConsent(caseId: $case, consentId: $consent) {
+  sharing { id withdrawnAt } } }"""
+
+
+def test_consent_opens_access_and_withdrawing_it_closes_access_at_once(
+        api: Api, tokens: Tokens, scenario: dict[str, str]) -> None:
+    woman = scenario["woman"]
+    assert codes(ask(api, tokens("iom"), CASE, {"id": woman})) == {"case": "NOT_FOUND"}
+
+    recorded = ask(api, tokens("dgme"), SHARING, {"case": woman, "consent": {
+        "given": True, "recipientOrgIds": ["iom"], "purposes": ["REFERRAL"], "language": "bm"}})
+    consent_id = next(s["id"] for s in recorded["data"]["recordConsent"]["sharing"] if s["recipientOrgIds"] == ["iom"])
+
+    # The waiting counter-trafficking referral goes live: IOM is told, and may read the case.
+    eventually(lambda: any(n["caseId"] == woman and n["kind"] == "referral.received" for n in
+                           ask(api, tokens("iom"), NOTIFICATIONS)["data"]["notifications"]["nodes"]))
+    readable = eventually(lambda: ask(api, tokens("iom"), CASE, {"id": woman})["data"])
+    assert readable["case"]["trafficking"] == ["TRAFFICKING_VICTIM"]
+
+    # Other organisations cannot withdraw the owner's consent.
+    refused = ask(api, tokens("croix-rouge"), WITHDRAW, {"case": woman, "consent": consent_id})
+    assert codes(refused) == {"withdrawConsent": "INSUFFICIENT_SCOPE"} or \
+        codes(refused) == {"withdrawConsent": "NOT_FOUND"}
+
+    withdrawn = ask(api, tokens("dgme"), WITHDRAW, {"case": woman, "consent": consent_id})
+    assert withdrawn["data"]["withdrawConsent"]["sharing"]
+    # Immediately: no waiting for events.
+    assert codes(ask(api, tokens("iom"), CASE, {"id": woman})) == {"case": "NOT_FOUND"}
+    # Then the referral is revoked and IOM is told.
+    eventually(lambda: any(n["caseId"] == woman and n["kind"] == "referral.revoked" for n in
+                           ask(api, tokens("iom"), NOTIFICATIONS)["data"]["notifications"]["nodes"]))
+    statuses = {r["toOrganisation"]["id"]: r["status"] for r in
+                ask(api, tokens("dgme"), CASE, {"id": woman})["data"]["case"]["referrals"]}
+    assert statuses["iom"] == "REVOKED" and statuses["croix-rouge"] == "PENDING"
+
+
+def test_vital_interest_access_survives_the_absence_of_consent(api: Api, tokens: Tokens,
+                                                              scenario: dict[str, str]) -> None:
+    assert ask(api, tokens("unicef"), CASE, {"id": scenario["girl"]})["data"]["case"]["access"]["legalBasis"] == \
+        "VITAL_INTEREST"
+
+
+# --- referral transitions: who may do what --------------------------------------------------------
+
+ACT = "mutation($id: ID!) {{ {op}(id: $id) {{ id status }} }}"
+
+
+def _referral_of(api: Api, tokens: Tokens, case: str, org: str) -> str:
+    referrals = ask(api, tokens("dgme"), CASE, {"id": case})["data"]["case"]["referrals"]
+    return next(r["id"] for r in referrals if r["toOrganisation"]["id"] == org)
+
+
+def test_referral_transitions_respect_roles(api: Api, tokens: Tokens, scenario: dict[str, str]) -> None:
+    rid = _referral_of(api, tokens, scenario["girl"], "csref-gao")
+    assert codes(ask(api, tokens("dgme"), ACT.format(op="acceptReferral"), {"id": rid})) == {
+        "acceptReferral": "FORBIDDEN"}
+    assert codes(ask(api, tokens("ame"), ACT.format(op="acceptReferral"), {"id": rid})) == {
+        "acceptReferral": "INSUFFICIENT_SCOPE"} or codes(ask(api, tokens("ame"), ACT.format(op="acceptReferral"),
+                                                             {"id": rid})) == {"acceptReferral": "NOT_FOUND"}
+    accepted = ask(api, tokens("csref-gao"), ACT.format(op="acceptReferral"), {"id": rid})
+    assert accepted["data"]["acceptReferral"]["status"] == "ACCEPTED"
+    again = ask(api, tokens("csref-gao"), ACT.format(op="acceptReferral"), {"id": rid})
+    assert codes(again) == {"acceptReferral": "INVALID_TRANSITION"}
+    eventually(lambda: any(n["kind"] == "referral.accepted" and n["caseId"] == scenario["girl"] for n in
+                           ask(api, tokens("dgme"), NOTIFICATIONS)["data"]["notifications"]["nodes"]))
+    done = ask(api, tokens("csref-gao"), ACT.format(op="completeReferral"), {"id": rid})
+    assert done["data"]["completeReferral"]["status"] == "DONE"
+    # A completed referral no longer opens the case to the health centre.
+    eventually(lambda: codes(ask(api, tokens("csref-gao"), CASE, {"id": scenario["girl"]})) == {"case": "NOT_FOUND"})
+
+
+def test_consent_to_a_type_of_organisation_covers_its_members(api: Api, tokens: Tokens) -> None:
+    """Consent given to "international organisations": IOM (INTERNATIONAL) gets a live referral and
+    may read the case; an NGO does not."""
+    case = api.register("dgme", arrival(
+        givenName=f"Seydou{uuid.uuid4().hex[:6]}", sex="MALE", estimatedAge=31, destinationRegion="05",
+        vulnerabilities=["MENTAL_HEALTH_NEEDS"],
+        consent={"given": True, "recipientOrgTypes": ["INTERNATIONAL"]}))["data"]["registerArrival"]["id"]
+    eventually(lambda: ask(api, tokens("iom"), CASE, {"id": case})["data"])
+    body = ask(api, tokens("iom"), CASE, {"id": case})
+    assert body["data"]["case"]["access"] == {"purpose": "REFERRAL", "legalBasis": "CONSENT"}
+    assert body["data"]["case"]["healthNeeds"] == ["MENTAL_HEALTH_NEEDS"]
+    assert codes(ask(api, tokens("croix-rouge"), CASE, {"id": case})) == {"case": "NOT_FOUND"}
