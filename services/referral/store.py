@@ -39,7 +39,8 @@ async def case_referrals(conn: Connection, case_id: uuid.UUID, org_id: str) -> l
     cur = await conn.execute(
         "select * from referral.referrals where case_id = %s"
         " and (case_owner_org_id = %s or to_org_id = %s or from_org_id = %s)"
-        " order by array_position(array['URGENT', 'HIGH', 'NORMAL'], priority), service_category, id",
+        # Never sorted by category: a caller without the sensitive scope would learn it from the order.
+        " order by array_position(array['URGENT', 'HIGH', 'NORMAL'], priority), created_at, id",
         (case_id, org_id, org_id, org_id),
     )
     return list(await cur.fetchall())

@@ -1,0 +1,107 @@
+"""Every GraphQL operation × every kind of organisation: allowed, or refused with which code.
+
+Kinds of organisation (demo registry): the registering state body (dgme), an international
+recipient (unicef), a service provider recipient (csref-gao), an uninvolved NGO (ame), a
+statistics-only observatory (cnrm) and the platform steward (segin-steward). The subject of each
+operation is a case DGME registered (a child with medical needs, consent to the Gao health centre).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import Api, arrival, eventually
+
+pytestmark = pytest.mark.e2e
+
+ORGS = ["dgme", "unicef", "csref-gao", "ame", "cnrm", "segin-steward"]
+A, NF, SC, FB = "allowed", "NOT_FOUND", "INSUFFICIENT_SCOPE", "FORBIDDEN"
+
+CONSENT = '{given: true, recipientOrgIds: ["unhcr"], purposes: [FOLLOW_UP]}'
+BASIS = '{legalBasis: LEGAL_OBLIGATION, purposes: [FOLLOW_UP], justification: "ordonnance du juge", recipientOrgIds: ["unhcr"]}'
+
+# operation → (GraphQL document using $case / $referral / $consent / $note, expected per organisation)
+OPERATIONS: dict[str, tuple[str, dict[str, str]]] = {
+    "me": ("{ me { organisation { id } } }", dict.fromkeys(ORGS, A)),
+    "organisations": ("{ organisations { id } }", dict.fromkeys(ORGS, A)),
+    "regions": ("{ regions { code } }", dict.fromkeys(ORGS, A)),
+    "case": ("query($case: ID!) { case(id: $case) { id } }",
+             {"dgme": A, "unicef": A, "csref-gao": A, "ame": NF, "cnrm": SC, "segin-steward": SC}),
+    "incomingReferrals": ("{ incomingReferrals { nodes { id } } }",
+                          {"dgme": A, "unicef": A, "csref-gao": A, "ame": A, "cnrm": SC, "segin-steward": SC}),
+    "notifications": ("{ notifications { nodes { id } } }",
+                      {"dgme": A, "unicef": A, "csref-gao": A, "ame": A, "cnrm": SC, "segin-steward": SC}),
+    "statistics": ("{ statistics(groupBy: [SEX]) { suppressedCells } }",
+                   {"dgme": A, "unicef": A, "csref-gao": SC, "ame": SC, "cnrm": A, "segin-steward": A}),
+    "auditTrail": ("query($case: ID!) { auditTrail(service: REFERRAL, caseId: $case) { nodes { seq } } }",
+                   {"dgme": SC, "unicef": SC, "csref-gao": SC, "ame": SC, "cnrm": SC, "segin-steward": A}),
+    "subjectAccessRequest": ("query($case: ID!) { subjectAccessRequest(caseId: $case) { accessLogComplete } }",
+                             {"dgme": SC, "unicef": SC, "csref-gao": SC, "ame": SC, "cnrm": SC, "segin-steward": A}),
+    "registerArrival": ("mutation { registerArrival(idempotencyKey: \"%KEY%\", input: {givenName: \"Test\", "
+                        "familyName: \"Matrice\", sex: MALE, estimatedAge: 40, countryReturnedFrom: \"DZ\", "
+                        "arrivalPoint: GAO, arrivalDate: \"2026-11-01\", destinationRegion: \"07\", "
+                        "consent: {given: false}}) { id } }",
+                        {"dgme": A, "unicef": SC, "csref-gao": SC, "ame": A, "cnrm": SC, "segin-steward": SC}),
+    "recordConsent": (f"mutation($case: ID!) {{ recordConsent(caseId: $case, consent: {CONSENT}) {{ caseId }} }}",
+                      {"dgme": A, "unicef": SC, "csref-gao": SC, "ame": NF, "cnrm": SC, "segin-steward": SC}),
+    "recordLegalBasis": (f"mutation($case: ID!) {{ recordLegalBasis(caseId: $case, input: {BASIS}) {{ caseId }} }}",
+                         {"dgme": A, "unicef": SC, "csref-gao": SC, "ame": NF, "cnrm": SC, "segin-steward": SC}),
+    "withdrawConsent": ("mutation($case: ID!, $consent: ID!) { withdrawConsent(caseId: $case, consentId: $consent) "
+                        "{ caseId } }",
+                        {"dgme": A, "unicef": SC, "csref-gao": SC, "ame": NF, "cnrm": SC, "segin-steward": SC}),
+    "acceptReferral": ("mutation($referral: ID!) { acceptReferral(id: $referral) { status } }",
+                       {"dgme": FB, "unicef": NF, "csref-gao": A, "ame": NF, "cnrm": SC, "segin-steward": SC}),
+    "revokeReferral": ("mutation($referral: ID!) { revokeReferral(id: $referral) { status } }",
+                       {"dgme": A, "unicef": NF, "csref-gao": FB, "ame": NF, "cnrm": SC, "segin-steward": SC}),
+    "markNotificationRead": ("mutation($note: ID!) { markNotificationRead(id: $note) { id } }",
+                             {"dgme": NF, "unicef": NF, "csref-gao": A, "ame": NF, "cnrm": SC, "segin-steward": SC}),
+}
+
+NOTES = "query($case: ID!) { case(id: $case) { referrals { id toOrganisation { id } } } }"
+
+
+def subject(api: Api) -> dict[str, str]:
+    """A fresh case per (operation, organisation): state-changing operations never see each other's effects."""
+    case = api.register("dgme", arrival(givenName=f"Matrice{uuid.uuid4().hex[:6]}", vulnerabilities=[
+        "UNACCOMPANIED_CHILD", "MEDICAL_NEEDS"], consent={"given": True, "recipientOrgIds": ["csref-gao"]}))
+    case_id = case["data"]["registerArrival"]["id"]
+    referrals = eventually(lambda: [r for r in api.gql("dgme", NOTES, {"case": case_id})["data"]["case"]["referrals"]
+                                    if r["toOrganisation"]["id"] == "csref-gao"])
+    eventually(lambda: api.gql("csref-gao", "query($c: ID!) { case(id: $c) { id } }", {"c": case_id})["data"])
+    note = eventually(lambda: [n["id"] for n in api.gql("csref-gao", "{ notifications(first: 100) { nodes { id caseId } } }")
+                               ["data"]["notifications"]["nodes"] if n["caseId"] == case_id])[0]
+    consent = api.gql("dgme", "query($c: ID!) { case(id: $c) { sharing { id } } }", {"c": case_id}
+                      )["data"]["case"]["sharing"][0]["id"]
+    return {"case": case_id, "referral": referrals[0]["id"], "note": note, "consent": consent}
+
+
+@pytest.fixture(scope="module")
+def subjects(api: Api) -> Callable[[], dict[str, str]]:
+    return lambda: subject(api)
+
+
+CELLS = [(op, org) for op in OPERATIONS for org in ORGS]
+
+
+@pytest.mark.parametrize("operation,org", CELLS, ids=[f"{op}-{org}" for op, org in CELLS])
+def test_operation_matrix(api: Api, subjects: Callable[[], dict[str, str]], operation: str, org: str) -> None:
+    document, expected_by_org = OPERATIONS[operation]
+    expected = expected_by_org[org]
+    needs = [v for v in ("case", "referral", "consent", "note") if f"${v}" in document]
+    variables: dict[str, Any] = {}
+    if needs:
+        s = subjects()
+        variables = {v: s[v] for v in needs}
+    document = document.replace("%KEY%", str(uuid.uuid4()))
+    body = api.gql(org, document, variables)
+    if expected == A:
+        assert not body.get("errors"), body
+        assert body["data"] and all(v is not None for v in body["data"].values()), body
+    else:
+        assert body.get("data") is None, body
+        assert [e["extensions"]["code"] for e in body["errors"]] == [expected], body
+        assert "Matrice" not in str(body)
