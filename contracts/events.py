@@ -36,6 +36,7 @@ class ArrivalRegisteredV1(Event):
     consent_given: bool
     consent_recipient_org_ids: list[str]
     consent_recipient_org_types: list[OrganisationType] = []
+    consent_purposes: list[Purpose] = [Purpose.REFERRAL]  # earlier producers only recorded referral consent
 
 
 class ReferralCreatedV1(Event):

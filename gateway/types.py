@@ -88,10 +88,7 @@ class CaseAccess:
 class Referral:
     id: strawberry.ID
     case_id: strawberry.ID
-    priority: Priority
     status: str
-    status_reason: str | None
-    due_at: dt.datetime
     created_at: dt.datetime
     updated_at: dt.datetime
     data: strawberry.Private[dict[str, Any]]
@@ -115,6 +112,20 @@ class Referral:
         value = self._sensitive("legal_basis")
         return reference.LegalBasis(value) if value else None
 
+    @strawberry.field(description="Restricted like the category: urgency follows from the kind of need.")
+    def priority(self) -> Priority | None:
+        value = self._sensitive("priority")
+        return reference.Priority(value) if value else None
+
+    @strawberry.field(description="When the recipient should act; restricted like the category.")
+    def due_at(self) -> dt.datetime | None:
+        value = self._sensitive("due_at")
+        return dt.datetime.fromisoformat(value) if value else None
+
+    @strawberry.field(description="Why the referral left the open states (a code); restricted like the category.")
+    def status_reason(self) -> str | None:
+        return self._sensitive("status_reason")
+
     @strawberry.field
     async def from_organisation(self, info: Info[Context, None]) -> Organisation | None:
         return await info.context.registry.organisation(self.data["from_org_id"])
@@ -126,9 +137,7 @@ class Referral:
     @classmethod
     def from_data(cls, d: dict[str, Any]) -> "Referral":
         return cls(
-            id=d["id"], case_id=d["case_id"], priority=reference.Priority(d["priority"]), status=d["status"],
-            status_reason=d.get("status_reason"), due_at=dt.datetime.fromisoformat(d["due_at"]),
-            created_at=dt.datetime.fromisoformat(d["created_at"]),
+            id=d["id"], case_id=d["case_id"], status=d["status"], created_at=dt.datetime.fromisoformat(d["created_at"]),
             updated_at=dt.datetime.fromisoformat(d["updated_at"]), data=d,
         )
 
@@ -272,7 +281,7 @@ class StatisticsCell:
     count: int
 
 
-@strawberry.type(description="Counts of people; cells under minimumCell are suppressed, never shown.")
+@strawberry.type(description="Counts of people, rounded to a multiple of 5; cells under minimumCell are suppressed.")
 class Statistics:
     group_by: list[str]
     cells: list[StatisticsCell]

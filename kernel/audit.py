@@ -14,7 +14,7 @@ import hashlib
 import json
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -396,3 +396,16 @@ def _case_ids_in(payload: dict[str, Any]) -> list[uuid.UUID]:
         return [uuid.UUID(str(payload["case_id"]))] if payload.get("case_id") else []
     except ValueError:
         return []
+
+
+def refusal_recorder(schema: str, pool: AsyncConnectionPool) -> Callable[[Principal, str, Any], Awaitable[None]]:
+    """Record requests refused for lack of scope (kernel.rpc calls it), so refusals are in the trail
+    even when the handler never ran."""
+
+    async def record_refusal(principal: Principal, subject: str, payload: Any) -> None:
+        case_ids = _case_ids_in(payload) if isinstance(payload, dict) else []
+        operation = subject.removeprefix("svc.")
+        async with pool.connection() as conn:
+            await record(conn, schema, principal, AuditEntry(operation, case_ids, [], "access_check", "denied"))
+
+    return record_refusal

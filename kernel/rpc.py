@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import time
+import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,8 @@ from kernel.tokens import Principal, TokenVerifier, bearer
 log = logging.getLogger(__name__)
 
 EndpointHandler = Callable[[Principal, dict[str, Any]], Awaitable[Any]]
+# Called when a verified caller is refused for lack of scope: the service records it in its audit trail.
+RefusalRecorder = Callable[[Principal, str, dict[str, Any]], Awaitable[None]]
 
 
 @dataclass
@@ -52,8 +55,9 @@ class EndpointServer:
     """
 
     def __init__(self, nc: Client, name: str, verifier: TokenVerifier, endpoints: list[Endpoint],
-                 *, max_in_flight: int = 64) -> None:
+                 *, max_in_flight: int = 64, on_refused: RefusalRecorder | None = None) -> None:
         self.nc, self.name, self.verifier, self.endpoints = nc, name, verifier, endpoints
+        self.on_refused = on_refused
         self._slots = asyncio.Semaphore(max_in_flight)
         self._tasks: set[asyncio.Task[None]] = set()
         self.service: Service | None = None
@@ -71,6 +75,13 @@ class EndpointServer:
                     handler=self._dispatcher(endpoint),
                 )
             )
+
+    async def _record_refusal(self, principal: Principal, subject: str, payload: dict[str, Any]) -> None:
+        assert self.on_refused is not None
+        try:
+            await self.on_refused(principal, subject, payload)
+        except Exception as exc:  # a failed audit write must not turn a refusal into an error
+            log.warning("refusal not recorded", extra={"subject": subject, "error": type(exc).__name__})
 
     async def stop(self) -> None:
         if self.service:
@@ -92,6 +103,8 @@ class EndpointServer:
         headers = request.headers or {}
         started = time.perf_counter()
         outcome = "ok"
+        principal: Principal | None = None
+        payload: dict[str, Any] = {}
         with tracer().start_as_current_span(
             endpoint.subject, context=extract_context(headers), kind=trace.SpanKind.SERVER
         ) as span:
@@ -106,12 +119,19 @@ class EndpointServer:
                 body, outcome = _reply(error=bad_input_from(exc)), "BAD_USER_INPUT"
             except SeginError as exc:
                 body, outcome = _reply(error=exc), exc.code
+                if exc.code == "INSUFFICIENT_SCOPE" and self.on_refused and principal is not None:
+                    await self._record_refusal(principal, endpoint.subject, payload)
             except json.JSONDecodeError:
                 body = _reply(error=SeginError("The request body is not JSON.", code="BAD_USER_INPUT"))
                 outcome = "BAD_USER_INPUT"
             except Exception as exc:
                 span.record_exception(exc)
-                log.exception("endpoint failed", extra={"subject": endpoint.subject})
+                # The traceback's frames, never the exception's message: a database error can
+                # quote the row it failed on, and logs must not carry personal data.
+                log.error("endpoint failed", extra={
+                    "subject": endpoint.subject, "error": type(exc).__name__,
+                    "sqlstate": getattr(exc, "sqlstate", None),
+                    "frames": "".join(traceback.format_tb(exc.__traceback__))[-4000:]})
                 body = _reply(error=SeginError("Internal error; it has been logged.", code="INTERNAL"))
                 outcome = "INTERNAL"
             log.info("request handled", extra={"subject": endpoint.subject, "outcome": outcome,

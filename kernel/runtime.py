@@ -19,6 +19,7 @@ from nats.js import JetStreamContext
 from psycopg_pool import AsyncConnectionPool
 
 from contracts.channels import DEAD_LETTER_STREAM, StreamSpec
+from kernel.audit import refusal_recorder
 from kernel.bus import ConsumerSpec, EventConsumer, connect, ensure_stream
 from kernel.config import Settings
 from kernel.db import migrate, open_pool
@@ -76,7 +77,8 @@ async def run(app: ServiceApp, settings: Settings | None = None, stop: asyncio.E
     await denylist.start(js, stop, replicas=settings.stream_replicas)
     verifier = TokenVerifier(http_key_loader(settings.jwks_url), settings.issuer, settings.audience,
                              denylist=denylist)
-    server = EndpointServer(nc, app.name, verifier, app.endpoints(rt))
+    server = EndpointServer(nc, app.name, verifier, app.endpoints(rt),
+                            on_refused=refusal_recorder(app.schema, pool))
     await server.start()
     relay = OutboxRelay(pool, js, app.schema, settings.database_url)
     background = [asyncio.create_task(relay.run(stop), name="outbox-relay")]

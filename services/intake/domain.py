@@ -130,14 +130,20 @@ def coverage(bases: Iterable[Basis]) -> list[SharingCoverage]:
 
 
 MIN_CELL = 5
+ROUNDING_BASE = 5
 
 
 def suppress_small_cells(rows: Iterable[tuple[tuple[str, ...], int]]) -> tuple[list[tuple[tuple[str, ...], int]], int]:
-    """Keep cells of at least ``MIN_CELL`` people; return them and how many cells were suppressed."""
+    """Keep cells of at least ``MIN_CELL`` people, rounded to the nearest multiple of five.
+
+    Suppression alone can be undone by subtraction (a region's total minus its shown cells);
+    rounding every shown count makes such differences uncertain. Returns the cells and how many
+    were suppressed.
+    """
     kept, suppressed = [], 0
     for keys, count in rows:
         if count >= MIN_CELL:
-            kept.append((keys, count))
+            kept.append((keys, max(MIN_CELL, ROUNDING_BASE * round(count / ROUNDING_BASE))))
         else:
             suppressed += 1
     return kept, suppressed

@@ -108,6 +108,7 @@ async def register_arrival(pool: AsyncConnectionPool, principal: Principal, payl
                 is_child=domain.is_child(arrival, today), vulnerabilities=list(arrival.vulnerabilities),
                 consent_given=arrival.consent.given, consent_recipient_org_ids=arrival.consent.recipient_org_ids,
                 consent_recipient_org_types=arrival.consent.recipient_org_types,
+                consent_purposes=arrival.consent.purposes,
             ),
             subject=str(case_id),
         )

@@ -66,8 +66,12 @@ async def mark_read(pool: AsyncConnectionPool, principal: Principal, payload: di
         notification_id = uuid.UUID(request.notification_id)
     except ValueError:
         raise NotFound("No such notification.", field="id") from None
-    async with pool.connection() as conn:
+    async with pool.connection() as conn, conn.transaction():
         row = await store.mark_read(conn, principal.org_id, notification_id)
+        if row is not None and row["case_id"]:
+            await record(conn, store.SCHEMA, principal, AuditEntry(
+                operation="notification.mark_read", case_ids=[str(row["case_id"])], field_categories=["referral"],
+                purpose="referral", outcome="allowed"))
     if row is None:
         raise NotFound("No such notification.", field="id")
     return notification_view(row)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from contracts.events import ArrivalRegisteredV1, SharingRecipient
-from contracts.reference import LegalBasis, Priority, ServiceCategory, Vulnerability
+from contracts.reference import LegalBasis, Priority, Purpose, ServiceCategory, Vulnerability
 
 PENDING = "PENDING"
 ACCEPTED = "ACCEPTED"
@@ -76,8 +76,10 @@ def choose_provider(providers: list[Provider], category: ServiceCategory, region
 def plan_referrals(arrival: ArrivalRegisteredV1, providers: list[Provider], now: datetime) -> list[PlannedReferral]:
     """Apply every rule whose trigger is present; one referral per (recipient, category)."""
     present = set(arrival.vulnerabilities)
-    consented = set(arrival.consent_recipient_org_ids) if arrival.consent_given else set()
-    consented_types = {t.value for t in arrival.consent_recipient_org_types} if arrival.consent_given else set()
+    # Only consent given for the purpose of referral covers a referral.
+    for_referral = arrival.consent_given and Purpose.REFERRAL in arrival.consent_purposes
+    consented = set(arrival.consent_recipient_org_ids) if for_referral else set()
+    consented_types = {t.value for t in arrival.consent_recipient_org_types} if for_referral else set()
     planned: dict[tuple[str, ServiceCategory], PlannedReferral] = {}
     for rule in RULES:
         if not rule.triggers & present:

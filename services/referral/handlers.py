@@ -18,7 +18,7 @@ from contracts.channels import REFERRAL_CREATED, REFERRAL_STATUS_CHANGED
 from contracts.commands import CaseRef, PageRequest, ReferralAction
 from contracts.events import ArrivalRegisteredV1, ReferralCreatedV1, ReferralStatusChangedV1, SharingChangedV1
 from contracts.reference import SENSITIVE_SERVICES, LegalBasis, Priority, Purpose, ServiceCategory
-from kernel.audit import AuditEntry, record
+from kernel.audit import AuditEntry, record, service_principal
 from kernel.db import Connection
 from kernel.errors import BadInput, NotFound, SeginError
 from kernel.events import CloudEvent
@@ -27,17 +27,22 @@ from kernel.pagination import page
 from kernel.tokens import Principal
 from services.referral import domain, store
 
-MASKED = ("service_category", "reason_code", "legal_basis")
+# What would reveal a sensitive category: the category itself, why, on which basis, and how
+# urgent (priority and due date follow from the routing rule).
+MASKED = ("service_category", "reason_code", "legal_basis", "priority", "due_at", "status_reason")
+RESTRICTED_SCOPE = "sensitive:*"  # the same for every category, so the refusal names none
 
 
 async def on_arrival_registered(conn: Connection, event: CloudEvent) -> None:
     """Route a new arrival: create the referrals its screening calls for, and announce them."""
     arrival = ArrivalRegisteredV1.model_validate(event.data)
     plans = domain.plan_referrals(arrival, await store.providers(conn), datetime.now(UTC))
+    created = []
     for plan in plans:
         referral_id = await store.insert_referral(conn, arrival.case_id, arrival.owner_org_id, plan)
         if referral_id is None:
             continue
+        created.append(plan)
         await add_event(
             conn, store.SCHEMA, REFERRAL_CREATED,
             ReferralCreatedV1(
@@ -47,6 +52,12 @@ async def on_arrival_registered(conn: Connection, event: CloudEvent) -> None:
             ),
             subject=str(referral_id),
         )
+    if created:  # the platform itself shared the case with these organisations: on the record
+        await record(conn, store.SCHEMA, service_principal("referral"), AuditEntry(
+            operation="referral.create", case_ids=[arrival.case_id], field_categories=["referral"],
+            purpose="referral", outcome="allowed",
+            legal_basis=None if len({p.legal_basis for p in created}) != 1 or created[0].legal_basis is None
+            else created[0].legal_basis.value))
 
 
 async def _announce(conn: Connection, row: dict[str, Any], old_status: str) -> None:
@@ -64,12 +75,18 @@ async def on_sharing_changed(conn: Connection, event: CloudEvent) -> None:
     recipients = next((c.recipients for c in change.coverage if c.purpose == Purpose.REFERRAL), [])
     referrals = await store.referrals_of_case(conn, change.case_id)
     types = {r["to_org_id"]: await store.org_type(conn, r["to_org_id"]) for r in referrals}
+    changed: set[str] = set()
     for step in domain.reassess(referrals, lambda org: domain.basis_for(recipients, org, types.get(org))):
         old = next(r["status"] for r in referrals if str(r["id"]) == step.referral_id)
         row = await store.set_status(conn, step.referral_id, step.new_status,
                                      step.legal_basis.value if step.legal_basis else None, step.reason)
         if step.new_status != old:
             await _announce(conn, row, old)
+            changed.add(step.reason.lower())
+    for reason in sorted(changed):  # last in the transaction: the audit chain's lock is held until commit
+        await record(conn, store.SCHEMA, service_principal("referral"), AuditEntry(
+            operation=f"referral.{reason}", case_ids=[change.case_id], field_categories=["referral"],
+            purpose="referral", outcome="allowed"))
 
 
 def referral_view(row: dict[str, Any], principal: Principal) -> dict[str, Any]:
@@ -94,7 +111,7 @@ def referral_view(row: dict[str, Any], principal: Principal) -> dict[str, Any]:
     if category and category.scope not in principal.scopes and principal.org_id != row["to_org_id"]:
         for name in MASKED:
             view[name] = None
-        view["restricted"], view["restricted_scope"] = list(MASKED), category.scope
+        view["restricted"], view["restricted_scope"] = list(MASKED), RESTRICTED_SCOPE
     return view
 
 
@@ -144,7 +161,9 @@ async def act(action: str, pool: AsyncConnectionPool, principal: Principal, payl
     refusal: SeginError | None = None
     async with pool.connection() as conn, conn.transaction():
         row = await store.get_for_update(conn, referral_id)
-        involved = row is not None and principal.org_id in (row["to_org_id"], row["from_org_id"])
+        # A referral awaiting consent does not exist for its would-be recipient.
+        involved = row is not None and (principal.org_id == row["from_org_id"] or (
+            principal.org_id == row["to_org_id"] and row["status"] != domain.AWAITING_CONSENT))
         if not involved:
             refusal = NotFound("No such referral.", field="id")
         else:

@@ -35,10 +35,11 @@ async def insert_referral(
 
 
 async def case_referrals(conn: Connection, case_id: uuid.UUID, org_id: str) -> list[dict[str, Any]]:
-    """The case owner sees every referral of its case; another organisation only those it sent or received."""
+    """The case owner sees every referral of its case; another organisation only those it sent, or
+    received once live (a referral awaiting consent does not exist for its would-be recipient)."""
     cur = await conn.execute(
         "select * from referral.referrals where case_id = %s"
-        " and (case_owner_org_id = %s or to_org_id = %s or from_org_id = %s)"
+        " and (case_owner_org_id = %s or from_org_id = %s or (to_org_id = %s and status <> 'AWAITING_CONSENT'))"
         # Never sorted by category: a caller without the sensitive scope would learn it from the order.
         " order by array_position(array['URGENT', 'HIGH', 'NORMAL'], priority), created_at, id",
         (case_id, org_id, org_id, org_id),

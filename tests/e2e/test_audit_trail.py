@@ -81,3 +81,17 @@ def test_verify_finds_an_altered_entry(platform: Platform, api: Api, child: str)
             conn.execute("update intake.audit_log set purpose = %s where seq = %s", (purpose, seq))
             conn.execute("alter table intake.audit_log enable trigger user")
     assert _verify(platform).returncode == 0
+
+
+def test_a_refusal_for_lack_of_scope_is_recorded(platform: Platform, api: Api, child: str) -> None:
+    """The statistics-only observatory asks for a case: refused before the handler runs, yet on record."""
+    body = api.gql("cnrm", CASE, {"id": child})
+    assert body["errors"][0]["extensions"]["code"] == "INSUFFICIENT_SCOPE"
+
+    def recorded() -> bool:
+        with psycopg.connect(platform.database_url) as conn:
+            return conn.execute(
+                "select count(*) from intake.audit_log where org_id = 'cnrm' and operation = 'intake.get_case'"
+                " and outcome = 'denied' and case_ids @> array[%s::uuid]", (child,)).fetchone()[0] >= 1
+
+    eventually(recorded)

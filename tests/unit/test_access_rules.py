@@ -100,3 +100,9 @@ def test_statistics_never_show_a_cell_under_the_minimum() -> None:
     rows = [(("07",), MIN_CELL), (("00",), MIN_CELL - 1), (("01",), 1), (("02",), 40)]
     kept, suppressed = suppress_small_cells(rows)
     assert kept == [(("07",), MIN_CELL), (("02",), 40)] and suppressed == 2
+
+
+def test_statistics_counts_are_rounded_so_differences_do_not_single_out_a_person() -> None:
+    kept, _ = suppress_small_cells([(("a",), 6), (("b",), 7), (("c",), 8), (("d",), 12), (("e",), 13)])
+    assert [n for _, n in kept] == [5, 5, 10, 10, 15]
+    assert all(n % 5 == 0 for _, n in kept)

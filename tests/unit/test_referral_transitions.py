@@ -64,3 +64,25 @@ def test_consent_withdrawn_revokes_open_consent_referrals_only() -> None:
 def test_nothing_changes_when_coverage_is_unchanged() -> None:
     referrals = [referral("r1", "csref-gao", "PENDING", "CONSENT")]
     assert reassess(referrals, lambda org: LegalBasis.CONSENT) == []
+
+
+def test_consent_for_another_purpose_does_not_make_a_referral_live() -> None:
+    """Consent to share for follow-up is not consent to refer: the GBV referral waits."""
+    from datetime import UTC, date, datetime
+
+    from contracts.events import ArrivalRegisteredV1
+    from contracts.reference import ArrivalPoint, Purpose, ServiceCategory, Vulnerability
+    from services.referral.domain import Provider, plan_referrals
+
+    def arrival(purposes: list[Purpose]) -> ArrivalRegisteredV1:
+        return ArrivalRegisteredV1(
+            case_id="c", owner_org_id="dgme", arrival_point=ArrivalPoint.GAO, arrival_date=date(2026, 11, 1),
+            destination_region="07", is_child=False, vulnerabilities=[Vulnerability.GBV_SURVIVOR],
+            consent_given=True, consent_recipient_org_ids=["croix-rouge"], consent_purposes=purposes)
+
+    providers = [Provider("croix-rouge", ServiceCategory.GBV_RESPONSE, frozenset(), "NGO")]
+    now = datetime.now(UTC)
+    [waiting] = plan_referrals(arrival([Purpose.FOLLOW_UP]), providers, now)
+    assert (waiting.status, waiting.legal_basis) == ("AWAITING_CONSENT", None)
+    [live] = plan_referrals(arrival([Purpose.REFERRAL, Purpose.FOLLOW_UP]), providers, now)
+    assert (live.status, live.legal_basis) == ("PENDING", LegalBasis.CONSENT)
