@@ -1,13 +1,18 @@
-"""Run the gateway: ``python -m gateway`` (host and port from SEGIN_HOST / SEGIN_PORT)."""
+"""Run the gateway: ``python -m gateway``.
+
+SEGIN_HOST / SEGIN_PORT say where to listen; SEGIN_GATEWAY_WORKERS how many processes share the
+port (the gateway is CPU-bound: token checks and GraphQL; every worker is stateless).
+"""
 
 import os
 
 import uvicorn
 
-from gateway.app import create_app
-
+workers = int(os.environ.get("SEGIN_GATEWAY_WORKERS", "1"))
 uvicorn.run(
-    create_app(),
+    "gateway.app:create_app",
+    factory=True,
+    workers=workers if workers > 1 else None,
     host=os.environ.get("SEGIN_HOST", "127.0.0.1"),
     port=int(os.environ.get("SEGIN_PORT", "8000")),
     log_config=None,

@@ -26,6 +26,7 @@ from kernel.db import migrate, open_pool
 from kernel.denylist import DenyList
 from kernel.logs import setup_logging
 from kernel.outbox import OutboxRelay
+from kernel.retention import Retention, run_pruning
 from kernel.rpc import Endpoint, EndpointServer
 from kernel.telemetry import setup_telemetry
 from kernel.tokens import TokenVerifier, http_key_loader
@@ -81,7 +82,8 @@ async def run(app: ServiceApp, settings: Settings | None = None, stop: asyncio.E
                             on_refused=refusal_recorder(app.schema, pool))
     await server.start()
     relay = OutboxRelay(pool, js, app.schema, settings.database_url)
-    background = [asyncio.create_task(relay.run(stop), name="outbox-relay")]
+    background = [asyncio.create_task(relay.run(stop), name="outbox-relay"),
+                  asyncio.create_task(run_pruning(pool, app.schema, Retention(), stop), name="pruning")]
     for spec in app.consumers(rt):
         background.append(asyncio.create_task(EventConsumer(js, pool, app.schema, spec).run(stop), name=spec.durable))
     log.info("service ready", extra={"endpoints": [e.subject for e in server.endpoints]})
