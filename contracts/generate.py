@@ -8,10 +8,10 @@ models the services actually use. Output is deterministic: sorted keys, 2-space 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 import json
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 

@@ -22,7 +22,6 @@ from gateway.types import (
     AuditConnection,
     AuditedService,
     AuditEntry,
-    SubjectAccessExport,
     Case,
     GivenBy,
     LegalBasis,
@@ -41,6 +40,7 @@ from gateway.types import (
     Statistics,
     StatisticsCell,
     StatisticsDimension,
+    SubjectAccessExport,
     Vulnerability,
 )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +70,17 @@ def field_problems(error: ValidationError) -> list[FieldProblem]:
 def bad_input_from(error: ValidationError) -> BadInput:
     first = field_problems(error)[0]
     return BadInput(first.message, field=first.field)
+
+
+def parse_id(value: str, field: str, *, not_found: str | None = None) -> uuid.UUID:
+    """An identifier from a request: BAD_USER_INPUT naming the field, or NOT_FOUND with
+    ``not_found`` where a malformed id should answer like an unknown one."""
+    try:
+        return uuid.UUID(value)
+    except (ValueError, TypeError):
+        if not_found:
+            raise NotFound(not_found, field=field) from None
+        raise BadInput("Not a valid identifier.", field=field) from None
 
 
 def from_dict(data: dict[str, Any]) -> SeginError:

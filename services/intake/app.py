@@ -6,8 +6,8 @@ from functools import partial
 from pathlib import Path
 
 from contracts.channels import INTAKE_STREAM, REFERRAL_CREATED, REFERRAL_STATUS_CHANGED, REFERRAL_STREAM
-from kernel.bus import ConsumerSpec, by_type
 from kernel.audit import audit_endpoints
+from kernel.bus import ConsumerSpec, by_type
 from kernel.rpc import Endpoint
 from kernel.runtime import Runtime, ServiceApp
 from services.intake import handlers

@@ -23,25 +23,18 @@ from contracts.commands import (
     WithdrawConsent,
 )
 from contracts.events import ArrivalRegisteredV1, ReferralCreatedV1, ReferralStatusChangedV1, SharingChangedV1
+from contracts.reference import SensitiveCategory
 from kernel.audit import AuditEntry, record
 from kernel.db import Connection, idempotent
-from kernel.errors import BadInput, NotFound
+from kernel.errors import BadInput, NotFound, parse_id
 from kernel.events import CloudEvent
 from kernel.outbox import add_event
-from contracts.reference import SensitiveCategory
 from kernel.tokens import Principal
 from services.intake import domain, store
 
 IDENTITY = ["identity", "arrival"]
 AUDIT_OWNER_PURPOSE = domain.OWNER_PURPOSE.lower()
 AUDIT_DENIED_PURPOSE = "access_check"  # a refused request has no purpose of its own
-
-
-def _case_id(value: str, field: str = "case_id") -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise BadInput("Not a case identifier.", field=field) from None
 
 
 def sharing_view(row: dict[str, Any]) -> dict[str, Any]:
@@ -152,7 +145,7 @@ def _not_found() -> NotFound:
 
 async def get_case(pool: AsyncConnectionPool, principal: Principal, payload: dict[str, Any]) -> dict[str, Any]:
     principal.require("cases:read")
-    case_id = _case_id(CaseRef.model_validate(payload).case_id, "id")
+    case_id = parse_id(CaseRef.model_validate(payload).case_id, "id")
     async with pool.connection() as conn, conn.transaction():  # the refusal's audit record commits too
         found = await _readable_case(conn, principal, case_id, "case.read")
         if found is not None:
@@ -206,7 +199,7 @@ async def _sharing_command(pool: AsyncConnectionPool, principal: Principal, case
 
 async def record_consent(pool: AsyncConnectionPool, principal: Principal, payload: dict[str, Any]) -> dict[str, Any]:
     request = RecordConsent.model_validate(payload)
-    case_id = _case_id(request.case_id, "caseId")
+    case_id = parse_id(request.case_id, "caseId")
 
     async def apply(conn: Connection) -> None:
         await store.insert_consent(conn, case_id, principal.subject, request.consent)
@@ -216,8 +209,8 @@ async def record_consent(pool: AsyncConnectionPool, principal: Principal, payloa
 
 async def withdraw_consent(pool: AsyncConnectionPool, principal: Principal, payload: dict[str, Any]) -> dict[str, Any]:
     request = WithdrawConsent.model_validate(payload)
-    case_id = _case_id(request.case_id, "caseId")
-    consent_id = _case_id(request.consent_id, "consentId")
+    case_id = parse_id(request.case_id, "caseId")
+    consent_id = parse_id(request.consent_id, "consentId")
 
     async def apply(conn: Connection) -> None:
         if not await store.withdraw_consent(conn, case_id, consent_id, principal.subject):
@@ -229,7 +222,7 @@ async def withdraw_consent(pool: AsyncConnectionPool, principal: Principal, payl
 async def record_legal_basis(pool: AsyncConnectionPool, principal: Principal, payload: dict[str, Any]
                              ) -> dict[str, Any]:
     request = RecordLegalBasis.model_validate(payload)
-    case_id = _case_id(request.case_id, "caseId")
+    case_id = parse_id(request.case_id, "caseId")
 
     async def apply(conn: Connection) -> None:
         await store.insert_legal_basis(conn, principal.subject, request)
@@ -275,7 +268,7 @@ async def subject_access(pool: AsyncConnectionPool, principal: Principal, payloa
     """Everything intake holds about one person, for the platform steward answering their request
     (Loi 2013-015: access in intelligible form, with the origin of the data). Audited."""
     principal.require("audit:read")
-    case_id = _case_id(CaseRef.model_validate(payload).case_id, "caseId")
+    case_id = parse_id(CaseRef.model_validate(payload).case_id, "caseId")
     async with pool.connection() as conn, conn.transaction():
         case = await store.get_case(conn, case_id)
         if case is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
@@ -11,7 +10,7 @@ from contracts.commands import CaseRef, MarkRead, NotificationsRequest
 from contracts.events import ReferralCreatedV1, ReferralStatusChangedV1
 from kernel.audit import AuditEntry, record
 from kernel.db import Connection
-from kernel.errors import NotFound
+from kernel.errors import NotFound, parse_id
 from kernel.events import CloudEvent
 from kernel.pagination import page
 from kernel.tokens import Principal
@@ -62,10 +61,7 @@ async def list_notifications(pool: AsyncConnectionPool, principal: Principal, pa
 async def mark_read(pool: AsyncConnectionPool, principal: Principal, payload: dict[str, Any]) -> dict[str, Any]:
     principal.require("notifications:read")
     request = MarkRead.model_validate(payload)
-    try:
-        notification_id = uuid.UUID(request.notification_id)
-    except ValueError:
-        raise NotFound("No such notification.", field="id") from None
+    notification_id = parse_id(request.notification_id, "id", not_found="No such notification.")
     async with pool.connection() as conn, conn.transaction():
         row = await store.mark_read(conn, principal.org_id, notification_id)
         if row is not None and row["case_id"]:
@@ -81,10 +77,7 @@ async def subject_access(pool: AsyncConnectionPool, principal: Principal, payloa
                          ) -> list[dict[str, Any]]:
     """Which organisations were notified about one person's case, and when. Audited."""
     principal.require("audit:read")
-    try:
-        case_id = uuid.UUID(CaseRef.model_validate(payload).case_id)
-    except ValueError:
-        raise NotFound("Not a case identifier.", field="caseId") from None
+    case_id = parse_id(CaseRef.model_validate(payload).case_id, "caseId")
     async with pool.connection() as conn, conn.transaction():
         cur = await conn.execute("select * from notifications.notifications where case_id = %s"
                                  " order by created_at, id", (case_id,))

@@ -6,8 +6,8 @@ from functools import partial
 from pathlib import Path
 
 from contracts.channels import ARRIVAL_REGISTERED, INTAKE_STREAM, REFERRAL_STREAM, SHARING_CHANGED
-from kernel.bus import ConsumerSpec, by_type
 from kernel.audit import audit_endpoints
+from kernel.bus import ConsumerSpec, by_type
 from kernel.rpc import Endpoint
 from kernel.runtime import Runtime, ServiceApp
 from services.referral import handlers

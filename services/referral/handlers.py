@@ -8,7 +8,6 @@ own service it is.
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +19,7 @@ from contracts.events import ArrivalRegisteredV1, ReferralCreatedV1, ReferralSta
 from contracts.reference import SENSITIVE_SERVICES, LegalBasis, Priority, Purpose, ServiceCategory
 from kernel.audit import AuditEntry, record, service_principal
 from kernel.db import Connection
-from kernel.errors import BadInput, NotFound, SeginError
+from kernel.errors import BadInput, NotFound, SeginError, parse_id
 from kernel.events import CloudEvent
 from kernel.outbox import add_event
 from kernel.pagination import page
@@ -123,10 +122,7 @@ def _categories(views: list[dict[str, Any]]) -> list[str]:
 
 async def case_referrals(pool: AsyncConnectionPool, principal: Principal, payload: dict[str, Any]) -> list[dict[str, Any]]:
     principal.require("referrals:read")
-    try:
-        case_id = uuid.UUID(CaseRef.model_validate(payload).case_id)
-    except ValueError:
-        raise BadInput("Not a case identifier.", field="case_id") from None
+    case_id = parse_id(CaseRef.model_validate(payload).case_id, "caseId")
     async with pool.connection() as conn, conn.transaction():
         views = [referral_view(r, principal) for r in await store.case_referrals(conn, case_id, principal.org_id)]
         if views:
@@ -154,10 +150,7 @@ async def act(action: str, pool: AsyncConnectionPool, principal: Principal, payl
     """Accept, reject or complete (the recipient), or revoke (the referring organisation)."""
     principal.require("referrals:write")
     request = ReferralAction.model_validate(payload)
-    try:
-        referral_id = uuid.UUID(request.referral_id)
-    except ValueError:
-        raise NotFound("No such referral.", field="id") from None
+    referral_id = parse_id(request.referral_id, "id", not_found="No such referral.")
     refusal: SeginError | None = None
     async with pool.connection() as conn, conn.transaction():
         row = await store.get_for_update(conn, referral_id)
@@ -193,10 +186,7 @@ async def subject_access(pool: AsyncConnectionPool, principal: Principal, payloa
                          ) -> list[dict[str, Any]]:
     """Every referral of one person's case, unmasked, for the platform steward's export. Audited."""
     principal.require("audit:read")
-    try:
-        case_id = uuid.UUID(CaseRef.model_validate(payload).case_id)
-    except ValueError:
-        raise BadInput("Not a case identifier.", field="caseId") from None
+    case_id = parse_id(CaseRef.model_validate(payload).case_id, "caseId")
     async with pool.connection() as conn, conn.transaction():
         cur = await conn.execute("select * from referral.referrals where case_id = %s order by created_at, id",
                                  (case_id,))

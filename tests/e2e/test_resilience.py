@@ -157,3 +157,29 @@ def test_service_killed_mid_flight_loses_and_duplicates_nothing(own_platform: Pl
 
     case_ids = run_flight_with_disruption(own_platform, n, crash_and_restart)
     assert_exactly_once(own_platform, case_ids, n)
+
+
+def test_a_revocation_made_while_nats_is_down_reaches_every_service(own_platform: Platform) -> None:
+    """Revoked during an outage: the gateway keeps the revocation in its database and publishes it
+    to the services' deny-list once NATS is back."""
+    from tests.e2e.test_oauth_lifecycle import revoke, service_code
+
+    nats = own_platform.nats
+    assert nats is not None
+    token = own_platform.token("dgme")
+    assert service_code(own_platform, token) == "NOT_FOUND"  # accepted: got past authentication
+    nats.stop()
+    try:
+        response = revoke(own_platform, token, own_platform.client_credentials("dgme"),
+                          token_type_hint="access_token")
+        assert response.status_code == 200, response.text
+    finally:
+        nats.start()
+
+    def refused_by_intake() -> bool:
+        try:
+            return service_code(own_platform, token) == "UNAUTHENTICATED"
+        except Exception:  # services still reconnecting to NATS
+            return False
+
+    eventually(refused_by_intake, timeout=60)
