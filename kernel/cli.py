@@ -63,7 +63,10 @@ def token(args: argparse.Namespace) -> None:
         raise SystemExit(f"no demo client for '{args.org}'; known: {', '.join(sorted(secrets))}")
     client = secrets[args.org]
     form = {"grant_type": "client_credentials", **({"scope": args.scope} if args.scope else {})}
-    response = httpx.post(f"{args.url}/oauth/token", data=form, auth=(client["client_id"], client["client_secret"]))
+    try:
+        response = httpx.post(f"{args.url}/oauth/token", data=form, auth=(client["client_id"], client["client_secret"]))
+    except httpx.HTTPError as exc:
+        raise SystemExit(f"cannot reach the gateway at {args.url} ({type(exc).__name__}); is `make run` running?")
     if response.status_code != 200:
         raise SystemExit(f"token refused: {response.text}")
     print(response.json()["access_token"])
