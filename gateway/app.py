@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from kernel.db import migrate, open_pool
 from kernel.denylist import DenyList
 from kernel.errors import Unauthenticated
 from kernel.logs import setup_logging
+from kernel.periodic import every
 from kernel.telemetry import setup_telemetry
 from kernel.tokens import TokenVerifier, bearer
 
@@ -56,20 +57,6 @@ def _reload_keys(pool: ConnectionPool, keyring: signing.KeyRing) -> bool:
 def _load_keys(pool: ConnectionPool) -> signing.SigningKeys:
     with pool.connection() as conn:
         return signing.load_or_create(conn)
-
-
-async def _every(seconds: float, stop: asyncio.Event, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    """Run ``work`` every ``seconds`` until ``stop``; a failure is logged and retried next time."""
-    while True:
-        try:
-            await asyncio.wait_for(stop.wait(), seconds)
-            return
-        except asyncio.TimeoutError:
-            pass
-        try:
-            await work()
-        except Exception as exc:
-            log.warning("periodic task failed", extra={"task": work.__name__, "error": type(exc).__name__})
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -114,7 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                             secure_cookie=settings.issuer.startswith("https://")),
         )
         tasks = [watcher, asyncio.create_task(publisher.run(stop), name="revocations"),
-                 asyncio.create_task(_every(signing.RELOAD_EVERY, stop, reload_keys), name="key-reload")]
+                 asyncio.create_task(every(signing.RELOAD_EVERY, stop, reload_keys, name="key-reload"), name="key-reload")]
         yield
         stop.set()
         await asyncio.wait(tasks, timeout=5)

@@ -20,6 +20,7 @@ from nats.aio.client import Client
 from psycopg_pool import AsyncConnectionPool
 
 from kernel.denylist import RETENTION, DenyList, client_entry, jti_entry, open_bucket
+from kernel.periodic import every
 
 log = logging.getLogger(__name__)
 
@@ -120,19 +121,10 @@ class Publisher:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Publish what is pending every few seconds; clear expired credentials now and then."""
-        cleaned_at = 0.0
-        while not stop.is_set():
-            try:
-                await self.publish_pending()
-                if time.monotonic() - cleaned_at > HOUSEKEEPING_EVERY:
-                    await self._housekeeping()
-                    cleaned_at = time.monotonic()
-            except Exception as exc:
-                log.warning("revocations not published yet; retrying", extra={"error": type(exc).__name__})
-            try:
-                await asyncio.wait_for(stop.wait(), PUBLISH_EVERY)
-            except asyncio.TimeoutError:
-                pass
+        await asyncio.gather(
+            every(PUBLISH_EVERY, stop, self.publish_pending, name="revocations", immediately=True),
+            every(HOUSEKEEPING_EVERY, stop, self._housekeeping, name="credential-housekeeping", immediately=True),
+        )
 
     async def _housekeeping(self) -> None:
         """Delete what can no longer be used or replayed (codes, access-token records, old revocations)."""

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
+from kernel.periodic import every
+
 log = logging.getLogger(__name__)
 
 
@@ -43,15 +45,11 @@ async def prune(pool: AsyncConnectionPool, schema: str, retention: Retention) ->
 
 async def run_pruning(pool: AsyncConnectionPool, schema: str, retention: Retention, stop: asyncio.Event,
                       every_seconds: float = 3600.0) -> None:
-    """Prune at start and then every hour until ``stop``; a failure is logged and retried next time."""
-    while not stop.is_set():
-        try:
-            removed = await prune(pool, schema, retention)
-            if any(removed.values()):
-                log.info("plumbing tables pruned", extra={"schema": schema, **removed})
-        except Exception as exc:
-            log.warning("pruning failed", extra={"schema": schema, "error": type(exc).__name__})
-        try:
-            await asyncio.wait_for(stop.wait(), every_seconds)
-        except TimeoutError:
-            pass
+    """Prune at start and then every hour until ``stop``."""
+
+    async def prune_and_report() -> None:
+        removed = await prune(pool, schema, retention)
+        if any(removed.values()):
+            log.info("plumbing tables pruned", extra={"schema": schema, **removed})
+
+    await every(every_seconds, stop, prune_and_report, name=f"pruning-{schema}", immediately=True)

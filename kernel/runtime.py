@@ -10,16 +10,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Any
 
-from nats.aio.client import Client
-from nats.js import JetStreamContext
 from psycopg_pool import AsyncConnectionPool
 
 from contracts.channels import DEAD_LETTER_STREAM, StreamSpec
-from kernel.audit import refusal_recorder
+from kernel.audit import audit_endpoints, refusal_recorder
 from kernel.bus import ConsumerSpec, EventConsumer, connect, ensure_stream
 from kernel.config import Settings
 from kernel.db import migrate, open_pool
@@ -29,29 +29,26 @@ from kernel.outbox import OutboxRelay
 from kernel.retention import Retention, run_pruning
 from kernel.rpc import Endpoint, EndpointServer
 from kernel.telemetry import setup_telemetry
-from kernel.tokens import TokenVerifier, http_key_loader
+from kernel.tokens import Principal, TokenVerifier, http_key_loader
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class Runtime:
-    """The live adapters a service's handlers are given."""
-
-    settings: Settings
-    pool: AsyncConnectionPool
-    nc: Client
-    js: JetStreamContext
+# A service's endpoint handler: given the service's pool, then the verified caller and the payload.
+PoolHandler = Callable[[AsyncConnectionPool, Principal, dict[str, Any]], Awaitable[Any]]
 
 
 @dataclass
 class ServiceApp:
+    """What a service is: its schema and migrations, the streams it produces, the requests it
+    answers (``svc.<name>.<endpoint>``) and the events it consumes. The runtime adds the rest."""
+
     name: str
     schema: str
     migrations: Path
     streams: list[StreamSpec] = field(default_factory=list)
-    endpoints: Callable[[Runtime], list[Endpoint]] = lambda rt: []
-    consumers: Callable[[Runtime], list[ConsumerSpec]] = lambda rt: []
+    endpoints: dict[str, PoolHandler] = field(default_factory=dict)
+    consumers: list[ConsumerSpec] = field(default_factory=list)
 
 
 async def run(app: ServiceApp, settings: Settings | None = None, stop: asyncio.Event | None = None) -> None:
@@ -72,19 +69,21 @@ async def run(app: ServiceApp, settings: Settings | None = None, stop: asyncio.E
     js = nc.jetstream(timeout=10)
     for stream in [*app.streams, DEAD_LETTER_STREAM]:
         await ensure_stream(js, stream, replicas=settings.stream_replicas)
-    rt = Runtime(settings, pool, nc, js)
 
     denylist = DenyList()  # revoked tokens, watched from NATS before the first request is served
     await denylist.start(js, stop, replicas=settings.stream_replicas)
     verifier = TokenVerifier(http_key_loader(settings.jwks_url), settings.issuer, settings.audience,
                              denylist=denylist)
-    server = EndpointServer(nc, app.name, verifier, app.endpoints(rt),
+    # Every service answers the steward's audit queries on its own chain: plumbing, not domain.
+    endpoints = [Endpoint(f"svc.{app.name}.{name}", partial(handler, pool)) for name, handler in app.endpoints.items()]
+    endpoints += audit_endpoints(app.schema, app.name, pool)
+    server = EndpointServer(nc, app.name, verifier, endpoints,
                             on_refused=refusal_recorder(app.schema, pool))
     await server.start()
     relay = OutboxRelay(pool, js, app.schema, settings.database_url)
     background = [asyncio.create_task(relay.run(stop), name="outbox-relay"),
                   asyncio.create_task(run_pruning(pool, app.schema, Retention(), stop), name="pruning")]
-    for spec in app.consumers(rt):
+    for spec in app.consumers:
         background.append(asyncio.create_task(EventConsumer(js, pool, app.schema, spec).run(stop), name=spec.durable))
     log.info("service ready", extra={"endpoints": [e.subject for e in server.endpoints]})
 
