@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -66,7 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     state: dict[str, Any] = {}
     # Failed authentications: per client id (guessing a secret) and per address (guessing anything).
     per_client = FailureThrottle(5, 300.0)
-    per_ip = FailureThrottle(int(os.environ.get("SEGIN_AUTH_FAILURES_PER_IP", "100")), 300.0)
+    per_ip = FailureThrottle(settings.auth_failures_per_ip, 300.0)  # shared with the sign-in page
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -97,7 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.update(
             pool=pool, keys=keyring, nats=nc, registry=Registry(pool), oauth=oauth, verifier=verifier,
             publisher=publisher,
-            login=LoginFlow(oauth, sync_pool, secret, settings.issuer,
+            login=LoginFlow(oauth, sync_pool, secret, settings.issuer, per_ip,
                             secure_cookie=settings.issuer.startswith("https://")),
         )
         tasks = [watcher, asyncio.create_task(publisher.run(stop), name="revocations"),

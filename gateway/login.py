@@ -14,7 +14,6 @@ import hashlib
 import hmac
 import html
 import json
-import os
 import secrets
 import time
 from dataclasses import dataclass
@@ -164,12 +163,12 @@ class Attempt:
 
 class LoginFlow:
     def __init__(self, server: AuthorizationServer, pool: ConnectionPool, secret: bytes, issuer: str,
-                 *, secure_cookie: bool) -> None:
+                 per_ip: FailureThrottle, *, secure_cookie: bool) -> None:
         self.server, self.pool, self.secret, self.issuer = server, pool, secret, issuer
         self.state = LoginState(secret)
         self.secure_cookie = secure_cookie
         self.authorize_url = f"{issuer}/oauth/authorize"
-        self.per_ip = FailureThrottle(int(os.environ.get("SEGIN_AUTH_FAILURES_PER_IP", "100")), 300.0)
+        self.per_ip = per_ip  # the token endpoint's: one budget of failures per address
         self.unknown_users = FailureThrottle(people.MAX_FAILED_ATTEMPTS, people.LOCK_DURATION.total_seconds(),
                                              base_delay=people.LOCK_DURATION.total_seconds(),
                                              max_delay=people.LOCK_DURATION.total_seconds())
@@ -215,7 +214,7 @@ class LoginFlow:
             lang = choose_language(None, request.headers.get("accept-language"))
             return self._message(lang, "expired", status=400)
         params, lang = opened
-        retry_after = self.per_ip.retry_after(ip)
+        retry_after = self.per_ip.retry_after(f"ip:{ip}")
         if retry_after:
             log_throttled("authorize", ip, retry_after)
             return self._message(lang, "throttled", status=429, seconds=retry_after,
@@ -269,7 +268,7 @@ class LoginFlow:
         if outcome is LoginOutcome.UNKNOWN_USER:
             self.unknown_users.failed(user_hash)
             outcome = LoginOutcome.LOCKED if self.unknown_users.retry_after(user_hash) else outcome
-        self.per_ip.failed(ip)
+        self.per_ip.failed(f"ip:{ip}")
         reason = outcome.value if outcome else "bad_credentials"
         log_failure("authorize", ip, reason, username_hash=user_hash)
         return "locked" if outcome is LoginOutcome.LOCKED else "bad_credentials"

@@ -78,6 +78,7 @@ class Client(ClientMixin):
     grant_types: frozenset[str] = frozenset({"client_credentials"})
     auth_method: str = "client_secret_basic"
     shared: bool = False  # the platform's own app: serves people of every organisation
+    org_type: str | None = None
 
     @property
     def public(self) -> bool:
@@ -394,7 +395,7 @@ class AuthorizationServer(_AuthorizationServer):
         with self.pool.connection() as conn:
             row = conn.execute(
                 "select c.client_id, c.org_id, c.secret_hash, c.scopes, c.redirect_uris, c.grant_types,"
-                " c.token_endpoint_auth_method, c.shared, o.scope_ceiling"
+                " c.token_endpoint_auth_method, c.shared, o.scope_ceiling, o.type as org_type"
                 " from gateway.oauth_clients c join gateway.organisations o on o.id = c.org_id"
                 " where c.client_id = %s and c.revoked_at is null and o.status = 'ACTIVE'",
                 (client_id,),
@@ -405,7 +406,8 @@ class AuthorizationServer(_AuthorizationServer):
         allowed = scopes if row["shared"] else (scopes & frozenset(row["scope_ceiling"])) | (
             scopes & people.IDENTITY_SCOPES)
         return Client(row["client_id"], row["org_id"], row["secret_hash"], allowed, tuple(row["redirect_uris"]),
-                      frozenset(row["grant_types"]), row["token_endpoint_auth_method"], row["shared"])
+                      frozenset(row["grant_types"]), row["token_endpoint_auth_method"], row["shared"],
+                      row["org_type"])
 
     def find_person(self, person_id: str) -> Person | None:
         with self.pool.connection() as conn:
@@ -532,7 +534,8 @@ class AuthorizationServer(_AuthorizationServer):
             "jti": str(uuid.uuid4()),
             "client_id": client.client_id,
             "org": client.org_id if user is None else user.org_id,
-            "org_type": self._org_type(client.org_id if user is None else user.org_id),
+            # The organisation's type travels in the token: consent may name a type of recipient.
+            "org_type": client.org_type if user is None else user.org_type,
             "scope": granted,
         }
         key = self.keys.current
@@ -542,12 +545,6 @@ class AuthorizationServer(_AuthorizationServer):
         if user is not None and include_refresh_token:
             token["refresh_token"] = secrets.token_urlsafe(48)
         return token
-
-    def _org_type(self, org_id: str) -> str | None:
-        """The organisation's type travels in the token: consent may name a type of recipient."""
-        with self.pool.connection() as conn:
-            row = conn.execute("select type from gateway.organisations where id = %s", (org_id,)).fetchone()
-        return row["type"] if row else None
 
     # introspection and revocation
 

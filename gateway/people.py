@@ -39,6 +39,7 @@ class Person:
     display_name: str
     role: str
     scope_ceiling: frozenset[str]
+    org_type: str | None = None
     auth_time: int = 0  # when they proved their password (seconds since the epoch)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -59,12 +60,12 @@ class LoginOutcome(Enum):
 
 
 _PERSON_COLUMNS = ("p.id::text as id, p.org_id, p.username, p.display_name, p.role, p.password_hash, p.status,"
-                   " p.failed_attempts, p.locked_until, o.scope_ceiling, o.status as org_status")
+                   " p.failed_attempts, p.locked_until, o.scope_ceiling, o.status as org_status, o.type as org_type")
 
 
 def _person(row: dict[str, Any]) -> Person:
     return Person(id=row["id"], org_id=row["org_id"], username=row["username"], display_name=row["display_name"],
-                  role=row["role"], scope_ceiling=frozenset(row["scope_ceiling"]))
+                  role=row["role"], scope_ceiling=frozenset(row["scope_ceiling"]), org_type=row["org_type"])
 
 
 def find(conn: SyncConnection, person_id: str) -> Person | None:

@@ -22,6 +22,7 @@ class Settings:
     log_level: str
     request_timeout: float
     stream_replicas: int
+    auth_failures_per_ip: int
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -35,4 +36,5 @@ class Settings:
             log_level=os.environ.get("SEGIN_LOG_LEVEL", "INFO"),
             request_timeout=float(os.environ.get("SEGIN_REQUEST_TIMEOUT", "10")),
             stream_replicas=int(os.environ.get("SEGIN_STREAM_REPLICAS", "1")),
+            auth_failures_per_ip=int(os.environ.get("SEGIN_AUTH_FAILURES_PER_IP", "100")),
         )

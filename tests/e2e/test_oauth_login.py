@@ -14,6 +14,7 @@ import secrets
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -25,7 +26,7 @@ from joserfc.jwk import KeySet
 
 from contracts.scopes import ROLE_SCOPES
 from kernel.platform import DEMO_DATA, ROOT, Platform
-from tests.e2e.conftest import eventually
+from tests.e2e.conftest import eventually, start_platform, stop_platform
 
 pytestmark = pytest.mark.e2e
 
@@ -194,6 +195,7 @@ def test_authorization_code_with_pkce_gives_a_working_token_for_the_person(platf
     assert issued.headers["cache-control"] == "no-store"
     claims = claims_of(body["access_token"])
     assert claims["sub"] == who.person_id and claims["org"] == "dgme" and claims["client_id"] == client.client_id
+    assert claims["org_type"] == "STATE"  # consent may name a type of organisation: services need it
 
     me = graphql_me(platform, body["access_token"])
     assert me.status_code == 200, me.text
@@ -510,3 +512,27 @@ def test_demo_seed_has_people_and_keeps_the_client_file_readable(platform: Platf
     ceiling = {s for o in json.loads(DEMO_DATA.read_text())["organisations"] if o["id"] == steward_org
                for s in o["scopes"]} | {"openid"}
     assert set(granted.split()) == set(asked.split()) & ROLE_SCOPES["platform_steward"] & ceiling
+
+
+@pytest.fixture(scope="module")
+def strict_platform() -> Iterator[Platform]:
+    """A platform allowing only 3 failed authentications per address in 5 minutes."""
+    p = start_platform("segin-e2e-strict-", extra_env={"SEGIN_AUTH_FAILURES_PER_IP": "3"})
+    yield p
+    stop_platform(p)
+
+
+def test_sign_in_and_token_failures_share_one_budget_per_address(strict_platform: Platform) -> None:
+    """Guessing passwords on the page and secrets at the token endpoint draws on the same budget."""
+    platform = strict_platform
+    client, who = public_client(platform), person(platform)
+    for _ in range(2):
+        bad = httpx.post(f"{platform.base_url}/oauth/token", data={"grant_type": "client_credentials"},
+                         auth=(f"guess-{uuid.uuid4().hex[:6]}", "wrong"), timeout=30)
+        assert bad.status_code == 401
+    assert _attempt(platform, client, who.username, "wrong password").status_code == 200  # the form again
+    throttled = httpx.post(f"{platform.base_url}/oauth/token", data={"grant_type": "client_credentials"},
+                           auth=(f"guess-{uuid.uuid4().hex[:6]}", "wrong"), timeout=30)
+    assert throttled.status_code == 429 and int(throttled.headers["retry-after"]) > 0
+    page = _attempt(platform, client, who.username, who.password)
+    assert page.status_code == 429  # even the right password waits: the address is throttled

@@ -294,6 +294,7 @@ def test_issued_token_claims_and_header(platform: Platform) -> None:
     assert claims["client_id"] == client_id
     assert claims["sub"] == client_id
     assert claims["org"] == "csref-gao"
+    assert claims["org_type"] == "SERVICE_PROVIDER"
     assert 0 < claims["exp"] - claims["iat"] <= 15 * 60
     assert body["expires_in"] <= 15 * 60
 
