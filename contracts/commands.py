@@ -22,6 +22,7 @@ from contracts.reference import (
     OrganisationType,
     Purpose,
     Sex,
+    StatisticsDimension,
     Vulnerability,
     regions,
 )
@@ -179,7 +180,14 @@ class ReferralAction(Strict):
 
 
 class StatisticsRequest(Strict):
-    group_by: list[str] = Field(min_length=1, max_length=3)
+    group_by: list[StatisticsDimension] = Field(min_length=1, max_length=3)
+
+    @field_validator("group_by")
+    @classmethod
+    def _distinct(cls, value: list[StatisticsDimension]) -> list[StatisticsDimension]:
+        if len(set(value)) != len(value):
+            raise ValueError("group by distinct dimensions")
+        return value
 
 
 class PageRequest(Strict):

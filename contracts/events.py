@@ -39,8 +39,8 @@ class ArrivalRegisteredV1(Event):
     consent_purposes: list[Purpose] = [Purpose.REFERRAL]  # earlier producers only recorded referral consent
 
 
-class ReferralCreatedV1(Event):
-    """A referral was opened from one organisation to another for a case."""
+class ReferralFacts(Event):
+    """What every referral event says about the referral: who refers whom, for what, on which basis."""
 
     referral_id: str
     case_id: str
@@ -49,6 +49,11 @@ class ReferralCreatedV1(Event):
     service_category: ServiceCategory
     priority: Priority
     legal_basis: LegalBasis | None
+
+
+class ReferralCreatedV1(ReferralFacts):
+    """A referral was opened from one organisation to another for a case."""
+
     status: str
     due_at: datetime
     reason_code: str
@@ -81,16 +86,9 @@ class SharingChangedV1(Event):
     coverage: list[SharingCoverage]
 
 
-class ReferralStatusChangedV1(Event):
+class ReferralStatusChangedV1(ReferralFacts):
     """A referral moved between states (PENDING, ACCEPTED, REJECTED, DONE, REVOKED, AWAITING_CONSENT)."""
 
-    referral_id: str
-    case_id: str
-    from_org_id: str
-    to_org_id: str
-    service_category: ServiceCategory
-    priority: Priority
-    legal_basis: LegalBasis | None
     old_status: str
     new_status: str
-    reason_code: str | None = None
+    reason_code: str | None = None  # why it changed (a rejection reason, CONSENT_WITHDRAWN…), not the routing rule

@@ -148,6 +148,17 @@ class GivenBy(StrEnum):
     GUARDIAN = "GUARDIAN"  # a child's legal representative
 
 
+class StatisticsDimension(StrEnum):
+    """What aggregate counts can be grouped by."""
+
+    REGION = "REGION"
+    ARRIVAL_POINT = "ARRIVAL_POINT"
+    SEX = "SEX"
+    MONTH = "MONTH"
+    AGE_GROUP = "AGE_GROUP"
+    VULNERABILITY = "VULNERABILITY"
+
+
 class LegalBasis(StrEnum):
     CONSENT = "CONSENT"
     VITAL_INTEREST = "VITAL_INTEREST"

@@ -22,6 +22,7 @@ LegalBasis = strawberry.enum(reference.LegalBasis)
 OrganisationType = strawberry.enum(reference.OrganisationType)
 Purpose = strawberry.enum(reference.Purpose)
 GivenBy = strawberry.enum(reference.GivenBy)
+StatisticsDimension = strawberry.enum(reference.StatisticsDimension, description="What statistics can be grouped by.")
 
 
 def _dt(value: str | None) -> dt.datetime | None:
@@ -263,16 +264,6 @@ class Me:
     client_id: str
     scopes: list[str]
     organisation: Organisation | None
-
-
-@strawberry.enum(description="What statistics can be grouped by.")
-class StatisticsDimension(Enum):
-    REGION = "REGION"
-    ARRIVAL_POINT = "ARRIVAL_POINT"
-    SEX = "SEX"
-    MONTH = "MONTH"
-    AGE_GROUP = "AGE_GROUP"
-    VULNERABILITY = "VULNERABILITY"
 
 
 @strawberry.type

@@ -26,7 +26,7 @@ from contracts.events import ArrivalRegisteredV1, ReferralCreatedV1, ReferralSta
 from contracts.reference import SensitiveCategory
 from kernel.audit import AuditEntry, record
 from kernel.db import Connection, idempotent
-from kernel.errors import BadInput, NotFound, parse_id
+from kernel.errors import NotFound, parse_id
 from kernel.events import CloudEvent
 from kernel.outbox import add_event
 from kernel.tokens import Principal
@@ -55,11 +55,10 @@ def sharing_view(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def case_view(case: dict[str, Any], principal: Principal, access: domain.Access,
+def case_view(case: dict[str, Any], visible: frozenset[SensitiveCategory], access: domain.Access,
               sharing: list[dict[str, Any]] | None) -> dict[str, Any]:
-    """What this caller may see of the case: sensitive categories only with their scopes,
-    the sharing record (consents, guardians) only for the owner."""
-    visible = domain.visible_categories(principal.scopes)
+    """What this caller may see of the case: the sensitive categories in ``visible`` (those its
+    scopes allow), the sharing record (consents, guardians) only when given (to the owner)."""
     return {
         "id": str(case["id"]),
         "owner_org_id": case["owner_org_id"],
@@ -90,7 +89,11 @@ async def register_arrival(pool: AsyncConnectionPool, principal: Principal, payl
     arrival = request.arrival
     today = datetime.now(UTC).date()
 
+    created = False
+
     async def create() -> dict[str, Any]:
+        nonlocal created
+        created = True
         case_id = uuid.uuid4()
         await store.insert_case(conn, case_id, principal.org_id, principal.subject, arrival)
         await add_event(
@@ -105,10 +108,6 @@ async def register_arrival(pool: AsyncConnectionPool, principal: Principal, payl
             ),
             subject=str(case_id),
         )
-        await record(conn, store.SCHEMA, principal, AuditEntry(
-            operation="case.create", case_ids=[str(case_id)], field_categories=[*IDENTITY, "vulnerabilities",
-                                                                                 "consent"],
-            purpose=AUDIT_OWNER_PURPOSE, outcome="allowed"))
         return {"case_id": str(case_id)}
 
     async with pool.connection() as conn, conn.transaction():
@@ -116,10 +115,18 @@ async def register_arrival(pool: AsyncConnectionPool, principal: Principal, payl
             conn, store.SCHEMA, org_id=principal.org_id, operation="register_arrival", key=request.idempotency_key,
             request=arrival.model_dump(mode="json"), produce=create,
         )
-        case = await store.get_case(conn, uuid.UUID(result["case_id"]))
-        sharing = await store.sharing_rows(conn, uuid.UUID(result["case_id"]))
+        case_id = uuid.UUID(result["case_id"])
+        case = await store.get_case(conn, case_id)
+        sharing = await store.sharing_rows(conn, case_id)
+        # Last in the transaction: the audit chain's lock is held until commit. A retry with the
+        # same key is a read of the case it created.
+        await record(conn, store.SCHEMA, principal, AuditEntry(
+            operation="case.create" if created else "case.read", case_ids=[case_id],
+            field_categories=[*IDENTITY, "vulnerabilities", "consent"], purpose=AUDIT_OWNER_PURPOSE,
+            outcome="allowed"))
     assert case is not None
-    return case_view(case, principal, domain.Access(True, domain.OWNER_PURPOSE), sharing)
+    return case_view(case, domain.visible_categories(principal.scopes), domain.Access(True, domain.OWNER_PURPOSE),
+                     sharing)
 
 
 async def _readable_case(conn: Connection, principal: Principal, case_id: uuid.UUID, operation: str
@@ -158,7 +165,7 @@ async def get_case(pool: AsyncConnectionPool, principal: Principal, payload: dic
                 outcome="allowed"))
     if found is None:
         raise _not_found()
-    return case_view(case, principal, access, rows if owner else None)
+    return case_view(case, domain.visible_categories(principal.scopes), access, rows if owner else None)
 
 
 async def _owned_case(conn: Connection, principal: Principal, case_id: uuid.UUID, operation: str
@@ -234,10 +241,6 @@ async def statistics(pool: AsyncConnectionPool, principal: Principal, payload: d
     """Aggregates only, across all organisations, with cells under five people suppressed."""
     principal.require("statistics:read")
     request = StatisticsRequest.model_validate(payload)
-    unknown = [d for d in request.group_by if d not in store.STATISTICS_DIMENSIONS]
-    if unknown or len(set(request.group_by)) != len(request.group_by):
-        raise BadInput(f"group by one to three distinct dimensions among {', '.join(store.STATISTICS_DIMENSIONS)}.",
-                       field="groupBy")
     async with pool.connection() as conn:
         rows = await store.statistics(conn, request.group_by)
     cells, suppressed = domain.suppress_small_cells(rows)
@@ -273,19 +276,12 @@ async def subject_access(pool: AsyncConnectionPool, principal: Principal, payloa
         case = await store.get_case(conn, case_id)
         if case is not None:
             rows = await store.sharing_rows(conn, case_id)
-            cur = await conn.execute("select code, severity, assessed_by, assessed_at from intake.vulnerability_flags"
-                                     " where case_id = %s order by code", (case_id,))
-            flags = list(await cur.fetchall())
+            screening = await store.screening(conn, case_id)
         await record(conn, store.SCHEMA, principal, AuditEntry(
             operation="dsar.export", case_ids=[str(case_id)],
             field_categories=[*IDENTITY, "vulnerabilities", "consent", *(c.value for c in SensitiveCategory)],
             purpose=DSAR_PURPOSE, outcome="allowed" if case else "denied"))
     if case is None:
         raise _not_found()
-    everything = domain.visible_categories(frozenset(c.scope for c in SensitiveCategory))
-    view = case_view(case, principal, domain.Access(True, DSAR_PURPOSE.upper()), rows)
-    view.update(domain.split_vulnerabilities(case["vulnerabilities"], everything))
-    view["registered_by"] = case["registered_by"]
-    view["screening"] = [{"code": f["code"], "severity": f["severity"], "assessed_by": f["assessed_by"],
-                          "assessed_at": f["assessed_at"]} for f in flags]
-    return view
+    view = case_view(case, frozenset(SensitiveCategory), domain.Access(True, DSAR_PURPOSE.upper()), rows)
+    return {**view, "registered_by": case["registered_by"], "screening": screening}

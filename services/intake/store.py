@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 from contracts.commands import ConsentInput, RecordLegalBasis, RegisterArrival
-from contracts.reference import LegalBasis, Purpose
+from contracts.reference import LegalBasis, Purpose, StatisticsDimension
 from kernel.db import Connection
 from services.intake.domain import Basis, Grant
 
@@ -99,27 +99,35 @@ async def upsert_grant(conn: Connection, referral_id: str, case_id: str, org_id:
     )
 
 
-STATISTICS_DIMENSIONS = {
-    "REGION": "c.destination_region",
-    "ARRIVAL_POINT": "c.arrival_point",
-    "SEX": "c.sex",
-    "MONTH": "to_char(c.arrival_date, 'YYYY-MM')",
-    "AGE_GROUP": "case when coalesce(extract(year from age(c.arrival_date, c.date_of_birth))::int,"
-                 " c.estimated_age) < 18 then 'CHILD' else 'ADULT' end",
-    "VULNERABILITY": "coalesce(v.code, 'NONE')",
+STATISTICS_COLUMNS: dict[StatisticsDimension, str] = {
+    StatisticsDimension.REGION: "c.destination_region",
+    StatisticsDimension.ARRIVAL_POINT: "c.arrival_point",
+    StatisticsDimension.SEX: "c.sex",
+    StatisticsDimension.MONTH: "to_char(c.arrival_date, 'YYYY-MM')",
+    StatisticsDimension.AGE_GROUP: "case when coalesce(extract(year from age(c.arrival_date, c.date_of_birth))::int,"
+                                   " c.estimated_age) < 18 then 'CHILD' else 'ADULT' end",
+    StatisticsDimension.VULNERABILITY: "coalesce(v.code, 'NONE')",
 }
 
 
-async def statistics(conn: Connection, group_by: list[str]) -> list[tuple[tuple[str, ...], int]]:
-    """Counts of distinct people per combination of the chosen dimensions (names are fixed SQL, not input)."""
-    columns = [STATISTICS_DIMENSIONS[d] for d in group_by]
-    join = " left join intake.vulnerability_flags v on v.case_id = c.id" if "VULNERABILITY" in group_by else ""
+async def statistics(conn: Connection, group_by: list[StatisticsDimension]) -> list[tuple[tuple[str, ...], int]]:
+    """Counts of distinct people per combination of the chosen dimensions (columns are fixed SQL, not input)."""
+    columns = [STATISTICS_COLUMNS[d] for d in group_by]
+    join = (" left join intake.vulnerability_flags v on v.case_id = c.id"
+            if StatisticsDimension.VULNERABILITY in group_by else "")
     select = ", ".join(f"{col} as k{i}" for i, col in enumerate(columns))
     keys = ", ".join(f"k{i}" for i in range(len(columns)))
     cur = await conn.execute(
         f"select {select}, count(distinct c.id) as n from intake.cases c{join} group by {keys} order by {keys}"  # noqa: S608
     )
     return [(tuple(str(r[f"k{i}"]) for i in range(len(columns))), int(r["n"])) for r in await cur.fetchall()]
+
+
+async def screening(conn: Connection, case_id: uuid.UUID) -> list[dict[str, Any]]:
+    """Each vulnerability flag with who assessed it and when (the origin of the data)."""
+    cur = await conn.execute("select code, severity, assessed_by, assessed_at from intake.vulnerability_flags"
+                             " where case_id = %s order by code", (case_id,))
+    return list(await cur.fetchall())
 
 
 async def get_case(conn: Connection, case_id: uuid.UUID) -> dict[str, Any] | None:

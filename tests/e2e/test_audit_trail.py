@@ -95,3 +95,14 @@ def test_a_refusal_for_lack_of_scope_is_recorded(platform: Platform, api: Api, c
                 " and outcome = 'denied' and case_ids @> array[%s::uuid]", (child,)).fetchone()[0] >= 1
 
     eventually(recorded)
+
+
+def test_a_retried_registration_is_recorded_once_as_a_creation(platform: Platform, api: Api) -> None:
+    key = str(uuid.uuid4())
+    person = arrival(givenName=f"Retry{uuid.uuid4().hex[:6]}", vulnerabilities=[], consent={"given": False})
+    first = api.register("dgme", person, key)["data"]["registerArrival"]["id"]
+    assert api.register("dgme", person, key)["data"]["registerArrival"]["id"] == first
+    with psycopg.connect(platform.database_url) as conn:
+        operations = [r[0] for r in conn.execute(
+            "select operation from intake.audit_log where case_ids @> array[%s::uuid] order by seq", (first,))]
+    assert operations == ["case.create", "case.read"]

@@ -247,3 +247,12 @@ def test_model_level_problem_has_a_field_name() -> None:
         RegisterArrival.model_validate(data)
     (problem,) = field_problems(caught.value)
     assert problem.field  # never an empty path
+
+
+def test_statistics_group_by_distinct_known_dimensions() -> None:
+    from contracts.commands import StatisticsRequest
+
+    assert StatisticsRequest.model_validate({"group_by": ["REGION", "SEX"]}).group_by == ["REGION", "SEX"]
+    assert list(problems_of({"group_by": ["REGION", "REGION"]}, StatisticsRequest)) == ["group_by"]
+    assert list(problems_of({"group_by": ["NAME"]}, StatisticsRequest)) == ["group_by.0"]
+    assert list(problems_of({"group_by": []}, StatisticsRequest)) == ["group_by"]
