@@ -144,6 +144,7 @@ def basis_for(recipients: list[SharingRecipient], org_id: str, org_type: str | N
 @dataclass(frozen=True)
 class Reassessment:
     referral_id: str
+    old_status: str
     new_status: str
     legal_basis: LegalBasis | None
     reason: str
@@ -158,9 +159,9 @@ def reassess(referrals: list[dict[str, object]], basis: Callable[[str], LegalBas
         to_org, status, current = str(r["to_org_id"]), str(r["status"]), r["legal_basis"]
         new_basis = basis(to_org)
         if status == AWAITING_CONSENT and new_basis is not None:
-            changes.append(Reassessment(str(r["id"]), PENDING, new_basis, "SHARING_RECORDED"))
+            changes.append(Reassessment(str(r["id"]), status, PENDING, new_basis, "SHARING_RECORDED"))
         elif status in OPEN_STATES and current == LegalBasis.CONSENT.value and new_basis is None:
-            changes.append(Reassessment(str(r["id"]), REVOKED, LegalBasis.CONSENT, "CONSENT_WITHDRAWN"))
+            changes.append(Reassessment(str(r["id"]), status, REVOKED, LegalBasis.CONSENT, "CONSENT_WITHDRAWN"))
         elif status in OPEN_STATES and current == LegalBasis.CONSENT.value and new_basis != LegalBasis.CONSENT:
-            changes.append(Reassessment(str(r["id"]), status, new_basis, "BASIS_CHANGED"))
+            changes.append(Reassessment(str(r["id"]), status, status, new_basis, "BASIS_CHANGED"))
     return changes

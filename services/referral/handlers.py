@@ -51,12 +51,11 @@ async def on_arrival_registered(conn: Connection, event: CloudEvent) -> None:
             ),
             subject=str(referral_id),
         )
-    if created:  # the platform itself shared the case with these organisations: on the record
+    # The platform itself shared the case with these organisations: on the record, one entry per basis.
+    for basis in sorted({p.legal_basis.value if p.legal_basis else "" for p in created}):
         await record(conn, store.SCHEMA, service_principal("referral"), AuditEntry(
             operation="referral.create", case_ids=[arrival.case_id], field_categories=["referral"],
-            purpose="referral", outcome="allowed",
-            legal_basis=None if len({p.legal_basis for p in created}) != 1 or created[0].legal_basis is None
-            else created[0].legal_basis.value))
+            purpose="referral", outcome="allowed", legal_basis=basis or None))
 
 
 async def _announce(conn: Connection, row: dict[str, Any], old_status: str) -> None:
@@ -72,15 +71,14 @@ async def on_sharing_changed(conn: Connection, event: CloudEvent) -> None:
     """Consent recorded: waiting referrals go live. Consent withdrawn: referrals resting on it are revoked."""
     change = SharingChangedV1.model_validate(event.data)
     recipients = next((c.recipients for c in change.coverage if c.purpose == Purpose.REFERRAL), [])
-    referrals = await store.referrals_of_case(conn, change.case_id)
-    types = {r["to_org_id"]: await store.org_type(conn, r["to_org_id"]) for r in referrals}
+    referrals = await store.referrals_of_case(conn, parse_id(change.case_id, "case_id"), lock=True)
+    types = await store.org_types(conn, sorted({r["to_org_id"] for r in referrals}))
     changed: set[str] = set()
     for step in domain.reassess(referrals, lambda org: domain.basis_for(recipients, org, types.get(org))):
-        old = next(r["status"] for r in referrals if str(r["id"]) == step.referral_id)
         row = await store.set_status(conn, step.referral_id, step.new_status,
                                      step.legal_basis.value if step.legal_basis else None, step.reason)
-        if step.new_status != old:
-            await _announce(conn, row, old)
+        if step.new_status != step.old_status:
+            await _announce(conn, row, step.old_status)
             changed.add(step.reason.lower())
     for reason in sorted(changed):  # last in the transaction: the audit chain's lock is held until commit
         await record(conn, store.SCHEMA, service_principal("referral"), AuditEntry(
@@ -88,7 +86,8 @@ async def on_sharing_changed(conn: Connection, event: CloudEvent) -> None:
             purpose="referral", outcome="allowed"))
 
 
-def referral_view(row: dict[str, Any], principal: Principal) -> dict[str, Any]:
+def referral_view(row: dict[str, Any], principal: Principal, *, reveal: bool = False) -> dict[str, Any]:
+    """The referral as this caller may see it; ``reveal`` for the steward's data-subject export."""
     view = {
         "id": str(row["id"]),
         "case_id": str(row["case_id"]),
@@ -98,7 +97,7 @@ def referral_view(row: dict[str, Any], principal: Principal) -> dict[str, Any]:
         "priority": row["priority"],
         "legal_basis": row["legal_basis"],
         "status": row["status"],
-        "status_reason": row.get("status_reason"),
+        "status_reason": row["status_reason"],
         "reason_code": row["reason_code"],
         "due_at": row["due_at"],
         "created_at": row["created_at"],
@@ -107,7 +106,8 @@ def referral_view(row: dict[str, Any], principal: Principal) -> dict[str, Any]:
         "restricted_scope": None,
     }
     category = SENSITIVE_SERVICES.get(ServiceCategory(row["service_category"]))
-    if category and category.scope not in principal.scopes and principal.org_id != row["to_org_id"]:
+    hidden = category and category.scope not in principal.scopes and principal.org_id != row["to_org_id"]
+    if hidden and not reveal:
         for name in MASKED:
             view[name] = None
         view["restricted"], view["restricted_scope"] = list(MASKED), RESTRICTED_SCOPE
@@ -188,15 +188,8 @@ async def subject_access(pool: AsyncConnectionPool, principal: Principal, payloa
     principal.require("audit:read")
     case_id = parse_id(CaseRef.model_validate(payload).case_id, "caseId")
     async with pool.connection() as conn, conn.transaction():
-        cur = await conn.execute("select * from referral.referrals where case_id = %s order by created_at, id",
-                                 (case_id,))
-        rows = list(await cur.fetchall())
+        rows = await store.referrals_of_case(conn, case_id)
         await record(conn, store.SCHEMA, principal, AuditEntry(
             operation="dsar.export", case_ids=[str(case_id)], field_categories=["referral"],
             purpose="data_subject_request", outcome="allowed"))
-    views = []
-    for row in rows:
-        view = referral_view(row, principal)
-        view.update({name: row[name] for name in MASKED}, restricted=[], restricted_scope=None)
-        views.append(view)
-    return views
+    return [referral_view(row, principal, reveal=True) for row in rows]

@@ -66,18 +66,19 @@ async def upsert_directory_service(conn: Connection, org_id: str, name: str, org
     )
 
 
-async def org_type(conn: Connection, org_id: str) -> str | None:
+async def org_types(conn: Connection, org_ids: list[str]) -> dict[str, str]:
+    """The type of each organisation (as the directory knows it), in one query."""
     cur = await conn.execute(
-        "select org_type from referral.directory_services where org_id = %s and org_type is not null limit 1",
-        (org_id,),
+        "select distinct org_id, org_type from referral.directory_services"
+        " where org_id = any(%s) and org_type is not null", (org_ids,),
     )
-    row = await cur.fetchone()
-    return row["org_type"] if row else None
+    return {r["org_id"]: r["org_type"] for r in await cur.fetchall()}
 
 
-async def referrals_of_case(conn: Connection, case_id: str) -> list[dict[str, Any]]:
-    cur = await conn.execute("select * from referral.referrals where case_id = %s order by id for update",
-                             (uuid.UUID(case_id),))
+async def referrals_of_case(conn: Connection, case_id: uuid.UUID, *, lock: bool = False) -> list[dict[str, Any]]:
+    """Every referral of the case, oldest first (locked when their state is about to change)."""
+    cur = await conn.execute("select * from referral.referrals where case_id = %s order by created_at, id"
+                             + (" for update" if lock else ""), (case_id,))
     return list(await cur.fetchall())
 
 
