@@ -95,6 +95,9 @@ REQUESTS = [
     RequestChannel("svc.intake.audit_search", None, "Steward: search intake's audit trail."),
     RequestChannel("svc.referral.audit_search", None, "Steward: search referral's audit trail."),
     RequestChannel("svc.notifications.audit_search", None, "Steward: search notifications' audit trail."),
+    RequestChannel("svc.intake.audit_verify", None, "Steward: verify intake's audit chain."),
+    RequestChannel("svc.referral.audit_verify", None, "Steward: verify referral's audit chain."),
+    RequestChannel("svc.notifications.audit_verify", None, "Steward: verify notifications' audit chain."),
 ]
 REQUEST_SUBJECTS = {channel.subject: channel for channel in REQUESTS}
 

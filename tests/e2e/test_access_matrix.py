@@ -309,3 +309,27 @@ def test_consent_to_a_type_of_organisation_covers_its_members(api: Api, tokens: 
     assert body["data"]["case"]["access"] == {"purpose": "REFERRAL", "legalBasis": "CONSENT"}
     assert body["data"]["case"]["healthNeeds"] == ["MENTAL_HEALTH_NEEDS"]
     assert codes(ask(api, tokens("croix-rouge"), CASE, {"id": case})) == {"case": "NOT_FOUND"}
+
+
+BASIS = """mutation($case: ID!, $input: LegalBasisInput!) { recordLegalBasis(caseId: $case, input: $input) {
+  sharing { legalBasis recipientOrgIds } } }"""
+
+
+def test_a_recorded_legal_obligation_makes_a_waiting_referral_live(api: Api, tokens: Tokens) -> None:
+    """No consent, but a court order: the counter-trafficking referral goes live on that basis."""
+    case = api.register("dgme", arrival(
+        givenName=f"Assitan{uuid.uuid4().hex[:6]}", estimatedAge=24, destinationRegion="03",
+        vulnerabilities=["TRAFFICKING_VICTIM"], consent={"given": False}))["data"]["registerArrival"]["id"]
+    eventually(lambda: ask(api, tokens("dgme"), CASE, {"id": case})["data"]["case"]["referrals"])
+    assert codes(ask(api, tokens("iom"), CASE, {"id": case})) == {"case": "NOT_FOUND"}
+
+    recorded = ask(api, tokens("dgme"), BASIS, {"case": case, "input": {
+        "legalBasis": "LEGAL_OBLIGATION", "purposes": ["REFERRAL"], "justification": "ordonnance du tribunal",
+        "recipientOrgIds": ["iom"]}})
+    assert {"legalBasis": "LEGAL_OBLIGATION", "recipientOrgIds": ["iom"]} in \
+        recorded["data"]["recordLegalBasis"]["sharing"]
+    readable = eventually(lambda: ask(api, tokens("iom"), CASE, {"id": case})["data"])
+    assert readable["case"]["access"] == {"purpose": "REFERRAL", "legalBasis": "LEGAL_OBLIGATION"}
+    [referral] = [r for r in ask(api, tokens("dgme"), CASE, {"id": case})["data"]["case"]["referrals"]
+                  if r["toOrganisation"]["id"] == "iom"]
+    assert (referral["status"], referral["legalBasis"]) == ("PENDING", "LEGAL_OBLIGATION")

@@ -143,3 +143,35 @@ def test_readyz_reports_every_dependency_ok(platform: Platform) -> None:
 def test_health_endpoints_need_no_token(platform: Platform) -> None:
     for path in ("/healthz", "/readyz", "/.well-known/jwks.json", "/.well-known/oauth-authorization-server"):
         assert httpx.get(f"{platform.base_url}{path}", timeout=10).status_code == 200, path
+
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+
+
+def test_graphql_response_media_type_on_request(api: Api, platform: Platform) -> None:
+    """GraphQL-over-HTTP: a client accepting application/graphql-response+json gets that type."""
+    response = httpx.post(platform.graphql_url, json={"query": ME},
+                          headers={**auth(api), "Accept": GRAPHQL_RESPONSE}, timeout=30)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith(GRAPHQL_RESPONSE)
+    assert response.json()["data"]["me"]["organisation"]["id"] == "dgme"
+
+
+@pytest.mark.parametrize("document", ["{ me { subject ", "{ nope }"])
+def test_request_errors_are_4xx_with_the_graphql_response_type_and_carry_no_data(
+        api: Api, platform: Platform, document: str) -> None:
+    strict = httpx.post(platform.graphql_url, json={"query": document},
+                        headers={**auth(api), "Accept": GRAPHQL_RESPONSE}, timeout=30)
+    assert strict.status_code == 400 and strict.headers["content-type"].startswith(GRAPHQL_RESPONSE)
+    assert "data" not in strict.json() and strict.json()["errors"]
+    legacy = httpx.post(platform.graphql_url, json={"query": document}, headers=auth(api), timeout=30)
+    assert legacy.status_code == 200 and legacy.headers["content-type"].startswith("application/json")
+    assert "data" not in legacy.json() and legacy.json()["errors"]
+
+
+def test_field_errors_keep_200_with_the_graphql_response_type(api: Api, platform: Platform) -> None:
+    """An operation that ran but failed on a field (here: a case not shared) is not a request error."""
+    response = httpx.post(platform.graphql_url, json={"query": f'{{ case(id: "{uuid.uuid4()}") {{ id }} }}'},
+                          headers={**auth(api), "Accept": GRAPHQL_RESPONSE}, timeout=30)
+    assert response.status_code == 200
+    assert response.json()["errors"][0]["extensions"]["code"] == "NOT_FOUND"

@@ -229,3 +229,17 @@ def test_sample_envelope_round_trips_to_the_payload_model() -> None:
     schema = generate.event_schema(EVENT_CHANNELS[0])
     assert set(schema["required"]) <= set(event.data)
     assert set(event.data) <= set(schema["properties"])
+
+
+def test_every_service_endpoint_is_a_declared_channel() -> None:
+    """What a service answers is what the AsyncAPI document says it answers, and no more."""
+    from kernel.audit import audit_endpoints
+    from kernel.runtime import ServiceApp
+    from services.intake.app import APP as INTAKE
+    from services.notifications.app import APP as NOTIFICATIONS
+    from services.referral.app import APP as REFERRAL
+
+    apps: list[ServiceApp] = [INTAKE, REFERRAL, NOTIFICATIONS]
+    served = {f"svc.{app.name}.{name}" for app in apps for name in app.endpoints}
+    served |= {e.subject for app in apps for e in audit_endpoints(app.schema, app.name, None)}  # type: ignore[arg-type]
+    assert served == {c.subject for c in REQUESTS}
