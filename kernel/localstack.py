@@ -24,7 +24,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata, util
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +235,30 @@ host  all all 127.0.0.1/32 trust
 """
 
 
-class PostgresServer:
+class _Server:
+    """What both servers share: a child process, and use as a context manager."""
+
+    _proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+
+class PostgresServer(_Server):
     """A private PostgreSQL cluster in `data_dir`, listening on 127.0.0.1 only."""
 
     def __init__(self, data_dir: Path, port: int | None = None) -> None:
@@ -253,17 +276,6 @@ class PostgresServer:
     @property
     def log_path(self) -> Path:
         return self.data_dir / "postgres.log"
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    def __enter__(self) -> PostgresServer:
-        self.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
 
     def start(self) -> None:
         """initdb on first use, start, wait for connections, create the `segin` database."""
@@ -441,7 +453,7 @@ def _jetstream_ready(url: str) -> bool:
             return False
 
 
-class NatsServer:
+class NatsServer(_Server):
     """A private nats-server with JetStream storing its streams in `store_dir`."""
 
     def __init__(self, store_dir: Path, port: int | None = None) -> None:
@@ -456,17 +468,6 @@ class NatsServer:
     @property
     def log_path(self) -> Path:
         return self.store_dir / "nats.log"
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    def __enter__(self) -> NatsServer:
-        self.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
 
     def start(self) -> None:
         """Start and wait until JetStream answers (streams are recovered from disk by then)."""
