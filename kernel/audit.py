@@ -9,7 +9,6 @@ person's case must not become a second copy of their data. See docs/decisions/00
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import re
@@ -25,6 +24,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from kernel import pagination
 from kernel.db import Connection
 from kernel.errors import BadInput, Forbidden
 from kernel.rpc import Endpoint
@@ -249,17 +249,14 @@ async def verify(conn: Connection, schema: str, *, expected_head: tuple[int, str
 
 
 def _encode_after(seq: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps(["audit", seq]).encode()).decode().rstrip("=")
+    return pagination.encode(["audit", seq])
 
 
 def _decode_after(cursor: str) -> int:
-    try:
-        tag, seq = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if tag != "audit" or not isinstance(seq, int):
-            raise ValueError(cursor)
-        return seq
-    except (ValueError, TypeError) as exc:
-        raise BadInput("This cursor is not valid; start again without 'after'.", field="after") from exc
+    tag, seq = pagination.decode(cursor, 2)
+    if tag != "audit" or not isinstance(seq, int):
+        raise BadInput(pagination.INVALID_CURSOR, field="after")
+    return seq
 
 
 def entry_view(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -10,19 +10,35 @@ from typing import Any
 
 from kernel.errors import BadInput
 
+INVALID_CURSOR = "This cursor is not valid; start again without 'after'."
+
+
+def encode(values: list[Any]) -> str:
+    """An opaque cursor carrying the sort key of the last row shown."""
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+
+
+def decode(cursor: str, length: int) -> list[Any]:
+    """The values of a cursor made by ``encode``; BAD_USER_INPUT on ``after`` for anything else."""
+    try:
+        values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, TypeError) as exc:
+        raise BadInput(INVALID_CURSOR, field="after") from exc
+    if not isinstance(values, list) or len(values) != length:
+        raise BadInput(INVALID_CURSOR, field="after")
+    return values
+
 
 def encode_cursor(created_at: datetime, row_id: Any) -> str:
-    raw = json.dumps([created_at.isoformat(), str(row_id)]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return encode([created_at.isoformat(), str(row_id)])
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    created_at, row_id = decode(cursor, 2)
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, row_id = json.loads(raw)
         return datetime.fromisoformat(created_at), str(row_id)
     except (ValueError, TypeError) as exc:
-        raise BadInput("This cursor is not valid; start again without 'after'.", field="after") from exc
+        raise BadInput(INVALID_CURSOR, field="after") from exc
 
 
 def keyset_query(query: str, params: list[Any], first: int, after: str | None) -> tuple[str, list[Any]]:
@@ -39,7 +55,7 @@ def _uuid(value: str) -> uuid.UUID:
     try:
         return uuid.UUID(value)
     except ValueError as exc:
-        raise BadInput("This cursor is not valid; start again without 'after'.", field="after") from exc
+        raise BadInput(INVALID_CURSOR, field="after") from exc
 
 
 def page(rows: list[dict[str, Any]], first: int) -> dict[str, Any]:
