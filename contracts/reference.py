@@ -103,6 +103,11 @@ SENSITIVE_SERVICES: dict[ServiceCategory, SensitiveCategory] = {
 }
 
 
+def hidden_services(scopes: frozenset[str]) -> list[ServiceCategory]:
+    """Service categories whose very existence on a case a caller with these scopes may not learn."""
+    return sorted(s for s, c in SENSITIVE_SERVICES.items() if c.scope not in scopes)
+
+
 class OrganisationType(StrEnum):
     STATE = "STATE"
     NGO = "NGO"

@@ -85,47 +85,23 @@ class CaseAccess:
     legal_basis: LegalBasis | None
 
 
-@strawberry.type
+@strawberry.type(description="A referral to another organisation's service. A referral to a sensitive service "
+                              "(child protection, counter-trafficking, GBV, health) exists only for tokens holding "
+                              "that category's scope, and for its recipient.")
 class Referral:
     id: strawberry.ID
     case_id: strawberry.ID
     status: str
+    service_category: ServiceCategory
+    reason_code: str = strawberry.field(description="The screening reason (a code).")
+    legal_basis: LegalBasis | None = strawberry.field(
+        description="Consent, or another basis (a child's vital interest); null while awaiting consent.")
+    priority: Priority
+    due_at: dt.datetime = strawberry.field(description="When the recipient should act.")
+    status_reason: str | None = strawberry.field(description="Why the referral left the open states (a code).")
     created_at: dt.datetime
     updated_at: dt.datetime
     data: strawberry.Private[dict[str, Any]]
-
-    def _sensitive(self, name: str) -> Any:
-        if name in self.data["restricted"]:
-            raise restricted(self.data["restricted_scope"])
-        return self.data[name]
-
-    @strawberry.field(description="Null with a RESTRICTED error for a sensitive service without its scope.")
-    def service_category(self) -> ServiceCategory | None:
-        value = self._sensitive("service_category")
-        return reference.ServiceCategory(value) if value else None
-
-    @strawberry.field(description="The screening reason (a code); restricted like the category.")
-    def reason_code(self) -> str | None:
-        return self._sensitive("reason_code")
-
-    @strawberry.field(description="Consent, or another basis (a child's vital interest); restricted like the category.")
-    def legal_basis(self) -> LegalBasis | None:
-        value = self._sensitive("legal_basis")
-        return reference.LegalBasis(value) if value else None
-
-    @strawberry.field(description="Restricted like the category: urgency follows from the kind of need.")
-    def priority(self) -> Priority | None:
-        value = self._sensitive("priority")
-        return reference.Priority(value) if value else None
-
-    @strawberry.field(description="When the recipient should act; restricted like the category.")
-    def due_at(self) -> dt.datetime | None:
-        value = self._sensitive("due_at")
-        return dt.datetime.fromisoformat(value) if value else None
-
-    @strawberry.field(description="Why the referral left the open states (a code); restricted like the category.")
-    def status_reason(self) -> str | None:
-        return self._sensitive("status_reason")
 
     @strawberry.field
     async def from_organisation(self, info: Info[Context, None]) -> Organisation | None:
@@ -138,7 +114,11 @@ class Referral:
     @classmethod
     def from_data(cls, d: dict[str, Any]) -> "Referral":
         return cls(
-            id=d["id"], case_id=d["case_id"], status=d["status"], created_at=dt.datetime.fromisoformat(d["created_at"]),
+            id=d["id"], case_id=d["case_id"], status=d["status"],
+            service_category=reference.ServiceCategory(d["service_category"]), reason_code=d["reason_code"],
+            legal_basis=reference.LegalBasis(d["legal_basis"]) if d["legal_basis"] else None,
+            priority=reference.Priority(d["priority"]), due_at=dt.datetime.fromisoformat(d["due_at"]),
+            status_reason=d["status_reason"], created_at=dt.datetime.fromisoformat(d["created_at"]),
             updated_at=dt.datetime.fromisoformat(d["updated_at"]), data=d,
         )
 
@@ -272,7 +252,8 @@ class StatisticsCell:
     count: int
 
 
-@strawberry.type(description="Counts of people, rounded to a multiple of 5; cells under minimumCell are suppressed.")
+@strawberry.type(description="Counts of people, rounded to a multiple of 5; a cell is shown only when it holds at "
+                              "least minimumCell people registered by organisations other than yours.")
 class Statistics:
     group_by: list[str]
     cells: list[StatisticsCell]

@@ -132,12 +132,15 @@ async def register_arrival(pool: AsyncConnectionPool, principal: Principal, payl
 async def _readable_case(conn: Connection, principal: Principal, case_id: uuid.UUID, operation: str
                          ) -> tuple[dict[str, Any], domain.Access, list[dict[str, Any]]] | None:
     """Load a case the caller may read; otherwise record the refusal and return None."""
+    # The same queries whether the case exists or not: a refusal must not be told apart from an
+    # absence by how long it takes.
     case = await store.get_case(conn, case_id)
-    rows = await store.sharing_rows(conn, case_id) if case else []
+    rows = await store.sharing_rows(conn, case_id)
+    grants = await store.grants(conn, case_id)
     access = domain.Access(False)
     if case is not None:
-        access = domain.case_access(case["owner_org_id"], principal.org_id, principal.org_type,
-                                    await store.grants(conn, case_id), [store.to_basis(r) for r in rows])
+        access = domain.case_access(case["owner_org_id"], principal.org_id, principal.org_type, grants,
+                                    [store.to_basis(r) for r in rows])
     if case is None or not access.allowed:
         await record(conn, store.SCHEMA, principal, AuditEntry(
             operation=operation, case_ids=[str(case_id)], field_categories=[], purpose=AUDIT_DENIED_PURPOSE, outcome="denied"))
@@ -238,14 +241,17 @@ async def record_legal_basis(pool: AsyncConnectionPool, principal: Principal, pa
 
 
 async def statistics(pool: AsyncConnectionPool, principal: Principal, payload: dict[str, Any]) -> dict[str, Any]:
-    """Aggregates only, across all organisations, with cells under five people suppressed."""
+    """Aggregates only, across all organisations; cells with fewer than five people registered by
+    other organisations (ten for three dimensions) suppressed."""
     principal.require("statistics:read")
     request = StatisticsRequest.model_validate(payload)
     async with pool.connection() as conn:
-        rows = await store.statistics(conn, request.group_by)
-    cells, suppressed = domain.suppress_small_cells(rows)
+        rows = await store.statistics(conn, request.group_by, principal.org_id)
+    minimum = domain.minimum_cell(len(request.group_by))
+    cells, suppressed = domain.suppress_small_cells([(k, n) for k, n, _ in rows], {k: own for k, _, own in rows},
+                                                    minimum)
     return {"group_by": request.group_by, "cells": [{"keys": list(k), "count": n} for k, n in cells],
-            "suppressed_cells": suppressed, "minimum_cell": domain.MIN_CELL}
+            "suppressed_cells": suppressed, "minimum_cell": minimum}
 
 
 async def on_referral_created(conn: Connection, event: CloudEvent) -> None:

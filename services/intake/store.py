@@ -110,17 +110,21 @@ STATISTICS_COLUMNS: dict[StatisticsDimension, str] = {
 }
 
 
-async def statistics(conn: Connection, group_by: list[StatisticsDimension]) -> list[tuple[tuple[str, ...], int]]:
-    """Counts of distinct people per combination of the chosen dimensions (columns are fixed SQL, not input)."""
+async def statistics(conn: Connection, group_by: list[StatisticsDimension], org_id: str
+                     ) -> list[tuple[tuple[str, ...], int, int]]:
+    """Per combination of the chosen dimensions: distinct people, and how many of them ``org_id``
+    registered itself (columns are fixed SQL, not input)."""
     columns = [STATISTICS_COLUMNS[d] for d in group_by]
     join = (" left join intake.vulnerability_flags v on v.case_id = c.id"
             if StatisticsDimension.VULNERABILITY in group_by else "")
     select = ", ".join(f"{col} as k{i}" for i, col in enumerate(columns))
     keys = ", ".join(f"k{i}" for i in range(len(columns)))
     cur = await conn.execute(
-        f"select {select}, count(distinct c.id) as n from intake.cases c{join} group by {keys} order by {keys}"  # noqa: S608
+        f"select {select}, count(distinct c.id) as n, count(distinct c.id) filter (where c.owner_org_id = %s) as own"  # noqa: S608
+        f" from intake.cases c{join} group by {keys} order by {keys}", (org_id,)
     )
-    return [(tuple(str(r[f"k{i}"]) for i in range(len(columns))), int(r["n"])) for r in await cur.fetchall()]
+    return [(tuple(str(r[f"k{i}"]) for i in range(len(columns))), int(r["n"]), int(r["own"]))
+            for r in await cur.fetchall()]
 
 
 async def screening(conn: Connection, case_id: uuid.UUID) -> list[dict[str, Any]]:
@@ -131,10 +135,8 @@ async def screening(conn: Connection, case_id: uuid.UUID) -> list[dict[str, Any]
 
 
 async def get_case(conn: Connection, case_id: uuid.UUID) -> dict[str, Any] | None:
-    cur = await conn.execute("select * from intake.cases where id = %s", (case_id,))
-    case = await cur.fetchone()
-    if case is None:
-        return None
-    cur = await conn.execute("select code from intake.vulnerability_flags where case_id = %s order by code", (case_id,))
-    case["vulnerabilities"] = [row["code"] for row in await cur.fetchall()]
-    return case
+    """The case with its screening codes, in one query whether or not it exists."""
+    cur = await conn.execute(
+        "select c.*, array(select code from intake.vulnerability_flags where case_id = c.id order by code)"
+        " as vulnerabilities from intake.cases c where c.id = %s", (case_id,))
+    return await cur.fetchone()

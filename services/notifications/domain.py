@@ -46,27 +46,30 @@ class Notice:
     kind: str
     title_fr: str
     title_en: str
+    # A notice telling the referring organisation about a sensitive service is listed only to its
+    # tokens holding this scope: its very existence (and urgency) would reveal the category.
+    scope: str | None = None
 
 
 def _words(category: ServiceCategory) -> tuple[str, str]:
     return CATEGORY_WORDS.get(category, (category.value.lower().replace("_", " "),) * 2)
 
 
-def _owner_words(category: ServiceCategory) -> tuple[str, str]:
-    """What the referring organisation is told: a sensitive category is not named, since not
-    every person there may hold the scope to see it (the referral itself shows it to those who do)."""
-    if category in SENSITIVE_SERVICES:
-        return "un service spécialisé", "a specialised service"
-    return _words(category)
+def _owner_notice(org_id: str, kind: str, category: ServiceCategory, title_fr: str, title_en: str) -> Notice:
+    """A notice to the referring organisation. About a sensitive service it is shown only to tokens
+    with that category's scope, and even then the title does not name it (titles get copied into
+    e-mails and screens others see); the referral itself shows the category to those who may."""
+    sensitive = SENSITIVE_SERVICES.get(category)
+    fr, en = ("un service spécialisé", "a specialised service") if sensitive else _words(category)
+    return Notice(org_id, kind, title_fr.format(fr=fr), title_en.format(en=en),
+                  scope=sensitive.scope if sensitive else None)
 
 
 def notices_for_referral(event: ReferralCreatedV1) -> list[Notice]:
     """A live referral alerts its recipient; one awaiting consent alerts the case owner instead."""
     if event.status == "AWAITING_CONSENT":
-        fr, en = _owner_words(event.service_category)
-        return [Notice(event.from_org_id, "referral.awaiting_consent",
-                       f"Consentement requis pour orienter vers : {fr}",
-                       f"Consent needed to refer for: {en}")]
+        return [_owner_notice(event.from_org_id, "referral.awaiting_consent", event.service_category,
+                              "Consentement requis pour orienter vers : {fr}", "Consent needed to refer for: {en}")]
     return [_received(event.to_org_id, event.service_category, event.priority.value)]
 
 
@@ -94,8 +97,6 @@ def notices_for_status_change(event: ReferralStatusChangedV1) -> list[Notice]:
         fr, en = _words(event.service_category)
         return [Notice(event.to_org_id, "referral.revoked", f"Référence retirée : {fr}", f"Referral withdrawn: {en}")]
     if event.new_status in OWNER_TITLES:
-        fr, en = _owner_words(event.service_category)
-        title_fr, title_en = OWNER_TITLES[event.new_status]
-        return [Notice(event.from_org_id, f"referral.{event.new_status.lower()}", title_fr.format(fr=fr),
-                       title_en.format(en=en))]
+        return [_owner_notice(event.from_org_id, f"referral.{event.new_status.lower()}", event.service_category,
+                              *OWNER_TITLES[event.new_status])]
     return []

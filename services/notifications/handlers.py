@@ -47,7 +47,8 @@ async def list_notifications(pool: AsyncConnectionPool, principal: Principal, pa
     principal.require("notifications:read")
     request = NotificationsRequest.model_validate(payload)
     async with pool.connection() as conn, conn.transaction():
-        rows = await store.list_for(conn, principal.org_id, request.first, request.after, request.unread_only)
+        rows = await store.list_for(conn, principal.org_id, principal.scopes, request.first, request.after,
+                                    request.unread_only)
         result = page(rows, request.first)
         result["nodes"] = [notification_view(r) for r in result["nodes"]]
         case_ids = sorted({n["case_id"] for n in result["nodes"] if n["case_id"]})
@@ -63,7 +64,7 @@ async def mark_read(pool: AsyncConnectionPool, principal: Principal, payload: di
     request = MarkRead.model_validate(payload)
     notification_id = parse_id(request.notification_id, "id", not_found="No such notification.")
     async with pool.connection() as conn, conn.transaction():
-        row = await store.mark_read(conn, principal.org_id, notification_id)
+        row = await store.mark_read(conn, principal.org_id, principal.scopes, notification_id)
         if row is not None and row["case_id"]:
             await record(conn, store.SCHEMA, principal, AuditEntry(
                 operation="notification.mark_read", case_ids=[str(row["case_id"])], field_categories=["referral"],

@@ -15,27 +15,32 @@ SCHEMA = "notifications"
 async def insert(conn: Connection, notice: Notice, priority: str, referral_id: str, case_id: str, event_id: str) -> None:
     await conn.execute(
         "insert into notifications.notifications (id, org_id, kind, priority, title_fr, title_en, referral_id,"
-        " case_id, source_event_id) values (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " case_id, source_event_id, scope) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
         " on conflict (source_event_id, org_id, kind) do nothing",
         (uuid.uuid4(), notice.org_id, notice.kind, priority, notice.title_fr, notice.title_en, referral_id, case_id,
-         event_id),
+         event_id, notice.scope),
     )
 
 
-async def list_for(conn: Connection, org_id: str, first: int, after: str | None,
+# A notice needing a scope exists only for tokens holding it (see domain.Notice.scope).
+_VISIBLE = " and (scope is null or scope = any(%s))"
+
+
+async def list_for(conn: Connection, org_id: str, scopes: frozenset[str], first: int, after: str | None,
                    unread_only: bool) -> list[dict[str, Any]]:
-    query = "select * from notifications.notifications where org_id = %s"
+    query = "select * from notifications.notifications where org_id = %s" + _VISIBLE
     if unread_only:
         query += " and read_at is null"
-    query, params = keyset_query(query, [org_id], first, after)
+    query, params = keyset_query(query, [org_id, sorted(scopes)], first, after)
     cur = await conn.execute(query, params)
     return list(await cur.fetchall())
 
 
-async def mark_read(conn: Connection, org_id: str, notification_id: uuid.UUID) -> dict[str, Any] | None:
+async def mark_read(conn: Connection, org_id: str, scopes: frozenset[str],
+                    notification_id: uuid.UUID) -> dict[str, Any] | None:
     cur = await conn.execute(
         "update notifications.notifications set read_at = coalesce(read_at, now())"
-        " where id = %s and org_id = %s returning *",
-        (notification_id, org_id),
+        " where id = %s and org_id = %s" + _VISIBLE + " returning *",
+        (notification_id, org_id, sorted(scopes)),
     )
     return await cur.fetchone()

@@ -1,9 +1,10 @@
 """Referral's event handlers, commands and queries.
 
-Who sees what of a referral: the referring organisation and the recipient. The category of a
-sensitive service (child protection, counter-trafficking, GBV, health) and what reveals it
-(reason, legal basis) need the matching ``sensitive:*`` scope, except for the recipient, whose
-own service it is.
+Who sees what of a referral: the referring organisation and the recipient. A referral to a
+sensitive service (child protection, counter-trafficking, GBV, health) exists only for callers
+holding the matching ``sensitive:*`` scope, and for the recipient, whose own service it is:
+masking its fields would still reveal the category through its recipient, its urgency, its
+place in a sorted list and the number of referrals a case has.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from psycopg_pool import AsyncConnectionPool
 from contracts.channels import REFERRAL_CREATED, REFERRAL_STATUS_CHANGED
 from contracts.commands import CaseRef, PageRequest, ReferralAction
 from contracts.events import ArrivalRegisteredV1, ReferralCreatedV1, ReferralStatusChangedV1, SharingChangedV1
-from contracts.reference import SENSITIVE_SERVICES, LegalBasis, Priority, Purpose, ServiceCategory
+from contracts.reference import SENSITIVE_SERVICES, LegalBasis, Priority, Purpose, ServiceCategory, hidden_services
 from kernel.audit import AuditEntry, record, service_principal
 from kernel.db import Connection
 from kernel.errors import BadInput, NotFound, SeginError, parse_id
@@ -25,11 +26,6 @@ from kernel.outbox import add_event
 from kernel.pagination import page
 from kernel.tokens import Principal
 from services.referral import domain, store
-
-# What would reveal a sensitive category: the category itself, why, on which basis, and how
-# urgent (priority and due date follow from the routing rule).
-MASKED = ("service_category", "reason_code", "legal_basis", "priority", "due_at", "status_reason")
-RESTRICTED_SCOPE = "sensitive:*"  # the same for every category, so the refusal names none
 
 
 async def on_arrival_registered(conn: Connection, event: CloudEvent) -> None:
@@ -86,9 +82,9 @@ async def on_sharing_changed(conn: Connection, event: CloudEvent) -> None:
             purpose="referral", outcome="allowed"))
 
 
-def referral_view(row: dict[str, Any], principal: Principal, *, reveal: bool = False) -> dict[str, Any]:
-    """The referral as this caller may see it; ``reveal`` for the steward's data-subject export."""
-    view = {
+def referral_view(row: dict[str, Any]) -> dict[str, Any]:
+    """A referral as its callers see it, whole: a caller who may not see part of it does not see it at all."""
+    return {
         "id": str(row["id"]),
         "case_id": str(row["case_id"]),
         "from_org_id": row["from_org_id"],
@@ -102,16 +98,16 @@ def referral_view(row: dict[str, Any], principal: Principal, *, reveal: bool = F
         "due_at": row["due_at"],
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
-        "restricted": [],
-        "restricted_scope": None,
     }
-    category = SENSITIVE_SERVICES.get(ServiceCategory(row["service_category"]))
-    hidden = category and category.scope not in principal.scopes and principal.org_id != row["to_org_id"]
-    if hidden and not reveal:
-        for name in MASKED:
-            view[name] = None
-        view["restricted"], view["restricted_scope"] = list(MASKED), RESTRICTED_SCOPE
-    return view
+
+
+def visible(row: dict[str, Any], principal: Principal) -> bool:
+    """Whether the referral exists for this caller: the recipient once it is live; the referring
+    organisation and the case owner unless it is a sensitive service their token may not see."""
+    if principal.org_id == row["to_org_id"] and row["status"] != domain.AWAITING_CONSENT:
+        return True
+    involved = principal.org_id in (row["from_org_id"], row["case_owner_org_id"])
+    return involved and ServiceCategory(row["service_category"]) not in hidden_services(principal.scopes)
 
 
 def _categories(views: list[dict[str, Any]]) -> list[str]:
@@ -124,7 +120,8 @@ async def case_referrals(pool: AsyncConnectionPool, principal: Principal, payloa
     principal.require("referrals:read")
     case_id = parse_id(CaseRef.model_validate(payload).case_id, "caseId")
     async with pool.connection() as conn, conn.transaction():
-        views = [referral_view(r, principal) for r in await store.case_referrals(conn, case_id, principal.org_id)]
+        rows = await store.case_referrals(conn, case_id, principal.org_id, hidden_services(principal.scopes))
+        views = [referral_view(r) for r in rows]
         if views:
             await record(conn, store.SCHEMA, principal, AuditEntry(
                 operation="referral.list_for_case", case_ids=[str(case_id)], field_categories=_categories(views),
@@ -138,7 +135,7 @@ async def incoming(pool: AsyncConnectionPool, principal: Principal, payload: dic
     async with pool.connection() as conn, conn.transaction():
         rows = await store.incoming(conn, principal.org_id, request.first, request.after)
         result = page(rows, request.first)
-        result["nodes"] = [referral_view(r, principal) for r in result["nodes"]]
+        result["nodes"] = [referral_view(r) for r in result["nodes"]]
         if result["nodes"]:
             await record(conn, store.SCHEMA, principal, AuditEntry(
                 operation="referral.list_incoming", case_ids=sorted({n["case_id"] for n in result["nodes"]}),
@@ -154,10 +151,9 @@ async def act(action: str, pool: AsyncConnectionPool, principal: Principal, payl
     refusal: SeginError | None = None
     async with pool.connection() as conn, conn.transaction():
         row = await store.get_for_update(conn, referral_id)
-        # A referral awaiting consent does not exist for its would-be recipient.
-        involved = row is not None and (principal.org_id == row["from_org_id"] or (
-            principal.org_id == row["to_org_id"] and row["status"] != domain.AWAITING_CONSENT))
-        if not involved:
+        # A referral awaiting consent does not exist for its would-be recipient, nor a sensitive one
+        # for a referring organisation's token without that category's scope.
+        if row is None or not visible(row, principal):
             refusal = NotFound("No such referral.", field="id")
         else:
             assert row is not None
@@ -179,7 +175,7 @@ async def act(action: str, pool: AsyncConnectionPool, principal: Principal, payl
     if refusal:
         raise refusal
     assert row is not None
-    return referral_view(row, principal)
+    return referral_view(row)
 
 
 async def subject_access(pool: AsyncConnectionPool, principal: Principal, payload: dict[str, Any]
@@ -192,4 +188,4 @@ async def subject_access(pool: AsyncConnectionPool, principal: Principal, payloa
         await record(conn, store.SCHEMA, principal, AuditEntry(
             operation="dsar.export", case_ids=[str(case_id)], field_categories=["referral"],
             purpose="data_subject_request", outcome="allowed"))
-    return [referral_view(row, principal, reveal=True) for row in rows]
+    return [referral_view(row) for row in rows]

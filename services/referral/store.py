@@ -34,15 +34,17 @@ async def insert_referral(
     return referral_id if cur.rowcount == 1 else None
 
 
-async def case_referrals(conn: Connection, case_id: uuid.UUID, org_id: str) -> list[dict[str, Any]]:
-    """The case owner sees every referral of its case; another organisation only those it sent, or
-    received once live (a referral awaiting consent does not exist for its would-be recipient)."""
+async def case_referrals(conn: Connection, case_id: uuid.UUID, org_id: str,
+                         hidden: list[ServiceCategory]) -> list[dict[str, Any]]:
+    """The referrals of a case that exist for ``org_id``: the case owner's and the referring
+    organisation's, except those to ``hidden`` (sensitive) services; the recipient's own once live
+    (a referral awaiting consent does not exist for its would-be recipient)."""
     cur = await conn.execute(
         "select * from referral.referrals where case_id = %s"
-        " and (case_owner_org_id = %s or from_org_id = %s or (to_org_id = %s and status <> 'AWAITING_CONSENT'))"
-        # Never sorted by category: a caller without the sensitive scope would learn it from the order.
+        " and (((case_owner_org_id = %s or from_org_id = %s) and service_category <> all(%s))"
+        "      or (to_org_id = %s and status <> 'AWAITING_CONSENT'))"
         " order by array_position(array['URGENT', 'HIGH', 'NORMAL'], priority), created_at, id",
-        (case_id, org_id, org_id, org_id),
+        (case_id, org_id, org_id, [c.value for c in hidden], org_id),
     )
     return list(await cur.fetchall())
 

@@ -171,11 +171,59 @@ def test_nested_referrals_show_each_recipient_only_its_own(api: Api, tokens: Tok
 
 def test_owner_without_sensitive_scope_sees_no_sensitive_service_in_referrals(
         api: Api, tokens: Tokens, scenario: dict[str, str]) -> None:
-    body = ask(api, tokens("dgme", "cases:read referrals:read"), CASE, {"id": scenario["woman"]})
-    referrals = body["data"]["case"]["referrals"]
-    assert referrals and all(r["serviceCategory"] is None and r["reasonCode"] is None and r["legalBasis"] is None
-                             for r in referrals)
-    assert {c for p, c in codes(body).items() if p.startswith("case.referrals")} == {"RESTRICTED"}
+    """Not masked but absent: a masked referral would still tell the category by its recipient
+    (UNICEF, the counter-trafficking provider), its urgency, its place in the list and the count."""
+    plain = tokens("dgme", "cases:read referrals:read")
+    unflagged = api.register("dgme", arrival(givenName=f"Oumou{uuid.uuid4().hex[:6]}", estimatedAge=30,
+                                             vulnerabilities=[], consent={"given": True, "recipientOrgIds": []}))
+    answers = []
+    for case_id in (scenario["woman"], scenario["girl"], unflagged["data"]["registerArrival"]["id"]):
+        body = ask(api, plain, CASE, {"id": case_id})
+        case = body["data"]["case"]
+        # The sensitive categories answer RESTRICTED whether or not the case has flags in them.
+        answers.append((case["referrals"], case["vulnerabilities"], sorted(codes(body).items())))
+    # Both flagged cases answer exactly what a case with no flag at all answers.
+    assert answers[0] == answers[1] == answers[2] == ([], [], [
+        ("case.childProtection", "RESTRICTED"), ("case.gbv", "RESTRICTED"), ("case.healthNeeds", "RESTRICTED"),
+        ("case.trafficking", "RESTRICTED")])
+    # Each scope shows its own category's referrals, whole.
+    gbv_only = ask(api, tokens("dgme", "cases:read referrals:read sensitive:gbv"), CASE, {"id": scenario["woman"]})
+    assert [(r["serviceCategory"], r["toOrganisation"]["id"]) for r in gbv_only["data"]["case"]["referrals"]] == [
+        ("GBV_RESPONSE", "croix-rouge")]
+
+
+def test_a_referral_hidden_from_a_token_cannot_be_acted_on_by_it(api: Api, tokens: Tokens,
+                                                                 scenario: dict[str, str]) -> None:
+    rid = _referral_of(api, tokens, scenario["woman"], "iom")  # waiting for consent, counter-trafficking
+    revoke = ACT.format(op="revokeReferral")
+    absent = ask(api, tokens("dgme", "referrals:write"), revoke, {"id": str(uuid.uuid4())})
+    hidden = ask(api, tokens("dgme", "referrals:write"), revoke, {"id": rid})
+    assert codes(hidden) == codes(absent) == {"revokeReferral": "NOT_FOUND"}
+    assert hidden["errors"][0]["message"] == absent["errors"][0]["message"]
+
+
+def test_owner_notices_about_sensitive_services_exist_only_for_scoped_tokens(
+        api: Api, tokens: Tokens, scenario: dict[str, str]) -> None:
+    """DGME is told the woman's counter-trafficking referral awaits consent: only its tokens that
+    may see trafficking data are; the others' lists look as if no such notice existed."""
+    def notices(token: str) -> list[dict[str, Any]]:
+        nodes: list[dict[str, Any]] = []
+        after = None
+        while True:
+            data = ask(api, token, NOTIFICATIONS, {"after": after})["data"]["notifications"]
+            nodes += data["nodes"]
+            after = data["pageInfo"]["endCursor"]
+            if not data["nodes"] or len(data["nodes"]) < 100:
+                return nodes
+
+    waiting = eventually(lambda: [n for n in notices(tokens("dgme")) if n["caseId"] == scenario["woman"]
+                                  and n["kind"] == "referral.awaiting_consent"])
+    plain = tokens("dgme", "notifications:read")
+    assert not [n for n in notices(plain) if n["caseId"] in (scenario["woman"], scenario["girl"])]
+    mark = "mutation($id: ID!) { markNotificationRead(id: $id) { id } }"
+    assert codes(ask(api, plain, mark, {"id": waiting[0]["id"]})) == {"markNotificationRead": "NOT_FOUND"}
+    scoped = tokens("dgme", "notifications:read sensitive:trafficking")
+    assert waiting[0]["id"] in {n["id"] for n in notices(scoped)}
 
 
 def test_incoming_referrals_and_notifications_never_show_other_organisations_work(

@@ -106,3 +106,21 @@ def test_statistics_counts_are_rounded_so_differences_do_not_single_out_a_person
     kept, _ = suppress_small_cells([(("a",), 6), (("b",), 7), (("c",), 8), (("d",), 12), (("e",), 13)])
     assert [n for _, n in kept] == [5, 5, 10, 10, 15]
     assert all(n % 5 == 0 for _, n in kept)
+
+
+def test_the_callers_own_records_never_make_a_cell_appear() -> None:
+    """Four decoys and one real person: the cell stays suppressed for the decoys' owner."""
+    rows = [(("2025-02", "TRAFFICKING_VICTIM"), 5), (("2025-03", "TRAFFICKING_VICTIM"), 9)]
+    own = {("2025-02", "TRAFFICKING_VICTIM"): 4, ("2025-03", "TRAFFICKING_VICTIM"): 4}
+    kept, suppressed = suppress_small_cells(rows, own)
+    assert kept == [(("2025-03", "TRAFFICKING_VICTIM"), 10)] and suppressed == 1
+    # Without own records the same rows are all shown (nothing to subtract).
+    assert len(suppress_small_cells(rows)[0]) == 2
+
+
+def test_narrow_cells_need_a_higher_floor() -> None:
+    from services.intake.domain import MIN_CELL_NARROW, minimum_cell
+
+    assert minimum_cell(1) == minimum_cell(2) == MIN_CELL and minimum_cell(3) == MIN_CELL_NARROW == 10
+    kept, suppressed = suppress_small_cells([(("a", "b", "c"), 9), (("a", "b", "d"), 10)], minimum=10)
+    assert kept == [(("a", "b", "d"), 10)] and suppressed == 1

@@ -37,3 +37,11 @@ def test_answers_go_to_the_referring_organisation_without_naming_sensitive_servi
         assert "traite" not in notice.title_fr and "trafficking" not in notice.title_en
     [plain] = notices_for_status_change(change("PENDING", "ACCEPTED", ServiceCategory.SHELTER))
     assert "shelter" in plain.title_en
+
+
+def test_notices_to_the_referring_organisation_about_sensitive_services_need_that_scope() -> None:
+    """Their existence and priority would reveal the category to a token without its scope."""
+    [sensitive] = notices_for_status_change(change("PENDING", "ACCEPTED", ServiceCategory.COUNTER_TRAFFICKING))
+    [plain] = notices_for_status_change(change("PENDING", "ACCEPTED", ServiceCategory.SHELTER))
+    [recipient] = notices_for_status_change(change("AWAITING_CONSENT", "PENDING", ServiceCategory.COUNTER_TRAFFICKING))
+    assert (sensitive.scope, plain.scope, recipient.scope) == ("sensitive:trafficking", None, None)
