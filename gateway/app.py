@@ -137,7 +137,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return Context(principal=principal, nats=state["nats"], registry=state["registry"],
                        timeout=settings.request_timeout, max_calls=LIMITS.max_service_calls)
 
-    router = LimitedGraphQLRouter(schema, context_getter=get_context, graphql_ide=None)
+    # No subscriptions exist: no WebSocket transport, which would bypass the HTTP body limit.
+    router = LimitedGraphQLRouter(schema, context_getter=get_context, graphql_ide=None, subscription_protocols=())
     router.max_json_depth = LIMITS.max_json_depth
     app.include_router(router, prefix="/graphql")
 
