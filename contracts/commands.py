@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import UTC, date, datetime
 from typing import Annotated
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -27,7 +29,63 @@ from contracts.reference import (
     regions,
 )
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# Text a client sends: lengths bounded before anything else looks at it; no control characters
+# (a NUL byte cannot be stored, and a line break in an identifier has no business there).
+_LINE_BREAKS = frozenset("\n\r\t")
+_INVISIBLE = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})  # controls, zero-width/format, blanks
+
+ARRIVAL_FLOOR = date(2000, 1, 1)  # returns the platform records started long after this
+BIRTH_FLOOR = date(1900, 1, 1)
+
+
+def _no_controls(value: str, *, allow: frozenset[str] = frozenset()) -> str:
+    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") and c not in allow for c in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def _strip_invisible(value: str) -> str:
+    """Blanks, zero-width and format characters at either end are not part of a name."""
+    start, end = 0, len(value)
+    while start < end and unicodedata.category(value[start]) in _INVISIBLE:
+        start += 1
+    while end > start and unicodedata.category(value[end - 1]) in _INVISIBLE:
+        end -= 1
+    return value[start:end]
+
+
+def _single_line(value: str) -> str:
+    return _no_controls(value)
+
+
+def _visible_text(value: str) -> str:
+    value = _strip_invisible(_no_controls(value, allow=_LINE_BREAKS))
+    if not value:
+        raise ValueError("must contain visible characters")
+    return value
+
+
+def _person_name(value: str) -> str:
+    value = _strip_invisible(_no_controls(value))
+    if not any(unicodedata.category(c).startswith("L") for c in value):
+        raise ValueError("must contain at least one letter")
+    return value
+
+
+def _justification(value: str) -> str:
+    value = _visible_text(value)
+    if len(value) < 3:
+        raise ValueError("must have at least 3 characters")
+    return value
+
+
+# A person's name: at least one letter once blanks and zero-width characters are set aside.
+Name = Annotated[str, StringConstraints(max_length=200), AfterValidator(_person_name)]
+# Identifiers (cases, referrals, organisations) and page cursors: short, one line.
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=100), AfterValidator(_single_line)]
+Cursor = Annotated[str, StringConstraints(min_length=1, max_length=500), AfterValidator(_single_line)]
+# Free text about a decision (never about the person): line breaks allowed, other controls not.
+Justification = Annotated[str, StringConstraints(max_length=500), AfterValidator(_justification)]
 
 
 class Strict(BaseModel):
@@ -42,12 +100,12 @@ class ConsentInput(Strict):
     """
 
     given: bool
-    recipient_org_ids: list[str] = Field(default_factory=list, max_length=50)
+    recipient_org_ids: list[Identifier] = Field(default_factory=list, max_length=50)
     recipient_org_types: list[OrganisationType] = Field(default_factory=list, max_length=5)
     purposes: list[Purpose] = Field(default_factory=lambda: [Purpose.REFERRAL], max_length=10)
-    language: str = Field(default="fr", min_length=2, max_length=20)
+    language: Annotated[str, AfterValidator(_single_line)] = Field(default="fr", min_length=2, max_length=20)
     given_by: GivenBy = GivenBy.PERSON
-    guardian_name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
+    guardian_name: Name | None = None
 
     @model_validator(mode="after")
     def _coherent(self) -> "ConsentInput":
@@ -82,15 +140,20 @@ class RegisterArrival(Strict):
     def _born_in_past(cls, value: date | None) -> date | None:
         if value is not None and value > datetime.now(UTC).date():
             raise ValueError("date of birth cannot be in the future")
-        if value is not None and value.year < 1900:
+        if value is not None and value < BIRTH_FLOOR:
             raise ValueError("date of birth is before 1900")
         return value
 
     @field_validator("arrival_date")
     @classmethod
-    def _arrived_in_past(cls, value: date) -> date:
+    def _arrived_in_past(cls, value: date, info: ValidationInfo) -> date:
         if value > datetime.now(UTC).date():
             raise ValueError("arrival date cannot be in the future")
+        if value < ARRIVAL_FLOOR:
+            raise ValueError(f"arrival date is before {ARRIVAL_FLOOR.isoformat()}")
+        born = info.data.get("date_of_birth")
+        if born is not None and value < born:
+            raise ValueError("arrival date is before the date of birth")
         return value
 
     @field_validator("destination_region")
@@ -125,37 +188,37 @@ class RegisterArrival(Strict):
 
 
 class RegisterArrivalRequest(Strict):
-    idempotency_key: str = Field(min_length=8, max_length=200)
+    idempotency_key: Annotated[str, AfterValidator(_single_line)] = Field(min_length=8, max_length=200)
     arrival: RegisterArrival
 
 
 class CaseRef(Strict):
-    case_id: str
+    case_id: Identifier
 
 
 class RecordConsent(Strict):
     """A new consent (or refusal) for a case the caller's organisation owns; adds to earlier ones."""
 
-    case_id: str
+    case_id: Identifier
     consent: ConsentInput
 
 
 class WithdrawConsent(Strict):
     """Withdraw one recorded consent: the access it allowed ends at once."""
 
-    case_id: str
-    consent_id: str
+    case_id: Identifier
+    consent_id: Identifier
 
 
 class RecordLegalBasis(Strict):
     """A basis other than consent (vital interest, legal obligation, public interest) for sharing."""
 
-    case_id: str
+    case_id: Identifier
     legal_basis: LegalBasis
     purposes: list[Purpose] = Field(min_length=1, max_length=10)
-    recipient_org_ids: list[str] = Field(default_factory=list, max_length=50)
+    recipient_org_ids: list[Identifier] = Field(default_factory=list, max_length=50)
     recipient_org_types: list[OrganisationType] = Field(default_factory=list, max_length=5)
-    justification: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=500)]
+    justification: Justification
 
     @field_validator("legal_basis")
     @classmethod
@@ -174,7 +237,7 @@ class RecordLegalBasis(Strict):
 class ReferralAction(Strict):
     """Accept, reject (with a reason code), complete or revoke one referral."""
 
-    referral_id: str
+    referral_id: Identifier
     reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=60,
                                              pattern="^[A-Z0-9_]+$")] | None = None
 
@@ -192,7 +255,7 @@ class StatisticsRequest(Strict):
 
 class PageRequest(Strict):
     first: int = Field(default=20, ge=1, le=100)
-    after: str | None = None
+    after: Cursor | None = None
 
 
 class NotificationsRequest(PageRequest):
@@ -200,4 +263,4 @@ class NotificationsRequest(PageRequest):
 
 
 class MarkRead(Strict):
-    notification_id: str
+    notification_id: Identifier

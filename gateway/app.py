@@ -16,16 +16,16 @@ from joserfc.jwk import KeySet
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from psycopg_pool import ConnectionPool
 from starlette.concurrency import run_in_threadpool
-from strawberry.fastapi import GraphQLRouter
 
 from contracts.channels import REQUESTS
 from gateway import keys as signing
 from gateway.graphql_http import GraphQLHttpMiddleware
+from gateway.limits import BodyLimitMiddleware, LimitedGraphQLRouter
 from gateway.login import LoginFlow, load_secret
 from gateway.oauth import AuthorizationServer, metadata, open_sync_pool, openid_configuration
 from gateway.registry import Registry
 from gateway.revocation import Publisher
-from gateway.schema import Context, schema
+from gateway.schema import LIMITS, Context, schema
 from gateway.throttle import FailureThrottle, log_failure, log_throttled
 from kernel.bus import connect
 from kernel.config import Settings
@@ -56,6 +56,13 @@ def _reload_keys(pool: ConnectionPool, keyring: signing.KeyRing) -> bool:
 def _load_keys(pool: ConnectionPool) -> signing.SigningKeys:
     with pool.connection() as conn:
         return signing.load_or_create(conn)
+
+
+def _no_query_in_spans(span: Any, scope: dict[str, Any]) -> None:
+    """A GET /graphql carries the document in its query string: spans keep the path only."""
+    if span is not None and span.is_recording() and scope.get("query_string"):
+        path = scope.get("path", "")
+        span.set_attributes({"http.url": path, "http.target": path, "url.full": path, "url.query": ""})
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -108,7 +115,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await pool.close()
         await asyncio.to_thread(sync_pool.close)
 
-    app = FastAPI(title="Segin gateway", version="0.1.0", lifespan=lifespan)
+    # No /docs, /redoc or /openapi.json: the public API is GraphQL, described by contracts/schema.graphql.
+    app = FastAPI(title="Segin gateway", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url=None)
 
     @app.exception_handler(AuthFailure)
     async def auth_failure(request: Request, exc: AuthFailure) -> JSONResponse:
@@ -126,9 +135,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except Unauthenticated as exc:
             raise AuthFailure(exc.message, token_sent=token is not None) from None
         return Context(principal=principal, nats=state["nats"], registry=state["registry"],
-                       timeout=settings.request_timeout)
+                       timeout=settings.request_timeout, max_calls=LIMITS.max_service_calls)
 
-    app.include_router(GraphQLRouter(schema, context_getter=get_context, graphql_ide=None), prefix="/graphql")
+    # No subscriptions exist: no WebSocket transport, which would bypass the HTTP body limit.
+    router = LimitedGraphQLRouter(schema, context_getter=get_context, graphql_ide=None, subscription_protocols=())
+    router.max_json_depth = LIMITS.max_json_depth
+    app.include_router(router, prefix="/graphql")
 
     async def publish_revocations() -> None:
         """Tell every process now; if NATS is unreachable, the background loop retries."""
@@ -229,6 +241,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ready = all(v == "ok" for v in checks.values())
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
-    app.add_middleware(GraphQLHttpMiddleware)
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz")
+    app.add_middleware(BodyLimitMiddleware, max_bytes=LIMITS.max_body_bytes)
+    app.add_middleware(GraphQLHttpMiddleware)  # outermost of the two: its no-store covers the 413 too
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz", server_request_hook=_no_query_in_spans)
     return app

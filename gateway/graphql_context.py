@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from graphql import GraphQLError
@@ -22,9 +22,23 @@ class Context(BaseContext):
     nats: Nats
     registry: Registry
     timeout: float
+    max_calls: int = 50
+    calls: int = field(default=0, init=False)
+
+    def calls_left(self) -> int:
+        return self.max_calls - self.calls
 
     async def ask(self, subject: str, payload: dict[str, Any]) -> Any:
-        """Call a service with the caller's own token: the service decides access itself."""
+        """Call a service with the caller's own token: the service decides access itself.
+
+        The request's call budget is checked here too, for what the document's static count
+        (``gateway/limits.py``) cannot see.
+        """
+        if self.calls >= self.max_calls:
+            raise GraphQLError(f"This request has used its {self.max_calls} service calls "
+                               "(SEGIN_GRAPHQL_MAX_SERVICE_CALLS).",
+                               extensions={"code": "QUERY_TOO_COMPLEX", "limit": "max_service_calls"})
+        self.calls += 1
         try:
             return await rpc.call(self.nats, subject, payload, self.principal.token, timeout=self.timeout)
         except SeginError as exc:

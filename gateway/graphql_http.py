@@ -4,6 +4,10 @@ Clients that accept ``application/graphql-response+json`` get it, with the statu
 specification gives that type (4xx when the request itself fails: unparsable or invalid
 document); others get ``application/json`` with 200, the legacy behaviour. A request error
 carries no ``data`` entry, as the specification requires.
+
+Every answer says ``Cache-Control: no-store`` (it may carry personal data), and the plain-text
+refusals of Strawberry's router (body not JSON, nested too deeply, no query) become JSON errors
+with the code ``BAD_REQUEST``, like every other refusal.
 """
 
 from __future__ import annotations
@@ -53,10 +57,15 @@ class GraphQLHttpMiddleware:
 
     async def _finish(self, scope: Scope, start: Message | None, body: bytes, send: Send) -> None:
         assert start is not None
-        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() not in (b"content-length", b"content-type")]
+        dropped = (b"content-length", b"content-type", b"cache-control")
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() not in dropped]
         status = start["status"]
         content_type = dict(start.get("headers", [])).get(b"content-type", b"application/json")
-        if content_type.startswith(b"application/json") and status in (200, 400):
+        if content_type.startswith(b"text/plain") and 400 <= status < 500:  # not a GraphQL request at all: keep 4xx
+            message = body.decode("utf-8", "replace")[:200]
+            body = json.dumps({"errors": [{"message": message, "extensions": {"code": "BAD_REQUEST"}}]}).encode()
+            content_type = b"application/json"
+        elif content_type.startswith(b"application/json") and status in (200, 400):
             try:
                 payload = json.loads(body)
             except ValueError:
@@ -71,6 +80,7 @@ class GraphQLHttpMiddleware:
                 else:
                     status = 200 if status == 400 and request_error else status
                 body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-        headers += [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+        headers += [(b"content-type", content_type), (b"content-length", str(len(body)).encode()),
+                    (b"cache-control", b"no-store")]
         await send({**start, "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})

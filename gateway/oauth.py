@@ -632,7 +632,6 @@ def metadata(issuer: str) -> dict[str, Any]:
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "scopes_supported": sorted(ALL_SCOPES),
         "ui_locales_supported": ["fr", "en"],
-        "service_documentation": f"{issuer}/docs",
     }
 
 

@@ -11,12 +11,15 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from strawberry.extensions import MaskErrors
 from strawberry.types import Info
 
 from contracts import commands, reference
-from gateway.graphql_context import Context, input_error
+from kernel.errors import SeginError
+from gateway.graphql_context import Context, as_graphql_error, input_error
+from gateway.graphql_guard import RequestGuard, SeginSchema
+from gateway.limits import GraphQLLimits
 from gateway.types import (
     ArrivalPoint,
     AuditConnection,
@@ -92,8 +95,26 @@ class LegalBasisInput:
 DSAR_MAX_PAGES = 50  # 5,000 entries per service; beyond that, use `segin audit search --case`
 
 
+_IDENTIFIER: TypeAdapter[str] = TypeAdapter(commands.Identifier)
+_CURSOR: TypeAdapter[str] = TypeAdapter(commands.Cursor)
+
+
+def _checked(adapter: TypeAdapter[str], value: Any, field: str) -> str:
+    """An id or cursor argument, bounded and printable before it goes anywhere: the error names the argument."""
+    if value is None:
+        return value
+    try:
+        return adapter.validate_python(str(value))
+    except ValidationError as exc:
+        raise input_error(exc, field) from None
+
+
+def _id(value: Any, field: str = "id") -> str:
+    return _checked(_IDENTIFIER, value, field)
+
+
 def _page_args(first: int, after: str | None) -> dict[str, Any]:
-    return {"first": first, "after": after}
+    return {"first": first, "after": _checked(_CURSOR, after, "after")}
 
 
 async def _known_organisations(ctx: Context, org_ids: list[str], field: str) -> None:
@@ -118,7 +139,7 @@ class Query:
 
     @strawberry.field(description="One case, if your organisation may see it.")
     async def case(self, info: Info[Context, None], id: strawberry.ID) -> Case:
-        return Case.from_data(await info.context.ask("svc.intake.get_case", {"case_id": str(id)}))
+        return Case.from_data(await info.context.ask("svc.intake.get_case", {"case_id": _id(id)}))
 
     @strawberry.field(description="Referrals addressed to your organisation, newest first.")
     async def incoming_referrals(self, info: Info[Context, None], first: int = 20, after: str | None = None
@@ -144,7 +165,8 @@ class Query:
     @strawberry.field(description="Platform steward (audit:read): one service's audit trail, newest first.")
     async def audit_trail(self, info: Info[Context, None], service: AuditedService, case_id: strawberry.ID | None = None,
                           org_id: str | None = None, first: int = 50, after: str | None = None) -> AuditConnection:
-        payload = {"case_id": str(case_id) if case_id else None, "org_id": org_id, "first": first, "after": after}
+        payload = {"case_id": _id(case_id, "caseId") if case_id else None,
+                   "org_id": _id(org_id, "orgId") if org_id else None, **_page_args(first, after)}
         data = await info.context.ask(f"svc.{service.value}.audit_search", payload)
         return AuditConnection(nodes=[AuditEntry.from_data(e) for e in data["nodes"]],
                                page_info=PageInfo(**data["page_info"]))
@@ -152,7 +174,7 @@ class Query:
     @strawberry.field(description="Platform steward (audit:read): everything recorded about one person, and who "
                                   "accessed it, for a data-subject access request. The export itself is audited.")
     async def subject_access_request(self, info: Info[Context, None], case_id: strawberry.ID) -> SubjectAccessExport:
-        ctx, ref = info.context, {"case_id": str(case_id)}
+        ctx, ref = info.context, {"case_id": _id(case_id, "caseId")}
         case = await ctx.ask("svc.intake.subject_access", ref)
         referrals = await ctx.ask("svc.referral.subject_access", ref)
         notifications = await ctx.ask("svc.notifications.subject_access", ref)
@@ -160,6 +182,9 @@ class Query:
         for service in AuditedService:
             after = None
             for _ in range(DSAR_MAX_PAGES):
+                if ctx.calls_left() < len(AuditedService):  # keep one call for each service's first page
+                    complete = False
+                    break
                 data = await ctx.ask(f"svc.{service.value}.audit_search", {**ref, "first": 100, "after": after})
                 log += [AuditEntry.from_data(e) for e in data["nodes"]]
                 after = data["page_info"]["end_cursor"]
@@ -173,6 +198,11 @@ class Query:
 
     @strawberry.field(description="Organisations taking part in Segin.")
     async def organisations(self, info: Info[Context, None]) -> list[Organisation]:
+        """The whole directory needs directory:read; organisations named in your own data resolve without it."""
+        try:
+            info.context.principal.require("directory:read")
+        except SeginError as exc:
+            raise as_graphql_error(exc) from None
         return await info.context.registry.all()
 
     @strawberry.field(description="Regions of Mali (national CT codes, 2023 reform).")
@@ -209,13 +239,13 @@ class Mutation:
     async def withdraw_consent(self, info: Info[Context, None], case_id: strawberry.ID,
                                consent_id: strawberry.ID) -> SharingResult:
         data = await info.context.ask("svc.intake.withdraw_consent",
-                                      {"case_id": str(case_id), "consent_id": str(consent_id)})
+                                      {"case_id": _id(case_id, "caseId"), "consent_id": _id(consent_id, "consentId")})
         return SharingResult.from_data(data)
 
     @strawberry.mutation(description="Record a legal basis other than consent (vital interest, legal obligation…).")
     async def record_legal_basis(self, info: Info[Context, None], case_id: strawberry.ID,
                                  input: LegalBasisInput) -> SharingResult:
-        request = _validated(commands.RecordLegalBasis, "input", case_id=str(case_id), legal_basis=input.legal_basis,
+        request = _validated(commands.RecordLegalBasis, "input", case_id=_id(case_id, "caseId"), legal_basis=input.legal_basis,
                              purposes=list(input.purposes), justification=input.justification,
                              recipient_org_ids=input.recipient_org_ids,
                              recipient_org_types=list(input.recipient_org_types))
@@ -225,24 +255,24 @@ class Mutation:
 
     @strawberry.mutation(description="Accept a referral addressed to your organisation.")
     async def accept_referral(self, info: Info[Context, None], id: strawberry.ID) -> Referral:
-        return Referral.from_data(await info.context.ask("svc.referral.accept", {"referral_id": str(id)}))
+        return Referral.from_data(await info.context.ask("svc.referral.accept", {"referral_id": _id(id)}))
 
     @strawberry.mutation(description="Reject a referral addressed to your organisation, with a reason code.")
     async def reject_referral(self, info: Info[Context, None], id: strawberry.ID, reason: str) -> Referral:
-        request = _validated(commands.ReferralAction, "", referral_id=str(id), reason=reason)
+        request = _validated(commands.ReferralAction, "", referral_id=_id(id), reason=reason)
         return Referral.from_data(await info.context.ask("svc.referral.reject", request.model_dump()))
 
     @strawberry.mutation(description="Mark an accepted referral as done.")
     async def complete_referral(self, info: Info[Context, None], id: strawberry.ID) -> Referral:
-        return Referral.from_data(await info.context.ask("svc.referral.complete", {"referral_id": str(id)}))
+        return Referral.from_data(await info.context.ask("svc.referral.complete", {"referral_id": _id(id)}))
 
     @strawberry.mutation(description="Revoke a referral your organisation made: the recipient's access ends.")
     async def revoke_referral(self, info: Info[Context, None], id: strawberry.ID) -> Referral:
-        return Referral.from_data(await info.context.ask("svc.referral.revoke", {"referral_id": str(id)}))
+        return Referral.from_data(await info.context.ask("svc.referral.revoke", {"referral_id": _id(id)}))
 
     @strawberry.mutation(description="Mark one of your organisation's notifications as read.")
     async def mark_notification_read(self, info: Info[Context, None], id: strawberry.ID) -> Notification:
-        data = await info.context.ask("svc.notifications.mark_read", {"notification_id": str(id)})
+        data = await info.context.ask("svc.notifications.mark_read", {"notification_id": _id(id)})
         return Notification.from_data(data)
 
 
@@ -252,4 +282,6 @@ def _mask(error: GraphQLError) -> bool:
     return original is not None and not isinstance(original, GraphQLError)
 
 
-schema = strawberry.Schema(query=Query, mutation=Mutation, extensions=[lambda: MaskErrors(should_mask_error=_mask)])
+LIMITS = GraphQLLimits.from_env()
+schema = SeginSchema(query=Query, mutation=Mutation,
+                     extensions=[lambda: RequestGuard(LIMITS), lambda: MaskErrors(should_mask_error=_mask)])

@@ -53,7 +53,8 @@ def test_future_date_of_birth_is_refused() -> None:
 
 
 def test_date_of_birth_today_is_accepted() -> None:
-    arrival = RegisterArrival.model_validate(valid(date_of_birth=TODAY.isoformat()))
+    # A baby born today arrives today at the earliest (an arrival before birth is refused).
+    arrival = RegisterArrival.model_validate(valid(date_of_birth=TODAY.isoformat(), arrival_date=TODAY.isoformat()))
     assert arrival.age_on(TODAY) == 0
 
 
