@@ -3,8 +3,10 @@
 - client credentials for organisations' systems;
 - authorization code with PKCE (S256 only) for people, through public or confidential clients
   registered with exact redirect URIs; OpenID Connect id_tokens for the ``openid`` scope;
-- refresh tokens, rotated at each use; presenting a used one again revokes its whole grant;
-- RFC 7662 introspection and RFC 7009 revocation.
+- refresh tokens, rotated at each use; presenting a used one again revokes its whole grant (a
+  request refused for its scope does not use the token up);
+- RFC 7662 introspection and RFC 7009 revocation;
+- one answer for every failed client authentication, whether the client id exists or not.
 
 authlib's server core is framework-neutral and synchronous: the HTTP layer (``gateway/app.py``,
 ``gateway/login.py``) runs it in worker threads with a small synchronous connection pool.

@@ -79,4 +79,5 @@ def test_failed_client_authentication_has_one_answer() -> None:
     assert error.status_code == 401
     assert dict(error.get_body()) == {"error": "invalid_client", "error_description": "Client authentication failed."}
     challenges = [v for k, v in error.get_headers() if k == "WWW-Authenticate"]
-    assert challenges == ['Basic realm="segin", error="invalid_client", error_description="Client authentication failed."']
+    assert challenges == ['Basic realm="segin", error="invalid_client",'
+                          ' error_description="Client authentication failed."']
