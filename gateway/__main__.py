@@ -2,6 +2,9 @@
 
 SEGIN_HOST / SEGIN_PORT say where to listen; SEGIN_GATEWAY_WORKERS how many processes share the
 port (the gateway is CPU-bound: token checks and GraphQL; every worker is stateless).
+Forwarding headers are not uvicorn's business here: uvicorn would believe them from 127.0.0.1 by
+default, where any local user sits. The app believes them only from SEGIN_FORWARDED_ALLOW_IPS
+(``gateway.addresses``).
 """
 
 import os
@@ -16,6 +19,6 @@ uvicorn.run(
     host=os.environ.get("SEGIN_HOST", "127.0.0.1"),
     port=int(os.environ.get("SEGIN_PORT", "8000")),
     log_config=None,
-    proxy_headers=True,
+    proxy_headers=False,
     timeout_graceful_shutdown=10,
 )

@@ -22,8 +22,10 @@ from psycopg.rows import dict_row
 
 from contracts.reference import OrganisationType
 from contracts.scopes import ALL_SCOPES, ROLE_SCOPES
-from gateway import keys, people, revocation
+from gateway import keys, lockout, people, revocation
+from gateway.login import read_secret
 from gateway.oauth import hasher
+from gateway.throttle import pseudonym
 from kernel.config import Settings
 from kernel.db import migrate
 
@@ -195,6 +197,7 @@ def create_person(conn: Conn, args: argparse.Namespace) -> dict[str, str]:
         person_id = people.create(conn, args.username, args.org, args.role, args.name, password)
     except (ValueError, psycopg.errors.ForeignKeyViolation, psycopg.errors.CheckViolation) as exc:
         raise SystemExit(f"person not saved: {str(exc).splitlines()[0]}") from None
+    lockout.clear(conn, pseudonym(read_secret(conn), args.username))  # a new password starts afresh
     return {"username": args.username.strip().lower(), "person_id": person_id, "org": args.org, "role": args.role,
             **({"password": password} if generated else {})}
 
@@ -254,8 +257,9 @@ def main(argv: list[str] | None = None) -> None:
         elif args.command == "create-person":
             print(json.dumps(create_person(conn, args), ensure_ascii=False))
         elif args.command == "unlock-person":
-            if not people.unlock(conn, args.username):
+            if not people.exists(conn, args.username):
                 raise SystemExit(f"no person {args.username}")
+            lockout.clear(conn, pseudonym(read_secret(conn), args.username))
             print(f"{args.username} unlocked")
         elif args.command == "rotate-keys":
             kid = keys.rotate(conn)

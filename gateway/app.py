@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from contracts.channels import REQUESTS
 from gateway import keys as signing
+from gateway.addresses import source_of, trust_forwarding_from
 from gateway.graphql_http import GraphQLHttpMiddleware
 from gateway.limits import BodyLimitMiddleware, LimitedGraphQLRouter
 from gateway.login import LoginFlow, load_secret
@@ -26,7 +27,7 @@ from gateway.oauth import AuthorizationServer, metadata, open_sync_pool, openid_
 from gateway.registry import Registry
 from gateway.revocation import Publisher
 from gateway.schema import LIMITS, Context, schema
-from gateway.throttle import FailureThrottle, log_failure, log_throttled
+from gateway.throttle import FailureThrottle, GuessGuard, log_failure, log_throttled
 from kernel.bus import connect
 from kernel.config import Settings
 from kernel.db import migrate, open_pool
@@ -70,9 +71,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     setup_logging("gateway", settings.log_level)
     setup_telemetry("gateway")
     state: dict[str, Any] = {}
-    # Failed authentications: per client id (guessing a secret) and per address (guessing anything).
-    per_client = FailureThrottle(5, 300.0)
-    per_ip = FailureThrottle(settings.auth_failures_per_ip, 300.0)  # shared with the sign-in page
+    # Failed authentications: per address (guessing anything; shared with the sign-in page) and per
+    # (client id, address); never per client id alone, which anyone could use to lock a client out.
+    per_ip = FailureThrottle(settings.auth_failures_per_ip, 300.0)
+    clients = GuessGuard(per_ip)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -155,9 +157,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         basic_id, _ = extract_basic_authorization(request.headers)
         client_id = (basic_id or dict(form).get("client_id") or "")[:128]
         ip = request.client.host if request.client else "unknown"
-        keys = [(per_client, f"client:{client_id}")] if client_id else []
-        keys.append((per_ip, f"ip:{ip}"))
-        retry_after = max((throttle.retry_after(key) or 0 for throttle, key in keys), default=0)
+        source = source_of(request)
+        retry_after = clients.retry_after(client_id, source)
         if retry_after:
             log_throttled(endpoint, ip, retry_after, client_id=client_id)
             return JSONResponse({"error": "temporarily_unavailable",
@@ -167,16 +168,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         status, body, headers = await run_in_threadpool(call, oauth_request)
         error = body.get("error") if isinstance(body, dict) else None
         if error in ("invalid_client", "invalid_grant"):
-            if error == "invalid_client":
-                body["error_description"] = "Client authentication failed."  # same words for unknown clients
-                if client_id:
-                    per_client.failed(f"client:{client_id}")
-            per_ip.failed(f"ip:{ip}")
+            # A wrong code or refresh token is not a guess at the client's secret: the address pays.
+            clients.failed(client_id if error == "invalid_client" else None, source)
             log_failure(endpoint, ip, error, client_id=client_id)
             if error == "invalid_grant":
                 await publish_revocations()  # a replayed code or refresh token revokes its grant
         elif status == 200 and client_id:
-            per_client.succeeded(f"client:{client_id}")
+            clients.succeeded(client_id, source)
         return JSONResponse(body, status_code=status, headers=headers)
 
     @app.post("/oauth/token")
@@ -242,6 +240,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=LIMITS.max_body_bytes)
-    app.add_middleware(GraphQLHttpMiddleware)  # outermost of the two: its no-store covers the 413 too
+    app.add_middleware(GraphQLHttpMiddleware)  # outer to the body limit: its no-store covers the 413 too
+    trust_forwarding_from(app, settings.forwarded_allow_ips)  # outermost: every part sees the same address
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz", server_request_hook=_no_query_in_spans)
     return app

@@ -10,6 +10,7 @@ forged, replayed from another browser, or reused after ``FORM_LIFETIME``.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
 import html
@@ -29,10 +30,11 @@ from psycopg_pool import ConnectionPool
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from gateway import people
+from gateway import lockout, people
+from gateway.addresses import source_of
 from gateway.oauth import AuthorizationServer, HttpRequest
 from gateway.people import LoginOutcome
-from gateway.throttle import FailureThrottle, log_failure, log_throttled, pseudonym
+from gateway.throttle import FailureThrottle, log_failure, log_throttled, pseudonym, source_key
 
 FORM_LIFETIME = 600  # seconds a sign-in form stays valid
 COOKIE = "segin_login"
@@ -169,9 +171,6 @@ class LoginFlow:
         self.secure_cookie = secure_cookie
         self.authorize_url = f"{issuer}/oauth/authorize"
         self.per_ip = per_ip  # the token endpoint's: one budget of failures per address
-        self.unknown_users = FailureThrottle(people.MAX_FAILED_ATTEMPTS, people.LOCK_DURATION.total_seconds(),
-                                             base_delay=people.LOCK_DURATION.total_seconds(),
-                                             max_delay=people.LOCK_DURATION.total_seconds())
 
     # GET /oauth/authorize
 
@@ -209,12 +208,13 @@ class LoginFlow:
         """Check the signed form, the username and password; redirect to the client with a code."""
         form = await request.form()
         ip = request.client.host if request.client else "unknown"
+        source = source_of(request)
         opened = self.state.open(str(form.get("login_state", "")), request.cookies.get(COOKIE))
         if opened is None:
             lang = choose_language(None, request.headers.get("accept-language"))
             return self._message(lang, "expired", status=400)
         params, lang = opened
-        retry_after = self.per_ip.retry_after(f"ip:{ip}")
+        retry_after = self.per_ip.retry_after(source_key(source))
         if retry_after:
             log_throttled("authorize", ip, retry_after)
             return self._message(lang, "throttled", status=429, seconds=retry_after,
@@ -222,12 +222,11 @@ class LoginFlow:
         username = str(form.get("username", ""))[:128]
         password = str(form.get("password", ""))
         user_hash = pseudonym(self.secret, username)
-        if self.unknown_users.retry_after(user_hash):
-            attempt = Attempt(outcome=LoginOutcome.LOCKED)  # an unknown username "locked" like a real one
-        elif len(password) > 1024:
-            attempt = Attempt(outcome=LoginOutcome.BAD_CREDENTIALS)  # no argon2 work on absurd input
-        else:
-            attempt = await run_in_threadpool(self._sign_in, params, dict(request.headers), username, password)
+        source_hash = pseudonym(self.secret, f"source:{source}")  # the database keeps no address
+        if len(password) > 1024:
+            password = ""  # no argon2 work on absurd input: a wrong password like any other
+        attempt = await run_in_threadpool(self._sign_in, params, dict(request.headers), username, password,
+                                          (user_hash, source_hash))
         if attempt.location:
             return self._redirect(attempt.location)
         if attempt.error is not None:
@@ -235,7 +234,7 @@ class LoginFlow:
         if attempt.wrong_org:
             log_failure("authorize", ip, "wrong_organisation", username_hash=user_hash, client_id=attempt.client_id)
             return self._message(lang, "wrong_org", status=403)
-        outcome = self._count_failure(attempt.outcome, user_hash, ip)
+        outcome = self._count_failure(attempt.outcome, user_hash, ip, source)
         cookie = request.cookies.get(COOKIE) or secrets.token_urlsafe(32)
         response = self._form(params, lang, cookie, client_id=dict(params).get("client_id", ""),
                               error=outcome, username=username)
@@ -243,7 +242,7 @@ class LoginFlow:
         return response
 
     def _sign_in(self, params: list[tuple[str, str]], headers: dict[str, str], username: str,
-                 password: str) -> Attempt:
+                 password: str, keys: tuple[str, str]) -> Attempt:
         """Revalidate the authorization request, check the password, issue the code (worker thread)."""
         oauth_request = HttpRequest("GET", self.authorize_url, headers, args=params)
         try:
@@ -251,7 +250,7 @@ class LoginFlow:
         except OAuth2Error as error:
             return self._oauth_error(oauth_request, error)
         with self.pool.connection() as conn:
-            outcome, person = people.authenticate(conn, username, password)
+            outcome, person = self._check_password(conn, username, password, *keys)
         if outcome is not LoginOutcome.OK or person is None:
             return Attempt(outcome=outcome)
         if not grant.client.serves(person):
@@ -263,12 +262,23 @@ class LoginFlow:
                 body, dict) else "", status_code=status))
         return Attempt(outcome=LoginOutcome.OK, location=headers_out["Location"])
 
-    def _count_failure(self, outcome: LoginOutcome | None, user_hash: str, ip: str) -> str:
-        """Record and log a failed sign-in; unknown usernames lock like real ones. Returns the message key."""
-        if outcome is LoginOutcome.UNKNOWN_USER:
-            self.unknown_users.failed(user_hash)
-            outcome = LoginOutcome.LOCKED if self.unknown_users.retry_after(user_hash) else outcome
-        self.per_ip.failed(f"ip:{ip}")
+    @staticmethod
+    def _check_password(conn: Any, username: str, password: str, account: str,
+                        source: str) -> tuple[LoginOutcome, people.Person | None]:
+        """The password check under ``gateway.lockout``'s rule; unknown usernames are counted alike."""
+        now = dt.datetime.now(dt.timezone.utc)
+        lockout.serialise(conn, account)
+        if lockout.refused(conn, account, source, now):
+            return LoginOutcome.LOCKED, None
+        outcome, person = people.authenticate(conn, username, password, now)
+        if outcome is LoginOutcome.OK:
+            lockout.succeeded(conn, account, source)
+            return outcome, person
+        return (LoginOutcome.LOCKED if lockout.failed(conn, account, source, now) else outcome), None
+
+    def _count_failure(self, outcome: LoginOutcome | None, user_hash: str, ip: str, source: str) -> str:
+        """Count a failed sign-in against the address, and log it. Returns the message key."""
+        self.per_ip.failed(source_key(source))
         reason = outcome.value if outcome else "bad_credentials"
         log_failure("authorize", ip, reason, username_hash=user_hash)
         return "locked" if outcome is LoginOutcome.LOCKED else "bad_credentials"
@@ -326,7 +336,12 @@ def _template(name: str) -> Template:
 def load_secret(pool: ConnectionPool, name: str = "login-state") -> bytes:
     """The server secret for signing forms (generated once, shared by every gateway replica)."""
     with pool.connection() as conn:
-        conn.execute("insert into gateway.secrets (name, value) values (%s, %s) on conflict (name) do nothing",
-                     (name, secrets.token_urlsafe(48)))
-        row = conn.execute("select value from gateway.secrets where name = %s", (name,)).fetchone()
+        return read_secret(conn, name)
+
+
+def read_secret(conn: Any, name: str = "login-state") -> bytes:
+    """The secret also keys the pseudonyms of usernames and addresses (logs, ``gateway.lockout``)."""
+    conn.execute("insert into gateway.secrets (name, value) values (%s, %s) on conflict (name) do nothing",
+                 (name, secrets.token_urlsafe(48)))
+    row = conn.execute("select value from gateway.secrets where name = %s", (name,)).fetchone()
     return str(row["value"]).encode()

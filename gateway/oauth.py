@@ -3,8 +3,10 @@
 - client credentials for organisations' systems;
 - authorization code with PKCE (S256 only) for people, through public or confidential clients
   registered with exact redirect URIs; OpenID Connect id_tokens for the ``openid`` scope;
-- refresh tokens, rotated at each use; presenting a used one again revokes its whole grant;
-- RFC 7662 introspection and RFC 7009 revocation.
+- refresh tokens, rotated at each use; presenting a used one again revokes its whole grant (a
+  request refused for its scope does not use the token up);
+- RFC 7662 introspection and RFC 7009 revocation;
+- one answer for every failed client authentication, whether the client id exists or not.
 
 authlib's server core is framework-neutral and synchronous: the HTTP layer (``gateway/app.py``,
 ``gateway/login.py``) runs it in worker threads with a small synchronous connection pool.
@@ -28,7 +30,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from authlib.oauth2 import AuthorizationServer as _AuthorizationServer
 from authlib.oauth2.rfc6749 import ClientMixin, OAuth2Request, TokenMixin
-from authlib.oauth2.rfc6749.errors import InvalidRequestError, InvalidScopeError
+from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError, InvalidScopeError
+from authlib.oauth2.rfc6749.util import extract_basic_authorization, scope_to_list
 from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant as _AuthorizationCodeGrant
 from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant as _ClientCredentialsGrant
 from authlib.oauth2.rfc6749.grants import RefreshTokenGrant as _RefreshTokenGrant
@@ -57,6 +60,7 @@ CODE_LIFETIME = 120  # seconds: a code is exchanged at once by the client that a
 ID_TOKEN_LIFETIME = ACCESS_TOKEN_LIFETIME
 GRANT_LIFETIME = 12 * 3600  # a sign-in lasts a working day, however often its tokens are refreshed
 hasher = PasswordHasher()
+_DUMMY_HASH = hasher.hash(secrets.token_urlsafe(16))  # checked for unknown clients: the same work as a real one
 OnRevoked = Callable[[list[revocation.Revocation]], None]
 
 
@@ -338,7 +342,14 @@ class RefreshTokenGrant(_RefreshTokenGrant):
     INCLUDE_NEW_REFRESH_TOKEN = True  # rotation: every use returns a new refresh token
 
     def authenticate_refresh_token(self, refresh_token: str) -> RefreshToken | None:
-        return self.server.use_refresh_token(refresh_token, self.request.client)
+        """The token, rotated only once the request is known to be acceptable (a refused one stays usable)."""
+        return self.server.use_refresh_token(refresh_token, self.request.client, self._validate_token_scope)
+
+    def _validate_token_scope(self, token: RefreshToken) -> None:
+        """A scope beyond the grant is ``invalid_scope``; checked before rotating (authlib checks after)."""
+        requested = scope_to_list(self.request.payload.scope)
+        if requested and not set(requested) <= set(scope_to_list(token.get_scope()) or ()):
+            raise InvalidScopeError(description="The requested scope exceeds the scope originally granted.")
 
     def authenticate_user(self, refresh_token: RefreshToken) -> Person | None:
         return self.server.find_person(refresh_token.person_id)
@@ -376,6 +387,35 @@ class RevocationEndpoint(_RevocationEndpoint):
 # --- the server ----------------------------------------------------------------------------------
 
 
+class ClientAuthenticationFailed(InvalidClientError):
+    """The one answer to every failed client authentication: 401, one description, one header."""
+
+    status_code = 401
+    description = "Client authentication failed."
+
+    def __init__(self) -> None:
+        super().__init__(description=self.description, status_code=self.status_code)
+
+    def get_headers(self) -> list[tuple[str, str]]:
+        headers = [h for h in super().get_headers() if h[0].lower() != "www-authenticate"]
+        challenge = f'Basic realm="segin", error="invalid_client", error_description="{self.description}"'
+        return [*headers, ("WWW-Authenticate", challenge)]
+
+
+def _presented_credentials(request: OAuth2Request) -> tuple[str | None, str | None]:
+    basic_id, basic_secret = extract_basic_authorization(request.headers)
+    if basic_id:
+        return basic_id, basic_secret
+    return request.form.get("client_id"), request.form.get("client_secret")
+
+
+def _verify_dummy(secret: str) -> None:
+    try:
+        hasher.verify(_DUMMY_HASH, secret)
+    except (VerificationError, InvalidHashError):
+        pass
+
+
 class AuthorizationServer(_AuthorizationServer):
     def __init__(self, pool: ConnectionPool, keys: KeyRing, issuer: str, audience: str, verifier: TokenVerifier,
                  on_revoked: OnRevoked) -> None:
@@ -390,6 +430,21 @@ class AuthorizationServer(_AuthorizationServer):
         self.register_token_generator("default", self._generate_token)
 
     # clients and people
+
+    def authenticate_client(self, request: OAuth2Request, methods: list[str], endpoint: str = "token") -> Client:
+        """authlib's client authentication, failing alike for unknown and known clients.
+
+        authlib answers an unknown client with another description (in ``WWW-Authenticate`` too) and,
+        for ``client_secret_post``/``none``, another status than a known client with a wrong secret,
+        and skips the secret check (a timing difference): all three would tell which ids exist.
+        """
+        try:
+            return super().authenticate_client(request, methods, endpoint)
+        except InvalidClientError:
+            client_id, secret = _presented_credentials(request)
+            if secret and (not client_id or self.query_client(client_id) is None):
+                _verify_dummy(secret)
+            raise ClientAuthenticationFailed() from None
 
     def query_client(self, client_id: str) -> Client | None:
         with self.pool.connection() as conn:
@@ -451,8 +506,13 @@ class AuthorizationServer(_AuthorizationServer):
 
     # refresh tokens
 
-    def use_refresh_token(self, token: str, client: Client) -> RefreshToken | None:
-        """The refresh token, marked used at once; a used one presented again revokes its whole grant."""
+    def use_refresh_token(self, token: str, client: Client,
+                          acceptable: Callable[[RefreshToken], None]) -> RefreshToken | None:
+        """The refresh token, marked used at once; a used one presented again revokes its whole grant.
+
+        ``acceptable`` raises for a request refused for what it asks (a wider scope): the token was
+        not misused, so it is not spent, and the client's corrected retry is not taken for a replay.
+        """
         with self.pool.connection() as conn:
             found = self._refresh_token(conn, _digest(token), lock=True)
             if found is None:
@@ -465,6 +525,7 @@ class AuthorizationServer(_AuthorizationServer):
                 return None
             if found.revoked or found.is_expired():
                 return None
+            acceptable(found)
             conn.execute("update gateway.refresh_tokens set rotated_at = now() where token_hash = %s",
                          (found.token_hash,))
         return found

@@ -1,4 +1,7 @@
-"""People who sign in: accounts, password checks with lock-out, and what their tokens may hold.
+"""People who sign in: accounts, password checks, and what their tokens may hold.
+
+Failed sign-ins are counted per (username, source) by ``gateway.lockout``, not here: a lock on the
+account itself could be triggered by anyone who knows the username.
 
 A person's token holds at most: what they asked for ∩ what their role allows (``ROLE_SCOPES``)
 ∩ their organisation's scope ceiling ∩ what the client may hold. ``openid`` only names the person
@@ -21,8 +24,6 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from contracts.scopes import ROLE_SCOPES
 
-MAX_FAILED_ATTEMPTS = 5
-LOCK_DURATION = dt.timedelta(minutes=15)
 IDENTITY_SCOPES = frozenset({"openid"})
 
 hasher = PasswordHasher()
@@ -55,12 +56,12 @@ class Person:
 class LoginOutcome(Enum):
     OK = "ok"
     BAD_CREDENTIALS = "bad_credentials"  # wrong password or disabled account
-    UNKNOWN_USER = "unknown_user"  # shown exactly as BAD_CREDENTIALS (and locked alike, see gateway/login.py)
-    LOCKED = "locked"
+    UNKNOWN_USER = "unknown_user"  # shown exactly as BAD_CREDENTIALS (and counted alike, see gateway/lockout.py)
+    LOCKED = "locked"  # too many failures from this source (gateway/lockout.py)
 
 
 _PERSON_COLUMNS = ("p.id::text as id, p.org_id, p.username, p.display_name, p.role, p.password_hash, p.status,"
-                   " p.failed_attempts, p.locked_until, o.scope_ceiling, o.status as org_status, o.type as org_type")
+                   " o.scope_ceiling, o.status as org_status, o.type as org_type")
 
 
 def _person(row: dict[str, Any]) -> Person:
@@ -79,23 +80,17 @@ def find(conn: SyncConnection, person_id: str) -> Person | None:
 
 def authenticate(conn: SyncConnection, username: str, password: str,
                  now: dt.datetime | None = None) -> tuple[LoginOutcome, Person | None]:
-    """Check a username and password, counting failures: 5 in a row lock the account for 15 minutes.
-
-    While locked, even the right password is refused and the password is not checked.
-    """
+    """Check a username and password (the same argon2 work for an unknown username)."""
     now = now or dt.datetime.now(dt.timezone.utc)
     row = conn.execute(
         f"select {_PERSON_COLUMNS} from gateway.people p join gateway.organisations o on o.id = p.org_id"
-        " where p.username = %s for update of p", (username.strip().lower(),),
+        " where p.username = %s", (username.strip().lower(),),
     ).fetchone()
     if row is None:
         _verify(_DUMMY_HASH, password)
         return LoginOutcome.UNKNOWN_USER, None
-    if row["locked_until"] is not None and row["locked_until"] > now:
-        return LoginOutcome.LOCKED, None
     if not _verify(row["password_hash"], password):
-        return _record_failure(conn, row["id"], row, now), None
-    conn.execute("update gateway.people set failed_attempts = 0, locked_until = null where id = %s", (row["id"],))
+        return LoginOutcome.BAD_CREDENTIALS, None
     if row["status"] != "ACTIVE" or row["org_status"] != "ACTIVE":
         return LoginOutcome.BAD_CREDENTIALS, None
     person = _person(row)
@@ -110,19 +105,6 @@ def _verify(password_hash: str, password: str) -> bool:
         return hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
-
-
-def _record_failure(conn: SyncConnection, person_id: str, row: dict[str, Any], now: dt.datetime) -> LoginOutcome:
-    """One more failure; the fifth in a row locks the account and starts the count again."""
-    expired_lock = row["locked_until"] is not None and row["locked_until"] <= now
-    failures = (0 if expired_lock else row["failed_attempts"]) + 1
-    if failures >= MAX_FAILED_ATTEMPTS:
-        conn.execute("update gateway.people set failed_attempts = 0, locked_until = %s where id = %s",
-                     (now + LOCK_DURATION, person_id))
-        return LoginOutcome.LOCKED
-    conn.execute("update gateway.people set failed_attempts = %s, locked_until = null where id = %s",
-                 (failures, person_id))
-    return LoginOutcome.BAD_CREDENTIALS
 
 
 def create(conn: SyncConnection, username: str, org_id: str, role: str, display_name: str,
@@ -140,7 +122,7 @@ def create(conn: SyncConnection, username: str, org_id: str, role: str, display_
         "insert into gateway.people (id, org_id, username, display_name, role, password_hash)"
         " values (%s, %s, %s, %s, %s, %s)"
         " on conflict (username) do update set display_name = excluded.display_name, role = excluded.role,"
-        " password_hash = excluded.password_hash, failed_attempts = 0, locked_until = null"
+        " password_hash = excluded.password_hash"
         " where gateway.people.org_id = excluded.org_id returning id::text",
         (uuid.uuid4(), org_id, username.strip().lower(), display_name, role, hasher.hash(password)),
     ).fetchone()
@@ -149,10 +131,9 @@ def create(conn: SyncConnection, username: str, org_id: str, role: str, display_
     return row["id"] if isinstance(row, dict) else row[0]
 
 
-def unlock(conn: SyncConnection, username: str) -> bool:
-    cur = conn.execute("update gateway.people set failed_attempts = 0, locked_until = null where username = %s",
-                       (username.strip().lower(),))
-    return cur.rowcount > 0
+def exists(conn: SyncConnection, username: str) -> bool:
+    row = conn.execute("select 1 from gateway.people where username = %s", (username.strip().lower(),)).fetchone()
+    return row is not None
 
 
 def generate_password() -> str:

@@ -1,11 +1,15 @@
 """Slowing down guessing: repeated authentication failures get HTTP 429 with a growing Retry-After.
 
-Failures are counted per key (a client id, an IP address) in a sliding window. Once ``limit``
-failures fall within ``window`` seconds, the key is refused for ``base_delay`` seconds, doubling with
-each further failure up to ``max_delay``. Counts live in each gateway process's memory: with
-several replicas an attacker gets at most ``limit`` tries per replica per window, which still
-defeats guessing a secret; people's accounts are also locked in the database (``gateway.people``).
-Every failure is logged as JSON with what identifies the attempt, never the secret or password.
+Failures are counted per key (an address, a client id with an address) in a sliding window. Once
+``limit`` failures fall within ``window`` seconds, the key is refused for ``base_delay`` seconds,
+doubling with each further failure up to ``max_delay``. Counts live in each gateway process's
+memory: with several replicas an attacker gets at most ``limit`` tries per replica per window, which
+still defeats guessing a secret. People's sign-in failures are counted in the database with the same
+rule (``gateway.lockout``). Every failure is logged as JSON with what identifies the attempt, never
+the secret or password.
+
+A failure never refuses the account to everyone (:class:`GuessGuard`): anyone may send a wrong
+secret for someone else's client id, and a lock-out they could trigger would be theirs to use.
 """
 
 from __future__ import annotations
@@ -47,11 +51,72 @@ class FailureThrottle:
     def succeeded(self, key: str) -> None:
         self._failures.pop(key, None)
 
+    def count(self, key: str, now: float | None = None) -> int:
+        """Failures of this key within the window."""
+        now = time.monotonic() if now is None else now
+        times = self._failures.get(key)
+        return sum(1 for t in times if t >= now - self.window) if times else 0
+
+    def last_failure(self, key: str) -> float | None:
+        times = self._failures.get(key)
+        return times[-1] if times else None
+
     def _recent(self, key: str, now: float) -> deque[float]:
         times = self._failures.setdefault(key, deque())
         while times and times[0] < now - self.window:
             times.popleft()
         return times
+
+
+class GuessGuard:
+    """Throttles guessing one account's secret without letting a third party lock the account out.
+
+    - per source (an address, shared with the sign-in page): ``per_source``;
+    - per (account, source): ``limit`` failures in ``window``, then growing delays, for that source only;
+    - per account: once ``alert`` failures from all sources together fall within ``window`` (a guess
+      spread over many addresses), each source that has already failed against the account waits
+      until ``window`` after its last failure: about one guess per source per window. Sources that
+      have not failed against it (the account's owner, normally) are served as usual.
+    """
+
+    def __init__(self, per_source: FailureThrottle, *, limit: int = 5, window: float = 300.0, alert: int = 20,
+                 base_delay: float = 15.0, max_delay: float = 900.0) -> None:
+        self.per_source = per_source
+        self.pairs = FailureThrottle(limit, window, base_delay=base_delay, max_delay=max_delay)
+        self.accounts = FailureThrottle(alert, window)
+        self.alert, self.window = alert, window
+
+    def retry_after(self, account: str | None, source: str, now: float | None = None) -> int | None:
+        """Seconds this source must wait before trying this account (or any, for None) again."""
+        now = time.monotonic() if now is None else now
+        waits = [self.per_source.retry_after(source_key(source), now)]
+        if account:
+            pair = _pair_key(account, source)
+            waits.append(self.pairs.retry_after(pair, now))
+            last = self.pairs.last_failure(pair)
+            if last is not None and self.accounts.count(account, now) >= self.alert and last + self.window > now:
+                waits.append(math.ceil(last + self.window - now))
+        return max((w for w in waits if w), default=None)
+
+    def failed(self, account: str | None, source: str, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        self.per_source.failed(source_key(source), now)
+        if account:
+            self.pairs.failed(_pair_key(account, source), now)
+            self.accounts.failed(account, now)
+
+    def succeeded(self, account: str, source: str) -> None:
+        """The right secret from this source: its own failures are forgiven (the account's count stays)."""
+        self.pairs.succeeded(_pair_key(account, source))
+
+
+def source_key(source: str) -> str:
+    """The per-address key, shared by the token endpoints and the sign-in page (one budget)."""
+    return f"ip:{source}"
+
+
+def _pair_key(account: str, source: str) -> str:
+    return f"{account}\x00{source}"
 
 
 def pseudonym(secret: bytes, value: str) -> str:

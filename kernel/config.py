@@ -23,6 +23,7 @@ class Settings:
     request_timeout: float
     stream_replicas: int
     auth_failures_per_ip: int
+    forwarded_allow_ips: tuple[str, ...] = ()  # proxies whose X-Forwarded-For is believed (gateway)
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -37,4 +38,6 @@ class Settings:
             request_timeout=float(os.environ.get("SEGIN_REQUEST_TIMEOUT", "10")),
             stream_replicas=int(os.environ.get("SEGIN_STREAM_REPLICAS", "1")),
             auth_failures_per_ip=int(os.environ.get("SEGIN_AUTH_FAILURES_PER_IP", "100")),
+            forwarded_allow_ips=tuple(
+                v.strip() for v in os.environ.get("SEGIN_FORWARDED_ALLOW_IPS", "").split(",") if v.strip()),
         )

@@ -229,7 +229,11 @@ def _chown_tree(root: Path, account: pwd.struct_passwd) -> None:
 
 
 _PG_HBA = """\
-# Written by kernel/localstack.py: private development server, trust on loopback only.
+# Written by kernel/localstack.py: PRIVATE DEVELOPMENT SERVER FOR ONE MACHINE ONLY.
+# Every local connection is trusted without a password: any user or process on this machine may
+# connect as the superuser. Never use this file, nor this server, in production: there, set
+# DATABASE_URL to a server requiring scram-sha-256 passwords or client certificates (pg_hba
+# `hostssl ... scram-sha-256` or `cert`), connected with sslmode=verify-full (deploy/README.md).
 local all all trust
 host  all all 127.0.0.1/32 trust
 """
@@ -259,7 +263,13 @@ class _Server:
 
 
 class PostgresServer(_Server):
-    """A private PostgreSQL cluster in `data_dir`, listening on 127.0.0.1 only."""
+    """A private PostgreSQL cluster in `data_dir`, listening on 127.0.0.1 only.
+
+    It trusts every loopback connection (no password): acceptable for one developer's machine, or a
+    test run, where everyone who can reach 127.0.0.1 is that developer. On a shared or production
+    machine any local user could read and change every case. Production uses ``DATABASE_URL`` with a
+    password or certificate, over TLS (deploy/README.md, "PostgreSQL authentication").
+    """
 
     def __init__(self, data_dir: Path, port: int | None = None) -> None:
         self.requested_dir = Path(data_dir).absolute()
