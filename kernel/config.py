@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from kernel.natsauth import NatsAuth
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,7 @@ class Settings:
     request_timeout: float
     stream_replicas: int
     auth_failures_per_ip: int
+    nats_auth: NatsAuth = field(default_factory=NatsAuth)  # NATS_USER/NATS_PASSWORD or NATS_CREDS, NATS_TLS_*
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -37,4 +40,5 @@ class Settings:
             request_timeout=float(os.environ.get("SEGIN_REQUEST_TIMEOUT", "10")),
             stream_replicas=int(os.environ.get("SEGIN_STREAM_REPLICAS", "1")),
             auth_failures_per_ip=int(os.environ.get("SEGIN_AUTH_FAILURES_PER_IP", "100")),
+            nats_auth=NatsAuth.from_env(),
         )
