@@ -45,7 +45,7 @@ async def connect(url: str, name: str, auth: NatsAuth | None = None) -> Client:
 
     async def on_error(exc: Exception) -> None:
         # A permissions violation names a subject, never a payload: worth showing to the operator.
-        detail = str(exc)[:200] if "Permissions Violation" in str(exc) else None
+        detail = str(exc)[:200] if "permissions violation" in str(exc).lower() else None
         log.warning("nats error", extra={"error": type(exc).__name__, "detail": detail})
 
     return await nats.connect(
