@@ -109,7 +109,8 @@ class NatsAuth:
 def _revocation_reader() -> list[str]:
     """Watching the bucket: its stream info, an ephemeral ordered consumer, flow-control replies."""
     return [f"{_API}.STREAM.INFO.{_KV_STREAM}", f"{_API}.CONSUMER.CREATE.{_KV_STREAM}",
-            f"{_API}.CONSUMER.CREATE.{_KV_STREAM}.>", f"$JS.FC.{_KV_STREAM}.>"]
+            f"{_API}.CONSUMER.CREATE.{_KV_STREAM}.>", f"{_API}.CONSUMER.INFO.{_KV_STREAM}.*",
+            f"$JS.FC.{_KV_STREAM}.>"]
 
 
 def _durable(stream: str, durable: str) -> list[str]:

@@ -113,3 +113,12 @@ def test_a_forged_referral_event_is_dead_lettered_and_opens_nothing(listed: Plat
     assert all(len(found) == len(FORGERS) for found in parked.values()), parked
     assert _access_grants(listed, case_id) == before
     assert all(org != "iom" for _ref, org, _status in before)
+
+
+def test_no_process_was_refused_anything_it_does(listed: Platform) -> None:
+    """Run last in this module: every flow above (arrivals, referrals, notifications, revocation
+    watchers, dead letters) went through without a single permission refusal in the server's log."""
+    assert listed.nats is not None
+    refusals = [line for line in listed.nats.log_path.read_text(errors="replace").splitlines()
+                if "Publish Violation" in line or "Subscription Violation" in line]
+    assert refusals == []

@@ -25,7 +25,7 @@ from nats.js.errors import KeyNotFoundError
 
 from contracts.channels import REFERRAL_STREAM
 from kernel.bus import connect, ensure_stream, provision
-from kernel.denylist import BUCKET, jti_entry
+from kernel.denylist import BUCKET, DenyList, jti_entry
 from kernel.localstack import NatsServer, free_port
 from kernel.natsauth import GATEWAY, OPERATOR, NatsAuth, inbox_prefix, permissions, redact
 
@@ -164,11 +164,19 @@ async def test_only_the_gateway_and_the_operator_write_revoked_tokens(peers: dic
     operator, intake, gateway = peers[OPERATOR], peers["intake"], peers[GATEWAY]
     await provision(operator.nc.jetstream(timeout=5))
     kv = await operator.nc.jetstream().key_value(BUCKET)
-    revoked_key, revoked_value = jti_entry(f"revoked-{uuid.uuid4()}", 4102444800)
+    revoked_jti = f"revoked-{uuid.uuid4()}"
+    revoked_key, revoked_value = jti_entry(revoked_jti, 4102444800)
     await (await gateway.nc.jetstream(timeout=5).key_value(BUCKET)).put(revoked_key, revoked_value)
     assert (await kv.get(revoked_key)).value == revoked_value
 
-    intake_kv = await intake.nc.jetstream(timeout=1).key_value(BUCKET)  # reading is allowed
+    denylist, stop = DenyList(), asyncio.Event()  # a service watches the bucket: allowed
+    watcher = await denylist.start(intake.nc.jetstream(timeout=5), stop)
+    assert denylist.loaded.is_set()
+    await eventually_true(lambda: denylist.refusal({"jti": revoked_jti}) is not None, "revocation seen by intake")
+    stop.set()
+    await watcher
+
+    intake_kv = await intake.nc.jetstream(timeout=1).key_value(BUCKET)
     forged_key, forged_value = jti_entry(f"forged-{uuid.uuid4()}", 4102444800)
     with pytest.raises((nats.errors.TimeoutError, NoRespondersError)):
         await intake_kv.put(forged_key, forged_value)
