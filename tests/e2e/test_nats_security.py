@@ -101,7 +101,8 @@ def test_a_forged_referral_event_is_dead_lettered_and_opens_nothing(listed: Plat
             while asyncio.get_running_loop().time() < deadline:
                 for consumer in ("intake-referrals", "notifications-referral-events"):
                     letters = await list_dead_letters(js, consumer)
-                    parked[consumer] = {d.event_id for d in letters if d.event_id in ids and "untrusted source" in d.error}
+                    parked[consumer] = {d.event_id for d in letters
+                                        if d.event_id in ids and "untrusted source" in d.error}
                 if all(found == ids for found in parked.values()):
                     break
                 await asyncio.sleep(0.2)

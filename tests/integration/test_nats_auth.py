@@ -80,7 +80,8 @@ async def _connect_refused(server: NatsServer, **options: Any) -> None:
     with pytest.raises(Exception) as refused:
         await nats.connect(servers=[server.url], allow_reconnect=False, max_reconnect_attempts=0,
                            connect_timeout=2, error_cb=_ignore, **options)
-    assert "authorization violation" in str(refused.value).lower() or isinstance(refused.value, nats.errors.NoServersError)
+    refusal = refused.value
+    assert "authorization violation" in str(refusal).lower() or isinstance(refusal, nats.errors.NoServersError)
 
 
 async def _ignore(_exc: Exception) -> None:
