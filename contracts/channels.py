@@ -1,7 +1,8 @@
 """Every NATS channel in one place: JetStream event subjects and request/reply subjects.
 
 Event subjects start with ``evt.<producer>.`` (one stream per producer); request subjects
-with ``svc.<service>.``, which no stream captures.
+with ``svc.<service>.``, which no stream captures. The producer named in an event subject is the
+only service allowed to publish there (NATS permissions) and the only ``source`` consumers trust.
 """
 
 from __future__ import annotations
@@ -43,6 +44,24 @@ NOTIFICATIONS_STREAM = StreamSpec(
 )
 DEAD_LETTER_STREAM = StreamSpec("DEAD_LETTERS", ["dlq.>"], "Events a consumer gave up on, kept for replay")
 STREAMS = [INTAKE_STREAM, REFERRAL_STREAM, NOTIFICATIONS_STREAM, DEAD_LETTER_STREAM]
+SERVICES = ("intake", "referral", "notifications")
+
+
+@dataclass(frozen=True)
+class ConsumerChannel:
+    """A durable consumer a service holds on another's stream: declared here so that the NATS
+    permissions of each service can name exactly the consumers (and dead-letter subjects) it owns."""
+
+    durable: str
+    service: str
+    stream: str
+
+
+CONSUMERS = [
+    ConsumerChannel("intake-referrals", "intake", REFERRAL_STREAM.name),
+    ConsumerChannel("referral-intake", "referral", INTAKE_STREAM.name),
+    ConsumerChannel("notifications-referral-events", "notifications", REFERRAL_STREAM.name),
+]
 
 ARRIVAL_REGISTERED = EventChannel(
     "evt.intake.arrival_registered.v1",
@@ -104,3 +123,14 @@ REQUEST_SUBJECTS = {channel.subject: channel for channel in REQUESTS}
 
 def dead_letter_subject(consumer: str) -> str:
     return f"dlq.{consumer}"
+
+
+def event_producer(subject: str) -> str | None:
+    """The service that owns an event subject (``evt.<producer>.…``), or None for any other subject."""
+    parts = subject.split(".")
+    return parts[1] if len(parts) > 2 and parts[0] == "evt" and parts[1] else None
+
+
+def event_source(producer: str) -> str:
+    """The CloudEvent ``source`` of every event a producer publishes."""
+    return f"/segin/{producer}"

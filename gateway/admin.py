@@ -179,7 +179,8 @@ def revoke_client(conn: Conn, settings: Settings, client_id: str) -> None:
     conn.commit()
     try:
         asyncio.run(asyncio.wait_for(revocation.publish_once(settings.nats_url, entries,
-                                                             replicas=settings.stream_replicas), 15))
+                                                             replicas=settings.stream_replicas,
+                                                             auth=settings.nats_auth), 15))
         conn.execute("update gateway.revocations set published_at = now() where key = any(%s)",
                      ([e.key for e in entries],))
         print(f"client {client_id} revoked; its live tokens are refused everywhere")

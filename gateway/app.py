@@ -82,7 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pool = await open_pool(settings.database_url)
         sync_pool = await asyncio.to_thread(open_sync_pool, settings.database_url)
         keyring = signing.KeyRing(await asyncio.to_thread(_load_keys, sync_pool))
-        nc = await connect(settings.nats_url, "segin-gateway")
+        nc = await connect(settings.nats_url, "segin-gateway", settings.nats_auth)
         stop = asyncio.Event()
         denylist = DenyList()
         watcher = await denylist.start(nc.jetstream(timeout=10), stop, replicas=settings.stream_replicas)

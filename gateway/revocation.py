@@ -20,6 +20,7 @@ from nats.aio.client import Client
 from psycopg_pool import AsyncConnectionPool
 
 from kernel.denylist import RETENTION, DenyList, client_entry, jti_entry, open_bucket
+from kernel.natsauth import NatsAuth, inbox_prefix, servers
 from kernel.periodic import every
 
 log = logging.getLogger(__name__)
@@ -135,11 +136,13 @@ class Publisher:
             await conn.execute("delete from gateway.refresh_tokens where expires_at < now() - interval '1 day'")
 
 
-async def publish_once(nats_url: str, revocations: list[Revocation], *, replicas: int = 1) -> None:
+async def publish_once(nats_url: str, revocations: list[Revocation], *, replicas: int = 1,
+                       auth: NatsAuth | None = None) -> None:
     """Publish revocations straight away (the admin CLI); the gateway's loop retries if this fails."""
     import nats
 
-    nc = await nats.connect(nats_url, name="segin-admin", connect_timeout=3, max_reconnect_attempts=0)
+    nc = await nats.connect(servers=servers(nats_url), name="segin-admin", inbox_prefix=inbox_prefix("segin-admin"),
+                            connect_timeout=3, max_reconnect_attempts=0, **(auth or NatsAuth()).options())
     try:
         kv = await open_bucket(nc.jetstream(timeout=5), replicas=replicas)
         for r in revocations:

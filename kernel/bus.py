@@ -18,9 +18,11 @@ from opentelemetry import trace
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
-from contracts.channels import StreamSpec, dead_letter_subject
+from contracts.channels import STREAMS, StreamSpec, dead_letter_subject, event_producer, event_source
 from kernel.db import Connection
+from kernel.denylist import open_bucket
 from kernel.events import CloudEvent
+from kernel.natsauth import NatsAuth, inbox_prefix, servers
 from kernel.telemetry import extract_context, tracer
 
 log = logging.getLogger(__name__)
@@ -28,8 +30,12 @@ log = logging.getLogger(__name__)
 EventHandler = Callable[[Connection, CloudEvent], Awaitable[None]]
 
 
-async def connect(url: str, name: str) -> Client:
-    """Connect with endless reconnection: a NATS restart delays work, it must not stop a process."""
+async def connect(url: str, name: str, auth: NatsAuth | None = None) -> Client:
+    """Connect with endless reconnection: a NATS restart delays work, it must not stop a process.
+
+    ``url`` may list several servers separated by commas (a cluster); replies arrive on the
+    inbox prefix ``_INBOX.<name>``, the only one the process's NATS permissions let it read.
+    """
 
     async def on_disconnect() -> None:
         log.warning("nats disconnected")
@@ -38,22 +44,30 @@ async def connect(url: str, name: str) -> Client:
         log.info("nats reconnected")
 
     async def on_error(exc: Exception) -> None:
-        log.warning("nats error", extra={"error": type(exc).__name__})
+        # A permissions violation names a subject, never a payload: worth showing to the operator.
+        detail = str(exc)[:200] if "permissions violation" in str(exc).lower() else None
+        log.warning("nats error", extra={"error": type(exc).__name__, "detail": detail})
 
     return await nats.connect(
-        url,
+        servers=servers(url),
         name=name,
+        inbox_prefix=inbox_prefix(name),
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.5,
         connect_timeout=5,
         disconnected_cb=on_disconnect,
         reconnected_cb=on_reconnect,
         error_cb=on_error,
+        **(auth or NatsAuth()).options(),
     )
 
 
 async def ensure_stream(js: JetStreamContext, spec: StreamSpec, *, replicas: int = 1) -> None:
-    """Create or update a stream; safe to call from every replica at every start."""
+    """Create or update a stream; safe to call from every replica at every start.
+
+    A stream that is already as declared is left alone: services may only look at streams (the
+    operator provisions them, ``segin nats-provision``), so they must not need to update them.
+    """
     config = StreamConfig(
         name=spec.name,
         subjects=spec.subjects,
@@ -63,10 +77,23 @@ async def ensure_stream(js: JetStreamContext, spec: StreamSpec, *, replicas: int
         num_replicas=replicas,
     )
     try:
-        await js.stream_info(spec.name)
-        await js.update_stream(config)
+        current = (await js.stream_info(spec.name)).config
     except NotFoundError:
         await js.add_stream(config)
+        return
+    wanted = (sorted(spec.subjects), spec.description, StorageType.FILE, 120.0, replicas)
+    found = (sorted(current.subjects or []), current.description, current.storage, current.duplicate_window,
+             current.num_replicas)
+    if found != wanted:
+        await js.update_stream(config)
+
+
+async def provision(js: JetStreamContext, *, replicas: int = 1) -> None:
+    """Create every stream and the revocation bucket: the operator's job (``segin nats-provision``,
+    and ``make run`` before it starts the processes), since services may not create streams."""
+    for spec in STREAMS:
+        await ensure_stream(js, spec, replicas=replicas)
+    await open_bucket(js, replicas=replicas)
 
 
 def by_type(handlers: dict[str, EventHandler]) -> EventHandler:
@@ -162,6 +189,13 @@ class EventConsumer:
             event = CloudEvent.from_bytes(msg.data)
         except (ValueError, json.JSONDecodeError) as exc:
             await self._dead_letter(msg, f"unreadable envelope: {exc}")
+            return
+        producer = event_producer(msg.subject)
+        if producer is None or event.source != event_source(producer):
+            # Only the service owning a subject may publish there (NATS permissions); an event
+            # claiming another source is forged or misrouted: parked for an operator, never handled.
+            await self._dead_letter(msg, f"untrusted source {event.source[:100]!r}: {msg.subject} is published "
+                                         f"only by {event_source(producer) if producer else 'nobody'}")
             return
         with tracer().start_as_current_span(
             f"consume {msg.subject}", context=extract_context(msg.headers), kind=trace.SpanKind.CONSUMER

@@ -16,6 +16,7 @@ def _data_dir() -> Path:
 
 
 def run(args: argparse.Namespace) -> None:
+    from kernel.natsauth import redact
     from kernel.platform import Platform
 
     platform = Platform(
@@ -28,6 +29,8 @@ def run(args: argparse.Namespace) -> None:
     print("Segin: starting PostgreSQL, NATS, services and gateway…", flush=True)
     try:
         platform.start()
+        nats_users = (f"\n  NATS credentials   {platform.nats.credentials_path}  (one user per process;"
+                      " CLIs: NATS_USER=operator, NATS_PASSWORD from that file)") if platform.nats else ""
         print(
             f"""
 Segin is running.
@@ -35,7 +38,7 @@ Segin is running.
   OAuth metadata     {platform.base_url}/.well-known/oauth-authorization-server
   Readiness          {platform.base_url}/readyz
   PostgreSQL         {platform.database_url}
-  NATS               {platform.nats_url}
+  NATS               {redact(platform.nats_url)}{nats_users}
   Logs               {platform.log_dir}
   Demo clients       {platform.secrets_file}  (organisations: dgme, ame, iom, unicef, unhcr, csref-gao, …)
 
@@ -80,7 +83,8 @@ def dlq(args: argparse.Namespace) -> None:
     from kernel.deadletters import list_dead_letters, replay
 
     async def go() -> None:
-        nc = await connect(Settings.from_env().nats_url, "segin-cli")
+        settings = Settings.from_env()
+        nc = await connect(settings.nats_url, "segin-cli", settings.nats_auth)
         js = nc.jetstream()
         try:
             if args.action == "list":
@@ -97,6 +101,25 @@ def dlq(args: argparse.Namespace) -> None:
             await nc.close()
 
     asyncio.run(go())
+
+
+def nats_provision(_args: argparse.Namespace) -> None:
+    """Create the streams and the revocation bucket with operator credentials (services may not)."""
+    import asyncio
+
+    from kernel.bus import connect, provision
+    from kernel.config import Settings
+
+    async def go() -> None:
+        settings = Settings.from_env()
+        nc = await connect(settings.nats_url, "segin-operator", settings.nats_auth)
+        try:
+            await provision(nc.jetstream(timeout=10), replicas=settings.stream_replicas)
+        finally:
+            await nc.close()
+
+    asyncio.run(go())
+    print("streams and the REVOKED_TOKENS bucket are in place")
 
 
 AUDITED_SCHEMAS = ("intake", "referral", "notifications", "gateway")
@@ -190,6 +213,9 @@ def main(argv: list[str] | None = None) -> None:
     d.add_argument("sequences", nargs="*", type=int, help="dead-letter sequences to replay (default: all listed)")
     d.add_argument("--consumer", help="only this consumer's dead letters, e.g. referral-arrivals")
     d.set_defaults(func=dlq)
+    n = sub.add_parser("nats-provision", help="create the streams and the revocation bucket (operator credentials;"
+                                             " uses NATS_URL, NATS_USER/NATS_PASSWORD or NATS_CREDS)")
+    n.set_defaults(func=nats_provision)
     a = sub.add_parser("audit", help="verify, anchor or search the audit trail (uses DATABASE_URL)")
     a.add_argument("action", choices=["verify", "head", "search"],
                    help="verify: recompute every chain (exit 1 if broken); head: print each chain's head to keep"

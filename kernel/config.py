@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from kernel.natsauth import NatsAuth
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,7 @@ class Settings:
     stream_replicas: int
     auth_failures_per_ip: int
     forwarded_allow_ips: tuple[str, ...] = ()  # proxies whose X-Forwarded-For is believed (gateway)
+    nats_auth: NatsAuth = field(default_factory=NatsAuth)  # NATS_USER/NATS_PASSWORD or NATS_CREDS, NATS_TLS_*
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -40,4 +43,5 @@ class Settings:
             auth_failures_per_ip=int(os.environ.get("SEGIN_AUTH_FAILURES_PER_IP", "100")),
             forwarded_allow_ips=tuple(
                 v.strip() for v in os.environ.get("SEGIN_FORWARDED_ALLOW_IPS", "").split(",") if v.strip()),
+            nats_auth=NatsAuth.from_env(),
         )

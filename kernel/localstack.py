@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import atexit
 import hashlib
+import json
 import logging
 import os
 import pwd
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -25,6 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata, util
 from pathlib import Path
 from typing import Any, Self
+
+from kernel.natsauth import OPERATOR, ROLES, NatsAuth, authorization
 
 log = logging.getLogger(__name__)
 
@@ -437,7 +441,7 @@ def _port_open(port: int) -> bool:
         return False
 
 
-def _jetstream_ready(url: str) -> bool:
+def _jetstream_ready(url: str, options: dict[str, Any]) -> bool:
     """Ask for the JetStream account info, exactly as a client would. Runs its own event loop
     in a worker thread, so start() also works when called from async code."""
 
@@ -448,7 +452,7 @@ def _jetstream_ready(url: str) -> bool:
         import nats
 
         nc = await nats.connect(
-            url, allow_reconnect=False, max_reconnect_attempts=0, connect_timeout=1, error_cb=_quiet
+            url, allow_reconnect=False, max_reconnect_attempts=0, connect_timeout=1, error_cb=_quiet, **options
         )
         try:
             await nc.jetstream().account_info()
@@ -463,13 +467,60 @@ def _jetstream_ready(url: str) -> bool:
             return False
 
 
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (it holds passwords)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    path.chmod(0o600)
+
+
 class NatsServer(_Server):
-    """A private nats-server with JetStream storing its streams in `store_dir`."""
+    """A private nats-server with JetStream storing its streams in `store_dir`.
+
+    Never an open bus, even on one machine: one user per role (``kernel.natsauth``) with its
+    subject permissions. Passwords are generated at first start and kept, readable by their owner
+    only, in ``credentials.json`` next to the streams, so restarts keep every client working.
+    """
 
     def __init__(self, store_dir: Path, port: int | None = None) -> None:
         self.store_dir = Path(store_dir).absolute()
         self.port = port or free_port()
         self._proc: subprocess.Popen[bytes] | None = None
+        self._passwords: dict[str, str] | None = None
+
+    @property
+    def credentials_path(self) -> Path:
+        return self.store_dir / "credentials.json"
+
+    @property
+    def passwords(self) -> dict[str, str]:
+        """Each role's password: read from ``credentials.json``, generated there for missing roles."""
+        if self._passwords is None:
+            try:
+                stored = json.loads(self.credentials_path.read_text())
+            except FileNotFoundError:
+                stored = {}
+            passwords = {role: stored.get(role) or secrets.token_urlsafe(24) for role in ROLES}
+            if passwords != stored:
+                self.store_dir.mkdir(parents=True, exist_ok=True)
+                _write_private(self.credentials_path, json.dumps(passwords, indent=1))
+            self._passwords = passwords
+        return self._passwords
+
+    def auth(self, role: str = OPERATOR) -> NatsAuth:
+        """The credentials of one role (``operator`` may do anything: CLIs, provisioning, tests)."""
+        return NatsAuth(user=role, password=self.passwords[role])
+
+    def connect_options(self, role: str = OPERATOR) -> dict[str, Any]:
+        """Keyword arguments for ``nats.connect`` as ``role``: ``nats.connect(**server.connect_options())``."""
+        return {"servers": [self.url], **self.auth(role).options()}
+
+    def _write_config(self) -> Path:
+        path = self.store_dir / "nats.conf"
+        # nats-server reads JSON; quoted strings keep `$JS…` subjects literal.
+        _write_private(path, json.dumps({"authorization": authorization(self.passwords)}, indent=1))
+        return path
 
     @property
     def url(self) -> str:
@@ -487,13 +538,13 @@ class NatsServer(_Server):
         self.store_dir.mkdir(parents=True, exist_ok=True)
         pid_file = self.store_dir / "nats.pid"
         _stop_stray(pid_file, str(self.store_dir), signal.SIGTERM)
-        cmd = [str(binary), "-a", HOST, "-p", str(self.port), "-js",
+        cmd = [str(binary), "-c", str(self._write_config()), "-a", HOST, "-p", str(self.port), "-js",
                "-sd", str(self.store_dir), "-P", str(pid_file)]  # fmt: skip
         self._proc = _spawn(cmd, self.log_path, self.store_dir)
         _running.add(self)
         deadline = time.monotonic() + START_TIMEOUT
         while self._proc.poll() is not None or not (
-            _port_open(self.port) and _jetstream_ready(self.url)
+            _port_open(self.port) and _jetstream_ready(self.url, self.auth().options())
         ):
             if self._proc.poll() is not None or time.monotonic() > deadline:
                 what = "exited" if self._proc.poll() is not None else "did not get ready"

@@ -17,7 +17,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel
 
-from contracts.channels import EventChannel
+from contracts.channels import EventChannel, event_source
 from kernel.db import Connection
 from kernel.events import new_event
 from kernel.telemetry import inject_headers
@@ -33,7 +33,7 @@ async def add_event(
     conn: Connection, schema: str, channel: EventChannel, payload: BaseModel, subject: str | None = None
 ) -> str:
     """Write an event into the outbox inside the caller's transaction; returns the event id."""
-    event = new_event(channel.event_type, f"/segin/{schema}", payload, subject)
+    event = new_event(channel.event_type, event_source(schema), payload, subject)
     await conn.execute(
         sql.SQL("insert into {} (id, subject, envelope, headers) values (%s, %s, %s, %s)").format(
             sql.Identifier(schema, "outbox")

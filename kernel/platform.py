@@ -6,6 +6,7 @@ tests drive is exactly what a person starts.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -16,7 +17,10 @@ from pathlib import Path
 
 import httpx
 
+from typing import Any
+
 from kernel.localstack import NatsServer, PostgresServer, free_port
+from kernel.natsauth import OPERATOR, NatsAuth, servers
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_DATA = ROOT / "deploy" / "demo" / "organisations.json"
@@ -57,11 +61,22 @@ class Platform:
     def secrets_file(self) -> Path:
         return self.data_dir / "demo-clients.json"
 
-    def env(self) -> dict[str, str]:
+    def nats_auth(self, role: str = OPERATOR) -> NatsAuth:
+        """The NATS credentials of a role: the private server's, or those of the environment
+        (NATS_USER/NATS_PASSWORD, NATS_CREDS) when NATS_URL names servers of one's own."""
+        return self.nats.auth(role) if self.nats else NatsAuth.from_env()
+
+    def nats_options(self, role: str = OPERATOR) -> dict[str, Any]:
+        """Keyword arguments for ``nats.connect`` as ``role`` (tests use the operator)."""
+        return {"servers": servers(self.nats_url), **self.nats_auth(role).options()}
+
+    def env(self, role: str = OPERATOR) -> dict[str, str]:
+        """A child process's environment; each process gets its own NATS credentials."""
         return {
             **os.environ,
             "DATABASE_URL": self.database_url,
             "NATS_URL": self.nats_url,
+            **(self.nats.auth(role).env() if self.nats else {}),
             "SEGIN_ISSUER": self.base_url,
             "SEGIN_PORT": str(self.http_port),
             "PYTHONUNBUFFERED": "1",
@@ -75,11 +90,26 @@ class Platform:
             self.postgres.start()
         if self.nats:
             self.nats.start()
+        self.provision()
         if seed:
             self.seed()
         for name in (*SERVICES, "gateway"):
             self.start_process(name)
         self.wait_ready()
+
+    def provision(self) -> None:
+        """Streams and the revocation bucket, made with the operator's credentials (services may
+        only use them)."""
+        from kernel.bus import connect, provision
+
+        async def go() -> None:
+            nc = await connect(self.env()["NATS_URL"], "segin-operator", self.nats_auth())
+            try:
+                await provision(nc.jetstream(timeout=10), replicas=int(os.environ.get("SEGIN_STREAM_REPLICAS", "1")))
+            finally:
+                await nc.close()
+
+        asyncio.run(go())
 
     def seed(self) -> None:
         for args in (["-m", "gateway.admin", "seed", str(DEMO_DATA), "--secrets-out", str(self.secrets_file)],
@@ -91,7 +121,7 @@ class Platform:
         module = "gateway" if name == "gateway" else f"services.{name}"
         log = open(self.log_dir / f"{name}.log", "ab")
         self.processes[name] = subprocess.Popen(
-            [sys.executable, "-m", module], env=self.env(), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", module], env=self.env(name), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 

@@ -65,7 +65,7 @@ async def run(app: ServiceApp, settings: Settings | None = None, stop: asyncio.E
 
     await migrate(settings.database_url, app.schema, app.migrations)
     pool = await open_pool(settings.database_url)
-    nc = await connect(settings.nats_url, f"segin-{app.name}")
+    nc = await connect(settings.nats_url, f"segin-{app.name}", settings.nats_auth)
     js = nc.jetstream(timeout=10)
     for stream in [*app.streams, DEAD_LETTER_STREAM]:
         await ensure_stream(js, stream, replicas=settings.stream_replicas)

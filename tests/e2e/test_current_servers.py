@@ -28,7 +28,7 @@ def test_worked_example_on_wheel_servers(monkeypatch: pytest.MonkeyPatch) -> Non
         assert int(version) >= 180000
 
         async def nats_version() -> tuple[int, int]:
-            nc = await nats.connect(platform.nats_url)
+            nc = await nats.connect(**platform.nats_options())
             try:
                 return nc.connected_server_version.major, nc.connected_server_version.minor
             finally:

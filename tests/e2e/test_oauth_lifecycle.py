@@ -38,7 +38,7 @@ def service_code(platform: Platform, token: str) -> str:
     """The intake service's own verdict on a token: NOT_FOUND (it got past authentication) or UNAUTHENTICATED."""
 
     async def ask() -> dict[str, Any]:
-        nc = await nats.connect(platform.nats_url, name="segin-e2e-oauth")
+        nc = await nats.connect(**platform.nats_options(), name="segin-e2e-oauth")
         try:
             msg = await nc.request("svc.intake.get_case", json.dumps({"case_id": str(uuid.uuid4())}).encode(),
                                    timeout=10, headers={"Authorization": f"Bearer {token}"})

@@ -352,7 +352,7 @@ def test_token_narrowed_below_the_client_scope_cannot_register(api: Api, platfor
 
 async def _ask(platform: Platform, subject: str, payload: dict[str, Any],
                headers: dict[str, str] | None) -> dict[str, Any]:
-    nc = await nats.connect(platform.nats_url, name="segin-e2e-tokens")
+    nc = await nats.connect(**platform.nats_options(), name="segin-e2e-tokens")
     try:
         msg = await nc.request(subject, json.dumps(payload).encode(), timeout=10, headers=headers)
     finally:

@@ -120,7 +120,7 @@ def cases_named(platform: Platform, given_name: str) -> int:
 
 
 async def nats_ask(platform: Platform, token: str, subject: str, payload: dict[str, Any]) -> dict[str, Any]:
-    nc = await nats.connect(platform.nats_url, name="segin-e2e-worked-example")
+    nc = await nats.connect(**platform.nats_options(), name="segin-e2e-worked-example")
     try:
         msg = await nc.request(subject, json.dumps(payload).encode(), timeout=10,
                                headers={"Authorization": f"Bearer {token}"})

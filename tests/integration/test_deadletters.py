@@ -27,7 +27,7 @@ async def test_dead_letter_is_listed_and_replayed_exactly_once(
     handler = Recorder(env.schema, fail_attempts=-1)  # a bug: every attempt fails
     consumer = consumer_for(env, handler, max_deliver=2)
     durable = consumer.spec.durable
-    event_id, data = _envelope(7)
+    event_id, data = _envelope(env, 7)
     await env.js.publish(env.channel.subject, data)
 
     async with Running(consumer):

@@ -8,6 +8,7 @@ import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import nats
 import psycopg
@@ -124,8 +125,8 @@ def test_postgres_start_failure_shows_log(
     assert not pg.running
 
 
-async def _create_stream_and_publish(url: str) -> None:
-    nc = await nats.connect(url)
+async def _create_stream_and_publish(options: dict[str, Any]) -> None:
+    nc = await nats.connect(**options)
     try:
         js = nc.jetstream()
         await js.add_stream(name=STREAM, subjects=["localstack.>"])
@@ -135,8 +136,8 @@ async def _create_stream_and_publish(url: str) -> None:
         await nc.close()
 
 
-async def _read_back(url: str) -> tuple[int, bytes]:
-    nc = await nats.connect(url)
+async def _read_back(options: dict[str, Any]) -> tuple[int, bytes]:
+    nc = await nats.connect(**options)
     try:
         js = nc.jetstream()
         info = await js.stream_info(STREAM)
@@ -157,7 +158,7 @@ def test_nats_kill_and_restart_keep_stream(
     server.start()
     port = server.port
     assert server.url == f"nats://127.0.0.1:{port}"
-    asyncio.run(_create_stream_and_publish(server.url))
+    asyncio.run(_create_stream_and_publish(server.connect_options()))
 
     server.kill()
     server.kill()  # idempotent
@@ -165,14 +166,14 @@ def test_nats_kill_and_restart_keep_stream(
 
     server.start()
     assert server.port == port
-    assert asyncio.run(_read_back(server.url)) == (1, b"survives a crash")
+    assert asyncio.run(_read_back(server.connect_options())) == (1, b"survives a crash")
     assert (server.store_dir / "nats.log").stat().st_size > 0
 
     server.stop()
     server.stop()  # idempotent
     assert not _listening(port)
     server.start()
-    assert asyncio.run(_read_back(server.url)) == (1, b"survives a crash")
+    assert asyncio.run(_read_back(server.connect_options())) == (1, b"survives a crash")
 
 
 def test_nats_start_failure_shows_log(

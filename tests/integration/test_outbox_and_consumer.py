@@ -105,11 +105,12 @@ async def env(postgres: PostgresServer, nats_server: NatsServer, tmp_path: Path)
     pool = await open_pool(postgres.url, min_size=1, max_size=6)
     if not nats_server.running:  # a previous test failed to restore it
         await asyncio.to_thread(nats_server.start)
-    nc = await connect(nats_server.url, f"test-{tag}")
+    nc = await connect(nats_server.url, f"test-{tag}", nats_server.auth())
     js = nc.jetstream()
-    stream = StreamSpec(f"T_{tag.upper()}", [f"evt.t{tag}.>"], "test stream")
+    # The schema is the producer: consumers trust only events whose source is /segin/<producer>.
+    stream = StreamSpec(f"T_{tag.upper()}", [f"evt.{schema}.>"], "test stream")
     await ensure_stream(js, stream)
-    channel = EventChannel(f"evt.t{tag}.thing.v1", "ml.segin.test.thing.v1", stream.name, Thing, "test event")
+    channel = EventChannel(f"evt.{schema}.thing.v1", "ml.segin.test.thing.v1", stream.name, Thing, "test event")
     try:
         yield Env(schema, postgres.url, pool, nc, js, stream, channel, tag)
     finally:
@@ -292,15 +293,16 @@ async def _settled(env: Env, durable: str, delivered: int) -> bool:
     return info.delivered.stream_seq >= delivered and info.num_ack_pending == 0 and info.num_pending == 0
 
 
-def _envelope(number: int) -> tuple[str, bytes]:
-    event = new_event("ml.segin.test.thing.v1", "/segin/test", Thing(number=number))
+def _envelope(env: Env, number: int) -> tuple[str, bytes]:
+    """An event as the test stream's producer (the test schema) publishes it."""
+    event = new_event("ml.segin.test.thing.v1", f"/segin/{env.schema}", Thing(number=number))
     return event.id, json.dumps(event.to_json()).encode()
 
 
 async def test_redelivered_event_is_handled_once_thanks_to_the_inbox(env: Env, effects: None) -> None:
     handler = Recorder(env.schema)
     consumer = consumer_for(env, handler)
-    event_id, data = _envelope(1)
+    event_id, data = _envelope(env, 1)
     # The same event twice, as a relay would after the duplicate window passed.
     await env.js.publish(env.channel.subject, data, headers={"Nats-Msg-Id": f"{event_id}-a"})
     await env.js.publish(env.channel.subject, data, headers={"Nats-Msg-Id": f"{event_id}-b"})
@@ -318,7 +320,7 @@ async def test_distinct_events_are_each_handled(env: Env, effects: None) -> None
     handler = Recorder(env.schema)
     consumer = consumer_for(env, handler)
     for n in range(5):
-        await env.js.publish(env.channel.subject, _envelope(n)[1])
+        await env.js.publish(env.channel.subject, _envelope(env, n)[1])
     async with Running(consumer):
         await eventually(lambda: _settled(env, consumer.spec.durable, 5), "five events acknowledged")
     assert handler.attempts == 5
@@ -331,7 +333,7 @@ async def test_failed_handler_writes_nothing_and_is_retried(
 ) -> None:
     handler = Recorder(env.schema, fail_attempts=2)
     consumer = consumer_for(env, handler, max_deliver=5)
-    event_id, data = _envelope(1)
+    event_id, data = _envelope(env, 1)
     await env.js.publish(env.channel.subject, data)
 
     async with Running(consumer):
@@ -357,7 +359,7 @@ async def test_exhausted_retries_go_to_the_dead_letter_stream(
     handler = Recorder(env.schema, fail_attempts=-1)
     consumer = consumer_for(env, handler, max_deliver=3)
     durable = consumer.spec.durable
-    _event_id, data = _envelope(1)
+    _event_id, data = _envelope(env, 1)
     await env.js.publish(env.channel.subject, data)
 
     async def parked() -> bool:
@@ -400,7 +402,7 @@ async def test_unparsable_message_goes_straight_to_the_dead_letter_stream(
     consumer = consumer_for(env, handler)
     durable = consumer.spec.durable
     await env.js.publish(env.channel.subject, payload)
-    await env.js.publish(env.channel.subject, _envelope(2)[1])  # the next event still flows
+    await env.js.publish(env.channel.subject, _envelope(env, 2)[1])  # the next event still flows
 
     async with Running(consumer) as running:
         await eventually(lambda: _settled(env, durable, 2), "both messages acknowledged")
@@ -425,7 +427,7 @@ async def test_json_that_is_not_an_object_is_dead_lettered_and_the_consumer_keep
     consumer = consumer_for(env, handler)
     durable = consumer.spec.durable
     await env.js.publish(env.channel.subject, payload)
-    await env.js.publish(env.channel.subject, _envelope(2)[1])
+    await env.js.publish(env.channel.subject, _envelope(env, 2)[1])
 
     async with Running(consumer) as running:
         task = running.task

@@ -31,3 +31,19 @@ def test_import_contracts_are_kept() -> None:
     assert result.returncode == 0, f"import rules broken (see .importlinter):\n{output}"
     kept = re.search(r"Contracts: (\d+) kept, 0 broken", output)
     assert kept and int(kept.group(1)) >= 3, f"expected at least 3 kept contracts:\n{output}"
+
+
+def test_every_consumer_a_service_runs_is_declared_in_contracts() -> None:
+    """NATS permissions are generated from ``contracts.channels.CONSUMERS``: a consumer missing
+    there could not create its durable nor dead-letter, so the declarations must agree."""
+    from contracts.channels import CONSUMERS, event_producer
+    from services.intake.app import APP as INTAKE
+    from services.notifications.app import APP as NOTIFICATIONS
+    from services.referral.app import APP as REFERRAL
+
+    declared = {(c.service, c.durable, c.stream) for c in CONSUMERS}
+    running = {(app.name, spec.durable, spec.stream) for app in (INTAKE, REFERRAL, NOTIFICATIONS)
+               for spec in app.consumers}
+    assert running == declared
+    for app in (INTAKE, REFERRAL, NOTIFICATIONS):
+        assert all(event_producer(s) == app.name for stream in app.streams for s in stream.subjects)
