@@ -158,7 +158,7 @@ class Query:
     @strawberry.field(description="Counts of people across all organisations (statistics:read); small cells suppressed.")
     async def statistics(self, info: Info[Context, None], group_by: list[StatisticsDimension]) -> Statistics:
         data = await info.context.ask("svc.intake.statistics", {"group_by": [d.value for d in group_by]})
-        return Statistics(group_by=data["group_by"], suppressed_cells=data["suppressed_cells"],
+        return Statistics(group_by=data["group_by"],
                           minimum_cell=data["minimum_cell"],
                           cells=[StatisticsCell(keys=c["keys"], count=c["count"]) for c in data["cells"]])
 

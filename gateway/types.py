@@ -257,7 +257,6 @@ class StatisticsCell:
 class Statistics:
     group_by: list[str]
     cells: list[StatisticsCell]
-    suppressed_cells: int
     minimum_cell: int
 
 

@@ -93,29 +93,29 @@ async def idempotent(
     key: str,
     request: Any,
     produce: Callable[[], Awaitable[dict[str, Any]]],
+    subject: str = "",
 ) -> dict[str, Any]:
-    """Run ``produce`` once per (organisation, operation, key), inside the caller's transaction.
+    """Run ``produce`` once per (organisation, subject, operation, key), inside the caller's transaction.
 
     A retry with the same key and the same request returns the first response; the same key
-    with a different request is refused, so a client bug cannot silently drop data.
+    with a different request is refused, so a client bug cannot silently drop data. Keys belong
+    to the ``subject`` (client or person) that sent them: another person of the organisation
+    replaying a key with guessed contents learns nothing from the answer.
     The key row is claimed first: a concurrent duplicate blocks on it until the first commits.
     """
     digest = request_hash(request)
     table = sql.Identifier(schema, "idempotency_keys")
+    where = sql.SQL("org_id=%s and subject=%s and operation=%s and key=%s")
+    ident = (org_id, subject, operation, key)
     cur = await conn.execute(
         sql.SQL(
-            "insert into {} (org_id, operation, key, request_hash) values (%s, %s, %s, %s)"
+            "insert into {} (org_id, subject, operation, key, request_hash) values (%s, %s, %s, %s, %s)"
             " on conflict do nothing"
         ).format(table),
-        (org_id, operation, key, digest),
+        (*ident, digest),
     )
     if cur.rowcount == 0:
-        cur = await conn.execute(
-            sql.SQL("select request_hash, response from {} where org_id=%s and operation=%s and key=%s").format(
-                table
-            ),
-            (org_id, operation, key),
-        )
+        cur = await conn.execute(sql.SQL("select request_hash, response from {} where {}").format(table, where), ident)
         row = await cur.fetchone()
         assert row is not None
         if row["request_hash"] != digest:
@@ -127,7 +127,7 @@ async def idempotent(
         return dict(row["response"])
     response = await produce()
     await conn.execute(
-        sql.SQL("update {} set response=%s where org_id=%s and operation=%s and key=%s").format(table),
-        (Jsonb(response), org_id, operation, key),
+        sql.SQL("update {} set response=%s where {}").format(table, where),
+        (Jsonb(response), *ident),
     )
     return response

@@ -112,8 +112,8 @@ async def register_arrival(pool: AsyncConnectionPool, principal: Principal, payl
 
     async with pool.connection() as conn, conn.transaction():
         result = await idempotent(
-            conn, store.SCHEMA, org_id=principal.org_id, operation="register_arrival", key=request.idempotency_key,
-            request=arrival.model_dump(mode="json"), produce=create,
+            conn, store.SCHEMA, org_id=principal.org_id, subject=principal.subject, operation="register_arrival",
+            key=request.idempotency_key, request=arrival.model_dump(mode="json"), produce=create,
         )
         case_id = uuid.UUID(result["case_id"])
         case = await store.get_case(conn, case_id)
@@ -248,10 +248,11 @@ async def statistics(pool: AsyncConnectionPool, principal: Principal, payload: d
     async with pool.connection() as conn:
         rows = await store.statistics(conn, request.group_by, principal.org_id)
     minimum = domain.minimum_cell(len(request.group_by))
-    cells, suppressed = domain.suppress_small_cells([(k, n) for k, n, _ in rows], {k: own for k, _, own in rows},
-                                                    minimum)
+    # How many cells were suppressed is not told: one decoy into an empty cell would change that
+    # number only if the cell already held someone.
+    cells, _ = domain.suppress_small_cells([(k, n) for k, n, _ in rows], {k: own for k, _, own in rows}, minimum)
     return {"group_by": request.group_by, "cells": [{"keys": list(k), "count": n} for k, n in cells],
-            "suppressed_cells": suppressed, "minimum_cell": minimum}
+            "minimum_cell": minimum}
 
 
 async def on_referral_created(conn: Connection, event: CloudEvent) -> None:

@@ -26,7 +26,7 @@ CASE = """query($id: ID!) { case(id: $id) { id givenName vulnerabilities childPr
   toOrganisation { id } } } }"""
 INCOMING = "query($after: String) { incomingReferrals(first: 50, after: $after) { nodes { id caseId serviceCategory status } pageInfo { endCursor } } }"
 NOTIFICATIONS = "query($after: String) { notifications(first: 100, after: $after) { nodes { id caseId kind } pageInfo { endCursor } } }"
-STATISTICS = "{ statistics(groupBy: [REGION]) { cells { keys count } suppressedCells minimumCell } }"
+STATISTICS = "{ statistics(groupBy: [REGION]) { cells { keys count } minimumCell } }"
 
 
 class Tokens:

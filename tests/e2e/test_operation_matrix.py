@@ -35,7 +35,7 @@ OPERATIONS: dict[str, tuple[str, dict[str, str]]] = {
                           {"dgme": A, "unicef": A, "csref-gao": A, "ame": A, "cnrm": SC, "segin-steward": SC}),
     "notifications": ("{ notifications { nodes { id } } }",
                       {"dgme": A, "unicef": A, "csref-gao": A, "ame": A, "cnrm": SC, "segin-steward": SC}),
-    "statistics": ("{ statistics(groupBy: [SEX]) { suppressedCells } }",
+    "statistics": ("{ statistics(groupBy: [SEX]) { minimumCell } }",
                    {"dgme": A, "unicef": A, "csref-gao": SC, "ame": SC, "cnrm": A, "segin-steward": A}),
     "auditTrail": ("query($case: ID!) { auditTrail(service: REFERRAL, caseId: $case) { nodes { seq } } }",
                    {"dgme": SC, "unicef": SC, "csref-gao": SC, "ame": SC, "cnrm": SC, "segin-steward": A}),

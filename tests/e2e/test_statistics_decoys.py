@@ -46,3 +46,4 @@ def test_cells_crossing_three_dimensions_need_ten_people(api: Api) -> None:
     stats = body["data"]["statistics"]
     assert stats["minimumCell"] == 10
     assert all(c["count"] >= 10 for c in stats["cells"])
+

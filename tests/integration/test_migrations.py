@@ -53,7 +53,7 @@ async def _tables(url: str, schema: str) -> set[str]:
         return {row[0] for row in await cur.fetchall()}
 
 
-KERNEL = ["0000_audit.sql", "0000_kernel.sql"]  # every kernel/sql/*.sql, recorded as 0000_<name>
+KERNEL = ["0000_audit.sql", "0000_kernel.sql", "0000_kernel_2_idempotency_subject.sql"]  # every kernel/sql/*.sql, recorded as 0000_<name>
 KERNEL_TABLES = {"schema_migrations", "outbox", "inbox", "idempotency_keys", "audit_log"}
 ALL = [*KERNEL, "0001_things.sql", "0002_more.sql"]
 
