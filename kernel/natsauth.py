@@ -127,8 +127,9 @@ def permissions(role: str) -> dict[str, Any] | None:
         return None
     inbox = f"{inbox_prefix(connection_name(role))}.>"
     if role == GATEWAY:
-        publish = ["svc.>", "$SRV.PING.*", f"$KV.{BUCKET}.>", f"{_API}.STREAM.CREATE.{_KV_STREAM}",
-                   *_revocation_reader()]
+        # Writes entries, never creates the bucket's stream: a missing stream created by the gateway
+        # could be made to capture ``svc.>`` (every forwarded request); the operator provisions it.
+        publish = ["svc.>", "$SRV.PING.*", f"$KV.{BUCKET}.>", *_revocation_reader()]
         return {"publish": {"allow": publish}, "subscribe": {"allow": [inbox]}}
     if role not in SERVICES:
         raise ValueError(f"unknown NATS role {role!r}")

@@ -86,6 +86,7 @@ class Platform:
     def start(self, *, seed: bool = True) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(exist_ok=True)
+        self.log_dir.chmod(0o700)  # logs hold addresses, client and case ids: their owner's only
         if self.postgres:
             self.postgres.start()
         if self.nats:
@@ -119,7 +120,8 @@ class Platform:
 
     def start_process(self, name: str) -> None:
         module = "gateway" if name == "gateway" else f"services.{name}"
-        log = open(self.log_dir / f"{name}.log", "ab")
+        log = os.fdopen(os.open(self.log_dir / f"{name}.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")
+        os.fchmod(log.fileno(), 0o600)  # also a log made by an older version
         self.processes[name] = subprocess.Popen(
             [sys.executable, "-m", module], env=self.env(name), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -63,6 +63,9 @@ def test_nats_refuses_clients_without_credentials_and_keeps_them_private(listed:
     assert listed.nats is not None
     assert stat.S_IMODE(listed.nats.credentials_path.stat().st_mode) == 0o600
     assert stat.S_IMODE((listed.nats.store_dir / "nats.conf").stat().st_mode) == 0o600
+    # Logs hold addresses, client and case ids: readable by their owner only, like the secrets.
+    assert stat.S_IMODE(listed.log_dir.stat().st_mode) == 0o700
+    assert {stat.S_IMODE(f.stat().st_mode) for f in [*listed.log_dir.iterdir(), listed.secrets_file]} == {0o600}
 
 
 def _access_grants(platform: Platform, case_id: str) -> list[tuple[str, str, str]]:

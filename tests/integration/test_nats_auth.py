@@ -231,3 +231,12 @@ async def test_a_url_listing_several_servers_connects_to_one_that_answers(nats_s
 def test_urls_in_logs_carry_no_password() -> None:
     assert redact("nats://u:secret@a:4222,tls://b:4222") == "nats://a:4222,tls://b:4222"
     assert "secret" not in repr(NatsAuth(user="u", password="secret"))
+
+
+def test_no_role_but_the_operator_may_create_or_change_a_stream() -> None:
+    """A role able to create a missing stream could make it capture ``svc.>`` (every forwarded request)."""
+    for role in ("gateway", "intake", "referral", "notifications"):
+        perms = permissions(role)
+        assert perms is not None
+        assert not any(verb in s for s in perms["publish"]["allow"]
+                       for verb in (".STREAM.CREATE.", ".STREAM.UPDATE.", ".STREAM.DELETE.", "$JS.API.>")), role
