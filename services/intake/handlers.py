@@ -7,6 +7,7 @@ categories the token has no scope for, and leaves an audit record.
 
 from __future__ import annotations
 
+import os
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -26,7 +27,7 @@ from contracts.events import ArrivalRegisteredV1, ReferralCreatedV1, ReferralSta
 from contracts.reference import SensitiveCategory
 from kernel.audit import AuditEntry, record
 from kernel.db import Connection, idempotent
-from kernel.errors import NotFound, parse_id
+from kernel.errors import NotFound, SeginError, parse_id
 from kernel.events import CloudEvent
 from kernel.outbox import add_event
 from kernel.tokens import Principal
@@ -272,14 +273,20 @@ async def on_referral_status_changed(conn: Connection, event: CloudEvent) -> Non
 
 
 DSAR_PURPOSE = "data_subject_request"
+# One steward credential must not be a bulk export of the whole database.
+DSAR_PER_DAY = int(os.environ.get("SEGIN_DSAR_PER_DAY", "20"))
 
 
 async def subject_access(pool: AsyncConnectionPool, principal: Principal, payload: dict[str, Any]) -> dict[str, Any]:
     """Everything intake holds about one person, for the platform steward answering their request
-    (Loi 2013-015: access in intelligible form, with the origin of the data). Audited."""
+    (Loi 2013-015: access in intelligible form, with the origin of the data). Audited, and at
+    most ``DSAR_PER_DAY`` exports per organisation in 24 hours (counted from the audit trail)."""
     principal.require("audit:read")
     case_id = parse_id(CaseRef.model_validate(payload).case_id, "caseId")
     async with pool.connection() as conn, conn.transaction():
+        if await store.exports_since(conn, principal.org_id, hours=24) >= DSAR_PER_DAY:
+            raise SeginError(f"The daily number of data-subject exports ({DSAR_PER_DAY}) is reached; the platform "
+                             "operator can raise SEGIN_DSAR_PER_DAY.", code="RATE_LIMITED")
         case = await store.get_case(conn, case_id)
         if case is not None:
             rows = await store.sharing_rows(conn, case_id)

@@ -140,3 +140,13 @@ async def get_case(conn: Connection, case_id: uuid.UUID) -> dict[str, Any] | Non
         "select c.*, array(select code from intake.vulnerability_flags where case_id = c.id order by code)"
         " as vulnerabilities from intake.cases c where c.id = %s", (case_id,))
     return await cur.fetchone()
+
+
+async def exports_since(conn: Connection, org_id: str, *, hours: int) -> int:
+    """Data-subject exports made by the organisation in the last ``hours`` (serialised per organisation,
+    so concurrent exports cannot both pass a limit)."""
+    await conn.execute("select pg_advisory_xact_lock(hashtext('intake.dsar:' || %s))", (org_id,))
+    cur = await conn.execute("select count(*) as n from intake.audit_log where org_id = %s and operation = 'dsar.export'"
+                             " and at > now() - make_interval(hours => %s)", (org_id, hours))
+    row = await cur.fetchone()
+    return int(row["n"]) if row else 0

@@ -455,7 +455,8 @@ async def test_a_database_migrated_before_the_audit_log_gets_only_the_audit_log(
     empty = tmp_path / "none"
     empty.mkdir()
     try:
-        assert await migrate(postgres.url, schema, empty) == ["0000_audit.sql", "0000_kernel.sql"]
+        assert await migrate(postgres.url, schema, empty) == ["0000_audit.sql", "0000_kernel.sql",
+                                                          "0000_kernel_2_idempotency_subject.sql"]
         async with await psycopg.AsyncConnection.connect(postgres.url, autocommit=True) as conn:
             await conn.execute(sql.SQL("drop table {}").format(sql.Identifier(schema, "audit_log")))
             await conn.execute(sql.SQL("delete from {} where name = '0000_audit.sql'").format(
