@@ -10,12 +10,16 @@ subscriber usually holds a whole /64 and could otherwise change address as freel
 from __future__ import annotations
 
 import ipaddress
+import logging
 from collections.abc import Iterable
 
 from fastapi import FastAPI, Request
+from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 IPV6_SOURCE_PREFIX = 64
+FORWARDING_HEADERS = (b"x-forwarded-for", b"forwarded", b"x-real-ip")
+log = logging.getLogger(__name__)
 
 
 def trusted_proxies(values: Iterable[str]) -> list[str]:
@@ -37,6 +41,30 @@ def trust_forwarding_from(app: FastAPI, values: Iterable[str]) -> None:
     trusted = trusted_proxies(values)
     if trusted:
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=trusted)
+    else:
+        app.add_middleware(ForwardingHeadersWarning)
+
+
+class ForwardingHeadersWarning:
+    """With no proxy configured, says once per process that forwarding headers arrive and are ignored.
+
+    Behind a reverse proxy the operator has not named, every caller shares the proxy's address and
+    its budget of failures: a few callers' mistakes would refuse everyone. The line names the
+    setting, never an address or a header's value.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.warned = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self.warned and scope["type"] == "http" and any(
+                name in FORWARDING_HEADERS for name, _ in scope.get("headers", ())):
+            self.warned = True
+            log.warning("forwarding headers ignored: SEGIN_FORWARDED_ALLOW_IPS is unset, so every caller"
+                        " behind a proxy shares the proxy's address and its budget of failures",
+                        extra={"event": "proxy.headers_ignored", "setting": "SEGIN_FORWARDED_ALLOW_IPS"})
+        await self.app(scope, receive, send)
 
 
 def source_of(request: Request) -> str:

@@ -21,13 +21,14 @@ from contracts.channels import REQUESTS
 from gateway import keys as signing
 from gateway.addresses import source_of, trust_forwarding_from
 from gateway.graphql_http import GraphQLHttpMiddleware
+from gateway.known import KnownSources
 from gateway.limits import BodyLimitMiddleware, LimitedGraphQLRouter
 from gateway.login import LoginFlow, load_secret
 from gateway.oauth import AuthorizationServer, metadata, open_sync_pool, openid_configuration
 from gateway.registry import Registry
 from gateway.revocation import Publisher
 from gateway.schema import LIMITS, Context, schema
-from gateway.throttle import FailureThrottle, GuessGuard, log_failure, log_throttled
+from gateway.throttle import FailureThrottle, GuessGuard, client_fields, log_failure, log_throttled
 from kernel.bus import connect
 from kernel.config import Settings
 from kernel.db import migrate, open_pool
@@ -104,7 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         secret = await asyncio.to_thread(load_secret, sync_pool)
         state.update(
             pool=pool, keys=keyring, nats=nc, registry=Registry(pool), oauth=oauth, verifier=verifier,
-            publisher=publisher,
+            publisher=publisher, secret=secret, known=KnownSources(sync_pool, secret),
             login=LoginFlow(oauth, sync_pool, secret, settings.issuer, per_ip,
                             secure_cookie=settings.issuer.startswith("https://")),
         )
@@ -151,16 +152,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except Exception as exc:
             log.warning("revocations not published yet; retrying", extra={"error": type(exc).__name__})
 
+    async def logged(client_id: str) -> dict[str, str]:
+        """A registered client is named in logs; anything else (a secret typed in the wrong field?) is not."""
+        registered = bool(client_id) and await run_in_threadpool(state["oauth"].is_registered, client_id)
+        return client_fields(state["secret"], client_id, registered)
+
     async def oauth_endpoint(request: Request, endpoint: str, call: OAuthCall) -> JSONResponse:
         """Run one of authlib's token-style endpoints in a worker thread, throttling repeated failures."""
         form = [(k, v) for k, v in (await request.form()).multi_items() if isinstance(v, str)]
-        basic_id, _ = extract_basic_authorization(request.headers)
+        basic_id, basic_secret = extract_basic_authorization(request.headers)
         client_id = (basic_id or dict(form).get("client_id") or "")[:128]
+        secret_sent = bool(basic_secret if basic_id else dict(form).get("client_secret"))
         ip = request.client.host if request.client else "unknown"
         source = source_of(request)
         retry_after = clients.retry_after(client_id, source)
+        if (retry_after and client_id and clients.retry_after(client_id, source, known=True) is None
+                and await run_in_threadpool(state["known"].known, "client", client_id, source)):
+            retry_after = None  # only the address's budget refuses, and this client works from here
         if retry_after:
-            log_throttled(endpoint, ip, retry_after, client_id=client_id)
+            log_throttled(endpoint, ip, retry_after, **await logged(client_id))
             return JSONResponse({"error": "temporarily_unavailable",
                                  "error_description": f"Too many failed attempts; retry after {retry_after} s."},
                                 status_code=429, headers={"Retry-After": str(retry_after), "Cache-Control": "no-store"})
@@ -170,11 +180,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if error in ("invalid_client", "invalid_grant"):
             # A wrong code or refresh token is not a guess at the client's secret: the address pays.
             clients.failed(client_id if error == "invalid_client" else None, source)
-            log_failure(endpoint, ip, error, client_id=client_id)
+            log_failure(endpoint, ip, error, **await logged(client_id))
             if error == "invalid_grant":
                 await publish_revocations()  # a replayed code or refresh token revokes its grant
         elif status == 200 and client_id:
             clients.succeeded(client_id, source)
+            if endpoint == "token" or secret_sent:  # a public client's id alone at /revoke proves nothing
+                await run_in_threadpool(state["known"].remember, "client", client_id, source)
         return JSONResponse(body, status_code=status, headers=headers)
 
     @app.post("/oauth/token")

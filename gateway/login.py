@@ -32,6 +32,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from gateway import lockout, people
 from gateway.addresses import source_of
+from gateway.known import KnownSources
 from gateway.oauth import AuthorizationServer, HttpRequest
 from gateway.people import LoginOutcome
 from gateway.throttle import FailureThrottle, log_failure, log_throttled, pseudonym, source_key
@@ -171,6 +172,7 @@ class LoginFlow:
         self.secure_cookie = secure_cookie
         self.authorize_url = f"{issuer}/oauth/authorize"
         self.per_ip = per_ip  # the token endpoint's: one budget of failures per address
+        self.known = KnownSources(pool, secret)  # who signed in from where lately: not refused by that budget
 
     # GET /oauth/authorize
 
@@ -214,19 +216,21 @@ class LoginFlow:
             lang = choose_language(None, request.headers.get("accept-language"))
             return self._message(lang, "expired", status=400)
         params, lang = opened
-        retry_after = self.per_ip.retry_after(source_key(source))
-        if retry_after:
-            log_throttled("authorize", ip, retry_after)
-            return self._message(lang, "throttled", status=429, seconds=retry_after,
-                                 headers={"Retry-After": str(retry_after)})
         username = str(form.get("username", ""))[:128]
         password = str(form.get("password", ""))
         user_hash = pseudonym(self.secret, username)
         source_hash = pseudonym(self.secret, f"source:{source}")  # the database keeps no address
+        retry_after = self.per_ip.retry_after(source_key(source))
+        if retry_after and not await run_in_threadpool(self.known.known, "person", user_hash, source):
+            log_throttled("authorize", ip, retry_after)
+            return self._message(lang, "throttled", status=429, seconds=retry_after,
+                                 headers={"Retry-After": str(retry_after)})
         if len(password) > 1024:
             password = ""  # no argon2 work on absurd input: a wrong password like any other
         attempt = await run_in_threadpool(self._sign_in, params, dict(request.headers), username, password,
                                           (user_hash, source_hash))
+        if attempt.outcome is LoginOutcome.OK:
+            await run_in_threadpool(self.known.remember, "person", user_hash, source)
         if attempt.location:
             return self._redirect(attempt.location)
         if attempt.error is not None:

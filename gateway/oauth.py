@@ -380,6 +380,17 @@ class RevocationEndpoint(_RevocationEndpoint):
     def query_token(self, token_string: str, token_type_hint: str | None) -> AccessToken | RefreshToken | None:
         return self.server.find_token(token_string, token_type_hint, any_state=True)
 
+    def authenticate_token(self, request: OAuth2Request, client: Client) -> AccessToken | RefreshToken | None:
+        """Another client's token is answered as an invalid one: 200, nothing revoked (RFC 7009 §2.2).
+
+        RFC 7009 §2.1 allows refusing it, and authlib answers ``invalid_grant``; but then the answer
+        differs from a garbage token's and tells anyone holding a client id whether a token is live.
+        Introspection already answers both ``{"active": false}``.
+        """
+        self.check_params(request, client)
+        found = self.query_token(request.form["token"], request.form.get("token_type_hint"))
+        return found if found is not None and found.check_client(client) else None
+
     def revoke_token(self, token: AccessToken | RefreshToken, request: OAuth2Request) -> None:
         self.server.revoke(token)
 
@@ -445,6 +456,12 @@ class AuthorizationServer(_AuthorizationServer):
             if secret and (not client_id or self.query_client(client_id) is None):
                 _verify_dummy(secret)
             raise ClientAuthenticationFailed() from None
+
+    def is_registered(self, client_id: str) -> bool:
+        """Whether this id names a client, revoked or not (such an id may be written to logs)."""
+        with self.pool.connection() as conn:
+            row = conn.execute("select 1 from gateway.oauth_clients where client_id = %s", (client_id,)).fetchone()
+        return row is not None
 
     def query_client(self, client_id: str) -> Client | None:
         with self.pool.connection() as conn:

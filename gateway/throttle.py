@@ -9,7 +9,9 @@ rule (``gateway.lockout``). Every failure is logged as JSON with what identifies
 the secret or password.
 
 A failure never refuses the account to everyone (:class:`GuessGuard`): anyone may send a wrong
-secret for someone else's client id, and a lock-out they could trigger would be theirs to use.
+secret for someone else's client id, and a lock-out they could trigger would be theirs to use. Nor
+does a spent address budget refuse an account that succeeded from that address lately
+(``gateway.known``): whoever shares the address could otherwise stop everyone there.
 """
 
 from __future__ import annotations
@@ -86,10 +88,15 @@ class GuessGuard:
         self.accounts = FailureThrottle(alert, window)
         self.alert, self.window = alert, window
 
-    def retry_after(self, account: str | None, source: str, now: float | None = None) -> int | None:
-        """Seconds this source must wait before trying this account (or any, for None) again."""
+    def retry_after(self, account: str | None, source: str, now: float | None = None, *,
+                    known: bool = False) -> int | None:
+        """Seconds this source must wait before trying this account (or any, for None) again.
+
+        ``known``: the account succeeded from this source lately (``gateway.known``), so the source's
+        budget, spent by whoever shares the address, does not refuse it; its own limits still do.
+        """
         now = time.monotonic() if now is None else now
-        waits = [self.per_source.retry_after(source_key(source), now)]
+        waits = [None if known and account else self.per_source.retry_after(source_key(source), now)]
         if account:
             pair = _pair_key(account, source)
             waits.append(self.pairs.retry_after(pair, now))
@@ -122,6 +129,16 @@ def _pair_key(account: str, source: str) -> str:
 def pseudonym(secret: bytes, value: str) -> str:
     """A stable, non-reversible stand-in for a username in logs (keyed, so it cannot be looked up)."""
     return hmac.new(secret, value.strip().lower().encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def client_fields(secret: bytes, client_id: str, registered: bool) -> dict[str, str]:
+    """How a client id appears in logs: as sent when it names a registered client, else as a pseudonym.
+
+    What arrives in the client id field is attacker-supplied, and sometimes a secret pasted there.
+    """
+    if not client_id:
+        return {}
+    return {"client_id": client_id} if registered else {"client_id_hash": pseudonym(secret, client_id)}
 
 
 def log_failure(endpoint: str, ip: str, reason: str, **ids: str) -> None:

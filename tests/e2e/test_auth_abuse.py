@@ -7,21 +7,30 @@ the suite's own requests from 127.0.0.1 play the legitimate client or person.
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import psycopg
 import pytest
 
 from kernel.platform import Platform
-from tests.e2e.conftest import start_platform, stop_platform
-from tests.e2e.test_oauth_lifecycle import confidential_client, introspect
+from tests.e2e.conftest import eventually, start_platform, stop_platform
+from tests.e2e.test_oauth_lifecycle import (
+    confidential_client,
+    gateway_status,
+    introspect,
+    logged_pseudonym,
+    revoke,
+)
 from tests.e2e.test_oauth_login import (
     LOCKED_FR,
     WRONG_FR,
+    Person,
     PublicClient,
     authorize_params,
     graphql_me,
@@ -29,6 +38,7 @@ from tests.e2e.test_oauth_login import (
     pkce,
     post_credentials,
     public_client,
+    query_of,
     refresh,
     tokens_for,
 )
@@ -219,3 +229,118 @@ def test_a_configured_proxy_is_believed_about_who_it_forwards(proxied_platform: 
 
         assert [from_("198.51.100.7") for _ in range(4)] == [401, 401, 401, 429]
         assert from_("198.51.100.8") == 401  # another caller behind the same proxy is not throttled
+
+
+# --- a spray from a shared address does not stop those known there (review finding 5) -----------
+
+
+def invented(c: httpx.Client) -> int:
+    """One failure with a client id nobody registered: what a sprayer sends."""
+    return get_token(c, (f"nobody-{uuid.uuid4().hex[:8]}", "bad")).status_code
+
+
+def tokens_from(platform: Platform, client: PublicClient, who: Person, address: str) -> dict[str, Any]:
+    """The whole sign-in from ``address``: the page, then the code exchanged by the app at that address."""
+    verifier, challenge = pkce()
+    params = authorize_params(client, challenge)
+    with caller(platform, address) as b:
+        page = b.get("/oauth/authorize", params=params)
+        answer = post_credentials(b, page, who.username, who.password)
+        assert answer.status_code == 302, answer.text
+        code = query_of(answer.headers["location"])["code"]
+        token = b.post("/oauth/token", data={"grant_type": "authorization_code", "code": code,
+                                             "redirect_uri": params["redirect_uri"], "client_id": client.client_id,
+                                             "code_verifier": verifier})
+    assert token.status_code == 200, token.text
+    return dict(token.json())
+
+
+def test_a_spray_of_invented_client_ids_does_not_stop_a_client_that_works_from_that_address(
+        proxied_platform: Platform) -> None:
+    auth, stranger = confidential_client(proxied_platform), confidential_client(proxied_platform)
+    with caller(proxied_platform, "127.0.0.71") as office:
+        assert get_token(office, auth).status_code == 200  # the client's usual address
+        assert [invented(office) for _ in range(4)] == [401, 401, 401, 429]  # budget of 3: the spray is slowed
+        assert get_token(office, auth).status_code == 200  # known here: the address's budget is not its to pay
+        assert invented(office) == 429  # the spray stays slowed
+        assert get_token(office, stranger).status_code == 429  # never seen from here: waits like the sprayer
+    with caller(proxied_platform, "127.0.0.72") as elsewhere:
+        assert get_token(elsewhere, stranger).status_code == 200
+
+
+def test_a_spray_from_a_shared_address_does_not_stop_a_person_who_works_from_there(
+        proxied_platform: Platform) -> None:
+    client, who, newcomer = public_client(proxied_platform), person(proxied_platform), person(proxied_platform)
+    office = "127.0.0.73"
+    first = tokens_from(proxied_platform, client, who, office)  # signed in from the office before
+    with caller(proxied_platform, office) as c:
+        assert [invented(c) for _ in range(4)] == [401, 401, 401, 429]
+    ghost = f"ghost{uuid.uuid4().hex[:8]}.dgme"
+    assert attempt(proxied_platform, client, ghost, "wrong password", office).status_code == 429  # usernames too
+    again = tokens_from(proxied_platform, client, who, office)  # signs in, and the app gets its tokens
+    assert graphql_me(proxied_platform, again["access_token"]).status_code == 200
+    with caller(proxied_platform, office) as c:
+        refreshed = c.post("/oauth/token", data={"grant_type": "refresh_token", "client_id": client.client_id,
+                                                 "refresh_token": first["refresh_token"]})
+        assert refreshed.status_code == 200, refreshed.text
+        assert invented(c) == 429
+    assert attempt(proxied_platform, client, newcomer.username, newcomer.password, office).status_code == 429
+
+
+# --- what the logs and the token endpoints tell (review findings 6a, 6e) -------------------------
+
+
+def test_a_client_id_that_names_no_client_is_logged_as_a_pseudonym(platform: Platform) -> None:
+    canary = f"CANARY{uuid.uuid4().hex}"  # e.g. a secret pasted into the client id field
+    known, _ = confidential_client(platform)
+    with caller(platform, "127.0.0.35") as c:
+        assert c.post("/oauth/revoke", data={"token": "t", "client_id": canary}).status_code == 401
+        assert [get_token(c, (canary, "bad")).status_code for _ in range(6)][-1] == 429  # failed, then throttled
+        assert get_token(c, (known, "bad")).status_code == 401
+    log_file = platform.log_dir / "gateway.log"
+    hashed = logged_pseudonym(platform, canary)
+
+    def lines() -> list[dict[str, Any]]:
+        return [json.loads(line) for line in log_file.read_text().splitlines() if hashed in line or known in line]
+
+    found = eventually(lambda: (ls := lines()) and {(ln["event"], ln["endpoint"]) for ln in ls} >= {
+        ("auth.failure", "token"), ("auth.throttled", "token"), ("auth.failure", "revoke")} and ls)
+    assert canary.lower() not in log_file.read_text().lower()
+    assert {ln.get("client_id") for ln in found if hashed in json.dumps(ln)} == {None}
+    assert any(ln.get("client_id") == known for ln in found)  # a registered client is named: operators need it
+
+
+def test_revoking_a_token_that_is_not_yours_answers_as_for_a_garbage_token(platform: Platform) -> None:
+    unicef_token, dgme = platform.token("unicef"), platform.client_credentials("dgme")
+    not_yours, garbage = revoke(platform, unicef_token, dgme), revoke(platform, "not-a-token", dgme)
+    forged = revoke(platform, unicef_token[:-4] + "AAAA", dgme)  # a token-shaped guess
+    assert [(r.status_code, r.json()) for r in (not_yours, forged)] == [(garbage.status_code, garbage.json())] * 2
+    assert garbage.status_code == 200 and garbage.json() == {}
+    assert gateway_status(platform, unicef_token) == 200  # and nothing was revoked
+
+
+def test_revoking_a_refresh_token_of_another_app_answers_as_for_a_garbage_token(platform: Platform) -> None:
+    mine, theirs = public_client(platform), public_client(platform)
+    body = tokens_for(platform, theirs, person(platform))
+
+    def revoke_as_mine(token: str) -> tuple[int, Any]:
+        response = revoke(platform, token, None, client_id=mine.client_id, token_type_hint="refresh_token")
+        return response.status_code, response.json()
+
+    assert revoke_as_mine(body["refresh_token"]) == revoke_as_mine(secrets.token_urlsafe(48)) == (200, {})
+    assert refresh(platform, theirs, body["refresh_token"]).status_code == 200  # still theirs, still live
+
+
+def test_introspecting_a_token_of_another_organisation_answers_as_for_a_garbage_token(platform: Platform) -> None:
+    unicef_token, dgme = platform.token("unicef"), platform.client_credentials("dgme")
+    answers = [introspect(platform, t, dgme) for t in (unicef_token, "not-a-token", unicef_token[:-4] + "AAAA")]
+    assert {(r.status_code, json.dumps(r.json())) for r in answers} == {(200, '{"active": false}')}
+
+
+def test_forwarding_headers_with_no_proxy_configured_are_reported_in_the_log(platform: Platform) -> None:
+    """An operator behind a proxy they did not name learns it from the log (once per process)."""
+    with caller(platform) as c:
+        assert c.get("/healthz", headers={"X-Forwarded-For": "203.0.113.77"}).status_code == 200
+    log_file = platform.log_dir / "gateway.log"
+    eventually(lambda: '"proxy.headers_ignored"' in log_file.read_text())
+    assert "203.0.113.77" not in log_file.read_text()

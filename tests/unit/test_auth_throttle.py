@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from typing import Any
+
 import pytest
 from starlette.requests import Request
 
-from gateway.addresses import source_of, trusted_proxies
+from gateway.addresses import ForwardingHeadersWarning, source_of, trusted_proxies
 from gateway.oauth import ClientAuthenticationFailed
-from gateway.throttle import FailureThrottle, GuessGuard
+from gateway.throttle import FailureThrottle, GuessGuard, client_fields, pseudonym
 
 
 def guard(per_source: int = 100) -> GuessGuard:
@@ -48,6 +52,61 @@ def test_every_failure_counts_against_the_source_whatever_the_account() -> None:
         g.failed(f"client-{i}" if i % 2 else None, "10.0.0.9", now=100.0)
     assert g.retry_after("client-new", "10.0.0.9", now=100.0)
     assert g.retry_after(None, "10.0.0.9", now=100.0)
+
+
+def test_a_spent_address_budget_does_not_refuse_an_account_known_from_that_address() -> None:
+    g = guard(per_source=4)
+    for i in range(4):
+        g.failed(f"invented-{i}", "10.0.0.9", now=100.0)  # a spray of invented ids spends the budget
+    assert g.retry_after("client-a", "10.0.0.9", now=101.0)  # unknown here: refused like the sprayer
+    assert g.retry_after("client-a", "10.0.0.9", now=101.0, known=True) is None
+    assert g.retry_after(None, "10.0.0.9", now=101.0, known=True)  # no account named: nothing is known
+
+
+def test_a_known_account_keeps_its_own_limit_at_that_address() -> None:
+    g = guard(per_source=4)
+    for i in range(3):
+        g.failed("client-a", "10.0.0.9", now=100.0 + i)  # someone at the address guesses client-a itself
+    assert g.retry_after("client-a", "10.0.0.9", now=103.0, known=True) == 9
+
+
+def test_a_client_id_is_logged_only_when_it_names_a_registered_client() -> None:
+    assert client_fields(b"k", "dgme-demo", registered=True) == {"client_id": "dgme-demo"}
+    pasted = "s3cr3t-pasted-in-the-wrong-field"
+    assert client_fields(b"k", pasted, registered=False) == {"client_id_hash": pseudonym(b"k", pasted)}
+    assert pasted not in str(client_fields(b"k", pasted, registered=False))
+    assert client_fields(b"k", "", registered=False) == {}
+
+
+def _call(middleware: ForwardingHeadersWarning, headers: list[tuple[bytes, bytes]]) -> None:
+    scope = {"type": "http", "headers": headers, "client": ("192.0.2.50", 1234)}
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request"}
+
+    async def send(message: dict[str, Any]) -> None:
+        pass
+
+    asyncio.run(middleware(scope, receive, send))
+
+
+def test_forwarding_headers_with_no_proxy_configured_are_reported_once_without_addresses(
+        caplog: pytest.LogCaptureFixture) -> None:
+    reached: list[int] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        reached.append(1)
+
+    middleware = ForwardingHeadersWarning(app)
+    with caplog.at_level(logging.WARNING, logger="gateway.addresses"):
+        _call(middleware, [(b"host", b"segin")])
+        assert not caplog.records  # no forwarding header: nothing to say
+        for n in range(3):
+            _call(middleware, [(b"x-forwarded-for", f"203.0.113.{n}".encode())])
+    assert len(reached) == 4  # every request goes on
+    assert [r.getMessage() for r in caplog.records if "SEGIN_FORWARDED_ALLOW_IPS" in r.getMessage()] == [
+        caplog.records[0].getMessage()] and len(caplog.records) == 1
+    assert "203.0.113" not in caplog.text and "192.0.2.50" not in caplog.text
 
 
 def test_trusted_proxies_are_addresses_or_networks_only() -> None:
