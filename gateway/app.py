@@ -28,6 +28,7 @@ from gateway.oauth import AuthorizationServer, metadata, open_sync_pool, openid_
 from gateway.registry import Registry
 from gateway.revocation import Publisher
 from gateway.schema import LIMITS, Context, schema
+from gateway.service_tokens import ServiceTokens
 from gateway.throttle import FailureThrottle, GuessGuard, client_fields, log_failure, log_throttled
 from kernel.bus import connect
 from kernel.config import Settings
@@ -106,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.update(
             pool=pool, keys=keyring, nats=nc, registry=Registry(pool), oauth=oauth, verifier=verifier,
             publisher=publisher, secret=secret, known=KnownSources(sync_pool, secret),
+            service_tokens=ServiceTokens(keyring, settings.issuer),
             login=LoginFlow(oauth, sync_pool, secret, settings.issuer, per_ip,
                             secure_cookie=settings.issuer.startswith("https://")),
         )
@@ -138,7 +140,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except Unauthenticated as exc:
             raise AuthFailure(exc.message, token_sent=token is not None) from None
         return Context(principal=principal, nats=state["nats"], registry=state["registry"],
-                       timeout=settings.request_timeout, max_calls=LIMITS.max_service_calls)
+                       service_tokens=state["service_tokens"], timeout=settings.request_timeout,
+                       max_calls=LIMITS.max_service_calls)
 
     # No subscriptions exist: no WebSocket transport, which would bypass the HTTP body limit.
     router = LimitedGraphQLRouter(schema, context_getter=get_context, graphql_ide=None, subscription_protocols=())

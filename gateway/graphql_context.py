@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from strawberry.fastapi import BaseContext
 
 from gateway.registry import Registry
+from gateway.service_tokens import ServiceTokens
 from kernel import rpc
 from kernel.errors import SeginError, field_problems
 from kernel.tokens import Principal
@@ -21,6 +22,7 @@ class Context(BaseContext):
     principal: Principal
     nats: Nats
     registry: Registry
+    service_tokens: ServiceTokens
     timeout: float
     max_calls: int = 50
     calls: int = field(default=0, init=False)
@@ -29,10 +31,12 @@ class Context(BaseContext):
         return self.max_calls - self.calls
 
     async def ask(self, subject: str, payload: dict[str, Any]) -> Any:
-        """Call a service with the caller's own token: the service decides access itself.
+        """Call a service as the caller: the service decides access itself.
 
-        The request's call budget is checked here too, for what the document's static count
-        (``gateway/limits.py``) cannot see.
+        The service gets an internal token for it alone, never the caller's API token
+        (``gateway/service_tokens.py``): whoever reads that service's requests on NATS cannot
+        use it at the public API or at another service. The request's call budget is checked
+        here too, for what the document's static count (``gateway/limits.py``) cannot see.
         """
         if self.calls >= self.max_calls:
             raise GraphQLError(f"This request has used its {self.max_calls} service calls "
@@ -40,7 +44,8 @@ class Context(BaseContext):
                                extensions={"code": "QUERY_TOO_COMPLEX", "limit": "max_service_calls"})
         self.calls += 1
         try:
-            return await rpc.call(self.nats, subject, payload, self.principal.token, timeout=self.timeout)
+            token = self.service_tokens.for_subject(self.principal, subject)
+            return await rpc.call(self.nats, subject, payload, token, timeout=self.timeout)
         except SeginError as exc:
             raise as_graphql_error(exc) from None
 

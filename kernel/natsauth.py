@@ -9,7 +9,8 @@ connects with credentials of its own, and each role is allowed only what it does
   ``$SRV`` monitoring subjects, uses the JetStream API for its own consumers only, and reads (never
   writes) ``REVOKED_TOKENS``;
 - the gateway only makes requests (``svc.>``, ``$SRV.PING``) and writes ``REVOKED_TOKENS``; it
-  cannot subscribe to ``svc.>``, so only the owning service ever sees a forwarded token;
+  cannot subscribe to ``svc.>``, so only the owning service ever sees a request's token (an
+  internal token valid at that service alone: ``gateway/service_tokens.py``);
 - every process receives replies on an inbox prefix of its own (``_INBOX.segin-<role>``), so no
   process can read another's replies; the operator role (CLIs, provisioning) is unrestricted.
 

@@ -1,8 +1,9 @@
 """Request/reply over NATS: ``nats.micro`` endpoints with one reply envelope, and the caller side.
 
 Reply envelope: ``{"data": ...}`` on success, ``{"error": {"code", "message", "field"}}`` on
-refusal. Every request carries the caller's bearer token and trace context in headers; the
-service verifies the token itself.
+refusal. Every request carries a bearer token naming the caller (the gateway's internal token for
+that service, never the caller's API token: ``gateway/service_tokens.py``) and trace context in
+headers; the service verifies the token itself.
 """
 
 from __future__ import annotations

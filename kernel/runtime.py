@@ -29,7 +29,7 @@ from kernel.outbox import OutboxRelay
 from kernel.retention import Retention, run_pruning
 from kernel.rpc import Endpoint, EndpointServer
 from kernel.telemetry import setup_telemetry
-from kernel.tokens import Principal, TokenVerifier, http_key_loader
+from kernel.tokens import INTERNAL_TOKEN_TYPE, Principal, TokenVerifier, http_key_loader, service_audience
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +72,9 @@ async def run(app: ServiceApp, settings: Settings | None = None, stop: asyncio.E
 
     denylist = DenyList()  # revoked tokens, watched from NATS before the first request is served
     await denylist.start(js, stop, replicas=settings.stream_replicas)
-    verifier = TokenVerifier(http_key_loader(settings.jwks_url), settings.issuer, settings.audience,
-                             denylist=denylist)
+    # Only internal tokens the gateway made for this service: never a client's API token.
+    verifier = TokenVerifier(http_key_loader(settings.jwks_url), settings.issuer, service_audience(app.name),
+                             denylist=denylist, token_types=(INTERNAL_TOKEN_TYPE,))
     # Every service answers the steward's audit queries on its own chain: plumbing, not domain.
     endpoints = [Endpoint(f"svc.{app.name}.{name}", partial(handler, pool)) for name, handler in app.endpoints.items()]
     endpoints += audit_endpoints(app.schema, app.name, pool)

@@ -1,4 +1,11 @@
-"""Verification of the gateway's RFC 9068 JWT access tokens, done by every process itself."""
+"""Verification of the gateway's tokens, done by every process itself.
+
+Two kinds, never interchangeable: RFC 9068 access tokens (``typ: at+jwt``, ``aud`` the public API)
+are what clients present to the gateway; internal tokens (``typ: segin-internal+jwt``, ``aud``
+``segin-svc:<service>``) are what the gateway sends one service for one caller
+(``gateway/service_tokens.py``). A service accepts only internal tokens addressed to itself, so
+a token seen on the bus is worth nothing at the public API or at another service.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +26,8 @@ from kernel.denylist import DenyList
 from kernel.errors import Forbidden, Unauthenticated
 
 ALGORITHMS = ["RS256"]
+ACCESS_TOKEN_TYPES = ("at+jwt", "application/at+jwt")  # RFC 9068 §2.1
+INTERNAL_TOKEN_TYPE = "segin-internal+jwt"
 KeyLoader = Callable[[], Awaitable[KeySet]]
 
 
@@ -33,10 +42,34 @@ class Principal:
     jti: str
     token: str = field(repr=False)
     org_type: str | None = None  # STATE, NGO, INTERNATIONAL…: consent may name a type of organisation
+    # When the token was issued and expires: an internal token derived from it keeps the one
+    # (so revoking the client stops it) and never outlives the other. Not part of who calls.
+    issued_at: int | None = field(default=None, compare=False)
+    expires_at: int | None = field(default=None, compare=False)
+
+    @classmethod
+    def from_claims(cls, claims: dict[str, Any], token: str) -> "Principal":
+        """The caller named by already verified claims."""
+        return cls(
+            subject=str(claims["sub"]),
+            org_id=str(claims["org"]),
+            client_id=str(claims.get("client_id", "")),
+            scopes=frozenset(str(claims.get("scope", "")).split()),
+            jti=str(claims["jti"]),
+            token=token,
+            org_type=str(claims["org_type"]) if claims.get("org_type") else None,
+            issued_at=int(claims["iat"]) if isinstance(claims.get("iat"), (int, float)) else None,
+            expires_at=int(claims["exp"]),
+        )
 
     def require(self, scope: str) -> None:
         if scope not in self.scopes:
             raise Forbidden(f"This operation needs the '{scope}' scope.", code="INSUFFICIENT_SCOPE")
+
+
+def service_audience(service: str) -> str:
+    """The ``aud`` of internal tokens for ``service``: only that service accepts them."""
+    return f"segin-svc:{service}"
 
 
 def http_key_loader(jwks_url: str) -> KeyLoader:
@@ -55,12 +88,15 @@ class TokenVerifier:
     Keys are cached; an unknown ``kid`` triggers at most one refresh every ``refresh_after`` s,
     so a forged ``kid`` cannot make us hammer the key endpoint, while a key rotated in by the
     gateway is picked up within seconds. ``denylist`` (``kernel.denylist``) names revoked tokens
-    and clients.
+    and clients. ``token_types``: the ``typ`` values accepted (access tokens at the gateway,
+    ``INTERNAL_TOKEN_TYPE`` in services), so one kind is never taken for the other.
     """
 
     def __init__(self, load_keys: KeyLoader, issuer: str, audience: str, *, refresh_after: float = 5.0,
-                 leeway: int = 30, denylist: DenyList | None = None) -> None:
+                 leeway: int = 30, denylist: DenyList | None = None,
+                 token_types: tuple[str, ...] = ACCESS_TOKEN_TYPES) -> None:
         self._load_keys, self.issuer, self.audience = load_keys, issuer, audience
+        self._token_types = tuple(t.lower() for t in token_types)
         self._keys: KeySet | None = None
         self._loaded_at = 0.0
         self._refresh_after, self._leeway = refresh_after, leeway
@@ -97,15 +133,7 @@ class TokenVerifier:
         except (ValueError, KeyError, TypeError, IndexError) as exc:
             raise Unauthenticated("The access token is invalid or expired.") from exc
         claims = self.check(token, await self._keyset(kid))
-        return Principal(
-            subject=str(claims["sub"]),
-            org_id=str(claims["org"]),
-            client_id=str(claims.get("client_id", "")),
-            scopes=frozenset(str(claims.get("scope", "")).split()),
-            jti=str(claims["jti"]),
-            token=token,
-            org_type=str(claims["org_type"]) if claims.get("org_type") else None,
-        )
+        return Principal.from_claims(claims, token)
 
     def check(self, token: str, keys: KeySet) -> dict[str, Any]:
         """Verify ``token`` against ``keys`` and return its claims, or raise ``Unauthenticated``.
@@ -117,7 +145,7 @@ class TokenVerifier:
             header = _header(token)
             if header.get("alg") not in ALGORITHMS:
                 raise Unauthenticated("The access token is invalid.")
-            if str(header.get("typ", "")).lower() not in ("at+jwt", "application/at+jwt"):
+            if str(header.get("typ", "")).lower() not in self._token_types:
                 raise Unauthenticated("The access token is invalid.")
             decoded = jwt.decode(token, keys, algorithms=ALGORITHMS)
             self._claims.validate(decoded.claims)

@@ -23,7 +23,7 @@ from authlib.integrations.httpx_client import OAuth2Client
 
 from kernel.platform import Platform
 from tests.e2e.conftest import eventually, start_platform, stop_platform
-from tests.e2e.helpers_tokens import claims_for, sign, signing_key, token_parts
+from tests.e2e.helpers_tokens import claims_for, internal_token, sign, signing_key, token_parts
 from tests.e2e.test_oauth_login import admin, person, public_client, refresh, tokens_for
 
 pytestmark = pytest.mark.e2e
@@ -37,7 +37,10 @@ def gateway_status(platform: Platform, token: str) -> int:
 
 
 def service_code(platform: Platform, token: str) -> str:
-    """The intake service's own verdict on a token: NOT_FOUND (it got past authentication) or UNAUTHENTICATED."""
+    """The intake service's own verdict on an API token: NOT_FOUND (it got past authentication) or
+    UNAUTHENTICATED. Services accept only the gateway's internal tokens, so it asks with the one the
+    gateway would send intake for ``token`` (same jti, client and iat: revocation must reach it)."""
+    token = internal_token(platform, token, "intake")
 
     async def ask() -> dict[str, Any]:
         nc = await nats.connect(**platform.nats_options(), name="segin-e2e-oauth")

@@ -17,9 +17,12 @@ from joserfc.jwk import RSAKey
 from kernel.platform import DEMO_DATA, Platform
 from tests.e2e.conftest import Api, arrival
 from tests.e2e.helpers_tokens import (
+    INTERNAL,
     b64url_json,
     claims_for,
     hs256_token,
+    internal_claims_for,
+    internal_token,
     sign,
     signing_key,
     token_parts,
@@ -366,7 +369,36 @@ async def test_service_refuses_a_request_without_a_token(platform: Platform) -> 
     assert "data" not in reply
 
 
-@pytest.mark.parametrize("forge", [_alg_none, _hs256_with_public_key, _tampered_org, _expired, _unknown_kid],
+# Services accept only the gateway's internal tokens (gateway/service_tokens.py), so these forgeries
+# are shaped as internal tokens for intake: each is refused for its own flaw, not for being an API
+# token (tests/e2e/test_internal_tokens.py checks that API tokens are refused too).
+
+
+def _svc_alg_none(p: Platform) -> str:
+    return unsigned_token(internal_claims_for(p), kid=signing_key(p).kid, **INTERNAL)
+
+
+def _svc_hs256_with_public_key(p: Platform) -> str:
+    key = signing_key(p)
+    return hs256_token(key.as_pem(private=False), internal_claims_for(p), kid=key.kid, **INTERNAL)
+
+
+def _svc_tampered_org(p: Platform) -> str:
+    return with_claims_replaced(internal_token(p, p.token("dgme")), org="ame")
+
+
+def _svc_expired(p: Platform) -> str:
+    now = int(time.time())
+    return sign(signing_key(p), internal_claims_for(p, iat=now - 7200, nbf=now - 7200, exp=now - 3600), **INTERNAL)
+
+
+def _svc_unknown_kid(p: Platform) -> str:
+    stranger = RSAKey.generate_key(2048, private=True)
+    return sign(stranger, internal_claims_for(p), kid="not-a-segin-key", **INTERNAL)
+
+
+@pytest.mark.parametrize("forge", [_svc_alg_none, _svc_hs256_with_public_key, _svc_tampered_org, _svc_expired,
+                                   _svc_unknown_kid],
                          ids=["alg-none", "hs256-public-key", "tampered-org", "expired", "unknown-kid"])
 async def test_service_refuses_a_forged_token(platform: Platform, forge: Callable[[Platform], str]) -> None:
     reply = await _ask(platform, "svc.intake.get_case", {"case_id": str(uuid.uuid4())},
@@ -376,7 +408,7 @@ async def test_service_refuses_a_forged_token(platform: Platform, forge: Callabl
 
 
 async def test_service_answers_a_valid_token(platform: Platform) -> None:
-    """Control: the same request with a real token gets past authentication (to NOT_FOUND)."""
+    """Control: the same request with a real (internal) token gets past authentication (to NOT_FOUND)."""
     reply = await _ask(platform, "svc.intake.get_case", {"case_id": str(uuid.uuid4())},
-                       {"Authorization": f"Bearer {platform.token('dgme')}"})
+                       {"Authorization": f"Bearer {internal_token(platform, platform.token('dgme'))}"})
     assert reply.get("error", {}).get("code") == "NOT_FOUND", reply

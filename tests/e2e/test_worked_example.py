@@ -21,6 +21,7 @@ import pytest
 
 from kernel.platform import Platform
 from tests.e2e.conftest import ARRIVAL_MUTATION, Api, arrival, eventually
+from tests.e2e.helpers_tokens import internal_token
 
 pytestmark = pytest.mark.e2e
 
@@ -120,6 +121,8 @@ def cases_named(platform: Platform, given_name: str) -> int:
 
 
 async def nats_ask(platform: Platform, token: str, subject: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """Ask a service directly as ``token``'s holder, with the internal token the gateway would send it."""
+    token = internal_token(platform, token, subject.split(".")[1])
     nc = await nats.connect(**platform.nats_options(), name="segin-e2e-worked-example")
     try:
         msg = await nc.request(subject, json.dumps(payload).encode(), timeout=10,
