@@ -19,7 +19,7 @@ import psycopg
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-from kernel.platform import Platform
+from devstack.platform import Platform
 
 
 def b64url(raw: bytes) -> str:

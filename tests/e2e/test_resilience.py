@@ -18,7 +18,7 @@ import httpx
 import psycopg
 import pytest
 
-from kernel.platform import Platform
+from devstack.platform import Platform
 from tests.e2e.conftest import ARRIVAL_MUTATION, arrival, eventually, start_platform, stop_platform
 
 pytestmark = pytest.mark.e2e

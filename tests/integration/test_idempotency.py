@@ -16,7 +16,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from kernel.db import idempotent, migrate, open_pool
 from kernel.errors import Conflict
-from kernel.localstack import PostgresServer
+from devstack.localstack import PostgresServer
 
 CONCURRENCY = 10
 

@@ -14,8 +14,8 @@ import nats
 import psycopg
 import pytest
 
-from kernel import localstack
-from kernel.localstack import LocalStackError, NatsServer, PostgresServer
+from devstack import localstack
+from devstack.localstack import LocalStackError, NatsServer, PostgresServer
 
 STREAM = "LOCALSTACK_TEST"
 

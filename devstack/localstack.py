@@ -52,6 +52,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def port_taken(host: str, port: int) -> bool:
+    """Whether a server could not listen on host:port because someone already does (bound as
+    uvicorn binds: SO_REUSEADDR, so a port merely in TIME_WAIT counts as free)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
 def use_wheels() -> bool:
     """SEGIN_USE_WHEELS=1 forces the wheel binaries, so that both paths can be tested."""
     return os.environ.get("SEGIN_USE_WHEELS", "").lower() in {"1", "true", "yes"}
@@ -233,7 +245,7 @@ def _chown_tree(root: Path, account: pwd.struct_passwd) -> None:
 
 
 _PG_HBA = """\
-# Written by kernel/localstack.py: PRIVATE DEVELOPMENT SERVER FOR ONE MACHINE ONLY.
+# Written by devstack/localstack.py: PRIVATE DEVELOPMENT SERVER FOR ONE MACHINE ONLY.
 # Every local connection is trusted without a password: any user or process on this machine may
 # connect as the superuser. Never use this file, nor this server, in production: there, set
 # DATABASE_URL to a server requiring scram-sha-256 passwords or client certificates (pg_hba
