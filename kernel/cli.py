@@ -142,8 +142,8 @@ def add_plugin_commands(sub: argparse._SubParsersAction) -> None:  # type: ignor
         try:
             add = entry.load()
         except ModuleNotFoundError as exc:
-            if exc.name != entry.module.partition(".")[0]:
-                raise  # the package is there but broken: say so
+            if not exc.name or not f"{entry.module}.".startswith(f"{exc.name}."):
+                raise  # not the entry's own package missing, but something it needs: say so
             continue
         add(sub)
 

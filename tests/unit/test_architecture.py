@@ -69,3 +69,21 @@ def test_every_consumer_a_service_runs_is_declared_in_contracts() -> None:
     assert running == declared
     for app in (INTAKE, REFERRAL, NOTIFICATIONS):
         assert all(event_producer(s) == app.name for stream in app.streams for s in stream.subjects)
+
+
+def test_segin_keeps_the_operator_commands_where_devstack_is_not_installed() -> None:
+    """The image leaves devstack out: `segin dlq|audit|nats-provision` must still work there."""
+    code = ("import sys\n"
+            "class Absent:\n"  # as if the package were not installed
+            "    def find_spec(self, name, *_):\n"
+            "        if name.partition('.')[0] == 'devstack':\n"
+            "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+            "sys.meta_path.insert(0, Absent())\n"
+            "from kernel.cli import main; main(['--help'])")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    commands = re.search(r"\{(.*?)\}", result.stdout)
+    assert commands and set(commands.group(1).split(",")) == {"dlq", "nats-provision", "audit"}
+    everything = subprocess.run([sys.executable, "-m", "kernel.cli", "--help"], cwd=REPO, capture_output=True,
+                                text=True, timeout=60)
+    assert "run" in everything.stdout and "token" in everything.stdout, "a developer install adds them"
