@@ -790,7 +790,7 @@ def main(argv: list[str] | None = None) -> int:
             base_url = args.url.rstrip("/").removesuffix("/graphql")
             secrets_file = args.secrets or Path(os.environ.get("SEGIN_DATA_DIR", ".data")) / "demo-clients.json"
         else:
-            from kernel.platform import Platform
+            from devstack.platform import Platform
 
             # Reachable by the unprivileged postgres user when this runs as root.
             data_dir = Path(tempfile.mkdtemp(prefix="segin-bench-"))

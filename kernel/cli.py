@@ -1,78 +1,16 @@
-"""``segin``: run the whole platform on one machine, get a demo token, inspect dead letters, check the audit trail."""
+"""``segin``: the operator's commands on a production host: dead letters, streams, the audit trail.
+
+Developer commands (``segin run``, ``segin token``) come from the ``devstack`` package through the
+``segin.commands`` entry points, so kernel never imports them and an image without devstack (the
+container image) simply lacks them.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import signal
-import sys
-import threading
-from pathlib import Path
-
-
-def _data_dir() -> Path:
-    return Path(os.environ.get("SEGIN_DATA_DIR", ".data")).resolve()
-
-
-def run(args: argparse.Namespace) -> None:
-    from kernel.natsauth import redact
-    from kernel.platform import Platform
-
-    platform = Platform(
-        _data_dir(), http_port=args.port, database_url=os.environ.get("DATABASE_URL"),
-        nats_url=os.environ.get("NATS_URL"),
-    )
-    stopping = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stopping.set())
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    print("Segin: starting PostgreSQL, NATS, services and gateway…", flush=True)
-    try:
-        platform.start()
-        nats_users = (f"\n  NATS credentials   {platform.nats.credentials_path}  (one user per process;"
-                      " CLIs: NATS_USER=operator, NATS_PASSWORD from that file)") if platform.nats else ""
-        print(
-            f"""
-Segin is running.
-  GraphQL API        {platform.graphql_url}
-  OAuth metadata     {platform.base_url}/.well-known/oauth-authorization-server
-  Readiness          {platform.base_url}/readyz
-  PostgreSQL         {platform.database_url}
-  NATS               {redact(platform.nats_url)}{nats_users}
-  Logs               {platform.log_dir}
-  Demo clients       {platform.secrets_file}  (organisations: dgme, ame, iom, unicef, unhcr, csref-gao, …)
-
-Get a demo token:   .venv/bin/segin token dgme
-Stop:               Ctrl-C
-""",
-            flush=True,
-        )
-        while not stopping.wait(1):
-            for name, proc in platform.processes.items():
-                if proc.poll() is not None:
-                    print(f"{name} exited ({proc.returncode}); see {platform.log_dir}/{name}.log", file=sys.stderr)
-                    stopping.set()
-    finally:
-        print("Segin: stopping…", flush=True)
-        platform.stop()
-        print("Segin: stopped.", flush=True)
-
-
-def token(args: argparse.Namespace) -> None:
-    import httpx
-
-    secrets = json.loads((_data_dir() / "demo-clients.json").read_text())
-    if args.org not in secrets:
-        raise SystemExit(f"no demo client for '{args.org}'; known: {', '.join(sorted(secrets))}")
-    client = secrets[args.org]
-    form = {"grant_type": "client_credentials", **({"scope": args.scope} if args.scope else {})}
-    try:
-        response = httpx.post(f"{args.url}/oauth/token", data=form, auth=(client["client_id"], client["client_secret"]))
-    except httpx.HTTPError as exc:
-        raise SystemExit(f"cannot reach the gateway at {args.url} ({type(exc).__name__}); is `make run` running?")
-    if response.status_code != 200:
-        raise SystemExit(f"token refused: {response.text}")
-    print(response.json()["access_token"])
+from importlib import metadata
 
 
 def dlq(args: argparse.Namespace) -> None:
@@ -197,17 +135,24 @@ def audit(args: argparse.Namespace) -> None:
     raise SystemExit(code)
 
 
+def add_plugin_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Let installed packages add commands (entry point group ``segin.commands``: a function taking
+    the subparsers). One whose package is absent here (devstack in the image) is left out."""
+    for entry in metadata.entry_points(group="segin.commands"):
+        try:
+            add = entry.load()
+        except ModuleNotFoundError as exc:
+            if not exc.name or not f"{entry.module}.".startswith(f"{exc.name}."):
+                raise  # not the entry's own package missing, but something it needs: say so
+            continue
+        add(sub)
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="segin", description=__doc__)
+    parser = argparse.ArgumentParser(prog="segin", description="Segin operator tools (dlq, nats-provision, audit)"
+                                     " and, where devstack is installed, the developer's run and token.")
     sub = parser.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run", help="start the whole platform on this machine")
-    r.add_argument("--port", type=int, default=int(os.environ.get("SEGIN_PORT", "8000")))
-    r.set_defaults(func=run)
-    t = sub.add_parser("token", help="print an access token for a demo organisation")
-    t.add_argument("org")
-    t.add_argument("--scope")
-    t.add_argument("--url", default=os.environ.get("SEGIN_URL", "http://127.0.0.1:8000"))
-    t.set_defaults(func=token)
+    add_plugin_commands(sub)
     d = sub.add_parser("dlq", help="list or replay dead-lettered events (uses NATS_URL)")
     d.add_argument("action", choices=["list", "replay"])
     d.add_argument("sequences", nargs="*", type=int, help="dead-letter sequences to replay (default: all listed)")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kernel.localstack import NatsServer, PostgresServer
+from devstack.localstack import NatsServer, PostgresServer
 
 
 def traversable_tmpdir(prefix: str) -> Path:

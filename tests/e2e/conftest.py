@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from kernel.platform import Platform
+from devstack.platform import Platform
 from tests.conftest import traversable_tmpdir
 
 ARRIVAL_MUTATION = """

@@ -20,7 +20,7 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 
 from gateway import service_tokens
-from kernel.platform import Platform
+from devstack.platform import Platform
 from kernel.tokens import INTERNAL_TOKEN_TYPE, Principal, service_audience
 
 

@@ -10,7 +10,7 @@ import uuid
 import psycopg
 import pytest
 
-from kernel.platform import ROOT, Platform
+from devstack.platform import ROOT, Platform
 from tests.e2e.conftest import Api, arrival, eventually
 
 pytestmark = pytest.mark.e2e

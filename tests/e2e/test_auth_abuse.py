@@ -18,7 +18,7 @@ import httpx
 import psycopg
 import pytest
 
-from kernel.platform import Platform
+from devstack.platform import Platform
 from tests.e2e.conftest import eventually, start_platform, stop_platform
 from tests.e2e.test_oauth_lifecycle import (
     confidential_client,

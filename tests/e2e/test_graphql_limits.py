@@ -15,7 +15,7 @@ import httpx
 import psycopg
 import pytest
 
-from kernel.platform import Platform
+from devstack.platform import Platform
 from tests.e2e.conftest import Api, arrival
 
 pytestmark = pytest.mark.e2e

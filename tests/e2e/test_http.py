@@ -9,7 +9,7 @@ import httpx
 import psycopg
 import pytest
 
-from kernel.platform import Platform
+from devstack.platform import Platform
 from tests.e2e.conftest import Api
 
 pytestmark = pytest.mark.e2e

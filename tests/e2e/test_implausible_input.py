@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from kernel.platform import Platform
+from devstack.platform import Platform
 from tests.e2e.conftest import Api, arrival
 from tests.e2e.test_bad_input import submit
 

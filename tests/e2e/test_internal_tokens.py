@@ -20,7 +20,7 @@ import httpx
 import nats
 import pytest
 
-from kernel.platform import Platform
+from devstack.platform import Platform
 from kernel.tokens import INTERNAL_TOKEN_TYPE
 from tests.e2e.conftest import Api, arrival, eventually
 from tests.e2e.helpers_tokens import token_parts

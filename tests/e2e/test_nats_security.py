@@ -17,8 +17,8 @@ import pytest
 from contracts.channels import REFERRAL_CREATED
 from kernel.deadletters import list_dead_letters
 from kernel.events import new_event
-from kernel.localstack import free_port
-from kernel.platform import Platform
+from devstack.localstack import free_port
+from devstack.platform import Platform
 from tests.conftest import traversable_tmpdir
 from tests.e2e.conftest import Api, arrival, eventually, stop_platform
 from tests.e2e.test_worked_example import NOTIFICATIONS

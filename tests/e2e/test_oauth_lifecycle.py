@@ -21,7 +21,7 @@ import psycopg
 import pytest
 from authlib.integrations.httpx_client import OAuth2Client
 
-from kernel.platform import Platform
+from devstack.platform import Platform
 from tests.e2e.conftest import eventually, start_platform, stop_platform
 from tests.e2e.helpers_tokens import claims_for, internal_token, sign, signing_key, token_parts
 from tests.e2e.test_oauth_login import admin, person, public_client, refresh, tokens_for

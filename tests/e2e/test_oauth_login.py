@@ -25,7 +25,7 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from contracts.scopes import ROLE_SCOPES
-from kernel.platform import DEMO_DATA, ROOT, Platform
+from devstack.platform import DEMO_DATA, ROOT, Platform
 from tests.e2e.conftest import eventually, start_platform, stop_platform
 
 pytestmark = pytest.mark.e2e

@@ -18,7 +18,7 @@ import httpx
 import psycopg
 import pytest
 
-from kernel.platform import Platform
+from devstack.platform import Platform
 from tests.e2e.conftest import ARRIVAL_MUTATION, arrival, eventually, start_platform, stop_platform
 
 pytestmark = pytest.mark.e2e
@@ -46,8 +46,27 @@ def flight(n: int) -> list[dict[str, Any]]:
     return people
 
 
+class Attempts:
+    """How many registration attempts clients have finished, answered or not: a disruption lasts
+    until the flight went on during it, however slow the machine, rather than a fixed time."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._changed = threading.Condition()
+
+    def add(self) -> None:
+        with self._changed:
+            self.count += 1
+            self._changed.notify_all()
+
+    def wait_for_more(self, more: int, timeout: float = 120) -> None:
+        with self._changed:
+            target = self.count + more
+            assert self._changed.wait_for(lambda: self.count >= target, timeout), "the flight stalled"
+
+
 def register_until_done(platform: Platform, token: str, person: dict[str, Any], key: str,
-                        deadline: float) -> str:
+                        deadline: float, attempts: Attempts | None = None) -> str:
     """Retry with the same idempotency key until the platform answers with a case id."""
     while time.monotonic() < deadline:
         try:
@@ -61,7 +80,10 @@ def register_until_done(platform: Platform, token: str, person: dict[str, Any], 
             assert codes <= {"UNAVAILABLE", None}, body  # only "retry later" is acceptable here
         except httpx.HTTPError:
             pass
-        time.sleep(0.2)
+        finally:
+            if attempts is not None:
+                attempts.add()
+        time.sleep(0.2)  # a client's pause between retries, not a wait for the platform
     raise AssertionError("arrival not registered before the deadline")
 
 
@@ -83,7 +105,8 @@ def counts(platform: Platform) -> dict[str, Any]:
 
 
 def run_flight_with_disruption(platform: Platform, n: int, disrupt: Any) -> list[str]:
-    """Register ``n`` arrivals from 4 clients; call ``disrupt`` once a quarter of them are in."""
+    """Register ``n`` arrivals from 4 clients; call ``disrupt(flight_went_on)`` once a quarter of
+    them are in (``flight_went_on()`` returns once the other clients made a few more attempts)."""
     token = platform.token("dgme")
     people = flight(n)
     keys = [str(uuid.uuid4()) for _ in people]
@@ -91,17 +114,18 @@ def run_flight_with_disruption(platform: Platform, n: int, disrupt: Any) -> list
     lock = threading.Lock()
     disrupted = threading.Event()
     deadline = time.monotonic() + 180
+    attempts = Attempts()
 
     def one(i: int) -> str:
         nonlocal done
-        case_id = register_until_done(platform, token, people[i], keys[i], deadline)
+        case_id = register_until_done(platform, token, people[i], keys[i], deadline, attempts)
         with lock:
             done += 1
             fire = done >= n // 4 and not disrupted.is_set()
             if fire:
                 disrupted.set()
         if fire:
-            disrupt()
+            disrupt(lambda: attempts.wait_for_more(3))
         return case_id
 
     with ThreadPoolExecutor(max_workers=4) as pool:
@@ -123,9 +147,9 @@ def test_nats_restart_mid_flight_loses_and_duplicates_nothing(own_platform: Plat
     nats = own_platform.nats
     assert nats is not None
 
-    def restart_nats() -> None:
+    def restart_nats(flight_went_on: Any) -> None:
         nats.stop()
-        time.sleep(2)  # a real outage: requests fail meanwhile, clients keep retrying
+        flight_went_on()  # a real outage: requests fail meanwhile, clients keep retrying
         nats.start()
 
     case_ids = run_flight_with_disruption(own_platform, n, restart_nats)
@@ -137,9 +161,9 @@ def test_nats_killed_mid_flight_loses_and_duplicates_nothing(own_platform: Platf
     nats = own_platform.nats
     assert nats is not None
 
-    def crash_nats() -> None:
+    def crash_nats(flight_went_on: Any) -> None:
         nats.kill()
-        time.sleep(1)
+        flight_went_on()
         nats.start()
 
     case_ids = run_flight_with_disruption(own_platform, n, crash_nats)
@@ -150,9 +174,9 @@ def test_nats_killed_mid_flight_loses_and_duplicates_nothing(own_platform: Platf
 def test_service_killed_mid_flight_loses_and_duplicates_nothing(own_platform: Platform, victim: str) -> None:
     n = 30
 
-    def crash_and_restart() -> None:
+    def crash_and_restart(flight_went_on: Any) -> None:
         own_platform.kill_process(victim)  # SIGKILL: no graceful shutdown, work in flight is cut
-        time.sleep(1)
+        flight_went_on()
         own_platform.start_process(victim)
 
     case_ids = run_flight_with_disruption(own_platform, n, crash_and_restart)

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from joserfc.jwk import RSAKey
 
-from kernel.platform import DEMO_DATA, Platform
+from devstack.platform import DEMO_DATA, Platform
 from tests.e2e.conftest import Api, arrival
 from tests.e2e.helpers_tokens import (
     INTERNAL,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 
-from kernel.platform import Platform
+from devstack.platform import Platform
 from tests.e2e.conftest import ARRIVAL_MUTATION, Api, arrival, eventually
 
 

@@ -19,7 +19,7 @@ import nats
 import psycopg
 import pytest
 
-from kernel.platform import Platform
+from devstack.platform import Platform
 from tests.e2e.conftest import ARRIVAL_MUTATION, Api, arrival, eventually
 from tests.e2e.helpers_tokens import internal_token
 

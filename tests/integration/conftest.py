@@ -8,7 +8,7 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from kernel.db import migrate, open_pool
-from kernel.localstack import PostgresServer
+from devstack.localstack import PostgresServer
 from services.intake.app import APP
 
 

@@ -27,7 +27,7 @@ from kernel import audit
 from kernel.audit import AuditEntry, Problem, chain_head, entry_hash, record, search, verify
 from kernel.db import migrate, open_pool
 from kernel.errors import BadInput, SeginError
-from kernel.localstack import PostgresServer
+from devstack.localstack import PostgresServer
 from kernel.tokens import Principal
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -16,7 +16,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from kernel.db import idempotent, migrate, open_pool
 from kernel.errors import Conflict
-from kernel.localstack import PostgresServer
+from devstack.localstack import PostgresServer
 
 CONCURRENCY = 10
 
@@ -185,6 +185,21 @@ async def test_rolled_back_attempt_releases_the_key(db: Db) -> None:
     assert operation.runs == 1
 
 
+async def blocked_on_a_lock(db: Db, timeout: float = 30) -> None:
+    """Return once another session of this database waits for a lock (its own connection: the
+    pool's are the code under test's)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    async with await psycopg.AsyncConnection.connect(db.pool.conninfo, autocommit=True) as conn:
+        while True:
+            cur = await conn.execute("select count(*) from pg_stat_activity"
+                                     " where wait_event_type = 'Lock' and datname = current_database()")
+            row = await cur.fetchone()
+            if row and row[0]:
+                return
+            assert asyncio.get_running_loop().time() < deadline, "no session ever waited for the key row"
+            await asyncio.sleep(0.02)
+
+
 async def test_duplicate_waiting_on_a_rolled_back_first_attempt_produces_itself(db: Db) -> None:
     """The first claimant fails after the duplicate queued behind its key row: the duplicate runs."""
     claimed = asyncio.Event()
@@ -208,7 +223,7 @@ async def test_duplicate_waiting_on_a_rolled_back_first_attempt_produces_itself(
     failing_task = asyncio.create_task(first_attempt())
     await asyncio.wait_for(claimed.wait(), 10)
     duplicate = asyncio.create_task(operation("org-a", "key-0009", {"label": "tent"}))
-    await asyncio.sleep(0.2)  # let the duplicate block on the key row
+    await blocked_on_a_lock(db)  # the duplicate queued behind the key row, however slow the machine
     assert not duplicate.done()
     release.set()
     with pytest.raises(Boom):

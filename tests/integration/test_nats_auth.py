@@ -26,7 +26,7 @@ from nats.js.errors import KeyNotFoundError
 from contracts.channels import REFERRAL_STREAM
 from kernel.bus import connect, ensure_stream, provision
 from kernel.denylist import BUCKET, DenyList, jti_entry
-from kernel.localstack import NatsServer, free_port
+from devstack.localstack import NatsServer, free_port
 from kernel.natsauth import GATEWAY, OPERATOR, NatsAuth, inbox_prefix, permissions, redact
 
 WAIT = 10.0

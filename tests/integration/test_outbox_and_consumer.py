@@ -29,7 +29,7 @@ from contracts.channels import DEAD_LETTER_STREAM, EventChannel, StreamSpec, dea
 from kernel.bus import ConsumerSpec, EventConsumer, connect, ensure_stream
 from kernel.db import Connection, migrate, open_pool
 from kernel.events import CloudEvent, new_event
-from kernel.localstack import NatsServer, PostgresServer
+from devstack.localstack import NatsServer, PostgresServer
 from kernel.outbox import OutboxRelay, add_event
 
 WAIT = 20.0  # upper bound for anything that should happen "promptly"

@@ -9,7 +9,7 @@ import psycopg
 from psycopg import sql
 
 from kernel.db import migrate, open_pool
-from kernel.localstack import PostgresServer
+from devstack.localstack import PostgresServer
 from kernel.retention import Retention, prune
 
 

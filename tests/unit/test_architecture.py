@@ -30,7 +30,29 @@ def test_import_contracts_are_kept() -> None:
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"import rules broken (see .importlinter):\n{output}"
     kept = re.search(r"Contracts: (\d+) kept, 0 broken", output)
-    assert kept and int(kept.group(1)) >= 3, f"expected at least 3 kept contracts:\n{output}"
+    assert kept and int(kept.group(1)) >= 4, f"expected at least 4 kept contracts:\n{output}"
+
+
+# Kernel modules that no process imports but the operator runs on a production host (`segin dlq`,
+# `segin audit`, `segin nats-provision`).
+OPERATOR_TOOLS = {"kernel.cli", "kernel.deadletters"}
+
+
+def test_kernel_holds_only_what_a_deployed_process_or_the_operator_uses() -> None:
+    """A kernel module that no gateway or service module reaches is developer tooling (local
+    servers, launchers, demo seeding): it belongs in devstack/, which the image leaves out."""
+    import grimp
+
+    graph = grimp.build_graph("kernel", "gateway", "services", "contracts")
+    reached: set[str] = set()
+    todo = [m for m in graph.modules if m.partition(".")[0] in {"gateway", "services"}]
+    while todo:
+        module = todo.pop()
+        if module not in reached:
+            reached.add(module)
+            todo += graph.find_modules_directly_imported_by(module)
+    kernel = {m for m in graph.modules if m.startswith("kernel.")}
+    assert kernel - reached - OPERATOR_TOOLS == set(), "move developer tooling to devstack/"
 
 
 def test_every_consumer_a_service_runs_is_declared_in_contracts() -> None:
@@ -47,3 +69,21 @@ def test_every_consumer_a_service_runs_is_declared_in_contracts() -> None:
     assert running == declared
     for app in (INTAKE, REFERRAL, NOTIFICATIONS):
         assert all(event_producer(s) == app.name for stream in app.streams for s in stream.subjects)
+
+
+def test_segin_keeps_the_operator_commands_where_devstack_is_not_installed() -> None:
+    """The image leaves devstack out: `segin dlq|audit|nats-provision` must still work there."""
+    code = ("import sys\n"
+            "class Absent:\n"  # as if the package were not installed
+            "    def find_spec(self, name, *_):\n"
+            "        if name.partition('.')[0] == 'devstack':\n"
+            "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+            "sys.meta_path.insert(0, Absent())\n"
+            "from kernel.cli import main; main(['--help'])")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    commands = re.search(r"\{(.*?)\}", result.stdout)
+    assert commands and set(commands.group(1).split(",")) == {"dlq", "nats-provision", "audit"}
+    everything = subprocess.run([sys.executable, "-m", "kernel.cli", "--help"], cwd=REPO, capture_output=True,
+                                text=True, timeout=60)
+    assert "run" in everything.stdout and "token" in everything.stdout, "a developer install adds them"

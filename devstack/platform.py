@@ -19,7 +19,7 @@ import httpx
 
 from typing import Any
 
-from kernel.localstack import NatsServer, PostgresServer, free_port
+from devstack.localstack import LocalStackError, NatsServer, PostgresServer, free_port, port_taken
 from kernel.natsauth import OPERATOR, NatsAuth, servers
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,7 +83,15 @@ class Platform:
             **self.extra_env,
         }
 
+    def check_port(self) -> None:
+        """Refuse before starting anything when the gateway's port is taken: otherwise the gateway
+        dies after the servers started, and whoever holds the port answers our readiness probe."""
+        host = os.environ.get("SEGIN_HOST", "127.0.0.1")
+        if port_taken(host, self.http_port):
+            raise LocalStackError(f"port {self.http_port} on {host} is already in use (another `make run`?)")
+
     def start(self, *, seed: bool = True) -> None:
+        self.check_port()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(exist_ok=True)
         self.log_dir.chmod(0o700)  # logs hold addresses, client and case ids: their owner's only

