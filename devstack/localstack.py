@@ -322,12 +322,25 @@ class _Server:
     """What both servers share: a child process, and use as a context manager."""
 
     _proc: subprocess.Popen[bytes] | None = None
+    _stop_signal: signal.Signals = signal.SIGTERM  # the server's orderly shutdown
 
     def start(self) -> None:
         raise NotImplementedError
 
     def stop(self) -> None:
-        raise NotImplementedError
+        """Orderly shutdown (``_stop_signal``), then wait; SIGKILL what is left after STOP_TIMEOUT."""
+        proc, self._proc = self._proc, None
+        _running.discard(self)
+        if proc is not None:
+            _terminate(proc, self._stop_signal, STOP_TIMEOUT)
+
+    def kill(self) -> None:
+        """SIGKILL the server process only, like a crash (for tests of reconnection and recovery)."""
+        proc, self._proc = self._proc, None
+        _running.discard(self)
+        if proc is not None:
+            proc.kill()
+            proc.wait()
 
     @property
     def running(self) -> bool:
@@ -349,6 +362,8 @@ class PostgresServer(_Server):
     machine any local user could read and change every case. Production uses ``DATABASE_URL`` with a
     password or certificate, over TLS (deploy/README.md, "PostgreSQL authentication").
     """
+
+    _stop_signal = signal.SIGINT  # fast shutdown: roll back open transactions, checkpoint, exit
 
     def __init__(self, data_dir: Path, port: int | None = None) -> None:
         self.requested_dir = Path(data_dir).absolute()
@@ -396,21 +411,6 @@ class PostgresServer(_Server):
             time.sleep(0.5)  # the children of a killed postmaster are still exiting
         self._create_database()
         log.info("PostgreSQL %s ready at %s (data in %s)", bindir, self.url, self.data_dir)
-
-    def stop(self) -> None:
-        """Fast shutdown (SIGINT): roll back open transactions, checkpoint, exit."""
-        proc, self._proc = self._proc, None
-        _running.discard(self)
-        if proc is not None:
-            _terminate(proc, signal.SIGINT, STOP_TIMEOUT)
-
-    def kill(self) -> None:
-        """SIGKILL the postmaster only, like a crash: its children linger for a moment."""
-        proc, self._proc = self._proc, None
-        _running.discard(self)
-        if proc is not None:
-            proc.kill()
-            proc.wait()
 
     def _prepare_data_dir(self) -> None:
         account = self._account
@@ -632,17 +632,3 @@ class NatsServer(_Server):
             time.sleep(0.1)
         log.info("NATS %s ready at %s (streams in %s)", binary, self.url, self.store_dir)
 
-    def stop(self) -> None:
-        """SIGTERM (clean shutdown, streams flushed), then wait."""
-        proc, self._proc = self._proc, None
-        _running.discard(self)
-        if proc is not None:
-            _terminate(proc, signal.SIGTERM, STOP_TIMEOUT)
-
-    def kill(self) -> None:
-        """SIGKILL, like a crash (for tests of reconnection and recovery)."""
-        proc, self._proc = self._proc, None
-        _running.discard(self)
-        if proc is not None:
-            proc.kill()
-            proc.wait()
