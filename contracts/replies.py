@@ -133,7 +133,8 @@ class StatisticsCell(Reply):
 
 
 class StatisticsView(Reply):
-    """Counts rounded to multiples of five; cells under ``minimum_cell`` others' people left out (and not counted)."""
+    """Counts rounded to multiples of five. A cell holding fewer than ``minimum_cell`` people registered
+    by other organisations is left out, and how many were left out is not told."""
 
     group_by: list[StatisticsDimension]
     cells: list[StatisticsCell]

@@ -24,4 +24,5 @@ async def test_exports_beyond_the_daily_limit_are_refused(intake_pool: AsyncConn
     assert refused.value.code == "RATE_LIMITED" and "SEGIN_DSAR_PER_DAY" in refused.value.message
     # Another organisation's exports are counted apart.
     other = principal("other-steward", "audit:read")
-    assert (await call(INTAKE, "subject_access", intake_pool, other, {"case_id": cases[2]["id"]}))["id"] == cases[2]["id"]
+    assert (await call(INTAKE, "subject_access", intake_pool, other,
+                       {"case_id": cases[2]["id"]}))["id"] == cases[2]["id"]
