@@ -8,10 +8,12 @@ only service allowed to publish there (NATS permissions) and the only ``source``
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel
 
-from contracts import commands, events
+from contracts import commands, events, replies
+from contracts.replies import Page
 
 
 @dataclass(frozen=True)
@@ -25,9 +27,13 @@ class EventChannel:
 
 @dataclass(frozen=True)
 class RequestChannel:
+    """A request/reply subject: its request model, what it answers in ``data`` (a reply model, or a
+    type such as ``list[Model]``), and what it is for."""
+
     subject: str
     request: type[BaseModel] | None
     description: str
+    reply: Any = None
 
 
 @dataclass(frozen=True)
@@ -93,30 +99,40 @@ REFERRAL_STATUS_CHANGED = EventChannel(
 )
 EVENT_CHANNELS = [ARRIVAL_REGISTERED, SHARING_CHANGED, REFERRAL_CREATED, REFERRAL_STATUS_CHANGED]
 
+_WHOSE = (("intake", "intake's"), ("referral", "referral's"), ("notifications", "notifications'"))
+_case, _sharing, _referral = replies.CaseView, replies.SharingResult, replies.ReferralView
 REQUESTS = [
-    RequestChannel("svc.intake.register_arrival", commands.RegisterArrivalRequest, "Register one arrival."),
-    RequestChannel("svc.intake.get_case", commands.CaseRef, "Read one case."),
-    RequestChannel("svc.intake.record_consent", commands.RecordConsent, "Record consent for a case."),
-    RequestChannel("svc.intake.withdraw_consent", commands.WithdrawConsent, "Withdraw a recorded consent."),
-    RequestChannel("svc.intake.record_legal_basis", commands.RecordLegalBasis, "Record a legal basis other than consent."),
-    RequestChannel("svc.intake.statistics", commands.StatisticsRequest, "Aggregate counts, small cells suppressed."),
-    RequestChannel("svc.referral.case_referrals", commands.CaseRef, "Referrals of one case."),
-    RequestChannel("svc.referral.incoming", commands.PageRequest, "Referrals addressed to the caller's organisation."),
-    RequestChannel("svc.referral.accept", commands.ReferralAction, "The recipient accepts a referral."),
-    RequestChannel("svc.referral.reject", commands.ReferralAction, "The recipient rejects a referral, with a reason."),
-    RequestChannel("svc.referral.complete", commands.ReferralAction, "The recipient marks a referral done."),
-    RequestChannel("svc.referral.revoke", commands.ReferralAction, "The referring organisation revokes a referral."),
-    RequestChannel("svc.notifications.list", commands.NotificationsRequest, "The caller's organisation's notifications."),
-    RequestChannel("svc.notifications.mark_read", commands.MarkRead, "Mark a notification read."),
-    RequestChannel("svc.intake.subject_access", commands.CaseRef, "Steward: everything intake holds on a person."),
-    RequestChannel("svc.referral.subject_access", commands.CaseRef, "Steward: every referral of a person's case."),
-    RequestChannel("svc.notifications.subject_access", commands.CaseRef, "Steward: notifications about a case."),
-    RequestChannel("svc.intake.audit_search", None, "Steward: search intake's audit trail."),
-    RequestChannel("svc.referral.audit_search", None, "Steward: search referral's audit trail."),
-    RequestChannel("svc.notifications.audit_search", None, "Steward: search notifications' audit trail."),
-    RequestChannel("svc.intake.audit_verify", None, "Steward: verify intake's audit chain."),
-    RequestChannel("svc.referral.audit_verify", None, "Steward: verify referral's audit chain."),
-    RequestChannel("svc.notifications.audit_verify", None, "Steward: verify notifications' audit chain."),
+    RequestChannel("svc.intake.register_arrival", commands.RegisterArrivalRequest, "Register one arrival.", _case),
+    RequestChannel("svc.intake.get_case", commands.CaseRef, "Read one case.", _case),
+    RequestChannel("svc.intake.record_consent", commands.RecordConsent, "Record consent for a case.", _sharing),
+    RequestChannel("svc.intake.withdraw_consent", commands.WithdrawConsent, "Withdraw a recorded consent.", _sharing),
+    RequestChannel("svc.intake.record_legal_basis", commands.RecordLegalBasis,
+                   "Record a legal basis other than consent.", _sharing),
+    RequestChannel("svc.intake.statistics", commands.StatisticsRequest, "Aggregate counts, small cells suppressed.",
+                   replies.StatisticsView),
+    RequestChannel("svc.referral.case_referrals", commands.CaseRef, "Referrals of one case.", list[_referral]),
+    RequestChannel("svc.referral.incoming", commands.PageRequest, "Referrals addressed to the caller's organisation.",
+                   Page[_referral]),
+    RequestChannel("svc.referral.accept", commands.ReferralAction, "The recipient accepts a referral.", _referral),
+    RequestChannel("svc.referral.reject", commands.ReferralAction, "The recipient rejects a referral, with a reason.",
+                   _referral),
+    RequestChannel("svc.referral.complete", commands.ReferralAction, "The recipient marks a referral done.", _referral),
+    RequestChannel("svc.referral.revoke", commands.ReferralAction, "The referring organisation revokes a referral.",
+                   _referral),
+    RequestChannel("svc.notifications.list", commands.NotificationsRequest,
+                   "The caller's organisation's notifications.", Page[replies.NotificationView]),
+    RequestChannel("svc.notifications.mark_read", commands.MarkRead, "Mark a notification read.",
+                   replies.NotificationView),
+    RequestChannel("svc.intake.subject_access", commands.CaseRef, "Steward: everything intake holds on a person.",
+                   replies.CaseExport),
+    RequestChannel("svc.referral.subject_access", commands.CaseRef, "Steward: every referral of a person's case.",
+                   list[_referral]),
+    RequestChannel("svc.notifications.subject_access", commands.CaseRef, "Steward: notifications about a case.",
+                   list[replies.NotificationExport]),
+    *(RequestChannel(f"svc.{service}.audit_search", None, f"Steward: search {whose} audit trail.",
+                     Page[replies.AuditEntryView]) for service, whose in _WHOSE),
+    *(RequestChannel(f"svc.{service}.audit_verify", None, f"Steward: verify {whose} audit chain.",
+                     replies.AuditVerification) for service, whose in _WHOSE),
 ]
 REQUEST_SUBJECTS = {channel.subject: channel for channel in REQUESTS}
 

@@ -14,6 +14,7 @@ from contracts.reference import (
     OrganisationType,
     Priority,
     Purpose,
+    ReferralStatus,
     ServiceCategory,
     Vulnerability,
 )
@@ -54,7 +55,7 @@ class ReferralFacts(Event):
 class ReferralCreatedV1(ReferralFacts):
     """A referral was opened from one organisation to another for a case."""
 
-    status: str
+    status: ReferralStatus
     due_at: datetime
     reason_code: str
 
@@ -89,6 +90,6 @@ class SharingChangedV1(Event):
 class ReferralStatusChangedV1(ReferralFacts):
     """A referral moved between states (PENDING, ACCEPTED, REJECTED, DONE, REVOKED, AWAITING_CONSENT)."""
 
-    old_status: str
-    new_status: str
+    old_status: ReferralStatus
+    new_status: ReferralStatus
     reason_code: str | None = None  # why it changed (a rejection reason, CONSENT_WITHDRAWN…), not the routing rule

@@ -1,4 +1,5 @@
-"""Write the language-neutral contracts (JSON Schemas, AsyncAPI, scope catalogue) from the Python ones.
+"""Write the language-neutral contracts (JSON Schemas of events, requests and replies, AsyncAPI, scope
+catalogue) from the Python ones.
 
 ``python -m contracts.generate`` rewrites the committed files; ``--check`` exits 1 and names the
 files that differ. The tests run the check, so what non-Python readers see cannot drift from the
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from contracts.channels import (
     EVENT_CHANNELS,
@@ -33,6 +34,7 @@ ROOT = Path(__file__).resolve().parent
 REPO = ROOT.parent
 SCHEMAS_DIR = ROOT / "schemas"
 REQUESTS_DIR = SCHEMAS_DIR / "requests"
+REPLIES_DIR = SCHEMAS_DIR / "replies"
 ASYNCAPI_PATH = ROOT / "asyncapi.json"
 SCOPES_PATH = ROOT / "scopes.json"
 
@@ -71,6 +73,12 @@ def request_schema(channel: RequestChannel) -> Schema:
     return _standalone(
         _model_schema(channel.request), f"{BASE_URL}requests/{channel.subject}.json", f"{channel.subject} request"
     )
+
+
+def reply_schema(channel: RequestChannel) -> Schema:
+    """Self-contained schema of one reply's ``data`` (what the endpoint answers on success)."""
+    schema = TypeAdapter(channel.reply).json_schema()
+    return _standalone(schema, f"{BASE_URL}replies/{channel.subject}.json", f"{channel.subject} reply")
 
 
 def envelope_schema() -> Schema:
@@ -139,6 +147,24 @@ def _add_model(components: Schema, model: type[BaseModel]) -> str:
     return COMPONENT_REF.format(model=model.__name__)
 
 
+def _component_name(title: str) -> str:
+    """A component key (``^[A-Za-z0-9._-]+$``) from a model title: ``Page[ReferralView]`` → ``Page_ReferralView_``."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", title)
+
+
+def _add_reply(components: Schema, reply: Any) -> Schema:
+    """Add a reply type's models to ``components.schemas``; returns the schema of ``data`` (a ``$ref``
+    for a model, an array of ``$ref``s for a list)."""
+    schema = TypeAdapter(reply).json_schema(ref_template=COMPONENT_REF)
+    for name, definition in schema.pop("$defs", {}).items():
+        _add_schema(components, name, definition)
+    if schema.get("type") != "object":
+        return schema
+    name = _component_name(schema["title"])
+    _add_schema(components, name, schema)
+    return {"$ref": COMPONENT_REF.format(model=name)}
+
+
 def _strip_standalone(schema: Schema) -> Schema:
     return {k: v for k, v in schema.items() if k not in ("$schema", "$id", "$comment")}
 
@@ -205,22 +231,12 @@ def _fixed_schemas() -> Schema:
             },
             "required": ["code", "message", "field"],
         },
-        "Reply": {
-            "description": "Every request/reply endpoint answers with exactly one of these envelopes.",
-            "oneOf": [
-                {
-                    "type": "object",
-                    "properties": {"data": {"description": "The endpoint's result."}},
-                    "required": ["data"],
-                    "additionalProperties": False,
-                },
-                {
-                    "type": "object",
-                    "properties": {"error": {"$ref": COMPONENT_REF.format(model="Error")}},
-                    "required": ["error"],
-                    "additionalProperties": False,
-                },
-            ],
+        "ErrorReply": {
+            "description": "A refused request: every endpoint answers either its data or this.",
+            "type": "object",
+            "properties": {"error": {"$ref": COMPONENT_REF.format(model="Error")}},
+            "required": ["error"],
+            "additionalProperties": False,
         },
     }
 
@@ -275,22 +291,32 @@ def asyncapi() -> Schema:
             "messages": [{"$ref": f"#/channels/{channel_id}/messages/{name}"}],
         })
 
-    add(messages, "Reply", {
-        "name": "Reply",
-        "title": "Request/reply answer",
-        "contentType": "application/json",
-        "payload": {"$ref": COMPONENT_REF.format(model="Reply")},
-    })
+    reply_messages: Schema = {}
     add(channels, "reply", {
         "address": None,
         "title": "Requester's inbox",
         "description": "NATS gives each request its own reply subject (an _INBOX.… subject); the service answers there.",
         "servers": server,
-        "messages": {"Reply": {"$ref": "#/components/messages/Reply"}},
+        "messages": reply_messages,
     })
     for request in REQUESTS:
         base = _pascal(request.subject)
-        name = f"{base}Request"
+        name, reply_name = f"{base}Request", f"{base}Reply"
+        add(messages, reply_name, {
+            "name": reply_name,
+            "title": f"{request.subject} reply",
+            "contentType": "application/json",
+            "payload": {"oneOf": [
+                {
+                    "type": "object",
+                    "properties": {"data": _add_reply(schemas, request.reply)},
+                    "required": ["data"],
+                    "additionalProperties": False,
+                },
+                {"$ref": COMPONENT_REF.format(model="ErrorReply")},
+            ]},
+        })
+        reply_messages[reply_name] = {"$ref": f"#/components/messages/{reply_name}"}
         channel_id = _camel(request.subject)
         payload = {"$ref": _add_model(schemas, request.request)} if request.request else _model_schema(None)
         add(messages, name, {
@@ -315,7 +341,7 @@ def asyncapi() -> Schema:
             "messages": [{"$ref": f"#/channels/{channel_id}/messages/{name}"}],
             "reply": {
                 "channel": {"$ref": "#/channels/reply"},
-                "messages": [{"$ref": "#/channels/reply/messages/Reply"}],
+                "messages": [{"$ref": f"#/channels/reply/messages/{reply_name}"}],
             },
         })
 
@@ -370,6 +396,7 @@ def render() -> dict[Path, str]:
     files = {SCHEMAS_DIR / f"{c.event_type}.json": dump(event_schema(c)) for c in EVENT_CHANNELS}
     files[SCHEMAS_DIR / ENVELOPE_FILE] = dump(envelope_schema())
     files.update({REQUESTS_DIR / f"{c.subject}.json": dump(request_schema(c)) for c in REQUESTS})
+    files.update({REPLIES_DIR / f"{c.subject}.json": dump(reply_schema(c)) for c in REQUESTS})
     files[ASYNCAPI_PATH] = dump(asyncapi())
     files[SCOPES_PATH] = dump(SCOPES)
     return files

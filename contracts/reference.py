@@ -140,6 +140,20 @@ class Priority(StrEnum):
     NORMAL = "NORMAL"
 
 
+class ReferralStatus(StrEnum):
+    """Where a referral stands. PENDING and ACCEPTED are open: they give the recipient access to the case."""
+
+    PENDING = "PENDING"
+    ACCEPTED = "ACCEPTED"
+    REJECTED = "REJECTED"
+    DONE = "DONE"
+    REVOKED = "REVOKED"
+    AWAITING_CONSENT = "AWAITING_CONSENT"  # no basis to share yet: exists for the referring side only
+
+
+OPEN_REFERRAL_STATES = frozenset({ReferralStatus.PENDING, ReferralStatus.ACCEPTED})
+
+
 class Purpose(StrEnum):
     """Why data is shared. Consent and other legal bases are recorded per purpose."""
 

@@ -15,7 +15,7 @@ from pydantic import TypeAdapter, ValidationError
 from strawberry.extensions import MaskErrors
 from strawberry.types import Info
 
-from contracts import commands, reference
+from contracts import commands, reference, replies
 from kernel.errors import SeginError
 from gateway.graphql_context import Context, as_graphql_error, input_error
 from gateway.graphql_guard import RequestGuard, SeginSchema
@@ -29,11 +29,12 @@ from gateway.types import (
     GivenBy,
     LegalBasis,
     Me,
+    NOTIFICATION_EXPORTS,
+    REFERRAL_LIST,
     Notification,
     NotificationConnection,
     Organisation,
     OrganisationType,
-    PageInfo,
     Purpose,
     Referral,
     ReferralConnection,
@@ -41,7 +42,6 @@ from gateway.types import (
     Sex,
     SharingResult,
     Statistics,
-    StatisticsCell,
     StatisticsDimension,
     SubjectAccessExport,
     Vulnerability,
@@ -139,28 +139,25 @@ class Query:
 
     @strawberry.field(description="One case, if your organisation may see it.")
     async def case(self, info: Info[Context, None], id: strawberry.ID) -> Case:
-        return Case.from_data(await info.context.ask("svc.intake.get_case", {"case_id": _id(id)}))
+        return Case.from_record(replies.CaseView.model_validate(
+            await info.context.ask("svc.intake.get_case", {"case_id": _id(id)})))
 
     @strawberry.field(description="Referrals addressed to your organisation, newest first.")
     async def incoming_referrals(self, info: Info[Context, None], first: int = 20, after: str | None = None
                                  ) -> ReferralConnection:
         data = await info.context.ask("svc.referral.incoming", _page_args(first, after))
-        return ReferralConnection(nodes=[Referral.from_data(r) for r in data["nodes"]],
-                                  page_info=PageInfo(**data["page_info"]))
+        return ReferralConnection.from_record(replies.Page[replies.ReferralView].model_validate(data))
 
     @strawberry.field(description="Your organisation's notifications, newest first.")
     async def notifications(self, info: Info[Context, None], first: int = 20, after: str | None = None,
                             unread_only: bool = False) -> NotificationConnection:
         data = await info.context.ask("svc.notifications.list", {**_page_args(first, after), "unread_only": unread_only})
-        return NotificationConnection(nodes=[Notification.from_data(n) for n in data["nodes"]],
-                                      page_info=PageInfo(**data["page_info"]))
+        return NotificationConnection.from_record(replies.Page[replies.NotificationView].model_validate(data))
 
     @strawberry.field(description="Counts of people across all organisations (statistics:read); small cells suppressed.")
     async def statistics(self, info: Info[Context, None], group_by: list[StatisticsDimension]) -> Statistics:
         data = await info.context.ask("svc.intake.statistics", {"group_by": [d.value for d in group_by]})
-        return Statistics(group_by=data["group_by"],
-                          minimum_cell=data["minimum_cell"],
-                          cells=[StatisticsCell(keys=c["keys"], count=c["count"]) for c in data["cells"]])
+        return Statistics.from_record(replies.StatisticsView.model_validate(data))
 
     @strawberry.field(description="Platform steward (audit:read): one service's audit trail, newest first.")
     async def audit_trail(self, info: Info[Context, None], service: AuditedService, case_id: strawberry.ID | None = None,
@@ -168,16 +165,16 @@ class Query:
         payload = {"case_id": _id(case_id, "caseId") if case_id else None,
                    "org_id": _id(org_id, "orgId") if org_id else None, **_page_args(first, after)}
         data = await info.context.ask(f"svc.{service.value}.audit_search", payload)
-        return AuditConnection(nodes=[AuditEntry.from_data(e) for e in data["nodes"]],
-                               page_info=PageInfo(**data["page_info"]))
+        return AuditConnection.from_record(replies.Page[replies.AuditEntryView].model_validate(data))
 
     @strawberry.field(description="Platform steward (audit:read): everything recorded about one person, and who "
                                   "accessed it, for a data-subject access request. The export itself is audited.")
     async def subject_access_request(self, info: Info[Context, None], case_id: strawberry.ID) -> SubjectAccessExport:
         ctx, ref = info.context, {"case_id": _id(case_id, "caseId")}
-        case = await ctx.ask("svc.intake.subject_access", ref)
-        referrals = await ctx.ask("svc.referral.subject_access", ref)
-        notifications = await ctx.ask("svc.notifications.subject_access", ref)
+        # Validated as the services' reply models say, then handed on as the JSON they are.
+        case = replies.CaseExport.model_validate(await ctx.ask("svc.intake.subject_access", ref))
+        referrals = REFERRAL_LIST.validate_python(await ctx.ask("svc.referral.subject_access", ref))
+        notifications = NOTIFICATION_EXPORTS.validate_python(await ctx.ask("svc.notifications.subject_access", ref))
         log, complete = [], True
         for service in AuditedService:
             after = None
@@ -185,16 +182,19 @@ class Query:
                 if ctx.calls_left() < len(AuditedService):  # keep one call for each service's first page
                     complete = False
                     break
-                data = await ctx.ask(f"svc.{service.value}.audit_search", {**ref, "first": 100, "after": after})
-                log += [AuditEntry.from_data(e) for e in data["nodes"]]
-                after = data["page_info"]["end_cursor"]
-                if not data["page_info"]["has_next_page"]:
+                found = replies.Page[replies.AuditEntryView].model_validate(
+                    await ctx.ask(f"svc.{service.value}.audit_search", {**ref, "first": 100, "after": after}))
+                log += [AuditEntry.from_record(e) for e in found.nodes]
+                after = found.page_info.end_cursor
+                if not found.page_info.has_next_page:
                     break
             else:
                 complete = False
         log.sort(key=lambda e: e.at)
-        return SubjectAccessExport(case=case, referrals=referrals, notifications=notifications, access_log=log,
-                                   access_log_complete=complete)
+        return SubjectAccessExport(case=case.model_dump(mode="json"),
+                                   referrals=REFERRAL_LIST.dump_python(referrals, mode="json"),
+                                   notifications=NOTIFICATION_EXPORTS.dump_python(notifications, mode="json"),
+                                   access_log=log, access_log_complete=complete)
 
     @strawberry.field(description="Organisations taking part in Segin.")
     async def organisations(self, info: Info[Context, None]) -> list[Organisation]:
@@ -225,7 +225,8 @@ class Mutation:
         )
         request = _validated(commands.RegisterArrivalRequest, "", idempotency_key=idempotency_key, arrival=arrival)
         await _known_organisations(info.context, arrival.consent.recipient_org_ids, "input.consent.recipientOrgIds")
-        return Case.from_data(await info.context.ask("svc.intake.register_arrival", request.model_dump(mode="json")))
+        data = await info.context.ask("svc.intake.register_arrival", request.model_dump(mode="json"))
+        return Case.from_record(replies.CaseView.model_validate(data))
 
     @strawberry.mutation(description="Record a consent (or refusal) for a case your organisation owns.")
     async def record_consent(self, info: Info[Context, None], case_id: strawberry.ID,
@@ -233,14 +234,14 @@ class Mutation:
         request = _validated(commands.RecordConsent, "", case_id=str(case_id), consent=consent.to_dict())
         await _known_organisations(info.context, request.consent.recipient_org_ids, "consent.recipientOrgIds")
         data = await info.context.ask("svc.intake.record_consent", request.model_dump(mode="json"))
-        return SharingResult.from_data(data)
+        return SharingResult.from_record(replies.SharingResult.model_validate(data))
 
     @strawberry.mutation(description="Withdraw a consent: the access it allowed ends at once.")
     async def withdraw_consent(self, info: Info[Context, None], case_id: strawberry.ID,
                                consent_id: strawberry.ID) -> SharingResult:
         data = await info.context.ask("svc.intake.withdraw_consent",
                                       {"case_id": _id(case_id, "caseId"), "consent_id": _id(consent_id, "consentId")})
-        return SharingResult.from_data(data)
+        return SharingResult.from_record(replies.SharingResult.model_validate(data))
 
     @strawberry.mutation(description="Record a legal basis other than consent (vital interest, legal obligation…).")
     async def record_legal_basis(self, info: Info[Context, None], case_id: strawberry.ID,
@@ -251,29 +252,33 @@ class Mutation:
                              recipient_org_types=list(input.recipient_org_types))
         await _known_organisations(info.context, request.recipient_org_ids, "input.recipientOrgIds")
         data = await info.context.ask("svc.intake.record_legal_basis", request.model_dump(mode="json"))
-        return SharingResult.from_data(data)
+        return SharingResult.from_record(replies.SharingResult.model_validate(data))
 
     @strawberry.mutation(description="Accept a referral addressed to your organisation.")
     async def accept_referral(self, info: Info[Context, None], id: strawberry.ID) -> Referral:
-        return Referral.from_data(await info.context.ask("svc.referral.accept", {"referral_id": _id(id)}))
+        data = await info.context.ask("svc.referral.accept", {"referral_id": _id(id)})
+        return Referral.from_record(replies.ReferralView.model_validate(data))
 
     @strawberry.mutation(description="Reject a referral addressed to your organisation, with a reason code.")
     async def reject_referral(self, info: Info[Context, None], id: strawberry.ID, reason: str) -> Referral:
         request = _validated(commands.ReferralAction, "", referral_id=_id(id), reason=reason)
-        return Referral.from_data(await info.context.ask("svc.referral.reject", request.model_dump()))
+        data = await info.context.ask("svc.referral.reject", request.model_dump())
+        return Referral.from_record(replies.ReferralView.model_validate(data))
 
     @strawberry.mutation(description="Mark an accepted referral as done.")
     async def complete_referral(self, info: Info[Context, None], id: strawberry.ID) -> Referral:
-        return Referral.from_data(await info.context.ask("svc.referral.complete", {"referral_id": _id(id)}))
+        data = await info.context.ask("svc.referral.complete", {"referral_id": _id(id)})
+        return Referral.from_record(replies.ReferralView.model_validate(data))
 
     @strawberry.mutation(description="Revoke a referral your organisation made: the recipient's access ends.")
     async def revoke_referral(self, info: Info[Context, None], id: strawberry.ID) -> Referral:
-        return Referral.from_data(await info.context.ask("svc.referral.revoke", {"referral_id": _id(id)}))
+        data = await info.context.ask("svc.referral.revoke", {"referral_id": _id(id)})
+        return Referral.from_record(replies.ReferralView.model_validate(data))
 
     @strawberry.mutation(description="Mark one of your organisation's notifications as read.")
     async def mark_notification_read(self, info: Info[Context, None], id: strawberry.ID) -> Notification:
         data = await info.context.ask("svc.notifications.mark_read", {"notification_id": _id(id)})
-        return Notification.from_data(data)
+        return Notification.from_record(replies.NotificationView.model_validate(data))
 
 
 def _mask(error: GraphQLError) -> bool:

@@ -1,4 +1,8 @@
-"""GraphQL output types, built from the services' replies."""
+"""GraphQL output types, built from the services' replies.
+
+Each type builds itself from a reply record of ``contracts/replies.py`` (``Case.from_record``),
+validated where it arrives: types depend on records, never the reverse.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,11 @@ from enum import Enum
 from typing import Any
 
 import strawberry
+from pydantic import TypeAdapter
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from contracts import reference
+from contracts import reference, replies
 from gateway.graphql_context import Context, restricted
 
 Vulnerability = strawberry.enum(reference.Vulnerability, description="IOM DoMV vulnerability category")
@@ -18,15 +23,17 @@ Sex = strawberry.enum(reference.Sex)
 ArrivalPoint = strawberry.enum(reference.ArrivalPoint)
 ServiceCategory = strawberry.enum(reference.ServiceCategory)
 Priority = strawberry.enum(reference.Priority)
+ReferralStatus = strawberry.enum(reference.ReferralStatus, description="Where a referral stands; PENDING and "
+                                                                       "ACCEPTED are open.")
 LegalBasis = strawberry.enum(reference.LegalBasis)
 OrganisationType = strawberry.enum(reference.OrganisationType)
 Purpose = strawberry.enum(reference.Purpose)
 GivenBy = strawberry.enum(reference.GivenBy)
 StatisticsDimension = strawberry.enum(reference.StatisticsDimension, description="What statistics can be grouped by.")
 
-
-def _dt(value: str | None) -> dt.datetime | None:
-    return dt.datetime.fromisoformat(value) if value else None
+# Replies that are lists, validated as such where they arrive.
+REFERRAL_LIST: TypeAdapter[list[replies.ReferralView]] = TypeAdapter(list[replies.ReferralView])
+NOTIFICATION_EXPORTS: TypeAdapter[list[replies.NotificationExport]] = TypeAdapter(list[replies.NotificationExport])
 
 
 @strawberry.type
@@ -51,6 +58,10 @@ class PageInfo:
     has_next_page: bool
     end_cursor: str | None
 
+    @classmethod
+    def from_record(cls, rec: replies.PageInfo) -> "PageInfo":
+        return cls(has_next_page=rec.has_next_page, end_cursor=rec.end_cursor)
+
 
 @strawberry.type(description="A recorded basis for sharing the case: consent (given or refused) or another legal basis.")
 class SharingBasis:
@@ -68,14 +79,12 @@ class SharingBasis:
     withdrawn_at: dt.datetime | None
 
     @classmethod
-    def from_data(cls, d: dict[str, Any]) -> "SharingBasis":
+    def from_record(cls, rec: replies.SharingView) -> "SharingBasis":
         return cls(
-            id=d["id"], legal_basis=reference.LegalBasis(d["legal_basis"]), given=d["given"],
-            purposes=[reference.Purpose(p) for p in d["purposes"]], recipient_org_ids=d["recipient_org_ids"],
-            recipient_org_types=[reference.OrganisationType(t) for t in d["recipient_org_types"]],
-            language=d["language"], given_by=reference.GivenBy(d["given_by"]) if d["given_by"] else None,
-            guardian_name=d["guardian_name"], justification=d["justification"],
-            recorded_at=dt.datetime.fromisoformat(d["recorded_at"]), withdrawn_at=_dt(d["withdrawn_at"]),
+            id=strawberry.ID(rec.id), legal_basis=rec.legal_basis, given=rec.given, purposes=rec.purposes,
+            recipient_org_ids=rec.recipient_org_ids, recipient_org_types=rec.recipient_org_types,
+            language=rec.language, given_by=rec.given_by, guardian_name=rec.guardian_name,
+            justification=rec.justification, recorded_at=rec.recorded_at, withdrawn_at=rec.withdrawn_at,
         )
 
 
@@ -91,7 +100,7 @@ class CaseAccess:
 class Referral:
     id: strawberry.ID
     case_id: strawberry.ID
-    status: str
+    status: ReferralStatus
     service_category: ServiceCategory
     reason_code: str = strawberry.field(description="The screening reason (a code).")
     legal_basis: LegalBasis | None = strawberry.field(
@@ -101,25 +110,23 @@ class Referral:
     status_reason: str | None = strawberry.field(description="Why the referral left the open states (a code).")
     created_at: dt.datetime
     updated_at: dt.datetime
-    data: strawberry.Private[dict[str, Any]]
+    record: strawberry.Private[replies.ReferralView]
 
     @strawberry.field
     async def from_organisation(self, info: Info[Context, None]) -> Organisation | None:
-        return await info.context.registry.organisation(self.data["from_org_id"])
+        return await info.context.registry.organisation(self.record.from_org_id)
 
     @strawberry.field
     async def to_organisation(self, info: Info[Context, None]) -> Organisation | None:
-        return await info.context.registry.organisation(self.data["to_org_id"])
+        return await info.context.registry.organisation(self.record.to_org_id)
 
     @classmethod
-    def from_data(cls, d: dict[str, Any]) -> "Referral":
+    def from_record(cls, rec: replies.ReferralView) -> "Referral":
         return cls(
-            id=d["id"], case_id=d["case_id"], status=d["status"],
-            service_category=reference.ServiceCategory(d["service_category"]), reason_code=d["reason_code"],
-            legal_basis=reference.LegalBasis(d["legal_basis"]) if d["legal_basis"] else None,
-            priority=reference.Priority(d["priority"]), due_at=dt.datetime.fromisoformat(d["due_at"]),
-            status_reason=d["status_reason"], created_at=dt.datetime.fromisoformat(d["created_at"]),
-            updated_at=dt.datetime.fromisoformat(d["updated_at"]), data=d,
+            id=strawberry.ID(rec.id), case_id=strawberry.ID(rec.case_id), status=rec.status,
+            service_category=rec.service_category, reason_code=rec.reason_code, legal_basis=rec.legal_basis,
+            priority=rec.priority, due_at=rec.due_at, status_reason=rec.status_reason, created_at=rec.created_at,
+            updated_at=rec.updated_at, record=rec,
         )
 
 
@@ -128,13 +135,17 @@ class ReferralConnection:
     nodes: list[Referral]
     page_info: PageInfo
 
+    @classmethod
+    def from_record(cls, rec: replies.Page[replies.ReferralView]) -> "ReferralConnection":
+        return cls(nodes=[Referral.from_record(r) for r in rec.nodes], page_info=PageInfo.from_record(rec.page_info))
+
 
 def _category(name: str, scope: str, description: str) -> Any:
     def resolve(self: "Case") -> list[Vulnerability] | None:  # type: ignore[valid-type]
-        codes = self.data["sensitive"][name]
+        codes = getattr(self.record.sensitive, name)
         if codes is None:
             raise restricted(scope)
-        return [reference.Vulnerability(c) for c in codes]
+        return codes
 
     return strawberry.field(resolver=resolve, description=description)
 
@@ -155,7 +166,7 @@ class Case:
         description="Every screening flag you may see: sensitive ones only with their category's scope.")
     access: CaseAccess
     created_at: dt.datetime
-    data: strawberry.Private[dict[str, Any]]
+    record: strawberry.Private[replies.CaseView]
 
     health_needs: list[Vulnerability] | None = _category(
         "health", "sensitive:health", "Medical, mental-health, disability, pregnancy flags; needs sensitive:health.")
@@ -168,32 +179,29 @@ class Case:
 
     @strawberry.field(description="Consents and other legal bases: the owning organisation only.")
     def sharing(self) -> list[SharingBasis] | None:
-        if self.data["sharing"] is None:
+        if self.record.sharing is None:
             raise restricted("ownership of the case")
-        return [SharingBasis.from_data(s) for s in self.data["sharing"]]
+        return [SharingBasis.from_record(s) for s in self.record.sharing]
 
     @strawberry.field
     async def owner_organisation(self, info: Info[Context, None]) -> Organisation | None:
-        return await info.context.registry.organisation(self.data["owner_org_id"])
+        return await info.context.registry.organisation(self.record.owner_org_id)
 
     @strawberry.field(description="Referrals of this case that your organisation may see (needs referrals:read).")
     async def referrals(self, info: Info[Context, None]) -> list[Referral] | None:
         rows = await info.context.ask("svc.referral.case_referrals", {"case_id": str(self.id)})
-        return [Referral.from_data(r) for r in rows]
+        return [Referral.from_record(r) for r in REFERRAL_LIST.validate_python(rows)]
 
     @classmethod
-    def from_data(cls, d: dict[str, Any]) -> "Case":
-        dob = d.get("date_of_birth")
-        access = d["access"]
+    def from_record(cls, rec: replies.CaseView) -> "Case":
         return cls(
-            id=d["id"], given_name=d["given_name"], family_name=d["family_name"], sex=reference.Sex(d["sex"]),
-            date_of_birth=dt.date.fromisoformat(dob) if dob else None, estimated_age=d.get("estimated_age"),
-            country_returned_from=d["country_returned_from"], arrival_point=reference.ArrivalPoint(d["arrival_point"]),
-            arrival_date=dt.date.fromisoformat(d["arrival_date"]), destination_region=region(d["destination_region"]),
-            vulnerabilities=[reference.Vulnerability(v) for v in d["vulnerabilities"]],
-            access=CaseAccess(purpose=access["purpose"],
-                              legal_basis=reference.LegalBasis(access["legal_basis"]) if access["legal_basis"] else None),
-            created_at=dt.datetime.fromisoformat(d["created_at"]), data=d,
+            id=strawberry.ID(rec.id), given_name=rec.given_name, family_name=rec.family_name, sex=rec.sex,
+            date_of_birth=rec.date_of_birth, estimated_age=rec.estimated_age,
+            country_returned_from=rec.country_returned_from, arrival_point=rec.arrival_point,
+            arrival_date=rec.arrival_date, destination_region=region(rec.destination_region),
+            vulnerabilities=rec.vulnerabilities,
+            access=CaseAccess(purpose=rec.access.purpose, legal_basis=rec.access.legal_basis),
+            created_at=rec.created_at, record=rec,
         )
 
 
@@ -203,8 +211,8 @@ class SharingResult:
     sharing: list[SharingBasis]
 
     @classmethod
-    def from_data(cls, d: dict[str, Any]) -> "SharingResult":
-        return cls(case_id=d["case_id"], sharing=[SharingBasis.from_data(s) for s in d["sharing"]])
+    def from_record(cls, rec: replies.SharingResult) -> "SharingResult":
+        return cls(case_id=strawberry.ID(rec.case_id), sharing=[SharingBasis.from_record(s) for s in rec.sharing])
 
 
 @strawberry.type
@@ -224,11 +232,12 @@ class Notification:
         return self.title_en if lang.lower().startswith("en") else self.title_fr
 
     @classmethod
-    def from_data(cls, d: dict[str, Any]) -> "Notification":
+    def from_record(cls, rec: replies.NotificationView) -> "Notification":
         return cls(
-            id=d["id"], kind=d["kind"], priority=reference.Priority(d["priority"]), title_fr=d["title_fr"],
-            title_en=d["title_en"], referral_id=d["referral_id"], case_id=d["case_id"],
-            created_at=dt.datetime.fromisoformat(d["created_at"]), read_at=_dt(d.get("read_at")),
+            id=strawberry.ID(rec.id), kind=rec.kind, priority=rec.priority, title_fr=rec.title_fr,
+            title_en=rec.title_en, referral_id=strawberry.ID(rec.referral_id) if rec.referral_id else None,
+            case_id=strawberry.ID(rec.case_id) if rec.case_id else None, created_at=rec.created_at,
+            read_at=rec.read_at,
         )
 
 
@@ -236,6 +245,11 @@ class Notification:
 class NotificationConnection:
     nodes: list[Notification]
     page_info: PageInfo
+
+    @classmethod
+    def from_record(cls, rec: replies.Page[replies.NotificationView]) -> "NotificationConnection":
+        return cls(nodes=[Notification.from_record(n) for n in rec.nodes],
+                   page_info=PageInfo.from_record(rec.page_info))
 
 
 @strawberry.type
@@ -258,6 +272,11 @@ class Statistics:
     group_by: list[str]
     cells: list[StatisticsCell]
     minimum_cell: int
+
+    @classmethod
+    def from_record(cls, rec: replies.StatisticsView) -> "Statistics":
+        return cls(group_by=[d.value for d in rec.group_by], minimum_cell=rec.minimum_cell,
+                   cells=[StatisticsCell(keys=c.keys, count=c.count) for c in rec.cells])
 
 
 @strawberry.enum(description="Services keeping an audit trail (one hash chain each).")
@@ -284,17 +303,21 @@ class AuditEntry:
     hash: str
 
     @classmethod
-    def from_data(cls, d: dict[str, Any]) -> "AuditEntry":
-        return cls(seq=d["seq"], at=dt.datetime.fromisoformat(d["at"]), actor=d["actor"], org_id=d["org_id"],
-                   client_id=d["client_id"], operation=d["operation"], case_ids=d["case_ids"],
-                   field_categories=d["field_categories"], purpose=d["purpose"], legal_basis=d["legal_basis"],
-                   outcome=d["outcome"], trace_id=d["trace_id"], hash=d["hash"])
+    def from_record(cls, rec: replies.AuditEntryView) -> "AuditEntry":
+        return cls(seq=rec.seq, at=rec.at, actor=rec.actor, org_id=rec.org_id, client_id=rec.client_id,
+                   operation=rec.operation, case_ids=[strawberry.ID(c) for c in rec.case_ids],
+                   field_categories=rec.field_categories, purpose=rec.purpose, legal_basis=rec.legal_basis,
+                   outcome=rec.outcome, trace_id=rec.trace_id, hash=rec.hash)
 
 
 @strawberry.type
 class AuditConnection:
     nodes: list[AuditEntry]
     page_info: PageInfo
+
+    @classmethod
+    def from_record(cls, rec: replies.Page[replies.AuditEntryView]) -> "AuditConnection":
+        return cls(nodes=[AuditEntry.from_record(e) for e in rec.nodes], page_info=PageInfo.from_record(rec.page_info))
 
 
 @strawberry.type(description="Everything recorded about one person and who accessed it (data-subject access).")

@@ -16,6 +16,8 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
+from functools import partial
 from typing import Any, Literal
 
 from psycopg import sql
@@ -24,10 +26,12 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from contracts.replies import AuditEntryView, AuditVerification, Page
+
 from kernel import pagination
 from kernel.db import Connection
-from kernel.errors import BadInput, Forbidden
-from kernel.rpc import Endpoint
+from kernel.errors import BadInput
+from kernel.rpc import Endpoint, Route, bind
 from kernel.telemetry import current_trace_id
 from kernel.tokens import Principal
 
@@ -49,6 +53,16 @@ _MAX_CASES = 1000
 
 _COLUMNS = ("seq", "at", "actor", "org_id", "client_id", "operation", "case_ids", "field_categories", "purpose",
             "legal_basis", "outcome", "trace_id", "prev_hash", "hash")
+
+
+class AuditPurpose(StrEnum):
+    """Why personal data was read or written: the ``purpose`` of every audit entry."""
+
+    CASE_MANAGEMENT = "case_management"  # the owning organisation working its own case
+    REFERRAL = "referral"  # providing or following a referral
+    DATA_SUBJECT_REQUEST = "data_subject_request"  # the steward answering a person's access request
+    ACCESS_CHECK = "access_check"  # a refused request has no purpose of its own
+    AUDIT = "audit"  # reading the audit trail itself
 
 
 @dataclass(frozen=True)
@@ -108,6 +122,30 @@ def service_principal(service: str) -> Principal:
     """The actor for work a service does on its own (an event consumer), not on a caller's behalf."""
     return Principal(subject=f"service:{service}", org_id="segin", client_id=service, scopes=frozenset(), jti="",
                      token="")
+
+
+@dataclass(frozen=True)
+class Trail:
+    """One service's audit trail: the one call a handler makes to leave its record.
+
+    ``await TRAIL.allowed(conn, principal, "case.read", [case_id], ["identity"], AuditPurpose.REFERRAL)``;
+    ``denied`` records a refusal (purpose ``access_check`` unless told). Call it last in a write
+    transaction (see ``record``).
+    """
+
+    schema: str
+
+    async def allowed(self, conn: Connection, principal: Principal, operation: str,
+                      case_ids: Iterable[uuid.UUID | str], categories: Iterable[str], purpose: AuditPurpose,
+                      *, legal_basis: str | None = None) -> None:
+        await record(conn, self.schema, principal, AuditEntry(operation, case_ids, categories, purpose.value,
+                                                              "allowed", legal_basis))
+
+    async def denied(self, conn: Connection, principal: Principal, operation: str,
+                     case_ids: Iterable[uuid.UUID | str], categories: Iterable[str] = (),
+                     purpose: AuditPurpose = AuditPurpose.ACCESS_CHECK) -> None:
+        await record(conn, self.schema, principal, AuditEntry(operation, case_ids, categories, purpose.value,
+                                                              "denied"))
 
 
 # --- the chain ---------------------------------------------------------------------------------
@@ -339,51 +377,47 @@ class AuditVerifyRequest(BaseModel):
     expected_head: ChainHead | None = None
 
 
-def audit_endpoints(schema: str, service: str, pool: AsyncConnectionPool) -> list[Endpoint]:
+async def _audit_search(schema: str, pool: AsyncConnectionPool, principal: Principal,
+                        request: AuditSearchRequest) -> dict[str, Any]:
+    async with pool.connection() as conn, conn.transaction():
+        page = await search(conn, schema, case_id=request.case_id, org_id=request.org_id, actor=request.actor,
+                            since=request.since, until=request.until, first=request.first, after=request.after)
+        await Trail(schema).allowed(conn, principal, "audit.search", [request.case_id] if request.case_id else [],
+                                    ["audit_trail"], AuditPurpose.AUDIT)
+    return page
+
+
+async def _audit_verify(schema: str, pool: AsyncConnectionPool, principal: Principal,
+                        request: AuditVerifyRequest) -> AuditVerification:
+    expected = (request.expected_head.seq, request.expected_head.hash) if request.expected_head else None
+    async with pool.connection() as conn:
+        head = await chain_head(conn, schema)  # read first: every entry up to it is then verified
+        problems = await verify(conn, schema, expected_head=expected)
+        await Trail(schema).allowed(conn, principal, "audit.verify", [], ["audit_trail"], AuditPurpose.AUDIT)
+    return AuditVerification.model_validate({
+        "schema": schema, "ok": not problems, "head": {"seq": head[0], "hash": head[1]} if head else None,
+        "problems": [p.to_dict() for p in problems]})
+
+
+def audit_endpoints(schema: str, service: str, pool: AsyncConnectionPool) -> list[Route]:
     """``svc.<service>.audit_search`` and ``svc.<service>.audit_verify``, for holders of ``audit:read``.
 
     Reading the trail is itself recorded (operation ``audit.search`` / ``audit.verify``, purpose
     ``audit``), and so is a refused attempt, with outcome ``denied``.
     """
 
-    async def allowed(principal: Principal, operation: str, case_ids: list[uuid.UUID]) -> None:
-        try:
-            principal.require(SCOPE)
-        except Forbidden:
+    def refused_as(operation: str) -> Callable[[Principal, str, dict[str, Any]], Awaitable[None]]:
+        async def record_refusal(principal: Principal, subject: str, payload: dict[str, Any]) -> None:
             async with pool.connection() as conn:
-                await record(conn, schema, principal, AuditEntry(operation, case_ids, ["audit_trail"], "audit",
-                                                                 "denied"))
-            raise
+                await Trail(schema).denied(conn, principal, operation, _case_ids_in(payload), ["audit_trail"],
+                                           AuditPurpose.AUDIT)
+        return record_refusal
 
-    async def audit_search(principal: Principal, payload: dict[str, Any]) -> dict[str, Any]:
-        await allowed(principal, "audit.search", _case_ids_in(payload))
-        request = AuditSearchRequest.model_validate(payload)
-        async with pool.connection() as conn, conn.transaction():
-            page = await search(conn, schema, case_id=request.case_id, org_id=request.org_id, actor=request.actor,
-                                since=request.since, until=request.until, first=request.first, after=request.after)
-            cases = [request.case_id] if request.case_id else []
-            await record(conn, schema, principal, AuditEntry("audit.search", cases, ["audit_trail"], "audit",
-                                                             "allowed"))
-        return page
-
-    async def audit_verify(principal: Principal, payload: dict[str, Any]) -> dict[str, Any]:
-        await allowed(principal, "audit.verify", [])
-        request = AuditVerifyRequest.model_validate(payload)
-        expected = (request.expected_head.seq, request.expected_head.hash) if request.expected_head else None
-        async with pool.connection() as conn:
-            head = await chain_head(conn, schema)  # read first: every entry up to it is then verified
-            problems = await verify(conn, schema, expected_head=expected)
-            await record(conn, schema, principal, AuditEntry("audit.verify", [], ["audit_trail"], "audit", "allowed"))
-        return {
-            "schema": schema,
-            "ok": not problems,
-            "head": {"seq": head[0], "hash": head[1]} if head else None,
-            "problems": [p.to_dict() for p in problems],
-        }
-
+    search_endpoint = Endpoint(partial(_audit_search, schema), AuditSearchRequest, SCOPE, Page[AuditEntryView])
+    verify_endpoint = Endpoint(partial(_audit_verify, schema), AuditVerifyRequest, SCOPE, AuditVerification)
     return [
-        Endpoint(f"svc.{service}.audit_search", audit_search),
-        Endpoint(f"svc.{service}.audit_verify", audit_verify),
+        bind(f"svc.{service}.audit_search", search_endpoint, pool, refused_as("audit.search")),
+        bind(f"svc.{service}.audit_verify", verify_endpoint, pool, refused_as("audit.verify")),
     ]
 
 
@@ -403,6 +437,6 @@ def refusal_recorder(schema: str, pool: AsyncConnectionPool) -> Callable[[Princi
         case_ids = _case_ids_in(payload) if isinstance(payload, dict) else []
         operation = subject.removeprefix("svc.")
         async with pool.connection() as conn:
-            await record(conn, schema, principal, AuditEntry(operation, case_ids, [], "access_check", "denied"))
+            await Trail(schema).denied(conn, principal, operation, case_ids)
 
     return record_refusal

@@ -24,7 +24,7 @@ from nats.micro import add_service
 from nats.micro.request import Request
 from nats.micro.service import EndpointConfig, Service, ServiceConfig
 from opentelemetry import trace
-from pydantic import ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from kernel.errors import SeginError, Unavailable, bad_input_from, from_dict
 from kernel.telemetry import extract_context, inject_headers, tracer
@@ -32,15 +32,69 @@ from kernel.tokens import Principal, TokenVerifier, bearer
 
 log = logging.getLogger(__name__)
 
-EndpointHandler = Callable[[Principal, dict[str, Any]], Awaitable[Any]]
+# A bound endpoint as the server calls it: the verified caller and the JSON payload; JSON-ready data back.
+RouteHandler = Callable[[Principal, dict[str, Any]], Awaitable[Any]]
 # Called when a verified caller is refused for lack of scope: the service records it in its audit trail.
 RefusalRecorder = Callable[[Principal, str, dict[str, Any]], Awaitable[None]]
 
 
-@dataclass
+class ReplyInvalid(RuntimeError):
+    """A handler answered something its declared reply model refuses: a bug in the service, not the caller's
+    fault, so it is an INTERNAL error (logged with its frames, never its values)."""
+
+
+@dataclass(frozen=True)
 class Endpoint:
+    """What a service endpoint needs, declared in the service's ``app.py``.
+
+    ``handler(resource, principal, command)`` gets the service's pool (or unit of work), the verified
+    caller and the validated ``request`` model; it returns a ``reply`` (a pydantic model or a type such
+    as ``list[Model]``). The scope check and the request validation happen before the handler runs,
+    so before any transaction opens.
+    """
+
+    handler: Callable[[Any, Principal, Any], Awaitable[Any]]
+    request: type[BaseModel]
+    scope: str
+    reply: Any
+
+
+@dataclass(frozen=True)
+class Route:
+    """An endpoint bound to its subject and resources: what the server serves."""
+
     subject: str
-    handler: EndpointHandler
+    handler: RouteHandler
+
+
+def bind(subject: str, endpoint: Route, resource: Any, on_refused: RefusalRecorder | None = None) -> Route:
+    """Serve ``endpoint`` on ``subject``: scope, then request, then the handler, then the reply checked.
+
+    A refusal for lack of scope is recorded (``on_refused``) before it is answered; a failure to
+    record it must not turn the refusal into an error.
+    """
+    replies: TypeAdapter[Any] = TypeAdapter(endpoint.reply)
+
+    async def handle(principal: Principal, payload: dict[str, Any]) -> Any:
+        if endpoint.scope not in principal.scopes:
+            if on_refused is not None:
+                try:
+                    await on_refused(principal, subject, payload)
+                except Exception as exc:
+                    log.warning("refusal not recorded", extra={"subject": subject, "error": type(exc).__name__})
+            principal.require(endpoint.scope)
+        try:
+            command = endpoint.request.model_validate(payload)
+        except ValidationError as exc:
+            raise bad_input_from(exc) from None
+        result = await endpoint.handler(resource, principal, command)
+        try:
+            return replies.dump_python(replies.validate_python(result), mode="json", by_alias=True)
+        except ValidationError as exc:
+            raise ReplyInvalid(f"{subject} answered outside its reply model: "
+                               f"{[('.'.join(map(str, e['loc'])), e['type']) for e in exc.errors()]}") from None
+
+    return Route(subject, handle)
 
 
 def _reply(data: Any = None, error: SeginError | None = None) -> bytes:
@@ -55,10 +109,9 @@ class EndpointServer:
     its own task; ``max_in_flight`` keeps a burst from exhausting the database pool.
     """
 
-    def __init__(self, nc: Client, name: str, verifier: TokenVerifier, endpoints: list[Endpoint],
-                 *, max_in_flight: int = 64, on_refused: RefusalRecorder | None = None) -> None:
+    def __init__(self, nc: Client, name: str, verifier: TokenVerifier, endpoints: list[Route],
+                 *, max_in_flight: int = 64) -> None:
         self.nc, self.name, self.verifier, self.endpoints = nc, name, verifier, endpoints
-        self.on_refused = on_refused
         self._slots = asyncio.Semaphore(max_in_flight)
         self._tasks: set[asyncio.Task[None]] = set()
         self.service: Service | None = None
@@ -77,20 +130,13 @@ class EndpointServer:
                 )
             )
 
-    async def _record_refusal(self, principal: Principal, subject: str, payload: dict[str, Any]) -> None:
-        assert self.on_refused is not None
-        try:
-            await self.on_refused(principal, subject, payload)
-        except Exception as exc:  # a failed audit write must not turn a refusal into an error
-            log.warning("refusal not recorded", extra={"subject": subject, "error": type(exc).__name__})
-
     async def stop(self) -> None:
         if self.service:
             await self.service.stop()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=10)
 
-    def _dispatcher(self, endpoint: Endpoint) -> Callable[[Request], Awaitable[None]]:
+    def _dispatcher(self, endpoint: Route) -> Callable[[Request], Awaitable[None]]:
         async def dispatch(request: Request) -> None:
             await self._slots.acquire()
             task = asyncio.create_task(self._handle(endpoint, request))
@@ -100,12 +146,10 @@ class EndpointServer:
 
         return dispatch
 
-    async def _handle(self, endpoint: Endpoint, request: Request) -> None:
+    async def _handle(self, endpoint: Route, request: Request) -> None:
         headers = request.headers or {}
         started = time.perf_counter()
         outcome = "ok"
-        principal: Principal | None = None
-        payload: dict[str, Any] = {}
         with tracer().start_as_current_span(
             endpoint.subject, context=extract_context(headers), kind=trace.SpanKind.SERVER
         ) as span:
@@ -120,8 +164,6 @@ class EndpointServer:
                 body, outcome = _reply(error=bad_input_from(exc)), "BAD_USER_INPUT"
             except SeginError as exc:
                 body, outcome = _reply(error=exc), exc.code
-                if exc.code == "INSUFFICIENT_SCOPE" and self.on_refused and principal is not None:
-                    await self._record_refusal(principal, endpoint.subject, payload)
             except json.JSONDecodeError:
                 body = _reply(error=SeginError("The request body is not JSON.", code="BAD_USER_INPUT"))
                 outcome = "BAD_USER_INPUT"

@@ -10,11 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
-from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
@@ -27,28 +24,33 @@ from kernel.denylist import DenyList
 from kernel.logs import setup_logging
 from kernel.outbox import OutboxRelay
 from kernel.retention import Retention, run_pruning
-from kernel.rpc import Endpoint, EndpointServer
+from kernel.rpc import Endpoint, EndpointServer, Route, bind
 from kernel.telemetry import setup_telemetry
-from kernel.tokens import INTERNAL_TOKEN_TYPE, Principal, TokenVerifier, http_key_loader, service_audience
+from kernel.tokens import INTERNAL_TOKEN_TYPE, TokenVerifier, http_key_loader, service_audience
 
 log = logging.getLogger(__name__)
-
-
-# A service's endpoint handler: given the service's pool, then the verified caller and the payload.
-PoolHandler = Callable[[AsyncConnectionPool, Principal, dict[str, Any]], Awaitable[Any]]
 
 
 @dataclass
 class ServiceApp:
     """What a service is: its schema and migrations, the streams it produces, the requests it
-    answers (``svc.<name>.<endpoint>``) and the events it consumes. The runtime adds the rest."""
+    answers (``svc.<name>.<endpoint>``, each declared with its request model, scope and reply
+    model) and the events it consumes. The runtime adds the rest."""
 
     name: str
     schema: str
     migrations: Path
     streams: list[StreamSpec] = field(default_factory=list)
-    endpoints: dict[str, PoolHandler] = field(default_factory=dict)
+    endpoints: dict[str, Endpoint] = field(default_factory=dict)
     consumers: list[ConsumerSpec] = field(default_factory=list)
+
+
+def routes(app: ServiceApp, pool: AsyncConnectionPool) -> list[Route]:
+    """The service's declared endpoints bound to its pool and audit trail, plus the audit endpoints
+    every service answers on its own chain (plumbing, not domain)."""
+    on_refused = refusal_recorder(app.schema, pool)
+    declared = [bind(f"svc.{app.name}.{name}", endpoint, pool, on_refused) for name, endpoint in app.endpoints.items()]
+    return declared + audit_endpoints(app.schema, app.name, pool)
 
 
 async def run(app: ServiceApp, settings: Settings | None = None, stop: asyncio.Event | None = None) -> None:
@@ -75,11 +77,7 @@ async def run(app: ServiceApp, settings: Settings | None = None, stop: asyncio.E
     # Only internal tokens the gateway made for this service: never a client's API token.
     verifier = TokenVerifier(http_key_loader(settings.jwks_url), settings.issuer, service_audience(app.name),
                              denylist=denylist, token_types=(INTERNAL_TOKEN_TYPE,))
-    # Every service answers the steward's audit queries on its own chain: plumbing, not domain.
-    endpoints = [Endpoint(f"svc.{app.name}.{name}", partial(handler, pool)) for name, handler in app.endpoints.items()]
-    endpoints += audit_endpoints(app.schema, app.name, pool)
-    server = EndpointServer(nc, app.name, verifier, endpoints,
-                            on_refused=refusal_recorder(app.schema, pool))
+    server = EndpointServer(nc, app.name, verifier, routes(app, pool))
     await server.start()
     relay = OutboxRelay(pool, js, app.schema, settings.database_url)
     background = [asyncio.create_task(relay.run(stop), name="outbox-relay"),

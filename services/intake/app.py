@@ -5,7 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from contracts.channels import INTAKE_STREAM, REFERRAL_CREATED, REFERRAL_STATUS_CHANGED, REFERRAL_STREAM
+from contracts.commands import (
+    CaseRef,
+    RecordConsent,
+    RecordLegalBasis,
+    RegisterArrivalRequest,
+    StatisticsRequest,
+    WithdrawConsent,
+)
+from contracts.replies import CaseExport, CaseView, SharingResult, StatisticsView
 from kernel.bus import ConsumerSpec, by_type
+from kernel.rpc import Endpoint
 from kernel.runtime import ServiceApp
 from services.intake import handlers
 from services.intake.store import SCHEMA
@@ -16,13 +26,13 @@ APP = ServiceApp(
     migrations=Path(__file__).parent / "migrations",
     streams=[INTAKE_STREAM],
     endpoints={
-        "register_arrival": handlers.register_arrival,
-        "get_case": handlers.get_case,
-        "record_consent": handlers.record_consent,
-        "withdraw_consent": handlers.withdraw_consent,
-        "record_legal_basis": handlers.record_legal_basis,
-        "statistics": handlers.statistics,
-        "subject_access": handlers.subject_access,
+        "register_arrival": Endpoint(handlers.register_arrival, RegisterArrivalRequest, "cases:write", CaseView),
+        "get_case": Endpoint(handlers.get_case, CaseRef, "cases:read", CaseView),
+        "record_consent": Endpoint(handlers.record_consent, RecordConsent, "consent:write", SharingResult),
+        "withdraw_consent": Endpoint(handlers.withdraw_consent, WithdrawConsent, "consent:write", SharingResult),
+        "record_legal_basis": Endpoint(handlers.record_legal_basis, RecordLegalBasis, "consent:write", SharingResult),
+        "statistics": Endpoint(handlers.statistics, StatisticsRequest, "statistics:read", StatisticsView),
+        "subject_access": Endpoint(handlers.subject_access, CaseRef, "audit:read", CaseExport),
     },
     consumers=[
         # The access projection: which organisation holds an open referral for which case.

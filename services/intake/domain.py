@@ -10,16 +10,17 @@ from contracts.commands import RegisterArrival
 from contracts.events import SharingCoverage, SharingRecipient
 from contracts.reference import (
     CHILD_VULNERABILITIES,
+    OPEN_REFERRAL_STATES,
     SENSITIVE_VULNERABILITIES,
     LegalBasis,
     Purpose,
+    ReferralStatus,
     SensitiveCategory,
     Vulnerability,
 )
 
 ADULT_AGE = 18
-OPEN_REFERRAL_STATES = frozenset({"PENDING", "ACCEPTED"})
-OWNER_PURPOSE = "CASE_MANAGEMENT"
+OWNER_PURPOSE = "CASE_MANAGEMENT"  # why the owner sees its case (reported in the case's ``access``)
 
 
 def is_child(arrival: RegisterArrival, today: date) -> bool:
@@ -53,7 +54,7 @@ class Grant:
 
     org_id: str
     legal_basis: LegalBasis | None
-    status: str
+    status: ReferralStatus
 
     @property
     def open(self) -> bool:

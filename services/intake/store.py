@@ -6,11 +6,13 @@ import uuid
 from typing import Any
 
 from contracts.commands import ConsentInput, RecordLegalBasis, RegisterArrival
-from contracts.reference import LegalBasis, Purpose, StatisticsDimension
+from contracts.reference import LegalBasis, Purpose, ReferralStatus, StatisticsDimension
+from kernel.audit import Trail
 from kernel.db import Connection
 from services.intake.domain import Basis, Grant
 
 SCHEMA = "intake"
+TRAIL = Trail(SCHEMA)  # intake's audit trail: one call per handler
 
 
 async def insert_case(conn: Connection, case_id: uuid.UUID, org_id: str, actor: str, arrival: RegisterArrival) -> None:
@@ -35,8 +37,9 @@ async def insert_consent(conn: Connection, case_id: uuid.UUID, actor: str, conse
     await conn.execute(
         "insert into intake.consents (id, case_id, legal_basis, given, purposes, recipient_org_ids,"
         " recipient_org_types, language, given_by, guardian_name, recorded_by)"
-        " values (%s, %s, 'CONSENT', %s, %s, %s, %s, %s, %s, %s, %s)",
-        (consent_id, case_id, consent.given, [p.value for p in consent.purposes], consent.recipient_org_ids,
+        " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (consent_id, case_id, LegalBasis.CONSENT.value, consent.given, [p.value for p in consent.purposes],
+         consent.recipient_org_ids,
          [t.value for t in consent.recipient_org_types], consent.language, consent.given_by.value,
          consent.guardian_name, actor),
     )
@@ -59,8 +62,8 @@ async def withdraw_consent(conn: Connection, case_id: uuid.UUID, consent_id: uui
     """Withdraw a consent still in force; False when there is none with that id on the case."""
     cur = await conn.execute(
         "update intake.consents set withdrawn_at = now(), withdrawn_by = %s"
-        " where id = %s and case_id = %s and legal_basis = 'CONSENT' and withdrawn_at is null",
-        (actor, consent_id, case_id),
+        " where id = %s and case_id = %s and legal_basis = %s and withdrawn_at is null",
+        (actor, consent_id, case_id, LegalBasis.CONSENT.value),
     )
     return cur.rowcount == 1
 
@@ -83,19 +86,20 @@ def to_basis(row: dict[str, Any]) -> Basis:
 async def grants(conn: Connection, case_id: uuid.UUID) -> list[Grant]:
     cur = await conn.execute("select org_id, legal_basis, status from intake.access_grants where case_id = %s",
                              (case_id,))
-    return [Grant(r["org_id"], LegalBasis(r["legal_basis"]) if r["legal_basis"] else None, r["status"])
+    return [Grant(r["org_id"], LegalBasis(r["legal_basis"]) if r["legal_basis"] else None, ReferralStatus(r["status"]))
             for r in await cur.fetchall()]
 
 
-async def upsert_grant(conn: Connection, referral_id: str, case_id: str, org_id: str, legal_basis: str | None,
-                       status: str, as_of: str) -> None:
+async def upsert_grant(conn: Connection, referral_id: str, case_id: str, org_id: str,
+                       legal_basis: LegalBasis | None, status: ReferralStatus, as_of: str) -> None:
     """Apply a referral's state as of its event time; an older event never overwrites a newer one."""
     await conn.execute(
         "insert into intake.access_grants (referral_id, case_id, org_id, legal_basis, status, updated_at)"
         " values (%s, %s, %s, %s, %s, %s) on conflict (referral_id) do update set legal_basis = excluded.legal_basis,"
         " status = excluded.status, updated_at = excluded.updated_at"
         " where intake.access_grants.updated_at <= excluded.updated_at",
-        (uuid.UUID(referral_id), uuid.UUID(case_id), org_id, legal_basis, status, as_of),
+        (uuid.UUID(referral_id), uuid.UUID(case_id), org_id, legal_basis.value if legal_basis else None,
+         status.value, as_of),
     )
 
 

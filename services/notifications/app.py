@@ -5,7 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from contracts.channels import NOTIFICATIONS_STREAM, REFERRAL_CREATED, REFERRAL_STATUS_CHANGED, REFERRAL_STREAM
+from contracts.commands import CaseRef, MarkRead, NotificationsRequest
+from contracts.replies import NotificationExport, NotificationView, Page
 from kernel.bus import ConsumerSpec, by_type
+from kernel.rpc import Endpoint
 from kernel.runtime import ServiceApp
 from services.notifications import handlers
 from services.notifications.store import SCHEMA
@@ -16,9 +19,10 @@ APP = ServiceApp(
     migrations=Path(__file__).parent / "migrations",
     streams=[NOTIFICATIONS_STREAM],
     endpoints={
-        "list": handlers.list_notifications,
-        "mark_read": handlers.mark_read,
-        "subject_access": handlers.subject_access,
+        "list": Endpoint(handlers.list_notifications, NotificationsRequest, "notifications:read",
+                         Page[NotificationView]),
+        "mark_read": Endpoint(handlers.mark_read, MarkRead, "notifications:read", NotificationView),
+        "subject_access": Endpoint(handlers.subject_access, CaseRef, "audit:read", list[NotificationExport]),
     },
     consumers=[
         ConsumerSpec("notifications-referral-events", REFERRAL_STREAM.name, "evt.referral.>", by_type({

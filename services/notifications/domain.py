@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from contracts.events import ReferralCreatedV1, ReferralStatusChangedV1
-from contracts.reference import SENSITIVE_SERVICES, ServiceCategory
+from contracts.reference import SENSITIVE_SERVICES, ReferralStatus, ServiceCategory
 
 CATEGORY_WORDS: dict[ServiceCategory, tuple[str, str]] = {
     ServiceCategory.RECEPTION: ("accueil et profilage", "reception and profiling"),
@@ -67,7 +67,7 @@ def _owner_notice(org_id: str, kind: str, category: ServiceCategory, title_fr: s
 
 def notices_for_referral(event: ReferralCreatedV1) -> list[Notice]:
     """A live referral alerts its recipient; one awaiting consent alerts the case owner instead."""
-    if event.status == "AWAITING_CONSENT":
+    if event.status == ReferralStatus.AWAITING_CONSENT:
         return [_owner_notice(event.from_org_id, "referral.awaiting_consent", event.service_category,
                               "Consentement requis pour orienter vers : {fr}", "Consent needed to refer for: {en}")]
     return [_received(event.to_org_id, event.service_category, event.priority.value)]
@@ -82,21 +82,21 @@ def _received(org_id: str, category: ServiceCategory, priority: str) -> Notice:
 
 
 OWNER_TITLES = {
-    "ACCEPTED": ("Référence acceptée : {fr}", "Referral accepted: {en}"),
-    "REJECTED": ("Référence refusée : {fr}", "Referral rejected: {en}"),
-    "DONE": ("Référence clôturée : {fr}", "Referral completed: {en}"),
+    ReferralStatus.ACCEPTED: ("Référence acceptée : {fr}", "Referral accepted: {en}"),
+    ReferralStatus.REJECTED: ("Référence refusée : {fr}", "Referral rejected: {en}"),
+    ReferralStatus.DONE: ("Référence clôturée : {fr}", "Referral completed: {en}"),
 }
 
 
 def notices_for_status_change(event: ReferralStatusChangedV1) -> list[Notice]:
     """Tell the recipient when a referral becomes live or is withdrawn; tell the referring
     organisation when the recipient answers."""
-    if event.new_status == "PENDING" and event.old_status == "AWAITING_CONSENT":
+    if event.new_status == ReferralStatus.PENDING and event.old_status == ReferralStatus.AWAITING_CONSENT:
         return [_received(event.to_org_id, event.service_category, event.priority.value)]
-    if event.new_status == "REVOKED" and event.old_status != "AWAITING_CONSENT":
+    if event.new_status == ReferralStatus.REVOKED and event.old_status != ReferralStatus.AWAITING_CONSENT:
         fr, en = _words(event.service_category)
         return [Notice(event.to_org_id, "referral.revoked", f"Référence retirée : {fr}", f"Referral withdrawn: {en}")]
     if event.new_status in OWNER_TITLES:
-        return [_owner_notice(event.from_org_id, f"referral.{event.new_status.lower()}", event.service_category,
+        return [_owner_notice(event.from_org_id, f"referral.{event.new_status.value.lower()}", event.service_category,
                               *OWNER_TITLES[event.new_status])]
     return []

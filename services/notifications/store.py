@@ -5,11 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from kernel.audit import Trail
 from kernel.db import Connection
 from kernel.pagination import keyset_query
 from services.notifications.domain import Notice
 
 SCHEMA = "notifications"
+TRAIL = Trail(SCHEMA)  # notifications' audit trail: one call per handler
 
 
 async def insert(conn: Connection, notice: Notice, priority: str, referral_id: str, case_id: str, event_id: str) -> None:
@@ -44,3 +46,10 @@ async def mark_read(conn: Connection, org_id: str, scopes: frozenset[str],
         (notification_id, org_id, sorted(scopes)),
     )
     return await cur.fetchone()
+
+
+async def about_case(conn: Connection, case_id: uuid.UUID) -> list[dict[str, Any]]:
+    """Every notification about one case, whoever it went to (the steward's data-subject export)."""
+    cur = await conn.execute("select * from notifications.notifications where case_id = %s"
+                             " order by created_at, id", (case_id,))
+    return list(await cur.fetchall())

@@ -6,7 +6,10 @@ from functools import partial
 from pathlib import Path
 
 from contracts.channels import ARRIVAL_REGISTERED, INTAKE_STREAM, REFERRAL_STREAM, SHARING_CHANGED
+from contracts.commands import CaseRef, PageRequest, ReferralAction
+from contracts.replies import Page, ReferralView
 from kernel.bus import ConsumerSpec, by_type
+from kernel.rpc import Endpoint
 from kernel.runtime import ServiceApp
 from services.referral import handlers
 from services.referral.store import SCHEMA
@@ -17,10 +20,11 @@ APP = ServiceApp(
     migrations=Path(__file__).parent / "migrations",
     streams=[REFERRAL_STREAM],
     endpoints={
-        "case_referrals": handlers.case_referrals,
-        "incoming": handlers.incoming,
-        "subject_access": handlers.subject_access,
-        **{action: partial(handlers.act, action) for action in ("accept", "reject", "complete", "revoke")},
+        "case_referrals": Endpoint(handlers.case_referrals, CaseRef, "referrals:read", list[ReferralView]),
+        "incoming": Endpoint(handlers.incoming, PageRequest, "referrals:read", Page[ReferralView]),
+        "subject_access": Endpoint(handlers.subject_access, CaseRef, "audit:read", list[ReferralView]),
+        **{action: Endpoint(partial(handlers.act, action), ReferralAction, "referrals:write", ReferralView)
+           for action in ("accept", "reject", "complete", "revoke")},
     },
     consumers=[
         ConsumerSpec("referral-intake", INTAKE_STREAM.name, "evt.intake.>", by_type({

@@ -7,15 +7,23 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from contracts.events import ArrivalRegisteredV1, SharingRecipient
-from contracts.reference import LegalBasis, Priority, Purpose, ServiceCategory, Vulnerability
+from contracts.reference import (
+    OPEN_REFERRAL_STATES,
+    LegalBasis,
+    Priority,
+    Purpose,
+    ReferralStatus,
+    ServiceCategory,
+    Vulnerability,
+)
 
-PENDING = "PENDING"
-ACCEPTED = "ACCEPTED"
-REJECTED = "REJECTED"
-DONE = "DONE"
-REVOKED = "REVOKED"
-AWAITING_CONSENT = "AWAITING_CONSENT"
-OPEN_STATES = frozenset({PENDING, ACCEPTED})
+PENDING = ReferralStatus.PENDING
+ACCEPTED = ReferralStatus.ACCEPTED
+REJECTED = ReferralStatus.REJECTED
+DONE = ReferralStatus.DONE
+REVOKED = ReferralStatus.REVOKED
+AWAITING_CONSENT = ReferralStatus.AWAITING_CONSENT
+OPEN_STATES = OPEN_REFERRAL_STATES
 
 
 @dataclass(frozen=True)
@@ -62,7 +70,7 @@ class PlannedReferral:
     due_at: datetime
     reason_code: str
     legal_basis: LegalBasis | None
-    status: str
+    status: ReferralStatus
 
 
 def choose_provider(providers: list[Provider], category: ServiceCategory, region: str) -> Provider | None:
@@ -107,7 +115,7 @@ def plan_referrals(arrival: ArrivalRegisteredV1, providers: list[Provider], now:
 # --- transitions (Primero's model: one record per referral, explicit states) -------------------
 
 # action → (states it applies to, resulting state, who may do it)
-TRANSITIONS: dict[str, tuple[frozenset[str], str, str]] = {
+TRANSITIONS: dict[str, tuple[frozenset[ReferralStatus], ReferralStatus, str]] = {
     "accept": (frozenset({PENDING}), ACCEPTED, "recipient"),
     "reject": (frozenset({PENDING}), REJECTED, "recipient"),
     "complete": (frozenset({ACCEPTED}), DONE, "recipient"),
@@ -121,7 +129,7 @@ class TransitionRefused(Exception):
         self.message, self.code = message, code
 
 
-def transition(action: str, status: str, *, is_recipient: bool, is_owner: bool) -> str:
+def transition(action: str, status: str, *, is_recipient: bool, is_owner: bool) -> ReferralStatus:
     """The state after ``action``, or TransitionRefused saying why not."""
     allowed_from, target, actor = TRANSITIONS[action]
     if (actor == "recipient" and not is_recipient) or (actor == "owner" and not is_owner):
@@ -144,8 +152,8 @@ def basis_for(recipients: list[SharingRecipient], org_id: str, org_type: str | N
 @dataclass(frozen=True)
 class Reassessment:
     referral_id: str
-    old_status: str
-    new_status: str
+    old_status: ReferralStatus
+    new_status: ReferralStatus
     legal_basis: LegalBasis | None
     reason: str
 
@@ -156,7 +164,7 @@ def reassess(referrals: list[dict[str, object]], basis: Callable[[str], LegalBas
     decided at routing are untouched."""
     changes = []
     for r in referrals:
-        to_org, status, current = str(r["to_org_id"]), str(r["status"]), r["legal_basis"]
+        to_org, status, current = str(r["to_org_id"]), ReferralStatus(str(r["status"])), r["legal_basis"]
         new_basis = basis(to_org)
         if status == AWAITING_CONSENT and new_basis is not None:
             changes.append(Reassessment(str(r["id"]), status, PENDING, new_basis, "SHARING_RECORDED"))

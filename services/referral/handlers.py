@@ -17,8 +17,17 @@ from psycopg_pool import AsyncConnectionPool
 from contracts.channels import REFERRAL_CREATED, REFERRAL_STATUS_CHANGED
 from contracts.commands import CaseRef, PageRequest, ReferralAction
 from contracts.events import ArrivalRegisteredV1, ReferralCreatedV1, ReferralStatusChangedV1, SharingChangedV1
-from contracts.reference import SENSITIVE_SERVICES, LegalBasis, Priority, Purpose, ServiceCategory, hidden_services
-from kernel.audit import AuditEntry, record, service_principal
+from contracts.reference import (
+    SENSITIVE_SERVICES,
+    LegalBasis,
+    Priority,
+    Purpose,
+    ReferralStatus,
+    ServiceCategory,
+    hidden_services,
+)
+from contracts.replies import Page, ReferralView
+from kernel.audit import AuditPurpose, service_principal
 from kernel.db import Connection
 from kernel.errors import BadInput, NotFound, SeginError, parse_id
 from kernel.events import CloudEvent
@@ -26,6 +35,7 @@ from kernel.outbox import add_event
 from kernel.pagination import page
 from kernel.tokens import Principal
 from services.referral import domain, store
+from services.referral.views import referral_view
 
 
 async def on_arrival_registered(conn: Connection, event: CloudEvent) -> None:
@@ -49,17 +59,16 @@ async def on_arrival_registered(conn: Connection, event: CloudEvent) -> None:
         )
     # The platform itself shared the case with these organisations: on the record, one entry per basis.
     for basis in sorted({p.legal_basis.value if p.legal_basis else "" for p in created}):
-        await record(conn, store.SCHEMA, service_principal("referral"), AuditEntry(
-            operation="referral.create", case_ids=[arrival.case_id], field_categories=["referral"],
-            purpose="referral", outcome="allowed", legal_basis=basis or None))
+        await store.TRAIL.allowed(conn, service_principal("referral"), "referral.create", [arrival.case_id],
+                                  ["referral"], AuditPurpose.REFERRAL, legal_basis=basis or None)
 
 
-async def _announce(conn: Connection, row: dict[str, Any], old_status: str) -> None:
+async def _announce(conn: Connection, row: dict[str, Any], old_status: ReferralStatus) -> None:
     await add_event(conn, store.SCHEMA, REFERRAL_STATUS_CHANGED, ReferralStatusChangedV1(
         referral_id=str(row["id"]), case_id=str(row["case_id"]), from_org_id=row["from_org_id"],
         to_org_id=row["to_org_id"], service_category=ServiceCategory(row["service_category"]),
         priority=Priority(row["priority"]), legal_basis=LegalBasis(row["legal_basis"]) if row["legal_basis"] else None,
-        old_status=old_status, new_status=row["status"], reason_code=row["status_reason"],
+        old_status=old_status, new_status=ReferralStatus(row["status"]), reason_code=row["status_reason"],
     ), subject=str(row["id"]))
 
 
@@ -77,76 +86,48 @@ async def on_sharing_changed(conn: Connection, event: CloudEvent) -> None:
             await _announce(conn, row, step.old_status)
             changed.add(step.reason.lower())
     for reason in sorted(changed):  # last in the transaction: the audit chain's lock is held until commit
-        await record(conn, store.SCHEMA, service_principal("referral"), AuditEntry(
-            operation=f"referral.{reason}", case_ids=[change.case_id], field_categories=["referral"],
-            purpose="referral", outcome="allowed"))
-
-
-def referral_view(row: dict[str, Any]) -> dict[str, Any]:
-    """A referral as its callers see it, whole: a caller who may not see part of it does not see it at all."""
-    return {
-        "id": str(row["id"]),
-        "case_id": str(row["case_id"]),
-        "from_org_id": row["from_org_id"],
-        "to_org_id": row["to_org_id"],
-        "service_category": row["service_category"],
-        "priority": row["priority"],
-        "legal_basis": row["legal_basis"],
-        "status": row["status"],
-        "status_reason": row["status_reason"],
-        "reason_code": row["reason_code"],
-        "due_at": row["due_at"],
-        "created_at": row["created_at"],
-        "updated_at": row["updated_at"],
-    }
+        await store.TRAIL.allowed(conn, service_principal("referral"), f"referral.{reason}", [change.case_id],
+                                  ["referral"], AuditPurpose.REFERRAL)
 
 
 def visible(row: dict[str, Any], principal: Principal) -> bool:
     """Whether the referral exists for this caller: the recipient once it is live; the referring
     organisation and the case owner unless it is a sensitive service their token may not see."""
-    if principal.org_id == row["to_org_id"] and row["status"] != domain.AWAITING_CONSENT:
+    if principal.org_id == row["to_org_id"] and row["status"] != ReferralStatus.AWAITING_CONSENT:
         return True
     involved = principal.org_id in (row["from_org_id"], row["case_owner_org_id"])
     return involved and ServiceCategory(row["service_category"]) not in hidden_services(principal.scopes)
 
 
-def _categories(views: list[dict[str, Any]]) -> list[str]:
-    revealed = {v["service_category"] for v in views if v["service_category"]}
-    return ["referral"] + sorted(SENSITIVE_SERVICES[ServiceCategory(c)].value for c in revealed
-                                 if ServiceCategory(c) in SENSITIVE_SERVICES)
+def _categories(views: list[ReferralView]) -> list[str]:
+    revealed = {v.service_category for v in views}
+    return ["referral"] + sorted(SENSITIVE_SERVICES[c].value for c in revealed if c in SENSITIVE_SERVICES)
 
 
-async def case_referrals(pool: AsyncConnectionPool, principal: Principal, payload: dict[str, Any]) -> list[dict[str, Any]]:
-    principal.require("referrals:read")
-    case_id = parse_id(CaseRef.model_validate(payload).case_id, "caseId")
+async def case_referrals(pool: AsyncConnectionPool, principal: Principal, request: CaseRef) -> list[ReferralView]:
+    case_id = parse_id(request.case_id, "caseId")
     async with pool.connection() as conn, conn.transaction():
         rows = await store.case_referrals(conn, case_id, principal.org_id, hidden_services(principal.scopes))
         views = [referral_view(r) for r in rows]
         if views:
-            await record(conn, store.SCHEMA, principal, AuditEntry(
-                operation="referral.list_for_case", case_ids=[str(case_id)], field_categories=_categories(views),
-                purpose="referral", outcome="allowed"))
+            await store.TRAIL.allowed(conn, principal, "referral.list_for_case", [case_id], _categories(views),
+                                      AuditPurpose.REFERRAL)
     return views
 
 
-async def incoming(pool: AsyncConnectionPool, principal: Principal, payload: dict[str, Any]) -> dict[str, Any]:
-    principal.require("referrals:read")
-    request = PageRequest.model_validate(payload)
+async def incoming(pool: AsyncConnectionPool, principal: Principal, request: PageRequest) -> Page[ReferralView]:
     async with pool.connection() as conn, conn.transaction():
         rows = await store.incoming(conn, principal.org_id, request.first, request.after)
-        result = page(rows, request.first)
-        result["nodes"] = [referral_view(r) for r in result["nodes"]]
-        if result["nodes"]:
-            await record(conn, store.SCHEMA, principal, AuditEntry(
-                operation="referral.list_incoming", case_ids=sorted({n["case_id"] for n in result["nodes"]}),
-                field_categories=_categories(result["nodes"]), purpose="referral", outcome="allowed"))
+        found = page(rows, request.first)
+        result = Page[ReferralView](nodes=[referral_view(r) for r in found["nodes"]], page_info=found["page_info"])
+        if result.nodes:
+            await store.TRAIL.allowed(conn, principal, "referral.list_incoming", {n.case_id for n in result.nodes},
+                                      _categories(result.nodes), AuditPurpose.REFERRAL)
     return result
 
 
-async def act(action: str, pool: AsyncConnectionPool, principal: Principal, payload: dict[str, Any]) -> dict[str, Any]:
+async def act(action: str, pool: AsyncConnectionPool, principal: Principal, request: ReferralAction) -> ReferralView:
     """Accept, reject or complete (the recipient), or revoke (the referring organisation)."""
-    principal.require("referrals:write")
-    request = ReferralAction.model_validate(payload)
     referral_id = parse_id(request.referral_id, "id", not_found="No such referral.")
     refusal: SeginError | None = None
     async with pool.connection() as conn, conn.transaction():
@@ -156,7 +137,6 @@ async def act(action: str, pool: AsyncConnectionPool, principal: Principal, payl
         if row is None or not visible(row, principal):
             refusal = NotFound("No such referral.", field="id")
         else:
-            assert row is not None
             try:
                 new_status = domain.transition(action, row["status"], is_recipient=principal.org_id == row["to_org_id"],
                                                is_owner=principal.org_id == row["from_org_id"])
@@ -165,27 +145,26 @@ async def act(action: str, pool: AsyncConnectionPool, principal: Principal, payl
             else:
                 if action == "reject" and not request.reason:
                     raise BadInput("Give a reason code for the rejection.", field="reason")
-                old = row["status"]
+                old = ReferralStatus(row["status"])
                 row = await store.set_status(conn, referral_id, new_status, row["legal_basis"],
                                              request.reason or action.upper())
                 await _announce(conn, row, old)
-        await record(conn, store.SCHEMA, principal, AuditEntry(
-            operation=f"referral.{action}", case_ids=[str(row["case_id"])] if row else [],
-            field_categories=["referral"], purpose="referral", outcome="denied" if refusal else "allowed"))
+        cases = [row["case_id"]] if row else []
+        if refusal:
+            await store.TRAIL.denied(conn, principal, f"referral.{action}", cases, ["referral"], AuditPurpose.REFERRAL)
+        else:
+            await store.TRAIL.allowed(conn, principal, f"referral.{action}", cases, ["referral"], AuditPurpose.REFERRAL)
     if refusal:
         raise refusal
     assert row is not None
     return referral_view(row)
 
 
-async def subject_access(pool: AsyncConnectionPool, principal: Principal, payload: dict[str, Any]
-                         ) -> list[dict[str, Any]]:
+async def subject_access(pool: AsyncConnectionPool, principal: Principal, request: CaseRef) -> list[ReferralView]:
     """Every referral of one person's case, unmasked, for the platform steward's export. Audited."""
-    principal.require("audit:read")
-    case_id = parse_id(CaseRef.model_validate(payload).case_id, "caseId")
+    case_id = parse_id(request.case_id, "caseId")
     async with pool.connection() as conn, conn.transaction():
         rows = await store.referrals_of_case(conn, case_id)
-        await record(conn, store.SCHEMA, principal, AuditEntry(
-            operation="dsar.export", case_ids=[str(case_id)], field_categories=["referral"],
-            purpose="data_subject_request", outcome="allowed"))
+        await store.TRAIL.allowed(conn, principal, "dsar.export", [case_id], ["referral"],
+                                  AuditPurpose.DATA_SUBJECT_REQUEST)
     return [referral_view(row) for row in rows]

@@ -5,12 +5,15 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from contracts.reference import ServiceCategory
+from contracts.reference import Priority, ReferralStatus, ServiceCategory
+from kernel.audit import Trail
 from kernel.db import Connection
 from kernel.pagination import keyset_query
 from services.referral.domain import PlannedReferral, Provider
 
 SCHEMA = "referral"
+TRAIL = Trail(SCHEMA)  # referral's audit trail: one call per handler
+_URGENT_FIRST = [p.value for p in Priority]  # the order of the enum: URGENT, HIGH, NORMAL
 
 
 async def providers(conn: Connection) -> list[Provider]:
@@ -29,7 +32,7 @@ async def insert_referral(
         " priority, legal_basis, status, reason_code, due_at) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
         " on conflict (case_id, to_org_id, service_category) do nothing",
         (referral_id, case_id, owner_org_id, owner_org_id, plan.to_org_id, plan.category.value, plan.priority.value,
-         plan.legal_basis.value if plan.legal_basis else None, plan.status, plan.reason_code, plan.due_at),
+         plan.legal_basis.value if plan.legal_basis else None, plan.status.value, plan.reason_code, plan.due_at),
     )
     return referral_id if cur.rowcount == 1 else None
 
@@ -42,16 +45,18 @@ async def case_referrals(conn: Connection, case_id: uuid.UUID, org_id: str,
     cur = await conn.execute(
         "select * from referral.referrals where case_id = %s"
         " and (((case_owner_org_id = %s or from_org_id = %s) and service_category <> all(%s))"
-        "      or (to_org_id = %s and status <> 'AWAITING_CONSENT'))"
-        " order by array_position(array['URGENT', 'HIGH', 'NORMAL'], priority), created_at, id",
-        (case_id, org_id, org_id, [c.value for c in hidden], org_id),
+        "      or (to_org_id = %s and status <> %s))"
+        " order by array_position(%s::text[], priority), created_at, id",
+        (case_id, org_id, org_id, [c.value for c in hidden], org_id, ReferralStatus.AWAITING_CONSENT.value,
+         _URGENT_FIRST),
     )
     return list(await cur.fetchall())
 
 
 async def incoming(conn: Connection, org_id: str, first: int, after: str | None) -> list[dict[str, Any]]:
     query, params = keyset_query(
-        "select * from referral.referrals where to_org_id = %s and status <> 'AWAITING_CONSENT'", [org_id], first, after
+        "select * from referral.referrals where to_org_id = %s and status <> %s",
+        [org_id, ReferralStatus.AWAITING_CONSENT.value], first, after
     )
     cur = await conn.execute(query, params)
     return list(await cur.fetchall())
@@ -89,12 +94,12 @@ async def get_for_update(conn: Connection, referral_id: uuid.UUID) -> dict[str, 
     return await cur.fetchone()
 
 
-async def set_status(conn: Connection, referral_id: uuid.UUID | str, status: str, legal_basis: str | None,
-                     reason: str | None) -> dict[str, Any]:
+async def set_status(conn: Connection, referral_id: uuid.UUID | str, status: ReferralStatus,
+                     legal_basis: str | None, reason: str | None) -> dict[str, Any]:
     cur = await conn.execute(
         "update referral.referrals set status = %s, legal_basis = %s, status_reason = %s, updated_at = now()"
         " where id = %s returning *",
-        (status, legal_basis, reason, referral_id if isinstance(referral_id, uuid.UUID) else uuid.UUID(referral_id)),
+        (status.value, legal_basis, reason, referral_id if isinstance(referral_id, uuid.UUID) else uuid.UUID(referral_id)),
     )
     row = await cur.fetchone()
     assert row is not None

@@ -7,7 +7,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from kernel.errors import SeginError
 from services.intake import handlers
-from tests.integration.services import principal, register
+from services.intake.app import APP as INTAKE
+from tests.integration.services import call, principal, register
 
 
 async def test_exports_beyond_the_daily_limit_are_refused(intake_pool: AsyncConnectionPool,
@@ -16,11 +17,12 @@ async def test_exports_beyond_the_daily_limit_are_refused(intake_pool: AsyncConn
     steward = principal("steward-limit-test", "audit:read")
     cases = [await register(intake_pool, "dgme") for _ in range(3)]
     for case in cases[:2]:
-        export = await handlers.subject_access(intake_pool, steward, {"case_id": case["id"]})
+        export = await call(INTAKE, "subject_access", intake_pool, steward, {"case_id": case["id"]})
         assert export["id"] == case["id"] and export["given_name"] == "Mariam"
     with pytest.raises(SeginError) as refused:
-        await handlers.subject_access(intake_pool, steward, {"case_id": cases[2]["id"]})
+        await call(INTAKE, "subject_access", intake_pool, steward, {"case_id": cases[2]["id"]})
     assert refused.value.code == "RATE_LIMITED" and "SEGIN_DSAR_PER_DAY" in refused.value.message
     # Another organisation's exports are counted apart.
     other = principal("other-steward", "audit:read")
-    assert (await handlers.subject_access(intake_pool, other, {"case_id": cases[2]["id"]}))["id"] == cases[2]["id"]
+    assert (await call(INTAKE, "subject_access", intake_pool, other,
+                       {"case_id": cases[2]["id"]}))["id"] == cases[2]["id"]

@@ -12,8 +12,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from kernel.errors import Conflict, NotFound
 from kernel.tokens import Principal
-from services.intake import handlers
-from tests.integration.services import CountingPool, arrival, principal, register
+from services.intake.app import APP as INTAKE
+from tests.integration.services import CountingPool, arrival, call, principal, register
 
 
 async def test_a_hidden_case_is_refused_with_the_same_statements_as_an_absent_one(
@@ -24,7 +24,7 @@ async def test_a_hidden_case_is_refused_with_the_same_statements_as_an_absent_on
     async def refused(case_id: str) -> list[str]:
         counting = CountingPool(intake_pool)
         with pytest.raises(NotFound) as refusal:
-            await handlers.get_case(counting, outsider, {"case_id": case_id})  # type: ignore[arg-type]
+            await call(INTAKE, "get_case", counting, outsider, {"case_id": case_id})
         assert refusal.value.message == "No such case, or it is not shared with your organisation."
         return counting.statements
 
@@ -38,11 +38,11 @@ async def test_a_decoy_in_an_empty_cell_changes_nothing_its_owner_is_told(
     iom = principal("iom", "statistics:read cases:write")
     request = {"group_by": ["MONTH", "REGION", "VULNERABILITY"]}
     await register(intake_pool, "dgme", arrival_date="2024-07-09", destination_region="17")  # a real person
-    before = await handlers.statistics(intake_pool, iom, request)
+    before = await call(INTAKE, "statistics", intake_pool, iom, request)
     await register(intake_pool, "iom", arrival_date="2024-07-09", destination_region="16")   # a decoy, empty cell
-    assert await handlers.statistics(intake_pool, iom, request) == before
+    assert await call(INTAKE, "statistics", intake_pool, iom, request) == before
     await register(intake_pool, "iom", arrival_date="2024-07-09", destination_region="17")   # a decoy beside her
-    assert await handlers.statistics(intake_pool, iom, request) == before
+    assert await call(INTAKE, "statistics", intake_pool, iom, request) == before
 
 
 async def test_another_persons_idempotency_key_tells_nothing_about_the_case_it_made(
@@ -50,15 +50,15 @@ async def test_another_persons_idempotency_key_tells_nothing_about_the_case_it_m
     """A case worker of the same organisation, without the health scope, replays the key a colleague
     used, guessing the hidden flags: every guess answers alike, none with the colleague's case."""
     key = f"ly-charter-2026-11-20-{uuid.uuid4().hex[:4]}"
-    registered = await handlers.register_arrival(intake_pool, principal("dgme", "cases:write"), {
+    registered = await call(INTAKE, "register_arrival", intake_pool, principal("dgme", "cases:write"), {
         "idempotency_key": key, "arrival": arrival(vulnerabilities=["PREGNANT"])})
     colleague = Principal(subject="person:narrow", org_id="dgme", client_id="segin-web", token="", jti="x",
                           scopes=frozenset({"cases:write", "cases:read"}), org_type="STATE")
     answers = []
     for guess in (["MEDICAL_NEEDS"], ["PREGNANT"], ["DISABILITY"]):  # the right one in the middle
         try:
-            case = await handlers.register_arrival(intake_pool, colleague, {"idempotency_key": key,
-                                                                    "arrival": arrival(vulnerabilities=guess)})
+            case = await call(INTAKE, "register_arrival", intake_pool, colleague, {
+                "idempotency_key": key, "arrival": arrival(vulnerabilities=guess)})
             answers.append("registered anew" if case["id"] != registered["id"] else "the colleague's case")
         except Conflict as exc:
             answers.append(exc.code)

@@ -14,7 +14,15 @@ from typing import Any
 import pytest
 
 from contracts import generate
-from contracts.channels import EVENT_CHANNELS, REQUESTS, STREAMS, EventChannel, StreamSpec, dead_letter_subject
+from contracts.channels import (
+    EVENT_CHANNELS,
+    REQUEST_SUBJECTS,
+    REQUESTS,
+    STREAMS,
+    EventChannel,
+    StreamSpec,
+    dead_letter_subject,
+)
 from contracts.events import ArrivalRegisteredV1
 from contracts.reference import ArrivalPoint, Vulnerability
 from gateway import export_sdl
@@ -243,3 +251,18 @@ def test_every_service_endpoint_is_a_declared_channel() -> None:
     served = {f"svc.{app.name}.{name}" for app in apps for name in app.endpoints}
     served |= {e.subject for app in apps for e in audit_endpoints(app.schema, app.name, None)}  # type: ignore[arg-type]
     assert served == {c.subject for c in REQUESTS}
+
+
+def test_every_service_endpoint_answers_what_its_channel_documents() -> None:
+    """The reply model an endpoint is served with is the one the AsyncAPI document and the JSON
+    Schemas under contracts/schemas/replies/ describe, and so are its request model and scope's presence."""
+    from services.intake.app import APP as INTAKE
+    from services.notifications.app import APP as NOTIFICATIONS
+    from services.referral.app import APP as REFERRAL
+
+    for app in (INTAKE, REFERRAL, NOTIFICATIONS):
+        for name, endpoint in app.endpoints.items():
+            channel = REQUEST_SUBJECTS[f"svc.{app.name}.{name}"]
+            assert (endpoint.request, endpoint.reply) == (channel.request, channel.reply), channel.subject
+            assert endpoint.scope, f"{channel.subject} declares no scope"
+    assert all(c.reply is not None for c in REQUESTS)

@@ -1,0 +1,227 @@
+"""Reply payloads of the NATS request/reply endpoints: what each service answers, field by field.
+
+Services build these models (in their ``views.py``), ``kernel.rpc`` validates and serialises them,
+and the gateway validates the JSON back into them before building its GraphQL types. Strict
+(``extra="forbid"``): a misspelt or forgotten field fails at the service that produced it, not
+in a client's screen.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from contracts.reference import (
+    ArrivalPoint,
+    GivenBy,
+    LegalBasis,
+    OrganisationType,
+    Priority,
+    Purpose,
+    ReferralStatus,
+    ServiceCategory,
+    Sex,
+    StatisticsDimension,
+    Vulnerability,
+)
+
+T = TypeVar("T")
+
+
+class Reply(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class PageInfo(Reply):
+    has_next_page: bool
+    end_cursor: str | None
+
+
+class Page(Reply, Generic[T]):
+    """One page of a list, newest first; ``page_info.end_cursor`` is the next request's ``after``."""
+
+    nodes: list[T]
+    page_info: PageInfo
+
+
+# --- intake -------------------------------------------------------------------------------------
+
+
+class SharingView(Reply):
+    """A recorded basis for sharing a case: a consent (given or refused) or another legal basis."""
+
+    id: str
+    legal_basis: LegalBasis
+    given: bool
+    purposes: list[Purpose]
+    recipient_org_ids: list[str]
+    recipient_org_types: list[OrganisationType]
+    language: str
+    given_by: GivenBy | None
+    guardian_name: str | None
+    justification: str | None
+    recorded_by: str
+    recorded_at: datetime
+    withdrawn_at: datetime | None
+
+
+class SensitiveView(Reply):
+    """Per sensitive category, its flags, or None when the caller's token may not see it (restricted)."""
+
+    health: list[Vulnerability] | None
+    gbv: list[Vulnerability] | None
+    trafficking: list[Vulnerability] | None
+    child_protection: list[Vulnerability] | None
+
+
+class AccessView(Reply):
+    """Why the caller may see the case (CASE_MANAGEMENT, REFERRAL, DATA_SUBJECT_REQUEST) and on which basis."""
+
+    purpose: str | None
+    legal_basis: LegalBasis | None
+
+
+class CaseView(Reply):
+    """A case as this caller may see it: sensitive flags per its scopes; ``sharing`` for the owner only."""
+
+    id: str
+    owner_org_id: str
+    given_name: str
+    family_name: str
+    sex: Sex
+    date_of_birth: date | None
+    estimated_age: int | None
+    country_returned_from: str
+    arrival_point: ArrivalPoint
+    arrival_date: date
+    destination_region: str
+    vulnerabilities: list[Vulnerability]
+    sensitive: SensitiveView
+    sharing: list[SharingView] | None
+    access: AccessView
+    created_at: datetime
+
+
+class ScreeningView(Reply):
+    """One vulnerability flag with who assessed it and when (the origin of the data)."""
+
+    code: Vulnerability
+    severity: str | None
+    assessed_by: str
+    assessed_at: datetime
+
+
+class CaseExport(CaseView):
+    """Everything intake holds on one person, for the steward answering a data-subject request."""
+
+    registered_by: str
+    screening: list[ScreeningView]
+
+
+class SharingResult(Reply):
+    """The sharing record of a case after a consent or legal-basis command."""
+
+    case_id: str
+    sharing: list[SharingView]
+
+
+class StatisticsCell(Reply):
+    keys: list[str]
+    count: int
+
+
+class StatisticsView(Reply):
+    """Counts rounded to multiples of five. A cell holding fewer than ``minimum_cell`` people registered
+    by other organisations is left out, and how many were left out is not told."""
+
+    group_by: list[StatisticsDimension]
+    cells: list[StatisticsCell]
+    minimum_cell: int
+
+
+# --- referral -----------------------------------------------------------------------------------
+
+
+class ReferralView(Reply):
+    """A referral, whole: a caller who may not see part of it does not see it at all."""
+
+    id: str
+    case_id: str
+    from_org_id: str
+    to_org_id: str
+    service_category: ServiceCategory
+    priority: Priority
+    legal_basis: LegalBasis | None
+    status: ReferralStatus
+    status_reason: str | None
+    reason_code: str
+    due_at: datetime
+    created_at: datetime
+    updated_at: datetime
+
+
+# --- notifications ------------------------------------------------------------------------------
+
+
+class NotificationView(Reply):
+    id: str
+    kind: str
+    priority: Priority
+    title_fr: str
+    title_en: str
+    referral_id: str | None
+    case_id: str | None
+    created_at: datetime
+    read_at: datetime | None
+
+
+class NotificationExport(NotificationView):
+    """A notification in a data-subject export: which organisation was told."""
+
+    org_id: str
+
+
+# --- the audit trail (every service) ------------------------------------------------------------
+
+
+class AuditEntryView(Reply):
+    """One audit entry: identifiers and codes only."""
+
+    seq: int
+    at: datetime
+    actor: str
+    org_id: str
+    client_id: str
+    operation: str
+    case_ids: list[str]
+    field_categories: list[str]
+    purpose: str
+    legal_basis: str | None
+    outcome: str
+    trace_id: str | None
+    prev_hash: str
+    hash: str
+
+
+class ChainHeadView(Reply):
+    seq: int
+    hash: str
+
+
+class ChainProblem(Reply):
+    """One break in a chain. ``kind``: altered | deleted | broken_link | truncated | anchor_mismatch."""
+
+    kind: str
+    seq: int
+    detail: str
+
+
+class AuditVerification(Reply):
+    """The result of recomputing one service's audit chain."""
+
+    schema_name: str = Field(alias="schema")
+    ok: bool
+    head: ChainHeadView | None
+    problems: list[ChainProblem]
