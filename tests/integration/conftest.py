@@ -16,8 +16,8 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
-from kernel.db import migrate, open_pool
 from devstack.localstack import PostgresServer
+from kernel.db import migrate, open_pool
 from kernel.runtime import ServiceApp
 from services.intake.app import APP
 from services.notifications.app import APP as NOTIFICATIONS
