@@ -135,7 +135,7 @@ class Query:
     async def me(self, info: Info[Context, None]) -> Me:
         p = info.context.principal
         return Me(subject=p.subject, client_id=p.client_id, scopes=sorted(p.scopes),
-                  organisation=await info.context.registry.organisation(p.org_id))
+                  organisation=await Organisation.find(info.context, p.org_id))
 
     @strawberry.field(description="One case, if your organisation may see it.")
     async def case(self, info: Info[Context, None], id: strawberry.ID) -> Case:
@@ -203,7 +203,7 @@ class Query:
             info.context.principal.require("directory:read")
         except SeginError as exc:
             raise as_graphql_error(exc) from None
-        return await info.context.registry.all()
+        return [Organisation.from_record(r) for r in await info.context.registry.all()]
 
     @strawberry.field(description="Regions of Mali (national CT codes, 2023 reform).")
     def regions(self) -> list[Region]:
