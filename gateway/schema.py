@@ -17,6 +17,7 @@ from strawberry.types import Info
 
 from contracts import commands, reference
 from kernel.errors import SeginError
+from gateway.documents import DocumentCache, Documents
 from gateway.graphql_context import Context, as_graphql_error, input_error
 from gateway.graphql_guard import RequestGuard, SeginSchema
 from gateway.limits import GraphQLLimits
@@ -283,5 +284,7 @@ def _mask(error: GraphQLError) -> bool:
 
 
 LIMITS = GraphQLLimits.from_env()
+DOCUMENTS = Documents(LIMITS.document_cache)  # parsed and validated once per process (gateway/documents.py)
 schema = SeginSchema(query=Query, mutation=Mutation,
-                     extensions=[lambda: RequestGuard(LIMITS), lambda: MaskErrors(should_mask_error=_mask)])
+                     extensions=[lambda: DocumentCache(DOCUMENTS), lambda: RequestGuard(LIMITS),
+                                 lambda: MaskErrors(should_mask_error=_mask)])
