@@ -1,32 +1,14 @@
-"""The gateway's SQL, and nowhere else: one module per kind of record, over two kinds of connection.
+"""The gateway's SQL, and nowhere else: one module per kind of record.
 
-authlib's server core is synchronous and runs in worker threads, so the authorization server and
-the admin CLI use a small synchronous pool (``SyncPool``/``SyncConnection``); the GraphQL layer and
-the revocation publisher live on the event loop and use the async pool (``AsyncPool``/
-``AsyncConnection``). Both return rows as dicts. Modules above this package receive records, never
-rows or SQL.
+Modules above this package call these functions with a connection (``connections``) and get
+records or plain rows back; they hold policy (how many failures lock a source, which scopes a
+client may hold), never SQL.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-import psycopg
-from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool, ConnectionPool
-
+from gateway.store.connections import AsyncConnection, AsyncPool, Row, SyncConnection, SyncPool, open_sync_pool
 from gateway.store.organisations import OrganisationRecord, active_organisations
 
-SyncConnection = psycopg.Connection[Any]
-AsyncConnection = psycopg.AsyncConnection[Any]
-SyncPool = ConnectionPool
-AsyncPool = AsyncConnectionPool
-
-__all__ = ["AsyncConnection", "AsyncPool", "OrganisationRecord", "SyncConnection", "SyncPool",
+__all__ = ["AsyncConnection", "AsyncPool", "OrganisationRecord", "Row", "SyncConnection", "SyncPool",
            "active_organisations", "open_sync_pool"]
-
-
-def open_sync_pool(url: str) -> SyncPool:
-    pool = ConnectionPool(url, min_size=1, max_size=8, open=False, kwargs={"row_factory": dict_row})
-    pool.open(wait=True, timeout=30)
-    return pool
