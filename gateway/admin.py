@@ -22,10 +22,13 @@ from psycopg.rows import dict_row
 
 from contracts.reference import OrganisationType
 from contracts.scopes import ALL_SCOPES, ROLE_SCOPES
-from gateway import keys, lockout, people, revocation
-from gateway.login import read_secret
-from gateway.oauth import hasher
-from gateway.throttle import pseudonym
+from gateway import keys
+from gateway.auth import lockout, passwords, people, revocation
+from gateway.auth.login import read_secret
+from gateway.auth.throttle import pseudonym
+from gateway.store import clients, organisations
+from gateway.store import revocations as revocation_store
+from gateway.store.connections import SyncConnection
 from kernel.config import Settings
 from kernel.db import migrate
 
@@ -50,7 +53,7 @@ DEMO_PEOPLE: dict[str, list[tuple[str, str, str]]] = {
     "cnrm": [("aminata.cnrm", "Aminata Sidibé", "supervisor")],
 }
 
-Conn = psycopg.Connection[Any]
+Conn = SyncConnection
 
 
 def _check_scopes(scopes: list[str]) -> None:
@@ -87,12 +90,7 @@ def _is_ip(host: str) -> bool:
 def upsert_organisation(conn: Conn, org_id: str, name: str, org_type: str, scopes: list[str]) -> None:
     OrganisationType(org_type)
     _check_scopes(scopes)
-    conn.execute(
-        "insert into gateway.organisations (id, name, type, scope_ceiling) values (%s, %s, %s, %s)"
-        " on conflict (id) do update set name = excluded.name, type = excluded.type,"
-        " scope_ceiling = excluded.scope_ceiling",
-        (org_id, name, org_type, scopes),
-    )
+    organisations.upsert_organisation(conn, org_id, name, org_type, scopes)
 
 
 def create_client(conn: Conn, client_id: str, org_id: str, scopes: list[str]) -> str:
@@ -116,16 +114,8 @@ def register_client(conn: Conn, client_id: str, org_id: str, scopes: list[str], 
     if public and "client_credentials" in grant_types:
         raise SystemExit("a public client cannot use client_credentials (it has no secret)")
     secret = None if public else secrets.token_urlsafe(32)
-    conn.execute(
-        "insert into gateway.oauth_clients (client_id, org_id, name, secret_hash, scopes, redirect_uris,"
-        " grant_types, token_endpoint_auth_method, shared) values (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
-        " on conflict (client_id) do update set secret_hash = excluded.secret_hash, scopes = excluded.scopes,"
-        " redirect_uris = excluded.redirect_uris, grant_types = excluded.grant_types,"
-        " token_endpoint_auth_method = excluded.token_endpoint_auth_method, shared = excluded.shared,"
-        " revoked_at = null",
-        (client_id, org_id, client_id, hasher.hash(secret) if secret else None, scopes, redirect_uris, grant_types,
-         "none" if public else "client_secret_basic", shared),
-    )
+    clients.upsert_client(conn, client_id, org_id, passwords.hash_secret(secret) if secret else None, scopes,
+                          redirect_uris, grant_types, "none" if public else "client_secret_basic", shared)
     return secret
 
 
@@ -141,8 +131,7 @@ def seed(conn: Conn, data_file: Path, secrets_file: Path) -> dict[str, dict[str,
         upsert_organisation(conn, org["id"], org["name"], org["type"], org["scopes"])
         client_id = f"{org['id']}-demo"
         entry = known.setdefault(org["id"], {})
-        row = conn.execute("select 1 from gateway.oauth_clients where client_id = %s", (client_id,)).fetchone()
-        if row is None or "client_secret" not in entry:
+        if not clients.is_registered(conn, client_id) or "client_secret" not in entry:
             entry.update(client_id=client_id, client_secret=create_client(conn, client_id, org["id"], org["scopes"]))
         entry["people"] = _seed_people(conn, org["id"], entry.get("people", {}))
     org_ids = [o["id"] for o in data["organisations"]]
@@ -161,9 +150,8 @@ def _seed_people(conn: Conn, org_id: str, known: dict[str, dict[str, str]]) -> d
     """The organisation's demo people; a password is (re)generated only when it is not already known."""
     result: dict[str, dict[str, str]] = {}
     for username, name, role in DEMO_PEOPLE.get(org_id, [(f"agent.{org_id}", f"Agent {org_id}", "case_worker")]):
-        exists = conn.execute("select 1 from gateway.people where username = %s", (username,)).fetchone()
         password = known.get(username, {}).get("password")
-        if exists is None or not password:
+        if not people.exists(conn, username) or not password:
             password = people.generate_password()
             people.create(conn, username, org_id, role, name, password)
         result[username] = {"password": password, "role": role, "name": name}
@@ -181,8 +169,7 @@ def revoke_client(conn: Conn, settings: Settings, client_id: str) -> None:
         asyncio.run(asyncio.wait_for(revocation.publish_once(settings.nats_url, entries,
                                                              replicas=settings.stream_replicas,
                                                              auth=settings.nats_auth), 15))
-        conn.execute("update gateway.revocations set published_at = now() where key = any(%s)",
-                     ([e.key for e in entries],))
+        revocation_store.mark_published(conn, [e.key for e in entries])
         print(f"client {client_id} revoked; its live tokens are refused everywhere")
     except Exception as exc:
         print(f"client {client_id} revoked; NATS not reachable ({type(exc).__name__}): the gateway will "

@@ -14,22 +14,24 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from joserfc.jwk import KeySet
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-from psycopg_pool import ConnectionPool
 from starlette.concurrency import run_in_threadpool
 
 from contracts.channels import REQUESTS
 from gateway import keys as signing
 from gateway.addresses import source_of, trust_forwarding_from
+from gateway.auth.discovery import metadata, openid_configuration
+from gateway.auth.known import KnownSources
+from gateway.auth.login import LoginFlow, load_secret
+from gateway.auth.revocation import Publisher
+from gateway.auth.server import AuthorizationServer
+from gateway.auth.throttle import FailureThrottle, GuessGuard, client_fields, log_failure, log_throttled
 from gateway.graphql_http import GraphQLHttpMiddleware
-from gateway.known import KnownSources
 from gateway.limits import BodyLimitMiddleware, LimitedGraphQLRouter
-from gateway.login import LoginFlow, load_secret
-from gateway.oauth import AuthorizationServer, metadata, open_sync_pool, openid_configuration
 from gateway.registry import Registry
-from gateway.revocation import Publisher
 from gateway.schema import LIMITS, Context, schema
 from gateway.service_tokens import ServiceTokens
-from gateway.throttle import FailureThrottle, GuessGuard, client_fields, log_failure, log_throttled
+from gateway.store import SyncPool, open_sync_pool
+from gateway.store.connections import ping
 from kernel.bus import connect
 from kernel.config import Settings
 from kernel.db import migrate, open_pool
@@ -51,12 +53,12 @@ class AuthFailure(Exception):
         self.message, self.token_sent = message, token_sent
 
 
-def _reload_keys(pool: ConnectionPool, keyring: signing.KeyRing) -> bool:
+def _reload_keys(pool: SyncPool, keyring: signing.KeyRing) -> bool:
     with pool.connection() as conn:
         return keyring.reload(conn)
 
 
-def _load_keys(pool: ConnectionPool) -> signing.SigningKeys:
+def _load_keys(pool: SyncPool) -> signing.SigningKeys:
     with pool.connection() as conn:
         return signing.load_or_create(conn)
 
@@ -240,8 +242,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Ready when the database answers and every service answers a NATS micro ping."""
         checks: dict[str, str] = {}
         try:
-            async with state["pool"].connection() as conn:
-                await conn.execute("select 1")
+            await ping(state["pool"])
             checks["database"] = "ok"
         except Exception:
             checks["database"] = "unavailable"

@@ -13,18 +13,16 @@ import hashlib
 import threading
 from typing import Any
 
-import psycopg
 from joserfc.jwk import KeySet, RSAKey
-from psycopg.types.json import Jsonb
 
+from gateway.store import keys as store
+from gateway.store.connections import SyncConnection
 from kernel.denylist import ACCESS_TOKEN_LIFETIME, LEEWAY
 
 RELOAD_EVERY = 5.0  # seconds between a gateway's reloads of the keys
 # A replaced key may still sign for RELOAD_EVERY (until each replica reloads); its tokens then live
 # ACCESS_TOKEN_LIFETIME, and verifiers tolerate LEEWAY: publish it that long, plus a margin.
 RETIRE_AFTER = ACCESS_TOKEN_LIFETIME + LEEWAY + int(RELOAD_EVERY) + 55
-
-SyncConnection = psycopg.Connection[Any]
 
 
 class SigningKeys:
@@ -72,29 +70,23 @@ def _new_key() -> RSAKey:
 
 
 def _insert(conn: SyncConnection, key: RSAKey) -> None:
-    conn.execute("insert into gateway.signing_keys (kid, private_jwk) values (%s, %s)",
-                 (key.kid, Jsonb(key.as_dict(private=True))))
+    store.insert_key(conn, str(key.kid), key.as_dict(private=True))
 
 
 def load(conn: SyncConnection) -> SigningKeys:
     """Every published key; the newest signs. Raises LookupError when there is none."""
-    rows = conn.execute("select private_jwk from gateway.signing_keys where retired_at is null"
-                        " order by created_at, kid").fetchall()
-    if not rows:
+    jwks = store.published_keys(conn)
+    if not jwks:
         raise LookupError("no signing key")
-    keys = [RSAKey.import_key(_jwk(row)) for row in rows]
+    keys = [RSAKey.import_key(jwk) for jwk in jwks]
     public = KeySet([RSAKey.import_key(k.as_dict(private=False)) for k in keys])
     return SigningKeys(current=keys[-1], public=public)
-
-
-def _jwk(row: Any) -> dict[str, Any]:
-    return row["private_jwk"] if isinstance(row, dict) else row[0]
 
 
 def load_or_create(conn: SyncConnection) -> SigningKeys:
     """The keys, creating the first one if needed (serialised between replicas starting together)."""
     with conn.transaction():
-        conn.execute("select pg_advisory_xact_lock(hashtext('gateway.signing_keys'))")
+        store.serialise_keys(conn)
         try:
             return load(conn)
         except LookupError:
@@ -106,7 +98,7 @@ def rotate(conn: SyncConnection) -> str:
     """Add a new signing key (it signs from the gateways' next reload); returns its kid."""
     key = _new_key()
     with conn.transaction():
-        conn.execute("select pg_advisory_xact_lock(hashtext('gateway.signing_keys'))")
+        store.serialise_keys(conn)
         _insert(conn, key)
         retire_expired(conn)
     return str(key.kid)
@@ -114,10 +106,4 @@ def rotate(conn: SyncConnection) -> str:
 
 def retire_expired(conn: SyncConnection) -> list[str]:
     """Retire every key replaced by a newer one more than ``RETIRE_AFTER`` seconds ago."""
-    rows = conn.execute(
-        "update gateway.signing_keys k set retired_at = now() where k.retired_at is null and exists"
-        " (select 1 from gateway.signing_keys n where n.created_at > k.created_at"
-        "  and n.created_at < now() - make_interval(secs => %s)) returning kid",
-        (RETIRE_AFTER,),
-    ).fetchall()
-    return [r["kid"] if isinstance(r, dict) else r[0] for r in rows]
+    return store.retire_replaced(conn, RETIRE_AFTER)

@@ -59,6 +59,7 @@ class GraphQLLimits:
     max_depth: int = 10
     max_aliases: int = 30
     max_service_calls: int = 50
+    document_cache: int = 500  # parsed documents kept (and persisted queries known) per process
 
     @classmethod
     def from_env(cls) -> "GraphQLLimits":
@@ -66,6 +67,7 @@ class GraphQLLimits:
             "max_body_bytes": "SEGIN_GRAPHQL_MAX_BODY_BYTES", "max_json_depth": "SEGIN_GRAPHQL_MAX_JSON_DEPTH",
             "max_tokens": "SEGIN_GRAPHQL_MAX_TOKENS", "max_depth": "SEGIN_GRAPHQL_MAX_DEPTH",
             "max_aliases": "SEGIN_GRAPHQL_MAX_ALIASES", "max_service_calls": "SEGIN_GRAPHQL_MAX_SERVICE_CALLS",
+            "document_cache": "SEGIN_GRAPHQL_DOCUMENT_CACHE",
         }
         return cls(**{name: int(os.environ[var]) for name, var in env.items() if os.environ.get(var)})
 
@@ -139,9 +141,16 @@ def json_depth(value: Any) -> int:
 
 
 class LimitedGraphQLRouter(GraphQLRouter):
-    """Strawberry's router with JSON bodies (and GET ``variables``) refused when nested too deeply."""
+    """Strawberry's router with JSON bodies (and GET ``variables``) refused when nested too deeply.
+
+    A GET with no ``query`` but a persisted query's hash (``gateway/documents.py``) is a GraphQL
+    request, not a browser asking for an IDE (which is not served).
+    """
 
     max_json_depth = GraphQLLimits.max_json_depth
+
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        return "extensions" not in request.query_params and super().should_render_graphql_ide(request)
 
     def decode_json(self, data: str | bytes) -> object:
         too_deep = HTTPException(400, f"The JSON body is nested more than {self.max_json_depth} levels deep.")

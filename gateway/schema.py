@@ -17,6 +17,7 @@ from strawberry.types import Info
 
 from contracts import commands, reference, replies
 from kernel.errors import SeginError
+from gateway.documents import DocumentCache, Documents
 from gateway.graphql_context import Context, as_graphql_error, input_error
 from gateway.graphql_guard import RequestGuard, SeginSchema
 from gateway.limits import GraphQLLimits
@@ -135,7 +136,7 @@ class Query:
     async def me(self, info: Info[Context, None]) -> Me:
         p = info.context.principal
         return Me(subject=p.subject, client_id=p.client_id, scopes=sorted(p.scopes),
-                  organisation=await info.context.registry.organisation(p.org_id))
+                  organisation=await Organisation.find(info.context, p.org_id))
 
     @strawberry.field(description="One case, if your organisation may see it.")
     async def case(self, info: Info[Context, None], id: strawberry.ID) -> Case:
@@ -203,7 +204,7 @@ class Query:
             info.context.principal.require("directory:read")
         except SeginError as exc:
             raise as_graphql_error(exc) from None
-        return await info.context.registry.all()
+        return [Organisation.from_record(r) for r in await info.context.registry.all()]
 
     @strawberry.field(description="Regions of Mali (national CT codes, 2023 reform).")
     def regions(self) -> list[Region]:
@@ -288,5 +289,7 @@ def _mask(error: GraphQLError) -> bool:
 
 
 LIMITS = GraphQLLimits.from_env()
+DOCUMENTS = Documents(LIMITS.document_cache)  # parsed and validated once per process (gateway/documents.py)
 schema = SeginSchema(query=Query, mutation=Mutation,
-                     extensions=[lambda: RequestGuard(LIMITS), lambda: MaskErrors(should_mask_error=_mask)])
+                     extensions=[lambda: DocumentCache(DOCUMENTS), lambda: RequestGuard(LIMITS),
+                                 lambda: MaskErrors(should_mask_error=_mask)])

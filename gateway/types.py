@@ -17,6 +17,7 @@ from strawberry.types import Info
 
 from contracts import reference, replies
 from gateway.graphql_context import Context, restricted
+from gateway.store import OrganisationRecord
 
 Vulnerability = strawberry.enum(reference.Vulnerability, description="IOM DoMV vulnerability category")
 Sex = strawberry.enum(reference.Sex)
@@ -51,6 +52,16 @@ class Organisation:
     id: strawberry.ID
     name: str
     type: OrganisationType
+
+    @classmethod
+    def from_record(cls, record: OrganisationRecord) -> "Organisation":
+        """The registry hands out records; the GraphQL type depends on them, never the reverse."""
+        return cls(id=strawberry.ID(record.id), name=record.name, type=record.type)
+
+    @classmethod
+    async def find(cls, ctx: Context, org_id: str) -> "Organisation | None":
+        record = await ctx.registry.organisation(org_id)
+        return cls.from_record(record) if record else None
 
 
 @strawberry.type
@@ -114,11 +125,11 @@ class Referral:
 
     @strawberry.field
     async def from_organisation(self, info: Info[Context, None]) -> Organisation | None:
-        return await info.context.registry.organisation(self.record.from_org_id)
+        return await Organisation.find(info.context, self.record.from_org_id)
 
     @strawberry.field
     async def to_organisation(self, info: Info[Context, None]) -> Organisation | None:
-        return await info.context.registry.organisation(self.record.to_org_id)
+        return await Organisation.find(info.context, self.record.to_org_id)
 
     @classmethod
     def from_record(cls, rec: replies.ReferralView) -> "Referral":
@@ -185,7 +196,7 @@ class Case:
 
     @strawberry.field
     async def owner_organisation(self, info: Info[Context, None]) -> Organisation | None:
-        return await info.context.registry.organisation(self.record.owner_org_id)
+        return await Organisation.find(info.context, self.record.owner_org_id)
 
     @strawberry.field(description="Referrals of this case that your organisation may see (needs referrals:read).")
     async def referrals(self, info: Info[Context, None]) -> list[Referral] | None:

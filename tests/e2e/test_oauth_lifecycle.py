@@ -63,7 +63,7 @@ def revoke(platform: Platform, token: str, auth: tuple[str, str] | None = None, 
 
 
 def logged_pseudonym(platform: Platform, value: str) -> str:
-    """How the gateway logs an id that names no client (``gateway.throttle.pseudonym``, key from the database)."""
+    """How the gateway logs an id that names no client (``gateway.auth.throttle.pseudonym``, key from the database)."""
     with psycopg.connect(platform.database_url) as conn:
         row = conn.execute("select value from gateway.secrets where name = 'login-state'").fetchone()
     assert row is not None

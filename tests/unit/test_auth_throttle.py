@@ -10,8 +10,8 @@ import pytest
 from starlette.requests import Request
 
 from gateway.addresses import ForwardingHeadersWarning, source_of, trusted_proxies
-from gateway.oauth import ClientAuthenticationFailed
-from gateway.throttle import FailureThrottle, GuessGuard, client_fields, pseudonym
+from gateway.auth.server import ClientAuthenticationFailed
+from gateway.auth.throttle import FailureThrottle, GuessGuard, client_fields, pseudonym
 
 
 def guard(per_source: int = 100) -> GuessGuard:

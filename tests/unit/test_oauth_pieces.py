@@ -10,10 +10,10 @@ from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
 
 from gateway.admin import check_redirect_uri
-from gateway.login import FORM_LIFETIME, LoginState, choose_language
-from gateway.oauth import Client, _narrow
-from gateway.people import Person
-from gateway.throttle import FailureThrottle, pseudonym
+from gateway.auth.pages import FORM_LIFETIME, LoginState, choose_language
+from gateway.auth.models import Client, _narrow
+from gateway.auth.people import Person
+from gateway.auth.throttle import FailureThrottle, pseudonym
 from kernel.denylist import LEEWAY, RETENTION, DenyList, client_entry, jti_entry
 from kernel.errors import Unauthenticated
 from kernel.tokens import TokenVerifier

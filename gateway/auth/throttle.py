@@ -5,13 +5,13 @@ Failures are counted per key (an address, a client id with an address) in a slid
 doubling with each further failure up to ``max_delay``. Counts live in each gateway process's
 memory: with several replicas an attacker gets at most ``limit`` tries per replica per window, which
 still defeats guessing a secret. People's sign-in failures are counted in the database with the same
-rule (``gateway.lockout``). Every failure is logged as JSON with what identifies the attempt, never
+rule (``gateway.auth.lockout``). Every failure is logged as JSON with what identifies the attempt, never
 the secret or password.
 
 A failure never refuses the account to everyone (:class:`GuessGuard`): anyone may send a wrong
 secret for someone else's client id, and a lock-out they could trigger would be theirs to use. Nor
 does a spent address budget refuse an account that succeeded from that address lately
-(``gateway.known``): whoever shares the address could otherwise stop everyone there.
+(``gateway.auth.known``): whoever shares the address could otherwise stop everyone there.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ class GuessGuard:
                     known: bool = False) -> int | None:
         """Seconds this source must wait before trying this account (or any, for None) again.
 
-        ``known``: the account succeeded from this source lately (``gateway.known``), so the source's
+        ``known``: the account succeeded from this source lately (``gateway.auth.known``), so the source's
         budget, spent by whoever shares the address, does not refuse it; its own limits still do.
         """
         now = time.monotonic() if now is None else now

@@ -1,156 +1,38 @@
-"""The sign-in page of the authorization endpoint (``/oauth/authorize``), in French and English.
+"""The sign-in page of the authorization endpoint (``/oauth/authorize``).
 
 GET validates the authorization request (client, exact redirect URI, PKCE S256, scope) with authlib
 and shows a plain HTML form; POST checks the username and password and redirects back to the
 client with a one-time code. No session is kept: the form carries the authorization request in a
-signed ``login_state`` (HMAC with a server secret), bound to a random cookie, so a form cannot be
-forged, replayed from another browser, or reused after ``FORM_LIFETIME``.
+signed ``login_state`` (``gateway/auth/pages.py``), bound to a random cookie.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import hashlib
-import hmac
 import html
-import json
 import secrets
-import time
 from dataclasses import dataclass
-from pathlib import Path
-from string import Template
 from typing import Any
 from urllib.parse import urlencode
 
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.rfc6749.errors import OAuth2Error
 from fastapi import Request
-from psycopg_pool import ConnectionPool
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from gateway import lockout, people
 from gateway.addresses import source_of
-from gateway.known import KnownSources
-from gateway.oauth import AuthorizationServer, HttpRequest
-from gateway.people import LoginOutcome
-from gateway.throttle import FailureThrottle, log_failure, log_throttled, pseudonym, source_key
+from gateway.auth import lockout, people
+from gateway.auth.known import KnownSources
+from gateway.auth.pages import FORM_LIFETIME, MESSAGES, SECURITY_HEADERS, STYLE, LoginState, template, choose_language
+from gateway.auth.people import LoginOutcome
+from gateway.auth.requests import HttpRequest
+from gateway.auth.server import AuthorizationServer
+from gateway.auth.throttle import FailureThrottle, log_failure, log_throttled, pseudonym, source_key
+from gateway.store import keys as store
+from gateway.store.connections import SyncConnection, SyncPool
 
-FORM_LIFETIME = 600  # seconds a sign-in form stays valid
 COOKIE = "segin_login"
-LANGUAGES = ("fr", "en")
-TEMPLATES = Path(__file__).parent / "templates"
-STYLE = ("body{font-family:system-ui,sans-serif;margin:0;padding:1rem;color:#111;background:#fafafa}"
-         "main{max-width:26rem;margin:2rem auto;background:#fff;padding:1.5rem;border:1px solid #ccc}"
-         "label{display:block;font-weight:600;margin-bottom:.25rem}"
-         "input{width:100%;box-sizing:border-box;font-size:1rem;padding:.5rem;border:1px solid #555}"
-         "button{font-size:1rem;padding:.6rem 1.2rem}"
-         ".error{color:#a00000;border-left:4px solid #a00000;padding-left:.5rem}"
-         "input:focus,button:focus,a:focus{outline:3px solid #1a5fb4;outline-offset:2px}")
-_STYLE_HASH = base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
-SECURITY_HEADERS = {
-    "Cache-Control": "no-store",
-    "Pragma": "no-cache",
-    "Content-Security-Policy": f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; frame-ancestors 'none';"
-                               " base-uri 'none'",
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-}
-
-MESSAGES: dict[str, dict[str, str]] = {
-    "fr": {
-        "title": "Connexion — Segin",
-        "heading": "Connexion à Segin",
-        "intro": "L’application « {client} » demande à utiliser Segin en votre nom.",
-        "username": "Nom d’utilisateur",
-        "password": "Mot de passe",
-        "submit": "Se connecter",
-        "switch": "English",
-        "bad_credentials": "Nom d’utilisateur ou mot de passe incorrect.",
-        "locked": "Trop de tentatives ont échoué : ce compte est verrouillé pendant 15 minutes. Réessayez plus tard "
-                  "ou contactez l’administrateur de votre organisation.",
-        "wrong_org": "Ce compte ne peut pas se connecter à cette application.",
-        "expired": "Cette page de connexion a expiré. Retournez à l’application et recommencez.",
-        "invalid_request": "Cette demande de connexion n’est pas valide. Retournez à l’application et recommencez.",
-        "throttled": "Trop de tentatives depuis cette adresse. Réessayez dans {seconds} secondes.",
-        "error_heading": "Connexion impossible",
-    },
-    "en": {
-        "title": "Sign in — Segin",
-        "heading": "Sign in to Segin",
-        "intro": "The application “{client}” asks to use Segin on your behalf.",
-        "username": "Username",
-        "password": "Password",
-        "submit": "Sign in",
-        "switch": "Français",
-        "bad_credentials": "Wrong username or password.",
-        "locked": "Too many failed attempts: this account is locked for 15 minutes. Try again later or contact "
-                  "your organisation’s administrator.",
-        "wrong_org": "This account cannot sign in to this application.",
-        "expired": "This sign-in page has expired. Go back to the application and start again.",
-        "invalid_request": "This sign-in request is not valid. Go back to the application and start again.",
-        "throttled": "Too many attempts from this address. Try again in {seconds} seconds.",
-        "error_heading": "Cannot sign in",
-    },
-}
-
-
-def choose_language(ui_locales: str | None, accept_language: str | None) -> str:
-    """``ui_locales`` (OpenID Connect) first, then Accept-Language by preference, else French."""
-    for tag in (ui_locales or "").split():
-        base = tag.split("-")[0].lower()
-        if base in LANGUAGES:
-            return base
-    ranked: list[tuple[float, int, str]] = []
-    for position, item in enumerate((accept_language or "").split(",")):
-        tag, _, params = item.strip().partition(";")
-        quality = 1.0
-        if params.strip().startswith("q="):
-            try:
-                quality = float(params.strip()[2:])
-            except ValueError:
-                quality = 0.0
-        ranked.append((-quality, position, tag.split("-")[0].lower()))
-    for quality, _, base in sorted(ranked):
-        if base in LANGUAGES and quality < 0:
-            return base
-    return "fr"
-
-
-class LoginState:
-    """Signs the authorization request into the form, bound to the browser's login cookie."""
-
-    def __init__(self, secret: bytes) -> None:
-        self.secret = secret
-
-    def sign(self, params: list[tuple[str, str]], cookie: str, lang: str, now: float | None = None) -> str:
-        body = json.dumps({"p": params, "t": int(now or time.time()), "c": self._bind(cookie), "l": lang},
-                          separators=(",", ":")).encode()
-        encoded = base64.urlsafe_b64encode(body).decode().rstrip("=")
-        return f"{encoded}.{self._mac(encoded)}"
-
-    def open(self, token: str, cookie: str | None, now: float | None = None) -> tuple[list[tuple[str, str]], str] | None:
-        """The signed parameters and language, or None if forged, expired or from another browser."""
-        encoded, _, mac = token.partition(".")
-        if not cookie or not hmac.compare_digest(mac, self._mac(encoded)):
-            return None
-        try:
-            data = json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
-            fresh = 0 <= (now or time.time()) - data["t"] <= FORM_LIFETIME
-            if not fresh or not hmac.compare_digest(data["c"], self._bind(cookie)):
-                return None
-            return [(str(k), str(v)) for k, v in data["p"]], data["l"] if data["l"] in LANGUAGES else "fr"
-        except (ValueError, KeyError, TypeError):
-            return None
-
-    def _mac(self, encoded: str) -> str:
-        digest = hmac.new(self.secret, b"login-state." + encoded.encode(), hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
-
-    def _bind(self, cookie: str) -> str:
-        return hashlib.sha256(cookie.encode()).hexdigest()[:32]
 
 
 @dataclass
@@ -165,7 +47,7 @@ class Attempt:
 
 
 class LoginFlow:
-    def __init__(self, server: AuthorizationServer, pool: ConnectionPool, secret: bytes, issuer: str,
+    def __init__(self, server: AuthorizationServer, pool: SyncPool, secret: bytes, issuer: str,
                  per_ip: FailureThrottle, *, secure_cookie: bool) -> None:
         self.server, self.pool, self.secret, self.issuer = server, pool, secret, issuer
         self.state = LoginState(secret)
@@ -269,7 +151,7 @@ class LoginFlow:
     @staticmethod
     def _check_password(conn: Any, username: str, password: str, account: str,
                         source: str) -> tuple[LoginOutcome, people.Person | None]:
-        """The password check under ``gateway.lockout``'s rule; unknown usernames are counted alike."""
+        """The password check under ``gateway.auth.lockout``'s rule; unknown usernames are counted alike."""
         now = dt.datetime.now(dt.timezone.utc)
         lockout.serialise(conn, account)
         if lockout.refused(conn, account, source, now):
@@ -295,7 +177,7 @@ class LoginFlow:
         other = "en" if lang == "fr" else "fr"
         switch = [(k, v) for k, v in params if k != "ui_locales"] + [("ui_locales", other)]
         alert = f'<p id="login-error" role="alert" class="error">{html.escape(text[error])}</p>' if error else ""
-        page = _template("login.html").substitute(
+        page = template("login.html").substitute(
             lang=lang, style=STYLE, title=html.escape(text["title"]), heading=html.escape(text["heading"]),
             intro=html.escape(text["intro"].format(client=client_id)), alert=alert,
             action="/oauth/authorize", login_state=html.escape(self.state.sign(params, cookie, lang)),
@@ -310,7 +192,7 @@ class LoginFlow:
     def _message(self, lang: str, key: str, *, status: int, detail: str | None = None,
                  headers: dict[str, str] | None = None, **values: Any) -> HTMLResponse:
         text = MESSAGES[lang]
-        page = _template("message.html").substitute(
+        page = template("message.html").substitute(
             lang=lang, style=STYLE, title=html.escape(text["title"]), heading=html.escape(text["error_heading"]),
             message=html.escape(text[key].format(**values)),
             detail=f'<p lang="en"><small>{html.escape(detail)}</small></p>' if detail else "",
@@ -333,19 +215,12 @@ class LoginFlow:
                             samesite="strict", secure=self.secure_cookie)
 
 
-def _template(name: str) -> Template:
-    return Template((TEMPLATES / name).read_text(encoding="utf-8"))
-
-
-def load_secret(pool: ConnectionPool, name: str = "login-state") -> bytes:
+def load_secret(pool: SyncPool, name: str = "login-state") -> bytes:
     """The server secret for signing forms (generated once, shared by every gateway replica)."""
     with pool.connection() as conn:
         return read_secret(conn, name)
 
 
-def read_secret(conn: Any, name: str = "login-state") -> bytes:
-    """The secret also keys the pseudonyms of usernames and addresses (logs, ``gateway.lockout``)."""
-    conn.execute("insert into gateway.secrets (name, value) values (%s, %s) on conflict (name) do nothing",
-                 (name, secrets.token_urlsafe(48)))
-    row = conn.execute("select value from gateway.secrets where name = %s", (name,)).fetchone()
-    return str(row["value"]).encode()
+def read_secret(conn: SyncConnection, name: str = "login-state") -> bytes:
+    """The secret also keys the pseudonyms of usernames and addresses (logs, ``gateway.auth.lockout``)."""
+    return store.secret(conn, name)

@@ -6,7 +6,7 @@ behind NAT, every caller behind a proxy the gateway was not told about) stop eve
 getting tokens, by failing a hundred times with invented names. So an (account, source) pair that
 succeeded within ``KNOWN_FOR`` is *known*: the address's budget does not refuse it. Everything
 else still applies to it: the (account, source) limit and the spread-out alert of
-``gateway.throttle.GuessGuard`` / ``gateway.lockout``, so a guesser sharing the address gets no more
+``gateway.auth.throttle.GuessGuard`` / ``gateway.auth.lockout``, so a guesser sharing the address gets no more
 tries at that account than before.
 
 A success is a token issued by the token endpoint (a client secret, or a code or refresh token,
@@ -24,15 +24,12 @@ import hashlib
 import hmac
 import threading
 import time
-from typing import Any
 
-import psycopg
-from psycopg_pool import ConnectionPool
+from gateway.store import failures as store
+from gateway.store.connections import SyncConnection, SyncPool
 
 KNOWN_FOR = dt.timedelta(days=30)
 REMEMBER_EVERY = 3600.0  # seconds: a pair's success is written at most this often by one process
-
-SyncConnection = psycopg.Connection[Any]
 
 
 def account_key(secret: bytes, kind: str, account: str) -> str:
@@ -46,22 +43,17 @@ def source_key(secret: bytes, source: str) -> str:
 
 def remember(conn: SyncConnection, account: str, source: str, now: dt.datetime) -> None:
     """Record a success of this account from this source (keys already pseudonymised)."""
-    conn.execute("delete from gateway.known_sources where last_success_at < %s", (now - KNOWN_FOR,))
-    conn.execute("insert into gateway.known_sources (account, source, last_success_at) values (%s, %s, %s)"
-                 " on conflict (account, source) do update set last_success_at = excluded.last_success_at",
-                 (account, source, now))
+    store.remember_success(conn, account, source, now, now - KNOWN_FOR)
 
 
 def known(conn: SyncConnection, account: str, source: str, now: dt.datetime) -> bool:
-    row = conn.execute("select 1 from gateway.known_sources where account = %s and source = %s"
-                       " and last_success_at > %s", (account, source, now - KNOWN_FOR)).fetchone()
-    return row is not None
+    return store.succeeded_since(conn, account, source, now - KNOWN_FOR)
 
 
 class KnownSources:
     """The store above for the HTTP layer (called in worker threads), with the pseudonyms computed here."""
 
-    def __init__(self, pool: ConnectionPool, secret: bytes) -> None:
+    def __init__(self, pool: SyncPool, secret: bytes) -> None:
         self.pool, self.secret = pool, secret
         self._written: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
