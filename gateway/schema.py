@@ -63,11 +63,6 @@ class ConsentInput:
     given_by: GivenBy = reference.GivenBy.PERSON
     guardian_name: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"given": self.given, "recipient_org_ids": self.recipient_org_ids,
-                "recipient_org_types": list(self.recipient_org_types), "purposes": list(self.purposes),
-                "language": self.language, "given_by": self.given_by, "guardian_name": self.guardian_name}
-
 
 @strawberry.input(description="One person received at an arrival point.")
 class ArrivalInput:
@@ -215,15 +210,8 @@ class Query:
 class Mutation:
     @strawberry.mutation(description="Register one arrival. Retrying with the same idempotencyKey never registers twice.")
     async def register_arrival(self, info: Info[Context, None], input: ArrivalInput, idempotency_key: str) -> Case:
-        arrival = _validated(
-            commands.RegisterArrival, "input",
-            given_name=input.given_name, family_name=input.family_name, sex=input.sex,
-            date_of_birth=input.date_of_birth, estimated_age=input.estimated_age,
-            country_returned_from=input.country_returned_from, arrival_point=input.arrival_point,
-            arrival_date=input.arrival_date, destination_region=input.destination_region,
-            vulnerabilities=list(input.vulnerabilities),
-            consent=input.consent.to_dict(),  # a dict, so errors are located under consent
-        )
+        # The input's fields are the command's: a field added to both needs no mapping here.
+        arrival = _validated(commands.RegisterArrival, "input", **strawberry.asdict(input))
         request = _validated(commands.RegisterArrivalRequest, "", idempotency_key=idempotency_key, arrival=arrival)
         await _known_organisations(info.context, arrival.consent.recipient_org_ids, "input.consent.recipientOrgIds")
         data = await info.context.ask("svc.intake.register_arrival", request.model_dump(mode="json"))
@@ -232,7 +220,7 @@ class Mutation:
     @strawberry.mutation(description="Record a consent (or refusal) for a case your organisation owns.")
     async def record_consent(self, info: Info[Context, None], case_id: strawberry.ID,
                              consent: ConsentInput) -> SharingResult:
-        request = _validated(commands.RecordConsent, "", case_id=str(case_id), consent=consent.to_dict())
+        request = _validated(commands.RecordConsent, "", case_id=str(case_id), consent=strawberry.asdict(consent))
         await _known_organisations(info.context, request.consent.recipient_org_ids, "consent.recipientOrgIds")
         data = await info.context.ask("svc.intake.record_consent", request.model_dump(mode="json"))
         return SharingResult.from_record(replies.SharingResult.model_validate(data))
@@ -247,10 +235,8 @@ class Mutation:
     @strawberry.mutation(description="Record a legal basis other than consent (vital interest, legal obligation…).")
     async def record_legal_basis(self, info: Info[Context, None], case_id: strawberry.ID,
                                  input: LegalBasisInput) -> SharingResult:
-        request = _validated(commands.RecordLegalBasis, "input", case_id=_id(case_id, "caseId"), legal_basis=input.legal_basis,
-                             purposes=list(input.purposes), justification=input.justification,
-                             recipient_org_ids=input.recipient_org_ids,
-                             recipient_org_types=list(input.recipient_org_types))
+        request = _validated(commands.RecordLegalBasis, "input", case_id=_id(case_id, "caseId"),
+                             **strawberry.asdict(input))
         await _known_organisations(info.context, request.recipient_org_ids, "input.recipientOrgIds")
         data = await info.context.ask("svc.intake.record_legal_basis", request.model_dump(mode="json"))
         return SharingResult.from_record(replies.SharingResult.model_validate(data))

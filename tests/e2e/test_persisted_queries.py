@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from kernel.platform import Platform
+from devstack.platform import Platform
 from tests.e2e.conftest import Api, arrival
 
 pytestmark = pytest.mark.e2e
