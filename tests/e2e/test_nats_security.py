@@ -79,7 +79,7 @@ def _forged_referral(case_id: str, source: str) -> tuple[str, bytes]:
     payload = REFERRAL_CREATED.payload.model_validate({
         "referral_id": str(uuid.uuid4()), "case_id": case_id, "from_org_id": "dgme", "to_org_id": "iom",
         "service_category": "CHILD_PROTECTION", "priority": "URGENT", "legal_basis": "CONSENT",
-        "status": "pending", "due_at": datetime.now(UTC) + timedelta(days=1), "reason_code": "forged"})
+        "status": "PENDING", "due_at": datetime.now(UTC) + timedelta(days=1), "reason_code": "forged"})
     event = new_event(REFERRAL_CREATED.event_type, source, payload, subject=case_id)
     return event.id, json.dumps(event.to_json()).encode()
 
