@@ -15,12 +15,13 @@ import time
 import uuid
 from typing import Any
 
+import nats
 import psycopg
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-from gateway import service_tokens
 from devstack.platform import Platform
+from gateway import service_tokens
 from kernel.tokens import INTERNAL_TOKEN_TYPE, Principal, service_audience
 
 
@@ -124,3 +125,15 @@ def internal_claims_for(platform: Platform, service: str = "intake", **overrides
 
 
 INTERNAL = {"typ": INTERNAL_TOKEN_TYPE}  # header override for ``sign``, ``unsigned_token``, ``hs256_token``
+
+
+async def ask_service(platform: Platform, subject: str, payload: dict[str, Any], token: str) -> dict[str, Any]:
+    """One request straight to a service over NATS (operator credentials), carrying ``token``; the reply body."""
+    nc = await nats.connect(**platform.nats_options(), name="segin-e2e-ask-service")
+    try:
+        msg = await nc.request(subject, json.dumps(payload).encode(), timeout=10,
+                               headers={"Authorization": f"Bearer {token}"})
+    finally:
+        await nc.close()
+    reply: dict[str, Any] = json.loads(msg.data)
+    return reply

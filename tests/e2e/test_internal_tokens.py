@@ -10,7 +10,6 @@ introspection and by the other services, and stopped by revoking the API token o
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
 from collections.abc import Callable
@@ -23,7 +22,7 @@ import pytest
 from devstack.platform import Platform
 from kernel.tokens import INTERNAL_TOKEN_TYPE
 from tests.e2e.conftest import Api, arrival, eventually
-from tests.e2e.helpers_tokens import token_parts
+from tests.e2e.helpers_tokens import ask_service, token_parts
 from tests.e2e.test_oauth_lifecycle import admin, client_token, confidential_client, introspect, revoke
 
 pytestmark = pytest.mark.e2e
@@ -74,17 +73,7 @@ def sniff(platform: Platform, service: str, trigger: Callable[[], Any]) -> str:
 
 def service_reply(platform: Platform, service: str, token: str) -> dict[str, Any]:
     subject, payload = PROBES[service]
-
-    async def ask() -> dict[str, Any]:
-        nc = await nats.connect(**platform.nats_options(), name="segin-e2e-internal-tokens")
-        try:
-            msg = await nc.request(subject, json.dumps(payload).encode(), timeout=10,
-                                   headers={"Authorization": f"Bearer {token}"})
-        finally:
-            await nc.close()
-        return json.loads(msg.data)
-
-    return asyncio.run(ask())
+    return asyncio.run(ask_service(platform, subject, payload, token))
 
 
 def code(reply: dict[str, Any]) -> str:

@@ -15,13 +15,12 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
-import nats
 import psycopg
 import pytest
 
 from devstack.platform import Platform
 from tests.e2e.conftest import ARRIVAL_MUTATION, Api, arrival, eventually
-from tests.e2e.helpers_tokens import internal_token
+from tests.e2e.helpers_tokens import ask_service, internal_token
 
 pytestmark = pytest.mark.e2e
 
@@ -122,14 +121,7 @@ def cases_named(platform: Platform, given_name: str) -> int:
 
 async def nats_ask(platform: Platform, token: str, subject: str, payload: dict[str, Any]) -> dict[str, Any]:
     """Ask a service directly as ``token``'s holder, with the internal token the gateway would send it."""
-    token = internal_token(platform, token, subject.split(".")[1])
-    nc = await nats.connect(**platform.nats_options(), name="segin-e2e-worked-example")
-    try:
-        msg = await nc.request(subject, json.dumps(payload).encode(), timeout=10,
-                               headers={"Authorization": f"Bearer {token}"})
-    finally:
-        await nc.close()
-    return json.loads(msg.data)
+    return await ask_service(platform, subject, payload, internal_token(platform, token, subject.split(".")[1]))
 
 
 def at_least(count: int, fetch: Any) -> list[dict[str, Any]]:
