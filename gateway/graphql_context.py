@@ -24,7 +24,7 @@ class Context(BaseContext):
     registry: Registry
     service_tokens: ServiceTokens
     timeout: float
-    max_calls: int = 50
+    max_calls: int  # GraphQLLimits.max_service_calls
     calls: int = field(default=0, init=False)
 
     def calls_left(self) -> int:

@@ -9,6 +9,8 @@ what the static count cannot see (lists of objects whose fields call services).
 
 from __future__ import annotations
 
+import functools
+
 import json
 import os
 from dataclasses import dataclass
@@ -227,6 +229,7 @@ class _Walker:
         return cost
 
 
+@functools.cache  # one rule class per set of limits, not one per request
 def cost_rule(limits: GraphQLLimits) -> type[ValidationRule]:
     class CostRule(ValidationRule):
         def __init__(self, context: ValidationContext) -> None:

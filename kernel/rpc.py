@@ -67,7 +67,7 @@ class Route:
     handler: RouteHandler
 
 
-def bind(subject: str, endpoint: Route, resource: Any, on_refused: RefusalRecorder | None = None) -> Route:
+def bind(subject: str, endpoint: Endpoint, resource: Any, on_refused: RefusalRecorder | None = None) -> Route:
     """Serve ``endpoint`` on ``subject``: scope, then request, then the handler, then the reply checked.
 
     A refusal for lack of scope is recorded (``on_refused``) before it is answered; a failure to
