@@ -17,8 +17,11 @@ _URGENT_FIRST = [p.value for p in Priority]  # the order of the enum: URGENT, HI
 
 
 async def providers(conn: Connection) -> list[Provider]:
-    cur = await conn.execute("select org_id, category, regions, org_type from referral.directory_services where active")
-    return [Provider(r["org_id"], ServiceCategory(r["category"]), frozenset(r["regions"]), r["org_type"])
+    cur = await conn.execute(
+        "select s.organization_id, s.category, s.regions, o.org_type from referral.services s"
+        " join referral.organizations o on o.id = s.organization_id where s.status = 'active'"
+    )
+    return [Provider(r["organization_id"], ServiceCategory(r["category"]), frozenset(r["regions"]), r["org_type"])
             for r in await cur.fetchall()]
 
 
@@ -30,7 +33,7 @@ async def insert_referral(
     cur = await conn.execute(
         "insert into referral.referrals (id, case_id, case_owner_org_id, from_org_id, to_org_id, service_category,"
         " priority, legal_basis, status, reason_code, due_at) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-        " on conflict (case_id, to_org_id, service_category) do nothing",
+        " on conflict (case_id, service_category) where origin = 'RULE' do nothing",
         (referral_id, case_id, owner_org_id, owner_org_id, plan.to_org_id, plan.category.value, plan.priority.value,
          plan.legal_basis.value if plan.legal_basis else None, plan.status.value, plan.reason_code, plan.due_at),
     )
@@ -65,21 +68,24 @@ async def incoming(conn: Connection, org_id: str, first: int, after: str | None)
 async def upsert_directory_service(conn: Connection, org_id: str, name: str, org_type: str, category: str,
                                    regions: list[str]) -> None:
     await conn.execute(
-        "insert into referral.directory_services (id, org_id, name, org_type, category, regions)"
-        " values (%s, %s, %s, %s, %s, %s)"
-        " on conflict (org_id, category) do update set name = excluded.name, org_type = excluded.org_type,"
-        " regions = excluded.regions, active = true",
-        (uuid.uuid4(), org_id, name, org_type, category, regions),
+        "insert into referral.organizations (id, name, org_type) values (%s, %s, %s)"
+        " on conflict (id) do update set name = excluded.name, org_type = excluded.org_type",
+        (org_id, name, org_type),
+    )
+    await conn.execute(
+        "insert into referral.services (id, organization_id, name_fr, category, regions)"
+        " select %s, %s, %s, %s, %s where not exists"
+        " (select 1 from referral.services where organization_id = %s and category = %s)",
+        (uuid.uuid4(), org_id, category, category, regions, org_id, category),
     )
 
 
 async def org_types(conn: Connection, org_ids: list[str]) -> dict[str, str]:
     """The type of each organisation (as the directory knows it), in one query."""
     cur = await conn.execute(
-        "select distinct org_id, org_type from referral.directory_services"
-        " where org_id = any(%s) and org_type is not null", (org_ids,),
+        "select id, org_type from referral.organizations where id = any(%s)", (org_ids,),
     )
-    return {r["org_id"]: r["org_type"] for r in await cur.fetchall()}
+    return {r["id"]: r["org_type"] for r in await cur.fetchall()}
 
 
 async def referrals_of_case(conn: Connection, case_id: uuid.UUID, *, lock: bool = False) -> list[dict[str, Any]]:
