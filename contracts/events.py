@@ -16,6 +16,7 @@ from contracts.reference import (
     Purpose,
     ReferralStatus,
     ServiceCategory,
+    Sex,
     Vulnerability,
 )
 
@@ -38,6 +39,9 @@ class ArrivalRegisteredV1(Event):
     consent_recipient_org_ids: list[str]
     consent_recipient_org_types: list[OrganisationType] = []
     consent_purposes: list[Purpose] = [Purpose.REFERRAL]  # earlier producers only recorded referral consent
+    # Routing attributes for eligibility (a service's age range and sexes); absent from earlier producers.
+    sex: Sex = Sex.UNKNOWN
+    age_years: int | None = None
 
 
 class ReferralFacts(Event):

@@ -25,6 +25,7 @@ class Settings:
     request_timeout: float
     stream_replicas: int
     auth_failures_per_ip: int
+    coordinator_org_id: str = "dgme"  # the coordinating body: told of unmet needs and escalations
     forwarded_allow_ips: tuple[str, ...] = ()  # proxies whose X-Forwarded-For is believed (gateway)
     nats_auth: NatsAuth = field(default_factory=NatsAuth)  # NATS_USER/NATS_PASSWORD or NATS_CREDS, NATS_TLS_*
 
@@ -43,5 +44,6 @@ class Settings:
             auth_failures_per_ip=int(os.environ.get("SEGIN_AUTH_FAILURES_PER_IP", "100")),
             forwarded_allow_ips=tuple(
                 v.strip() for v in os.environ.get("SEGIN_FORWARDED_ALLOW_IPS", "").split(",") if v.strip()),
+            coordinator_org_id=os.environ.get("SEGIN_COORDINATOR_ORG", "dgme"),
             nats_auth=NatsAuth.from_env(),
         )

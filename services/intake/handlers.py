@@ -58,6 +58,7 @@ async def _create_case(conn: Connection, principal: Principal, arrival: Register
             is_child=domain.is_child(arrival, datetime.now(UTC).date()), vulnerabilities=list(arrival.vulnerabilities),
             consent_given=arrival.consent.given, consent_recipient_org_ids=arrival.consent.recipient_org_ids,
             consent_recipient_org_types=arrival.consent.recipient_org_types, consent_purposes=arrival.consent.purposes,
+            sex=arrival.sex, age_years=arrival.age_on(datetime.now(UTC).date()),
         ),
         subject=str(case_id),
     )
