@@ -81,6 +81,15 @@ def choose_provider(providers: list[Provider], category: ServiceCategory, region
     return (regional or national or [None])[0]
 
 
+def arrival_recipients(arrival: ArrivalRegisteredV1) -> list[SharingRecipient]:
+    """Who the consent taken at registration covers for referral (only consent given for that purpose)."""
+    if not (arrival.consent_given and Purpose.REFERRAL in arrival.consent_purposes):
+        return []
+    return ([SharingRecipient(org_id=o, legal_basis=LegalBasis.CONSENT) for o in arrival.consent_recipient_org_ids]
+            + [SharingRecipient(org_type=t, legal_basis=LegalBasis.CONSENT)
+               for t in arrival.consent_recipient_org_types])
+
+
 def plan_referrals(arrival: ArrivalRegisteredV1, providers: list[Provider], now: datetime) -> list[PlannedReferral]:
     """Apply every rule whose trigger is present; one referral per (recipient, category)."""
     present = set(arrival.vulnerabilities)

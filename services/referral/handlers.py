@@ -41,6 +41,7 @@ from services.referral.views import referral_view
 async def on_arrival_registered(conn: Connection, event: CloudEvent) -> None:
     """Route a new arrival: create the referrals its screening calls for, and announce them."""
     arrival = ArrivalRegisteredV1.model_validate(event.data)
+    await store.save_case(conn, arrival, domain.arrival_recipients(arrival))
     plans = domain.plan_referrals(arrival, await store.providers(conn), datetime.now(UTC))
     created = []
     for plan in plans:
@@ -76,6 +77,7 @@ async def on_sharing_changed(conn: Connection, event: CloudEvent) -> None:
     """Consent recorded: waiting referrals go live. Consent withdrawn: referrals resting on it are revoked."""
     change = SharingChangedV1.model_validate(event.data)
     recipients = next((c.recipients for c in change.coverage if c.purpose == Purpose.REFERRAL), [])
+    await store.set_case_recipients(conn, change.case_id, recipients)
     referrals = await store.referrals_of_case(conn, parse_id(change.case_id, "case_id"), lock=True)
     types = await store.org_types(conn, sorted({r["to_org_id"] for r in referrals}))
     changed: set[str] = set()

@@ -5,6 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from psycopg.types.json import Jsonb
+
+from contracts.events import ArrivalRegisteredV1, SharingRecipient
 from contracts.reference import Priority, ReferralStatus, ServiceCategory
 from kernel.audit import Trail
 from kernel.db import Connection
@@ -110,3 +113,34 @@ async def set_status(conn: Connection, referral_id: uuid.UUID | str, status: Ref
     row = await cur.fetchone()
     assert row is not None
     return row
+
+
+async def save_case(conn: Connection, arrival: ArrivalRegisteredV1, recipients: list[SharingRecipient]) -> None:
+    """Remember a new case's routing facts and who it may be shared with for referral."""
+    await conn.execute(
+        "insert into referral.cases (case_id, owner_org_id, arrival_point, arrival_date, destination_region,"
+        " is_child, sex, age_years, vulnerabilities, referral_recipients)"
+        " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) on conflict (case_id) do nothing",
+        (arrival.case_id, arrival.owner_org_id, arrival.arrival_point.value, arrival.arrival_date,
+         arrival.destination_region, arrival.is_child, arrival.sex.value, arrival.age_years,
+         [v.value for v in arrival.vulnerabilities], _recipients_json(recipients)),
+    )
+
+
+async def set_case_recipients(conn: Connection, case_id: str, recipients: list[SharingRecipient]) -> None:
+    await conn.execute("update referral.cases set referral_recipients = %s, updated_at = now() where case_id = %s",
+                       (_recipients_json(recipients), case_id))
+
+
+async def get_case(conn: Connection, case_id: uuid.UUID | str) -> dict[str, Any] | None:
+    """The case as the referral service knows it (routing facts, referral recipients), or None."""
+    cur = await conn.execute("select * from referral.cases where case_id = %s", (case_id,))
+    return await cur.fetchone()
+
+
+def case_recipients(row: dict[str, Any]) -> list[SharingRecipient]:
+    return [SharingRecipient.model_validate(r) for r in row["referral_recipients"]]
+
+
+def _recipients_json(recipients: list[SharingRecipient]) -> Jsonb:
+    return Jsonb([r.model_dump(mode="json") for r in recipients])

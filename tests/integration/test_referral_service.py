@@ -138,3 +138,22 @@ async def test_a_missing_scope_is_refused_before_any_transaction(referral_pool: 
     assert refused.value.code == "INSUFFICIENT_SCOPE" and counting.statements == []
     [entry] = await audit_rows(referral_pool, "referral")
     assert (entry["operation"], entry["outcome"]) == ("referral.accept", "denied")
+
+
+async def test_the_referral_service_remembers_each_case_routing_facts_and_referral_recipients(
+    referral_pool: AsyncConnectionPool,
+) -> None:
+    """Manual referrals and re-routing need the case's facts and current sharing without asking intake."""
+    case_id = str(uuid.uuid4())
+    event = ArrivalRegisteredV1(
+        case_id=case_id, owner_org_id="ame", arrival_point="GAO", arrival_date="2026-11-30",
+        destination_region="07", is_child=False, vulnerabilities=["EX_DETAINEE"], consent_given=True,
+        consent_recipient_org_ids=["iom"], consent_recipient_org_types=["INTERNATIONAL"], sex="FEMALE",
+        age_years=31)
+    await deliver(referral_pool, handlers.on_arrival_registered, ARRIVAL_REGISTERED, event)
+    async with referral_pool.connection() as conn:
+        row = await store.get_case(conn, case_id)
+    assert row is not None
+    assert (row["owner_org_id"], row["destination_region"], row["sex"], row["age_years"]) == ("ame", "07", "FEMALE", 31)
+    assert [(r.org_id, r.org_type, r.legal_basis) for r in store.case_recipients(row)] == [
+        ("iom", None, "CONSENT"), (None, "INTERNATIONAL", "CONSENT")]
