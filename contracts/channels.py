@@ -97,7 +97,15 @@ REFERRAL_STATUS_CHANGED = EventChannel(
     events.ReferralStatusChangedV1,
     "A referral changed state (accepted, rejected, done, revoked, became live).",
 )
+DIRECTORY_SERVICE_CHANGED = EventChannel(
+    "evt.referral.directory_service_changed.v1",
+    "ml.segin.referral.directory_service_changed.v1",
+    REFERRAL_STREAM.name,
+    events.DirectoryServiceChangedV1,
+    "A directory service was created or changed, or its capacity was updated.",
+)
 EVENT_CHANNELS = [ARRIVAL_REGISTERED, SHARING_CHANGED, REFERRAL_CREATED, REFERRAL_STATUS_CHANGED]
+EVENT_CHANNELS += [DIRECTORY_SERVICE_CHANGED]
 
 _WHOSE = (("intake", "intake's"), ("referral", "referral's"), ("notifications", "notifications'"))
 _case, _sharing, _referral = replies.CaseView, replies.SharingResult, replies.ReferralView
@@ -133,6 +141,25 @@ REQUESTS = [
                      Page[replies.AuditEntryView]) for service, whose in _WHOSE),
     *(RequestChannel(f"svc.{service}.audit_verify", None, f"Steward: verify {whose} audit chain.",
                      replies.AuditVerification) for service, whose in _WHOSE),
+]
+_directory = replies.DirectoryServiceView
+REQUESTS += [
+    RequestChannel("svc.referral.directory_save", commands.SaveDirectoryService,
+                   "Create or update one directory service (own organisation's; the steward any).", _directory),
+    RequestChannel("svc.referral.directory_set_capacity", commands.SetServiceCapacity,
+                   "Report a directory service's capacity (available / maximum).", _directory),
+    RequestChannel("svc.referral.directory_services", commands.DirectoryQuery,
+                   "Directory services, filtered, newest first.", Page[_directory]),
+    RequestChannel("svc.referral.directory_service", commands.DirectoryServiceRef, "One directory service.",
+                   _directory),
+    RequestChannel("svc.referral.hsds_services", commands.HsdsPageRequest,
+                   "HSDS 3 API: a page of services (one-to-one fields and organization).", replies.HsdsPage),
+    RequestChannel("svc.referral.hsds_service", commands.HsdsRef, "HSDS 3 API: one fully nested service.",
+                   replies.HsdsDocument),
+    RequestChannel("svc.referral.hsds_organizations", commands.HsdsPageRequest,
+                   "HSDS 3 API: a page of organizations.", replies.HsdsPage),
+    RequestChannel("svc.referral.hsds_organization", commands.HsdsRef,
+                   "HSDS 3 API: one organization with its services.", replies.HsdsDocument),
 ]
 REQUEST_SUBJECTS = {channel.subject: channel for channel in REQUESTS}
 

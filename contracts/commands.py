@@ -19,13 +19,16 @@ from pydantic import (
 
 from contracts.reference import (
     ArrivalPoint,
+    DirectoryStatus,
     GivenBy,
     LegalBasis,
     OrganisationType,
     Purpose,
+    ServiceCategory,
     Sex,
     StatisticsDimension,
     Vulnerability,
+    Weekday,
     regions,
 )
 
@@ -264,3 +267,181 @@ class NotificationsRequest(PageRequest):
 
 class MarkRead(Strict):
     notification_id: Identifier
+
+
+# --- the service directory (HSDS 3) -------------------------------------------------------------
+
+
+def _visible_line(value: str) -> str:
+    value = _strip_invisible(_no_controls(value))
+    if not value:
+        raise ValueError("must contain visible characters")
+    return value
+
+
+def _region_code(value: str) -> str:
+    if value not in regions():
+        raise ValueError(f"unknown region code; expected one of {', '.join(sorted(regions()))}")
+    return value
+
+
+# Directory text is public-facing and never about a person: one line for names and places, a few
+# paragraphs for descriptions.
+DirectoryLine = Annotated[str, StringConstraints(max_length=200), AfterValidator(_visible_line)]
+DirectoryText = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_visible_text)]
+RegionCode = Annotated[str, AfterValidator(_region_code)]
+Email = Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+Phone = Annotated[str, StringConstraints(min_length=6, max_length=30, pattern=r"^\+?[0-9][0-9 ().-]{4,28}[0-9]$")]
+WebAddress = Annotated[str, StringConstraints(max_length=500, pattern=r"^https?://[^\s/$.?#][^\s]*$")]
+ClockTime = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+AGE_CEILING = 120
+
+
+class DirectoryLocationInput(Strict):
+    """A place where the service is delivered (HSDS ``location``); coordinates in WGS 84, both or neither."""
+
+    name: DirectoryLine | None = None
+    address: DirectoryLine | None = None
+    city: DirectoryLine | None = None
+    region: RegionCode | None = None
+    latitude: float | None = Field(default=None, ge=-90, le=90)
+    longitude: float | None = Field(default=None, ge=-180, le=180, validate_default=True)
+
+    @field_validator("longitude")
+    @classmethod
+    def _both_coordinates(cls, value: float | None, info: ValidationInfo) -> float | None:
+        """Reported on longitude: a lone latitude or longitude places nothing."""
+        if "latitude" in info.data and (info.data["latitude"] is None) != (value is None):
+            raise ValueError("give latitude and longitude together, or neither")
+        return value
+
+
+class OpeningHours(Strict):
+    """Opening hours on some days of the week (HSDS ``schedule``: WEEKLY, ``byday``), local time (Bamako, UTC)."""
+
+    days: list[Weekday] = Field(min_length=1, max_length=7)
+    opens_at: ClockTime
+    closes_at: ClockTime
+
+    @field_validator("days")
+    @classmethod
+    def _distinct_days(cls, value: list[Weekday]) -> list[Weekday]:
+        if len(set(value)) != len(value):
+            raise ValueError("name each day once")
+        return sorted(value, key=list(Weekday).index)
+
+    @field_validator("closes_at")
+    @classmethod
+    def _closes_after_opening(cls, value: str, info: ValidationInfo) -> str:
+        if "opens_at" in info.data and value <= info.data["opens_at"]:
+            raise ValueError("closing time must be after opening time")
+        return value
+
+
+class CapacityInput(Strict):
+    """How many more people the service can take now, of how many at most (HSDS ``service_capacity``)."""
+
+    available: int = Field(ge=0, le=1_000_000)
+    maximum: int | None = Field(default=None, ge=0, le=1_000_000)
+
+    @field_validator("maximum")
+    @classmethod
+    def _available_within_maximum(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and info.data.get("available") is not None and info.data["available"] > value:
+            raise ValueError("maximum must be at least the available capacity")
+        return value
+
+
+class SaveDirectoryService(Strict):
+    """Create one directory service, or update it (``id`` and the ``version`` last read).
+
+    ``id`` without ``version`` creates the service with that id (a stable key for seeding and
+    imports); an existing id then answers CONFLICT. ``organization_id`` defaults to the caller's.
+    """
+
+    id: Identifier | None = None
+    version: int | None = Field(default=None, ge=1)
+    organization_id: Identifier | None = None
+    organization_name: DirectoryLine | None = Field(
+        default=None, description="The organisation's display name in the directory (HSDS organization.name)")
+    organization_type: OrganisationType | None = None
+    name_fr: DirectoryLine
+    name_en: DirectoryLine | None = None
+    description_fr: DirectoryText | None = None
+    description_en: DirectoryText | None = None
+    category: ServiceCategory
+    regions: list[RegionCode] = Field(default_factory=list, max_length=20,
+                                      description="Service area (CT region codes); empty: national")
+    locations: list[DirectoryLocationInput] = Field(default_factory=list, max_length=20)
+    minimum_age: int | None = Field(default=None, ge=0, le=AGE_CEILING)
+    maximum_age: int | None = Field(default=None, ge=0, le=AGE_CEILING)
+    sexes: list[Sex] = Field(default_factory=list, max_length=4, description="Eligible sexes; empty: any")
+    vulnerabilities: list[Vulnerability] = Field(default_factory=list, max_length=20,
+                                                 description="Eligible with one of these; empty: anyone")
+    hours: list[OpeningHours] = Field(default_factory=list, max_length=14)
+    email: Email | None = None
+    phone: Phone | None = None
+    url: WebAddress | None = None
+    status: DirectoryStatus = DirectoryStatus.ACTIVE
+    expected_duration_days: int | None = Field(
+        default=None, ge=1, le=365, description="An accepted referral with no outcome after this is flagged")
+    capacity: CapacityInput | None = None
+
+    @field_validator("maximum_age")
+    @classmethod
+    def _age_range(cls, value: int | None, info: ValidationInfo) -> int | None:
+        low = info.data.get("minimum_age")
+        if value is not None and low is not None and value < low:
+            raise ValueError("maximum age must be at least the minimum age")
+        return value
+
+    @field_validator("regions", "sexes", "vulnerabilities")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        return sorted(set(value))
+
+
+class SetServiceCapacity(Strict):
+    """A new capacity count for one service, with the ``version`` last read."""
+
+    service_id: Identifier
+    version: int = Field(ge=1)
+    available: int = Field(ge=0, le=1_000_000)
+    maximum: int | None = Field(default=None, ge=0, le=1_000_000)
+
+    @field_validator("maximum")
+    @classmethod
+    def _available_within_maximum(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and info.data.get("available") is not None and info.data["available"] > value:
+            raise ValueError("maximum must be at least the available capacity")
+        return value
+
+
+class DirectoryServiceRef(Strict):
+    id: Identifier
+
+
+class DirectoryQuery(Strict):
+    """One page of directory services, newest first, with filters (all optional, combined with AND)."""
+
+    first: int = Field(default=20, ge=1, le=100)
+    after: Cursor | None = None
+    category: ServiceCategory | None = None
+    region: RegionCode | None = Field(default=None, description="Services covering it: regional there, or national")
+    vulnerability: Vulnerability | None = Field(default=None, description="Services a person with it is eligible for")
+    open_capacity_only: bool = Field(
+        default=False, description="Leave out services known to be full (unknown capacity counts as open)")
+    organization_id: Identifier | None = None
+    include_inactive: bool = False
+
+
+class HsdsPageRequest(Strict):
+    """HSDS 3 API paging (``page`` from 1, ``per_page``) and its ``organization_id`` filter."""
+
+    page: int = Field(default=1, ge=1, le=100_000)
+    per_page: int = Field(default=50, ge=1, le=100)
+    organization_id: Identifier | None = None
+
+
+class HsdsRef(Strict):
+    id: Identifier

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from contracts.reference import (
     ArrivalPoint,
+    DirectoryStatus,
     LegalBasis,
     OrganisationType,
     Priority,
@@ -97,3 +98,21 @@ class ReferralStatusChangedV1(ReferralFacts):
     old_status: ReferralStatus
     new_status: ReferralStatus
     reason_code: str | None = None  # why it changed (a rejection reason, CONSENT_WITHDRAWN…), not the routing rule
+
+
+class DirectoryServiceChangedV1(Event):
+    """A directory service was created, changed, or had its capacity updated.
+
+    What routing needs to keep a projection current: identifiers, category, service area, status,
+    capacity and version. Never names, descriptions or contact details (ask the directory).
+    """
+
+    service_id: str
+    organization_id: str
+    change: str  # CREATED | UPDATED | CAPACITY
+    category: ServiceCategory
+    regions: list[str]  # empty: national
+    status: DirectoryStatus
+    capacity_available: int | None
+    capacity_maximum: int | None
+    version: int

@@ -183,3 +183,22 @@ class LegalBasis(StrEnum):
     VITAL_INTEREST = "VITAL_INTEREST"
     LEGAL_OBLIGATION = "LEGAL_OBLIGATION"
     PUBLIC_INTEREST = "PUBLIC_INTEREST"
+
+
+class DirectoryStatus(StrEnum):
+    """Whether a directory service takes referrals (HSDS ``service.status``, the two values Segin uses)."""
+
+    ACTIVE = "active"
+    INACTIVE = "inactive"
+
+
+class Weekday(StrEnum):
+    """Days of the week as iCalendar (RFC 5545) writes them, as HSDS schedules do."""
+
+    MO = "MO"
+    TU = "TU"
+    WE = "WE"
+    TH = "TH"
+    FR = "FR"
+    SA = "SA"
+    SU = "SU"

@@ -9,12 +9,13 @@ in a client's screen.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from contracts.reference import (
     ArrivalPoint,
+    DirectoryStatus,
     GivenBy,
     LegalBasis,
     OrganisationType,
@@ -25,6 +26,7 @@ from contracts.reference import (
     Sex,
     StatisticsDimension,
     Vulnerability,
+    Weekday,
 )
 
 T = TypeVar("T")
@@ -160,6 +162,81 @@ class ReferralView(Reply):
     due_at: datetime
     created_at: datetime
     updated_at: datetime
+
+
+# --- the service directory ----------------------------------------------------------------------
+
+
+class DirectoryLocationView(Reply):
+    id: str
+    name: str | None
+    address: str | None
+    city: str | None
+    region: str | None
+    latitude: float | None
+    longitude: float | None
+
+
+class OpeningHoursView(Reply):
+    days: list[Weekday]
+    opens_at: str
+    closes_at: str
+
+
+class CapacityView(Reply):
+    """Capacity as last reported; ``updated_by`` (who) only for the service's organisation and the steward."""
+
+    available: int | None
+    maximum: int | None
+    updated_at: datetime | None
+    updated_by: str | None
+
+
+class DirectoryServiceView(Reply):
+    """One directory service as its readers see it; ``version`` is what an update must send back."""
+
+    id: str
+    organization_id: str
+    organization_name: str
+    name_fr: str
+    name_en: str | None
+    description_fr: str | None
+    description_en: str | None
+    category: ServiceCategory
+    regions: list[str]
+    locations: list[DirectoryLocationView]
+    minimum_age: int | None
+    maximum_age: int | None
+    sexes: list[Sex]
+    vulnerabilities: list[Vulnerability]
+    hours: list[OpeningHoursView]
+    email: str | None
+    phone: str | None
+    url: str | None
+    status: DirectoryStatus
+    expected_duration_days: int | None
+    capacity: CapacityView | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class HsdsDocument(RootModel[dict[str, Any]]):
+    """One HSDS 3 object (a fully nested ``service``, or an ``organization`` with its services), field names as
+    the specification gives them; its conformance is checked against the official schemas by the test suite."""
+
+
+class HsdsPage(Reply):
+    """A page of the HSDS 3 API: its paging fields and ``contents`` (HSDS documents, built by the directory)."""
+
+    total_items: int
+    total_pages: int
+    page_number: int
+    size: int
+    first_page: bool
+    last_page: bool
+    empty: bool
+    contents: list[dict[str, Any]]
 
 
 # --- notifications ------------------------------------------------------------------------------

@@ -39,6 +39,17 @@ SCOPES: dict[str, dict[str, str]] = {
         "en": "Read the shared directory of organisations and services.",
         "fr": "Consulter l'annuaire partagé des organisations et des services.",
     },
+    "directory:write": {
+        "en": "Keep your organisation's own services in the shared directory up to date (description, area, "
+              "eligibility, hours, contact, capacity). Never another organisation's.",
+        "fr": "Tenir à jour les services de votre organisation dans l'annuaire partagé (description, zone, "
+              "éligibilité, horaires, contact, capacité). Jamais ceux d'une autre organisation.",
+    },
+    "directory:manage": {
+        "en": "Platform steward: maintain any organisation's services in the shared directory (with directory:write).",
+        "fr": "Gestionnaire de la plateforme : tenir à jour les services de toute organisation dans l'annuaire "
+              "partagé (avec directory:write).",
+    },
     "sensitive:health": {
         "en": "See health details (medical, mental-health needs, disability, pregnancy) of cases you may read.",
         "fr": "Voir les informations de santé (besoins médicaux, santé mentale, handicap, grossesse) des dossiers "
@@ -83,7 +94,11 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
                               "referrals:write", "notifications:read", "directory:read"}),
     "supervisor": frozenset({"openid", "cases:read", "cases:write", "consent:write", "referrals:read",
                              "referrals:write", "notifications:read", "directory:read", "statistics:read",
-                             *SENSITIVE_SCOPES}),
-    "org_admin": frozenset({"openid", "referrals:read", "notifications:read", "directory:read", "statistics:read"}),
-    "platform_steward": frozenset({"openid", "directory:read", "statistics:read", "audit:read"}),
+                             *SENSITIVE_SCOPES,
+                             # who runs a service day to day reports its capacity (own organisation only)
+                             "directory:write"}),
+    "org_admin": frozenset({"openid", "referrals:read", "notifications:read", "directory:read", "statistics:read",
+                            "directory:write"}),
+    "platform_steward": frozenset({"openid", "directory:read", "statistics:read", "audit:read", "directory:write",
+                                   "directory:manage"}),
 }

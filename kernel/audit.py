@@ -63,6 +63,7 @@ class AuditPurpose(StrEnum):
     DATA_SUBJECT_REQUEST = "data_subject_request"  # the steward answering a person's access request
     ACCESS_CHECK = "access_check"  # a refused request has no purpose of its own
     AUDIT = "audit"  # reading the audit trail itself
+    DIRECTORY = "directory"  # maintaining the service directory (no personal data; writes are accountable)
 
 
 @dataclass(frozen=True)

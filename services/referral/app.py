@@ -7,11 +7,19 @@ from pathlib import Path
 
 from contracts.channels import ARRIVAL_REGISTERED, INTAKE_STREAM, REFERRAL_STREAM, SHARING_CHANGED
 from contracts.commands import CaseRef, PageRequest, ReferralAction
-from contracts.replies import Page, ReferralView
+from contracts.commands import (
+    DirectoryQuery,
+    DirectoryServiceRef,
+    HsdsPageRequest,
+    HsdsRef,
+    SaveDirectoryService,
+    SetServiceCapacity,
+)
+from contracts.replies import DirectoryServiceView, HsdsDocument, HsdsPage, Page, ReferralView
 from kernel.bus import ConsumerSpec, by_type
 from kernel.rpc import Endpoint
 from kernel.runtime import ServiceApp
-from services.referral import handlers
+from services.referral import directory, handlers, hsds
 from services.referral.store import SCHEMA
 
 APP = ServiceApp(
@@ -25,6 +33,16 @@ APP = ServiceApp(
         "subject_access": Endpoint(handlers.subject_access, CaseRef, "audit:read", list[ReferralView]),
         **{action: Endpoint(partial(handlers.act, action), ReferralAction, "referrals:write", ReferralView)
            for action in ("accept", "reject", "complete", "revoke")},
+        # The service directory (HSDS 3): organisations maintain their own services; the steward any.
+        "directory_save": Endpoint(directory.save, SaveDirectoryService, "directory:write", DirectoryServiceView),
+        "directory_set_capacity": Endpoint(directory.set_capacity, SetServiceCapacity, "directory:write",
+                                           DirectoryServiceView),
+        "directory_services": Endpoint(directory.services, DirectoryQuery, "directory:read", Page[DirectoryServiceView]),
+        "directory_service": Endpoint(directory.service, DirectoryServiceRef, "directory:read", DirectoryServiceView),
+        "hsds_services": Endpoint(hsds.services, HsdsPageRequest, "directory:read", HsdsPage),
+        "hsds_service": Endpoint(hsds.service, HsdsRef, "directory:read", HsdsDocument),
+        "hsds_organizations": Endpoint(hsds.organizations, HsdsPageRequest, "directory:read", HsdsPage),
+        "hsds_organization": Endpoint(hsds.organization, HsdsRef, "directory:read", HsdsDocument),
     },
     consumers=[
         ConsumerSpec("referral-intake", INTAKE_STREAM.name, "evt.intake.>", by_type({
