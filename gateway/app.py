@@ -17,6 +17,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from starlette.concurrency import run_in_threadpool
 
 from contracts.channels import REQUESTS
+from gateway import hsds
 from gateway import keys as signing
 from gateway.addresses import source_of, trust_forwarding_from
 from gateway.auth.discovery import metadata, openid_configuration
@@ -149,6 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     router = LimitedGraphQLRouter(schema, context_getter=get_context, graphql_ide=None, subscription_protocols=())
     router.max_json_depth = LIMITS.max_json_depth
     app.include_router(router, prefix="/graphql")
+    app.include_router(hsds.router(state, settings.request_timeout))  # read-only HSDS 3 API (gateway/hsds.py)
 
     async def publish_revocations() -> None:
         """Tell every process now; if NATS is unreachable, the background loop retries."""

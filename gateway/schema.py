@@ -27,6 +27,9 @@ from gateway.types import (
     AuditedService,
     AuditEntry,
     Case,
+    DirectoryService,
+    DirectoryServiceConnection,
+    DirectoryStatus,
     GivenBy,
     LegalBasis,
     Me,
@@ -40,12 +43,14 @@ from gateway.types import (
     Referral,
     ReferralConnection,
     Region,
+    ServiceCategory,
     Sex,
     SharingResult,
     Statistics,
     StatisticsDimension,
     SubjectAccessExport,
     Vulnerability,
+    Weekday,
 )
 
 __all__ = ["Context", "schema"]
@@ -86,6 +91,67 @@ class LegalBasisInput:
     justification: str
     recipient_org_ids: list[str] = strawberry.field(default_factory=list)
     recipient_org_types: list[OrganisationType] = strawberry.field(default_factory=list)
+
+
+@strawberry.input(description="A place where the service is delivered; coordinates (WGS 84) both or neither.")
+class DirectoryLocationInput:
+    name: str | None = None
+    address: str | None = None
+    city: str | None = None
+    region: str | None = strawberry.field(default=None, description="CT region code, e.g. 00 for Bamako")
+    latitude: float | None = None
+    longitude: float | None = None
+
+
+@strawberry.input(description="Opening hours on some days, Bamako time, HH:MM.")
+class OpeningHoursInput:
+    days: list[Weekday]
+    opens_at: str
+    closes_at: str
+
+
+@strawberry.input(description="How many more people the service can take now, of how many at most.")
+class CapacityInput:
+    available: int
+    maximum: int | None = None
+
+
+@strawberry.input(description="One directory service, whole. Give id and the version you read to update it; "
+                               "without id a new service is created for your organisation (organizationId: "
+                               "another organisation's, for the platform steward).")
+class DirectoryServiceInput:
+    name_fr: str
+    category: ServiceCategory
+    id: strawberry.ID | None = None
+    version: int | None = None
+    organization_id: str | None = None
+    name_en: str | None = None
+    description_fr: str | None = None
+    description_en: str | None = None
+    regions: list[str] = strawberry.field(default_factory=list, description="Service area; empty: national")
+    locations: list[DirectoryLocationInput] = strawberry.field(default_factory=list)
+    minimum_age: int | None = None
+    maximum_age: int | None = None
+    sexes: list[Sex] = strawberry.field(default_factory=list)
+    vulnerabilities: list[Vulnerability] = strawberry.field(default_factory=list)
+    hours: list[OpeningHoursInput] = strawberry.field(default_factory=list)
+    email: str | None = None
+    phone: str | None = None
+    url: str | None = None
+    status: DirectoryStatus = reference.DirectoryStatus.ACTIVE
+    expected_duration_days: int | None = None
+    capacity: CapacityInput | None = None
+
+
+@strawberry.input(description="Directory filters, all optional, combined.")
+class DirectoryFilter:
+    category: ServiceCategory | None = None
+    region: str | None = strawberry.field(default=None, description="Covering this region: there, or national")
+    vulnerability: Vulnerability | None = strawberry.field(default=None, description="Eligible with this")
+    open_capacity_only: bool = strawberry.field(
+        default=False, description="Leave out services known to be full (unknown capacity counts as open)")
+    organization_id: str | None = None
+    include_inactive: bool = False
 
 
 DSAR_MAX_PAGES = 50  # 5,000 entries per service; beyond that, use `segin audit search --case`
@@ -201,6 +267,19 @@ class Query:
             raise as_graphql_error(exc) from None
         return [Organisation.from_record(r) for r in await info.context.registry.all()]
 
+    @strawberry.field(description="Services of the national referral network (directory:read), newest first.")
+    async def directory_services(self, info: Info[Context, None], filter: DirectoryFilter | None = None,
+                                 first: int = 20, after: str | None = None) -> DirectoryServiceConnection:
+        query = _validated(commands.DirectoryQuery, "filter", **(strawberry.asdict(filter) if filter else {}),
+                           **_page_args(first, after))
+        data = await info.context.ask("svc.referral.directory_services", query.model_dump(mode="json"))
+        return DirectoryServiceConnection.from_record(replies.Page[replies.DirectoryServiceView].model_validate(data))
+
+    @strawberry.field(description="One directory service (directory:read).")
+    async def directory_service(self, info: Info[Context, None], id: strawberry.ID) -> DirectoryService:
+        data = await info.context.ask("svc.referral.directory_service", {"id": _id(id)})
+        return DirectoryService.from_record(replies.DirectoryServiceView.model_validate(data))
+
     @strawberry.field(description="Regions of Mali (national CT codes, 2023 reform).")
     def regions(self) -> list[Region]:
         return [Region(code=c, name=n) for c, n in reference.regions().items()]
@@ -261,6 +340,29 @@ class Mutation:
     async def revoke_referral(self, info: Info[Context, None], id: strawberry.ID) -> Referral:
         data = await info.context.ask("svc.referral.revoke", {"referral_id": _id(id)})
         return Referral.from_record(replies.ReferralView.model_validate(data))
+
+    @strawberry.mutation(description="Create or update one of your organisation's directory services "
+                                     "(directory:write; the platform steward, with directory:manage, any).")
+    async def save_directory_service(self, info: Info[Context, None], input: DirectoryServiceInput) -> DirectoryService:
+        fields = strawberry.asdict(input)
+        owner = fields["organization_id"] or info.context.principal.org_id
+        await _known_organisations(info.context, [owner], "input.organizationId")
+        record = await info.context.registry.organisation(owner)
+        assert record is not None
+        # The directory shows the organisation as the registry names it, not as a client spells it.
+        request = _validated(commands.SaveDirectoryService, "input", **fields, organization_name=record.name,
+                             organization_type=record.type)
+        data = await info.context.ask("svc.referral.directory_save", request.model_dump(mode="json"))
+        return DirectoryService.from_record(replies.DirectoryServiceView.model_validate(data))
+
+    @strawberry.mutation(description="Report a service's capacity (directory:write): available places, and the "
+                                     "maximum; send the version you read.")
+    async def update_service_capacity(self, info: Info[Context, None], service_id: strawberry.ID, version: int,
+                                      available: int, maximum: int | None = None) -> DirectoryService:
+        request = _validated(commands.SetServiceCapacity, "", service_id=_id(service_id, "serviceId"),
+                             version=version, available=available, maximum=maximum)
+        data = await info.context.ask("svc.referral.directory_set_capacity", request.model_dump(mode="json"))
+        return DirectoryService.from_record(replies.DirectoryServiceView.model_validate(data))
 
     @strawberry.mutation(description="Mark one of your organisation's notifications as read.")
     async def mark_notification_read(self, info: Info[Context, None], id: strawberry.ID) -> Notification:

@@ -338,3 +338,108 @@ class SubjectAccessExport:
     notifications: JSON
     access_log: list[AuditEntry]
     access_log_complete: bool
+
+
+# --- the service directory ----------------------------------------------------------------------
+
+DirectoryStatus = strawberry.enum(reference.DirectoryStatus, description="Whether a service takes referrals.")
+Weekday = strawberry.enum(reference.Weekday, description="Day of the week (iCalendar code).")
+
+
+@strawberry.type(description="A place where a service is delivered (HSDS location).")
+class DirectoryLocation:
+    id: strawberry.ID
+    name: str | None
+    address: str | None
+    city: str | None
+    region: Region | None
+    latitude: float | None
+    longitude: float | None
+
+    @classmethod
+    def from_record(cls, rec: replies.DirectoryLocationView) -> "DirectoryLocation":
+        return cls(id=strawberry.ID(rec.id), name=rec.name, address=rec.address, city=rec.city,
+                   region=region(rec.region) if rec.region else None, latitude=rec.latitude, longitude=rec.longitude)
+
+
+@strawberry.type(description="Opening hours on some days of the week, Bamako time (UTC).")
+class OpeningHours:
+    days: list[Weekday]
+    opens_at: str
+    closes_at: str
+
+
+@strawberry.type(description="How many more people the service can take (HSDS service_capacity), as last reported.")
+class ServiceCapacity:
+    available: int | None
+    maximum: int | None
+    updated_at: dt.datetime | None
+    updated_by: str | None = strawberry.field(
+        description="Who reported it: shown to the service's own organisation and the platform steward only.")
+
+
+@strawberry.type(description="A service an organisation offers in the national referral network (HSDS 3 service). "
+                              "Services in a sensitive category exist only for tokens holding that category's scope, "
+                              "for their own organisation and for the platform steward.")
+class DirectoryService:
+    id: strawberry.ID
+    organization_id: strawberry.ID
+    organization_name: str
+    name_fr: str
+    name_en: str | None
+    description_fr: str | None
+    description_en: str | None
+    category: ServiceCategory
+    regions: list[Region] = strawberry.field(description="Service area; empty: national.")
+    locations: list[DirectoryLocation]
+    minimum_age: int | None
+    maximum_age: int | None
+    sexes: list[Sex] = strawberry.field(description="Eligible sexes; empty: any.")
+    vulnerabilities: list[Vulnerability] = strawberry.field(description="Eligible with one of these; empty: anyone.")
+    hours: list[OpeningHours]
+    email: str | None
+    phone: str | None
+    url: str | None
+    status: DirectoryStatus
+    expected_duration_days: int | None
+    capacity: ServiceCapacity | None
+    version: int = strawberry.field(description="Send it back with an update: a stale version is a CONFLICT.")
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+    @strawberry.field(description="The name in French (fr, default) or English (en, when given).")
+    def name(self, lang: str = "fr") -> str:
+        return (self.name_en or self.name_fr) if lang.lower().startswith("en") else self.name_fr
+
+    @strawberry.field
+    async def organization(self, info: Info[Context, None]) -> Organisation | None:
+        return await Organisation.find(info.context, str(self.organization_id))
+
+    @classmethod
+    def from_record(cls, rec: replies.DirectoryServiceView) -> "DirectoryService":
+        capacity = rec.capacity
+        return cls(
+            id=strawberry.ID(rec.id), organization_id=strawberry.ID(rec.organization_id),
+            organization_name=rec.organization_name, name_fr=rec.name_fr, name_en=rec.name_en,
+            description_fr=rec.description_fr, description_en=rec.description_en, category=rec.category,
+            regions=[region(c) for c in rec.regions], locations=[DirectoryLocation.from_record(p) for p in rec.locations],
+            minimum_age=rec.minimum_age, maximum_age=rec.maximum_age, sexes=rec.sexes,
+            vulnerabilities=rec.vulnerabilities,
+            hours=[OpeningHours(days=h.days, opens_at=h.opens_at, closes_at=h.closes_at) for h in rec.hours],
+            email=rec.email, phone=rec.phone, url=rec.url, status=rec.status,
+            expected_duration_days=rec.expected_duration_days,
+            capacity=ServiceCapacity(available=capacity.available, maximum=capacity.maximum,
+                                     updated_at=capacity.updated_at, updated_by=capacity.updated_by)
+            if capacity else None,
+            version=rec.version, created_at=rec.created_at, updated_at=rec.updated_at,
+        )
+
+
+@strawberry.type
+class DirectoryServiceConnection:
+    nodes: list[DirectoryService]
+    page_info: PageInfo
+
+    @classmethod
+    def from_record(cls, rec: replies.Page[replies.DirectoryServiceView]) -> "DirectoryServiceConnection":
+        return cls(nodes=[DirectoryService.from_record(s) for s in rec.nodes], page_info=PageInfo.from_record(rec.page_info))

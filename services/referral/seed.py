@@ -1,4 +1,11 @@
-"""Load the demonstration service directory: ``python -m services.referral.seed FILE``."""
+"""Load the demonstration service directory: ``python -m services.referral.seed FILE``.
+
+Each organisation's services are saved through the directory's own endpoint (scope check, request
+model, handler, reply model: ``kernel.rpc.bind``), as that organisation would save them: the same
+validation, event and audit entry as a real change. Each demo service carries a stable ``id`` (its
+seed key): an absent service is created with it, a present one is saved with the version read,
+and a save that changes nothing writes nothing, so seeding twice changes nothing.
+"""
 
 from __future__ import annotations
 
@@ -6,30 +13,50 @@ import asyncio
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
-from contracts.reference import ServiceCategory, regions
+from psycopg_pool import AsyncConnectionPool
+
 from kernel.config import Settings
 from kernel.db import migrate, open_pool
-from services.referral import store
+from kernel.errors import NotFound
+from kernel.rpc import bind
+from kernel.tokens import Principal
 from services.referral.app import APP
+
+SEED_SCOPES = frozenset({"directory:read", "directory:write"})
+
+
+def organisation_principal(org: dict[str, Any]) -> Principal:
+    """The demo organisation itself, maintaining its own services (and seeing its own sensitive ones)."""
+    return Principal(subject=f"seed:{org['id']}", org_id=org["id"], client_id="segin-seed", scopes=SEED_SCOPES,
+                     jti="", token="", org_type=org["type"])
+
+
+async def seed_organisation(pool: AsyncConnectionPool, org: dict[str, Any]) -> int:
+    """Save one organisation's demo services; returns how many it lists."""
+    save = bind(f"svc.{APP.name}.directory_save", APP.endpoints["directory_save"], pool).handler
+    read = bind(f"svc.{APP.name}.directory_service", APP.endpoints["directory_service"], pool).handler
+    caller = organisation_principal(org)
+    for service in org.get("services", []):
+        try:
+            version = (await read(caller, {"id": service["id"]}))["version"]
+        except NotFound:
+            version = None
+        payload = {**service, "organization_name": org["name"], "organization_type": org["type"]}
+        await save(caller, payload | ({"version": version} if version else {}))
+    return len(org.get("services", []))
 
 
 async def seed(data_file: Path) -> int:
     settings = Settings.from_env()
     await migrate(settings.database_url, APP.schema, APP.migrations)
     data = json.loads(data_file.read_text(encoding="utf-8"))
-    count = 0
     pool = await open_pool(settings.database_url, min_size=1, max_size=1)
-    async with pool.connection() as conn, conn.transaction():
-        for org in data["organisations"]:
-            for service in org.get("services", []):
-                ServiceCategory(service["category"])
-                assert all(r in regions() for r in service["regions"]), f"unknown region in {org['id']}"
-                await store.upsert_directory_service(conn, org["id"], org["name"], org["type"], service["category"],
-                                                     service["regions"])
-                count += 1
-    await pool.close()
-    return count
+    try:
+        return sum([await seed_organisation(pool, org) for org in data["organisations"]])
+    finally:
+        await pool.close()
 
 
 if __name__ == "__main__":
