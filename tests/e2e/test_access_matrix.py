@@ -381,3 +381,30 @@ def test_a_recorded_legal_obligation_makes_a_waiting_referral_live(api: Api, tok
     [referral] = [r for r in ask(api, tokens("dgme"), CASE, {"id": case})["data"]["case"]["referrals"]
                   if r["toOrganisation"]["id"] == "iom"]
     assert (referral["status"], referral["legalBasis"]) == ("PENDING", "LEGAL_OBLIGATION")
+
+
+# --- the service directory --------------------------------------------------------------------
+
+DIRECTORY_SERVICE = "query($id: ID!) { directoryService(id: $id) { id category locations { city } } }"
+GBV_SERVICE = "9d3c049b-f129-5e6b-bc7a-5bca6f33efbe"  # the demo file's id of the Red Cross's GBV service
+DIRECTORY_MATRIX = [
+    # (org, scope or None for all it may hold, expected): a GBV service, and where it is, exists only for
+    # tokens with sensitive:gbv, for its own organisation and for the platform steward.
+    ("dgme", None, "allowed"),
+    ("dgme", "directory:read", "NOT_FOUND"),
+    ("croix-rouge", "directory:read", "allowed"),  # its own
+    ("segin-steward", None, "allowed"),  # directory:manage
+    ("ame", None, "NOT_FOUND"),
+    ("unhcr", None, "NOT_FOUND"),
+    ("cnrm", None, "NOT_FOUND"),
+    ("unicef", "cases:read", "INSUFFICIENT_SCOPE"),
+]
+
+
+@pytest.mark.parametrize("org,scope,expected", DIRECTORY_MATRIX)
+def test_directory_service_visibility(api: Api, tokens: Tokens, org: str, scope: str | None, expected: str) -> None:
+    body = ask(api, tokens(org, scope), DIRECTORY_SERVICE, {"id": GBV_SERVICE})
+    if expected == "allowed":
+        assert body["data"]["directoryService"]["category"] == "GBV_RESPONSE"
+    else:
+        assert body["data"] is None and codes(body) == {"directoryService": expected}

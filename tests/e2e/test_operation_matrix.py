@@ -20,6 +20,8 @@ pytestmark = pytest.mark.e2e
 
 ORGS = ["dgme", "unicef", "csref-gao", "ame", "cnrm", "segin-steward"]
 A, NF, SC, FB = "allowed", "NOT_FOUND", "INSUFFICIENT_SCOPE", "FORBIDDEN"
+CF = "CONFLICT"
+AME_SHELTER = "14773317-12fd-571f-923a-9ae5d6454bbb"  # the demo file's id of AME's shelter in Bamako
 
 CONSENT = '{given: true, recipientOrgIds: ["unhcr"], purposes: [FOLLOW_UP]}'
 BASIS = '{legalBasis: LEGAL_OBLIGATION, purposes: [FOLLOW_UP], justification: "ordonnance du juge", recipientOrgIds: ["unhcr"]}'
@@ -59,6 +61,17 @@ OPERATIONS: dict[str, tuple[str, dict[str, str]]] = {
                        {"dgme": A, "unicef": NF, "csref-gao": FB, "ame": NF, "cnrm": SC, "segin-steward": SC}),
     "markNotificationRead": ("mutation($note: ID!) { markNotificationRead(id: $note) { id } }",
                              {"dgme": NF, "unicef": NF, "csref-gao": A, "ame": NF, "cnrm": SC, "segin-steward": SC}),
+    # The service directory: everyone reads it; an organisation maintains its own services, the steward any.
+    "directoryServices": ("{ directoryServices(filter: {region: \"07\"}) { nodes { id } } }", dict.fromkeys(ORGS, A)),
+    "directoryService": (f"{{ directoryService(id: \"{AME_SHELTER}\") {{ id capacity {{ available }} }} }}",
+                         dict.fromkeys(ORGS, A)),
+    "saveDirectoryService": ("mutation { saveDirectoryService(input: {nameFr: \"Matrice\", category: "
+                             "COMMUNITY_ACTIVITIES, status: INACTIVE}) { id version } }",
+                             {"dgme": A, "unicef": A, "csref-gao": A, "ame": A, "cnrm": SC, "segin-steward": A}),
+    # A stale version: the owner and the steward get as far as the version check; nothing is written.
+    "updateServiceCapacity": (f"mutation {{ updateServiceCapacity(serviceId: \"{AME_SHELTER}\", version: 999, "
+                              "available: 1) { id } }",
+                              {"dgme": FB, "unicef": FB, "csref-gao": FB, "ame": CF, "cnrm": SC, "segin-steward": CF}),
 }
 
 NOTES = "query($case: ID!) { case(id: $case) { referrals { id toOrganisation { id } } } }"
