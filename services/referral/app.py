@@ -6,12 +6,19 @@ from functools import partial
 from pathlib import Path
 
 from contracts.channels import ARRIVAL_REGISTERED, INTAKE_STREAM, REFERRAL_STREAM, SHARING_CHANGED
-from contracts.commands import CaseRef, PageRequest, ReferralAction
-from contracts.replies import Page, ReferralView
+from contracts.commands import (
+    CaseRef,
+    CompleteReferral,
+    OverdueCountsRequest,
+    ReferCase,
+    ReferralAction,
+    ReferralListRequest,
+)
+from contracts.replies import OverdueCountsView, Page, ReferralView
 from kernel.bus import ConsumerSpec, by_type
 from kernel.rpc import Endpoint
 from kernel.runtime import ServiceApp
-from services.referral import handlers
+from services.referral import handlers, manual, worklists
 from services.referral.store import SCHEMA
 
 APP = ServiceApp(
@@ -21,10 +28,15 @@ APP = ServiceApp(
     streams=[REFERRAL_STREAM],
     endpoints={
         "case_referrals": Endpoint(handlers.case_referrals, CaseRef, "referrals:read", list[ReferralView]),
-        "incoming": Endpoint(handlers.incoming, PageRequest, "referrals:read", Page[ReferralView]),
+        "incoming": Endpoint(worklists.incoming, ReferralListRequest, "referrals:read", Page[ReferralView]),
+        "outgoing": Endpoint(worklists.outgoing, ReferralListRequest, "referrals:read", Page[ReferralView]),
+        "overdue_counts": Endpoint(worklists.overdue_counts, OverdueCountsRequest, "referrals:read",
+                                   OverdueCountsView),
+        "refer": Endpoint(manual.refer, ReferCase, "referrals:write", ReferralView),
         "subject_access": Endpoint(handlers.subject_access, CaseRef, "audit:read", list[ReferralView]),
         **{action: Endpoint(partial(handlers.act, action), ReferralAction, "referrals:write", ReferralView)
-           for action in ("accept", "reject", "complete", "revoke")},
+           for action in ("accept", "reject", "revoke")},
+        "complete": Endpoint(partial(handlers.act, "complete"), CompleteReferral, "referrals:write", ReferralView),
     },
     consumers=[
         ConsumerSpec("referral-intake", INTAKE_STREAM.name, "evt.intake.>", by_type({
