@@ -98,9 +98,9 @@ class ReferCaseInput:
     reason_code: str = strawberry.field(description="Why (a code, e.g. LIVELIHOOD_SUPPORT).")
     priority: Priority
     idempotency_key: str = strawberry.field(description="Retrying with the same key never refers twice.")
-    note: str | None = strawberry.field(default=None, description="For the recipient (at most 2,000 characters): "
-                                                                   "seen by the referring and receiving organisations "
-                                                                   "only, never sent in events.")
+    note: str | None = strawberry.field(default=None, description=(
+        "For the recipient (at most 2,000 characters): seen by the referring and receiving organisations only, "
+        "never sent in events."))
     due_at: dt.datetime | None = strawberry.field(default=None, description="By when the recipient should act.")
     due_in_hours: int | None = strawberry.field(default=None, description="Or within this many hours; default by "
                                                                            "priority (24 h, 72 h, 7 days).")
@@ -174,7 +174,8 @@ class Query:
     async def incoming_referrals(self, info: Info[Context, None], first: int = 20, after: str | None = None,
                                  status: ReferralStatus | None = None, priority: Priority | None = None,
                                  overdue_only: bool = False) -> ReferralConnection:
-        data = await info.context.ask("svc.referral.incoming", _list_args(first, after, status, priority, overdue_only))
+        data = await info.context.ask("svc.referral.incoming",
+                                      _list_args(first, after, status, priority, overdue_only))
         return ReferralConnection.from_record(replies.Page[replies.ReferralView].model_validate(data))
 
     @strawberry.field(description="Referrals your organisation made (by its people or by rules on its cases), newest "
@@ -182,7 +183,8 @@ class Query:
     async def outgoing_referrals(self, info: Info[Context, None], first: int = 20, after: str | None = None,
                                  status: ReferralStatus | None = None, priority: Priority | None = None,
                                  overdue_only: bool = False) -> ReferralConnection:
-        data = await info.context.ask("svc.referral.outgoing", _list_args(first, after, status, priority, overdue_only))
+        data = await info.context.ask("svc.referral.outgoing",
+                                      _list_args(first, after, status, priority, overdue_only))
         return ReferralConnection.from_record(replies.Page[replies.ReferralView].model_validate(data))
 
     @strawberry.field(description="How many referrals are overdue for your organisation (and, for the coordinating "

@@ -106,8 +106,8 @@ async def refer(pool: AsyncConnectionPool, principal: Principal, request: ReferC
                 async with conn.transaction():  # a refusal inside rolls back the key's claim, not the audit
                     result = await idempotent(
                         conn, store.SCHEMA, org_id=principal.org_id, subject=principal.subject, operation=OPERATION,
-                        key=request.idempotency_key, request=request.model_dump(mode="json", exclude={"idempotency_key"}),
-                        produce=create)
+                        key=request.idempotency_key, produce=create,
+                        request=request.model_dump(mode="json", exclude={"idempotency_key"}))
             except SeginError as exc:
                 refusal = exc
         if refusal is not None:
