@@ -315,7 +315,12 @@ class Mutation:
                                      "and goes live when consent is recorded.")
     async def refer_case(self, info: Info[Context, None], input: ReferCaseInput) -> Referral:
         request = _validated(commands.ReferCase, "input", **strawberry.asdict(input))
-        data = await info.context.ask("svc.referral.refer", request.model_dump(mode="json"))
+        try:
+            data = await info.context.ask("svc.referral.refer", request.model_dump(mode="json"))
+        except GraphQLError as exc:  # the service names its request's fields: here they are the input's
+            if exc.extensions and exc.extensions.get("field"):
+                exc.extensions["field"] = f"input.{exc.extensions['field']}"
+            raise
         return Referral.from_record(replies.ReferralView.model_validate(data))
 
     @strawberry.mutation(description="Revoke a referral your organisation made: the recipient's access ends.")

@@ -438,7 +438,7 @@ def test_a_token_without_a_sensitive_scope_neither_refers_to_nor_lists_nor_count
         api: Api, tokens: Tokens, scenario: dict[str, str]) -> None:
     plain = tokens("dgme", "cases:read referrals:read referrals:write")
     refused = _refer(api, plain, scenario["woman"], _service(api, "croix-rouge", "HEALTH_CARE"), "x")
-    assert refused["errors"][0]["extensions"] == {"code": "INSUFFICIENT_SCOPE", "field": "serviceId"}
+    assert refused["errors"][0]["extensions"] == {"code": "INSUFFICIENT_SCOPE", "field": "input.serviceId"}
     # The same answer for a case the token could not know anything about.
     assert _refer(api, plain, str(uuid.uuid4()), _service(api, "croix-rouge", "HEALTH_CARE"), "x")["errors"][0][
         "extensions"] == refused["errors"][0]["extensions"]

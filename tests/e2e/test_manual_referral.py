@@ -102,7 +102,7 @@ def test_a_manual_referral_without_consent_waits_then_goes_live_when_consent_is_
     assert (waiting["status"], waiting["legalBasis"]) == ("AWAITING_CONSENT", None)
     duplicate = refer(api, case_id, start_up)
     assert [(e["extensions"]["code"], e["extensions"]["field"]) for e in duplicate["errors"]] == [
-        ("DUPLICATE", "serviceId")]
+        ("DUPLICATE", "input.serviceId")]
     assert waiting["id"] not in {r["id"] for r in data(api.gql("iom", INCOMING))["incomingReferrals"]["nodes"]}
 
     data(api.gql("ame", CONSENT, {"case": case_id, "consent": {"given": True, "recipientOrgIds": ["iom"],
@@ -121,3 +121,20 @@ def test_overdue_counts_for_an_organisation_and_for_the_coordinating_body(api: A
     assert ame["orgId"] == "ame" and ame["byOrganisation"] is None
     assert min(ame["incomingNotAccepted"], ame["acceptedWithoutOutcome"], ame["outgoingOverdue"]) >= 0
     assert data(api.gql("dgme", COUNTS))["overdueCounts"]["byOrganisation"] is not None  # SEGIN_COORDINATOR_ORG
+
+
+@pytest.mark.parametrize("change,field", [
+    ({"reasonCode": "pour un atelier"}, "input.reasonCode"),
+    ({"note": "x" * 2001}, "input.note"),
+    ({"dueInHours": 0}, "input.dueInHours"),
+    ({"dueAt": "2020-01-01T00:00:00Z"}, "input.dueAt"),  # decided by the service, with its clock
+])
+def test_bad_referral_input_names_the_field_and_refers_nobody(api: Api, platform: Platform, change: dict[str, Any],
+                                                              field: str) -> None:
+    case_id = data(api.register("ame", man({"given": True, "recipientOrgIds": ["iom"]})))["registerArrival"]["id"]
+    body = refer(api, case_id, service_id(platform, "iom", "BUSINESS_START_UP"), **change)
+    assert body["data"] is None
+    assert [(e["extensions"]["code"], e["extensions"]["field"]) for e in body["errors"]] == [("BAD_USER_INPUT", field)]
+    with psycopg.connect(platform.database_url) as conn:
+        (count,) = conn.execute("select count(*) from referral.referrals where case_id = %s", (case_id,)).fetchone()
+    assert count == 0
