@@ -8,6 +8,7 @@ from typing import Annotated
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -23,7 +24,9 @@ from contracts.reference import (
     GivenBy,
     LegalBasis,
     OrganisationType,
+    Priority,
     Purpose,
+    ReferralStatus,
     ServiceCategory,
     Sex,
     StatisticsDimension,
@@ -245,6 +248,60 @@ class ReferralAction(Strict):
                                              pattern="^[A-Z0-9_]+$")] | None = None
 
 
+# A code from a list people and rules share (a reason, an outcome): never prose, so it can travel in
+# events and audit records. Upper-case letters, digits and underscores, starting with a letter.
+Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=60,
+                                        pattern="^[A-Z][A-Z0-9_]*$")]
+# What a case worker writes about a person for the recipient of a referral: personal data, kept in
+# the referral service's table only, never in an event, a log or an audit record.
+Note = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_visible_text)]
+MAX_DUE_IN_HOURS = 24 * 90
+
+
+class ReferCase(Strict):
+    """A case worker refers a case their organisation may read to a service of the directory.
+
+    The deadline is ``due_at``, or ``due_in_hours`` from now, or else the priority's default.
+    """
+
+    idempotency_key: Annotated[str, AfterValidator(_single_line)] = Field(min_length=8, max_length=200)
+    case_id: Identifier
+    service_id: Identifier
+    reason_code: Code
+    priority: Priority
+    note: Note | None = None
+    due_at: AwareDatetime | None = None
+    due_in_hours: int | None = Field(default=None, ge=1, le=MAX_DUE_IN_HOURS)
+
+    @model_validator(mode="after")
+    def _one_deadline(self) -> "ReferCase":
+        if self.due_at is not None and self.due_in_hours is not None:
+            raise ValueError("give dueAt or dueInHours, not both")
+        return self
+
+
+class ReferralOutcome(Strict):
+    """What came of a referral, recorded by the recipient when it completes it."""
+
+    service_delivered: bool
+    delivered_on: date | None = Field(default=None, description="Required when the service was delivered")
+    outcome_code: Code
+
+    @model_validator(mode="after")
+    def _date_when_delivered(self) -> "ReferralOutcome":
+        if self.service_delivered and self.delivered_on is None:
+            raise ValueError("give the date the service was delivered (deliveredOn)")
+        if not self.service_delivered and self.delivered_on is not None:
+            raise ValueError("a service not delivered has no delivery date")
+        return self
+
+
+class CompleteReferral(ReferralAction):
+    """Complete an accepted referral; the outcome is optional so that earlier clients keep working."""
+
+    outcome: ReferralOutcome | None = None
+
+
 class StatisticsRequest(Strict):
     group_by: list[StatisticsDimension] = Field(min_length=1, max_length=3)
 
@@ -259,6 +316,18 @@ class StatisticsRequest(Strict):
 class PageRequest(Strict):
     first: int = Field(default=20, ge=1, le=100)
     after: Cursor | None = None
+
+
+class ReferralListRequest(PageRequest):
+    """A page of a work list (incoming or outgoing referrals), optionally filtered."""
+
+    status: ReferralStatus | None = None
+    priority: Priority | None = None
+    overdue_only: bool = False
+
+
+class OverdueCountsRequest(Strict):
+    """No parameters: the counts are the caller's organisation's (and, for the coordinating body, everyone's)."""
 
 
 class NotificationsRequest(PageRequest):

@@ -98,6 +98,9 @@ class ReferralStatusChangedV1(ReferralFacts):
     old_status: ReferralStatus
     new_status: ReferralStatus
     reason_code: str | None = None  # why it changed (a rejection reason, CONSENT_WITHDRAWN…), not the routing rule
+    # On completion, what came of it (codes only; a note never travels in an event).
+    outcome_code: str | None = None
+    outcome_delivered: bool | None = None
 
 
 class DirectoryServiceChangedV1(Event):

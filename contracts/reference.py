@@ -154,6 +154,14 @@ class ReferralStatus(StrEnum):
 OPEN_REFERRAL_STATES = frozenset({ReferralStatus.PENDING, ReferralStatus.ACCEPTED})
 
 
+class ReferralOrigin(StrEnum):
+    """Who made a referral: a routing rule, a person (a case worker), or re-routing after a deadline."""
+
+    RULE = "RULE"
+    MANUAL = "MANUAL"
+    REROUTE = "REROUTE"
+
+
 class Purpose(StrEnum):
     """Why data is shared. Consent and other legal bases are recorded per purpose."""
 

@@ -21,6 +21,7 @@ from contracts.reference import (
     OrganisationType,
     Priority,
     Purpose,
+    ReferralOrigin,
     ReferralStatus,
     ServiceCategory,
     Sex,
@@ -162,6 +163,37 @@ class ReferralView(Reply):
     due_at: datetime
     created_at: datetime
     updated_at: datetime
+    # Referrals made by people, outcomes and deadlines (issue 8). ``note`` is free text about the
+    # person: shown to the referring and the receiving organisation only (null for the case owner
+    # and anyone else); ``made_by`` (a person's id) to the referring organisation only.
+    origin: ReferralOrigin = ReferralOrigin.RULE
+    service_id: str | None = None
+    made_by: str | None = None
+    note: str | None = None
+    accepted_at: datetime | None = None
+    outcome_code: str | None = None
+    outcome_delivered: bool | None = None
+    outcome_date: date | None = None
+    overdue: bool = Field(default=False, description="PENDING past due_at, or ACCEPTED past the service's "
+                                                       "expected duration with no outcome, at the time of the answer")
+
+
+class OverdueCounts(Reply):
+    """Overdue work of one organisation: referrals it received and did not accept in time, referrals it
+    accepted with no outcome past the service's expected duration, and referrals it made that are overdue."""
+
+    org_id: str
+    incoming_not_accepted: int
+    accepted_without_outcome: int
+    outgoing_overdue: int
+
+
+class OverdueCountsView(OverdueCounts):
+    """The caller's organisation's counts; ``by_organisation`` for the coordinating body only (null for
+    others). Referrals to sensitive services the token may not see are left out of every count, as
+    they are of every list, except those addressed to the caller's own organisation."""
+
+    by_organisation: list[OverdueCounts] | None = None
 
 
 # --- the service directory ----------------------------------------------------------------------

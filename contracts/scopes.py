@@ -28,8 +28,10 @@ SCOPES: dict[str, dict[str, str]] = {
         "fr": "Lire les références envoyées ou reçues par votre organisation.",
     },
     "referrals:write": {
-        "en": "Accept, reject, or close referrals addressed to your organisation.",
-        "fr": "Accepter, refuser ou clôturer les références adressées à votre organisation.",
+        "en": "Accept, reject, or close referrals addressed to your organisation (with their outcome), and refer "
+              "cases your organisation may read to a service of the directory.",
+        "fr": "Accepter, refuser ou clôturer les références adressées à votre organisation (avec leur résultat), et "
+              "orienter les dossiers que votre organisation peut lire vers un service de l'annuaire.",
     },
     "notifications:read": {
         "en": "Read your organisation's in-app notifications and mark them read.",

@@ -45,6 +45,7 @@ TOO_LARGE = "REQUEST_TOO_LARGE"
 SERVICE_CALLS: dict[str, int] = {
     "Query.case": 1, "Query.incomingReferrals": 1, "Query.notifications": 1, "Query.statistics": 1,
     "Query.auditTrail": 1, "Query.subjectAccessRequest": 6, "Case.referrals": 1,
+    "Query.outgoingReferrals": 1, "Query.overdueCounts": 1, "Mutation.referCase": 1,
     **{f"Mutation.{name}": 1 for name in (
         "registerArrival", "recordConsent", "withdrawConsent", "recordLegalBasis", "acceptReferral",
         "rejectReferral", "completeReferral", "revokeReferral", "markNotificationRead")},

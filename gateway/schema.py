@@ -39,9 +39,12 @@ from gateway.types import (
     NotificationConnection,
     Organisation,
     OrganisationType,
+    OverdueSummary,
+    Priority,
     Purpose,
     Referral,
     ReferralConnection,
+    ReferralStatus,
     Region,
     ServiceCategory,
     Sex,
@@ -152,6 +155,32 @@ class DirectoryFilter:
         default=False, description="Leave out services known to be full (unknown capacity counts as open)")
     organization_id: str | None = None
     include_inactive: bool = False
+@strawberry.input(description="A case worker's referral of a case your organisation may read to a directory service.")
+class ReferCaseInput:
+    case_id: strawberry.ID
+    service_id: strawberry.ID = strawberry.field(description="A service of the directory (active).")
+    reason_code: str = strawberry.field(description="Why (a code, e.g. LIVELIHOOD_SUPPORT).")
+    priority: Priority
+    idempotency_key: str = strawberry.field(description="Retrying with the same key never refers twice.")
+    note: str | None = strawberry.field(default=None, description=(
+        "For the recipient (at most 2,000 characters): seen by the referring and receiving organisations only, "
+        "never sent in events."))
+    due_at: dt.datetime | None = strawberry.field(default=None, description="By when the recipient should act.")
+    due_in_hours: int | None = strawberry.field(default=None, description="Or within this many hours; default by "
+                                                                           "priority (24 h, 72 h, 7 days).")
+
+
+@strawberry.input(description="What came of a referral.")
+class ReferralOutcomeInput:
+    service_delivered: bool
+    outcome_code: str = strawberry.field(description="A code, e.g. SERVICE_PROVIDED, PERSON_NOT_REACHED.")
+    delivered_on: dt.date | None = strawberry.field(default=None, description="Required when delivered; not in the "
+                                                                               "future nor before the referral.")
+
+
+def _list_args(first: int, after: str | None, status: Any, priority: Any, overdue_only: bool) -> dict[str, Any]:
+    return {**_page_args(first, after), "status": status.value if status else None,
+            "priority": priority.value if priority else None, "overdue_only": overdue_only}
 
 
 DSAR_MAX_PAGES = 50  # 5,000 entries per service; beyond that, use `segin audit search --case`
@@ -204,11 +233,29 @@ class Query:
         return Case.from_record(replies.CaseView.model_validate(
             await info.context.ask("svc.intake.get_case", {"case_id": _id(id)})))
 
-    @strawberry.field(description="Referrals addressed to your organisation, newest first.")
-    async def incoming_referrals(self, info: Info[Context, None], first: int = 20, after: str | None = None
-                                 ) -> ReferralConnection:
-        data = await info.context.ask("svc.referral.incoming", _page_args(first, after))
+    @strawberry.field(description="Referrals addressed to your organisation, newest first; filter by status, "
+                                  "priority, overdue.")
+    async def incoming_referrals(self, info: Info[Context, None], first: int = 20, after: str | None = None,
+                                 status: ReferralStatus | None = None, priority: Priority | None = None,
+                                 overdue_only: bool = False) -> ReferralConnection:
+        data = await info.context.ask("svc.referral.incoming",
+                                      _list_args(first, after, status, priority, overdue_only))
         return ReferralConnection.from_record(replies.Page[replies.ReferralView].model_validate(data))
+
+    @strawberry.field(description="Referrals your organisation made (by its people or by rules on its cases), newest "
+                                  "first; filter by status, priority, overdue.")
+    async def outgoing_referrals(self, info: Info[Context, None], first: int = 20, after: str | None = None,
+                                 status: ReferralStatus | None = None, priority: Priority | None = None,
+                                 overdue_only: bool = False) -> ReferralConnection:
+        data = await info.context.ask("svc.referral.outgoing",
+                                      _list_args(first, after, status, priority, overdue_only))
+        return ReferralConnection.from_record(replies.Page[replies.ReferralView].model_validate(data))
+
+    @strawberry.field(description="How many referrals are overdue for your organisation (and, for the coordinating "
+                                  "body, per organisation).")
+    async def overdue_counts(self, info: Info[Context, None]) -> OverdueSummary:
+        data = await info.context.ask("svc.referral.overdue_counts", {})
+        return OverdueSummary.from_view(replies.OverdueCountsView.model_validate(data))
 
     @strawberry.field(description="Your organisation's notifications, newest first.")
     async def notifications(self, info: Info[Context, None], first: int = 20, after: str | None = None,
@@ -331,9 +378,26 @@ class Mutation:
         data = await info.context.ask("svc.referral.reject", request.model_dump())
         return Referral.from_record(replies.ReferralView.model_validate(data))
 
-    @strawberry.mutation(description="Mark an accepted referral as done.")
-    async def complete_referral(self, info: Info[Context, None], id: strawberry.ID) -> Referral:
-        data = await info.context.ask("svc.referral.complete", {"referral_id": _id(id)})
+    @strawberry.mutation(description="Mark an accepted referral as done, with what came of it (the outcome is "
+                                     "optional for earlier clients; the referring organisation sees it).")
+    async def complete_referral(self, info: Info[Context, None], id: strawberry.ID,
+                                outcome: ReferralOutcomeInput | None = None) -> Referral:
+        request = _validated(commands.CompleteReferral, "", referral_id=_id(id),
+                             outcome=strawberry.asdict(outcome) if outcome else None)
+        data = await info.context.ask("svc.referral.complete", request.model_dump(mode="json", exclude_none=True))
+        return Referral.from_record(replies.ReferralView.model_validate(data))
+
+    @strawberry.mutation(description="Refer a case your organisation may read to a service of the directory. Without "
+                                     "consent (or another basis) covering the recipient, it waits (AWAITING_CONSENT) "
+                                     "and goes live when consent is recorded.")
+    async def refer_case(self, info: Info[Context, None], input: ReferCaseInput) -> Referral:
+        request = _validated(commands.ReferCase, "input", **strawberry.asdict(input))
+        try:
+            data = await info.context.ask("svc.referral.refer", request.model_dump(mode="json"))
+        except GraphQLError as exc:  # the service names its request's fields: here they are the input's
+            if exc.extensions and exc.extensions.get("field"):
+                exc.extensions["field"] = f"input.{exc.extensions['field']}"
+            raise
         return Referral.from_record(replies.ReferralView.model_validate(data))
 
     @strawberry.mutation(description="Revoke a referral your organisation made: the recipient's access ends.")

@@ -30,6 +30,8 @@ LegalBasis = strawberry.enum(reference.LegalBasis)
 OrganisationType = strawberry.enum(reference.OrganisationType)
 Purpose = strawberry.enum(reference.Purpose)
 GivenBy = strawberry.enum(reference.GivenBy)
+ReferralOrigin = strawberry.enum(reference.ReferralOrigin, description="Who made a referral: a routing rule, a "
+                                                                       "person, or re-routing.")
 StatisticsDimension = strawberry.enum(reference.StatisticsDimension, description="What statistics can be grouped by.")
 
 # Replies that are lists, validated as such where they arrive.
@@ -131,6 +133,44 @@ class Referral:
     async def to_organisation(self, info: Info[Context, None]) -> Organisation | None:
         return await Organisation.find(info.context, self.record.to_org_id)
 
+    @strawberry.field(description="Who made it: a routing rule (RULE), a case worker (MANUAL), or re-routing.")
+    def origin(self) -> ReferralOrigin:  # type: ignore[valid-type]
+        return self.record.origin
+
+    @strawberry.field(description="The directory service it is addressed to (null for some automatic referrals).")
+    def service_id(self) -> strawberry.ID | None:
+        return strawberry.ID(self.record.service_id) if self.record.service_id else None
+
+    @strawberry.field(description="The case worker's note: for the referring and the receiving organisation only "
+                                  "(null for anyone else).")
+    def note(self) -> str | None:
+        return self.record.note
+
+    @strawberry.field(description="Who made a manual referral (token subject): for the referring organisation only.")
+    def made_by(self) -> str | None:
+        return self.record.made_by
+
+    @strawberry.field(description="When the recipient accepted it.")
+    def accepted_at(self) -> dt.datetime | None:
+        return self.record.accepted_at
+
+    @strawberry.field(description="What came of it, as the recipient recorded on completion (a code).")
+    def outcome_code(self) -> str | None:
+        return self.record.outcome_code
+
+    @strawberry.field(description="Whether the service was delivered (recorded on completion).")
+    def outcome_delivered(self) -> bool | None:
+        return self.record.outcome_delivered
+
+    @strawberry.field(description="When the service was delivered.")
+    def outcome_date(self) -> dt.date | None:
+        return self.record.outcome_date
+
+    @strawberry.field(description="PENDING past dueAt, or ACCEPTED past the service's expected duration with no "
+                                  "outcome, at the time of the answer.")
+    def overdue(self) -> bool:
+        return self.record.overdue
+
     @classmethod
     def from_record(cls, rec: replies.ReferralView) -> "Referral":
         return cls(
@@ -149,6 +189,35 @@ class ReferralConnection:
     @classmethod
     def from_record(cls, rec: replies.Page[replies.ReferralView]) -> "ReferralConnection":
         return cls(nodes=[Referral.from_record(r) for r in rec.nodes], page_info=PageInfo.from_record(rec.page_info))
+
+
+@strawberry.type(description="Overdue referrals of one organisation.")
+class OverdueCounts:
+    org_id: str
+    incoming_not_accepted: int = strawberry.field(description="Addressed to it, not accepted by their deadline.")
+    accepted_without_outcome: int = strawberry.field(
+        description="Accepted by it, no outcome past the service's expected duration.")
+    outgoing_overdue: int = strawberry.field(description="Made by it and overdue at their recipient.")
+
+    @classmethod
+    def from_record(cls, rec: replies.OverdueCounts) -> "OverdueCounts":
+        return cls(org_id=rec.org_id, incoming_not_accepted=rec.incoming_not_accepted,
+                   accepted_without_outcome=rec.accepted_without_outcome, outgoing_overdue=rec.outgoing_overdue)
+
+
+@strawberry.type(description="Your organisation's overdue referrals; every organisation's for the coordinating "
+                              "body. Referrals to sensitive services your token may not see are not counted, "
+                              "except those addressed to your organisation.")
+class OverdueSummary(OverdueCounts):
+    by_organisation: list[OverdueCounts] | None = strawberry.field(
+        description="Per organisation: the coordinating body only (null for others).")
+
+    @classmethod
+    def from_view(cls, rec: replies.OverdueCountsView) -> "OverdueSummary":
+        return cls(org_id=rec.org_id, incoming_not_accepted=rec.incoming_not_accepted,
+                   accepted_without_outcome=rec.accepted_without_outcome, outgoing_overdue=rec.outgoing_overdue,
+                   by_organisation=None if rec.by_organisation is None
+                   else [OverdueCounts.from_record(o) for o in rec.by_organisation])
 
 
 def _category(name: str, scope: str, description: str) -> Any:

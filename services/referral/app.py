@@ -6,20 +6,32 @@ from functools import partial
 from pathlib import Path
 
 from contracts.channels import ARRIVAL_REGISTERED, INTAKE_STREAM, REFERRAL_STREAM, SHARING_CHANGED
-from contracts.commands import CaseRef, PageRequest, ReferralAction
 from contracts.commands import (
+    CaseRef,
+    CompleteReferral,
     DirectoryQuery,
     DirectoryServiceRef,
     HsdsPageRequest,
     HsdsRef,
+    OverdueCountsRequest,
+    ReferCase,
+    ReferralAction,
+    ReferralListRequest,
     SaveDirectoryService,
     SetServiceCapacity,
 )
-from contracts.replies import DirectoryServiceView, HsdsDocument, HsdsPage, Page, ReferralView
+from contracts.replies import (
+    DirectoryServiceView,
+    HsdsDocument,
+    HsdsPage,
+    OverdueCountsView,
+    Page,
+    ReferralView,
+)
 from kernel.bus import ConsumerSpec, by_type
 from kernel.rpc import Endpoint
 from kernel.runtime import ServiceApp
-from services.referral import directory, handlers, hsds
+from services.referral import directory, handlers, hsds, manual, worklists
 from services.referral.store import SCHEMA
 
 APP = ServiceApp(
@@ -29,10 +41,15 @@ APP = ServiceApp(
     streams=[REFERRAL_STREAM],
     endpoints={
         "case_referrals": Endpoint(handlers.case_referrals, CaseRef, "referrals:read", list[ReferralView]),
-        "incoming": Endpoint(handlers.incoming, PageRequest, "referrals:read", Page[ReferralView]),
+        "incoming": Endpoint(worklists.incoming, ReferralListRequest, "referrals:read", Page[ReferralView]),
+        "outgoing": Endpoint(worklists.outgoing, ReferralListRequest, "referrals:read", Page[ReferralView]),
+        "overdue_counts": Endpoint(worklists.overdue_counts, OverdueCountsRequest, "referrals:read",
+                                   OverdueCountsView),
+        "refer": Endpoint(manual.refer, ReferCase, "referrals:write", ReferralView),
         "subject_access": Endpoint(handlers.subject_access, CaseRef, "audit:read", list[ReferralView]),
         **{action: Endpoint(partial(handlers.act, action), ReferralAction, "referrals:write", ReferralView)
-           for action in ("accept", "reject", "complete", "revoke")},
+           for action in ("accept", "reject", "revoke")},
+        "complete": Endpoint(partial(handlers.act, "complete"), CompleteReferral, "referrals:write", ReferralView),
         # The service directory (HSDS 3): organisations maintain their own services; the steward any.
         "directory_save": Endpoint(directory.save, SaveDirectoryService, "directory:write", DirectoryServiceView),
         "directory_set_capacity": Endpoint(directory.set_capacity, SetServiceCapacity, "directory:write",

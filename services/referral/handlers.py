@@ -15,10 +15,9 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from contracts.channels import REFERRAL_CREATED, REFERRAL_STATUS_CHANGED
-from contracts.commands import CaseRef, PageRequest, ReferralAction
+from contracts.commands import CaseRef, CompleteReferral, ReferralAction
 from contracts.events import ArrivalRegisteredV1, ReferralCreatedV1, ReferralStatusChangedV1, SharingChangedV1
 from contracts.reference import (
-    SENSITIVE_SERVICES,
     LegalBasis,
     Priority,
     Purpose,
@@ -26,16 +25,16 @@ from contracts.reference import (
     ServiceCategory,
     hidden_services,
 )
-from contracts.replies import Page, ReferralView
+from contracts.replies import ReferralView
 from kernel.audit import AuditPurpose, service_principal
 from kernel.db import Connection
 from kernel.errors import BadInput, NotFound, SeginError, parse_id
 from kernel.events import CloudEvent
 from kernel.outbox import add_event
-from kernel.pagination import page
 from kernel.tokens import Principal
-from services.referral import domain, store
-from services.referral.views import referral_view
+from services.referral import domain, manual_domain, manual_store, store
+from services.referral.views import audit_categories, referral_view
+from services.referral.worklists import Clock, shown, utcnow
 
 
 async def on_arrival_registered(conn: Connection, event: CloudEvent) -> None:
@@ -70,6 +69,7 @@ async def _announce(conn: Connection, row: dict[str, Any], old_status: ReferralS
         to_org_id=row["to_org_id"], service_category=ServiceCategory(row["service_category"]),
         priority=Priority(row["priority"]), legal_basis=LegalBasis(row["legal_basis"]) if row["legal_basis"] else None,
         old_status=old_status, new_status=ReferralStatus(row["status"]), reason_code=row["status_reason"],
+        outcome_code=row.get("outcome_code"), outcome_delivered=row.get("outcome_delivered"),
     ), subject=str(row["id"]))
 
 
@@ -101,37 +101,26 @@ def visible(row: dict[str, Any], principal: Principal) -> bool:
     return involved and ServiceCategory(row["service_category"]) not in hidden_services(principal.scopes)
 
 
-def _categories(views: list[ReferralView]) -> list[str]:
-    revealed = {v.service_category for v in views}
-    return ["referral"] + sorted(SENSITIVE_SERVICES[c].value for c in revealed if c in SENSITIVE_SERVICES)
-
-
 async def case_referrals(pool: AsyncConnectionPool, principal: Principal, request: CaseRef) -> list[ReferralView]:
     case_id = parse_id(request.case_id, "caseId")
     async with pool.connection() as conn, conn.transaction():
         rows = await store.case_referrals(conn, case_id, principal.org_id, hidden_services(principal.scopes))
-        views = [referral_view(r) for r in rows]
+        views = await shown(conn, rows, principal, utcnow())
         if views:
-            await store.TRAIL.allowed(conn, principal, "referral.list_for_case", [case_id], _categories(views),
+            await store.TRAIL.allowed(conn, principal, "referral.list_for_case", [case_id], audit_categories(views),
                                       AuditPurpose.REFERRAL)
     return views
 
 
-async def incoming(pool: AsyncConnectionPool, principal: Principal, request: PageRequest) -> Page[ReferralView]:
-    async with pool.connection() as conn, conn.transaction():
-        rows = await store.incoming(conn, principal.org_id, request.first, request.after)
-        found = page(rows, request.first)
-        result = Page[ReferralView](nodes=[referral_view(r) for r in found["nodes"]], page_info=found["page_info"])
-        if result.nodes:
-            await store.TRAIL.allowed(conn, principal, "referral.list_incoming", {n.case_id for n in result.nodes},
-                                      _categories(result.nodes), AuditPurpose.REFERRAL)
-    return result
-
-
-async def act(action: str, pool: AsyncConnectionPool, principal: Principal, request: ReferralAction) -> ReferralView:
-    """Accept, reject or complete (the recipient), or revoke (the referring organisation)."""
+async def act(action: str, pool: AsyncConnectionPool, principal: Principal, request: ReferralAction, *,
+              clock: Clock = utcnow) -> ReferralView:
+    """Accept, reject or complete (the recipient, with the outcome when given), or revoke (the referring
+    organisation). Accepting records when, which starts the service's expected duration."""
     referral_id = parse_id(request.referral_id, "id", not_found="No such referral.")
+    now = clock()
+    outcome = request.outcome if isinstance(request, CompleteReferral) else None
     refusal: SeginError | None = None
+    view: ReferralView | None = None
     async with pool.connection() as conn, conn.transaction():
         row = await store.get_for_update(conn, referral_id)
         # A referral awaiting consent does not exist for its would-be recipient, nor a sensitive one
@@ -147,10 +136,20 @@ async def act(action: str, pool: AsyncConnectionPool, principal: Principal, requ
             else:
                 if action == "reject" and not request.reason:
                     raise BadInput("Give a reason code for the rejection.", field="reason")
+                if outcome is not None:
+                    try:
+                        manual_domain.check_outcome(outcome, row["created_at"], now.date())
+                    except manual_domain.InputRefused as exc:
+                        raise BadInput(exc.message, field=exc.field) from None
                 old = ReferralStatus(row["status"])
                 row = await store.set_status(conn, referral_id, new_status, row["legal_basis"],
                                              request.reason or action.upper())
+                if action == "accept":
+                    row = await manual_store.record_accepted(conn, referral_id, now)
+                if outcome is not None:
+                    row = await manual_store.record_outcome(conn, referral_id, outcome)
                 await _announce(conn, row, old)
+                [view] = await shown(conn, [row], principal, now)
         cases = [row["case_id"]] if row else []
         if refusal:
             await store.TRAIL.denied(conn, principal, f"referral.{action}", cases, ["referral"], AuditPurpose.REFERRAL)
@@ -158,15 +157,16 @@ async def act(action: str, pool: AsyncConnectionPool, principal: Principal, requ
             await store.TRAIL.allowed(conn, principal, f"referral.{action}", cases, ["referral"], AuditPurpose.REFERRAL)
     if refusal:
         raise refusal
-    assert row is not None
-    return referral_view(row)
+    assert view is not None
+    return view
 
 
 async def subject_access(pool: AsyncConnectionPool, principal: Principal, request: CaseRef) -> list[ReferralView]:
-    """Every referral of one person's case, unmasked, for the platform steward's export. Audited."""
+    """Every referral of one person's case, unmasked (notes included), for the platform steward's export. Audited."""
     case_id = parse_id(request.case_id, "caseId")
     async with pool.connection() as conn, conn.transaction():
-        rows = await store.referrals_of_case(conn, case_id)
-        await store.TRAIL.allowed(conn, principal, "dsar.export", [case_id], ["referral"],
-                                  AuditPurpose.DATA_SUBJECT_REQUEST)
-    return [referral_view(row) for row in rows]
+        rows = await manual_store.with_durations(conn, await store.referrals_of_case(conn, case_id))
+        views = [referral_view(row, export=True) for row in rows]
+        await store.TRAIL.allowed(conn, principal, "dsar.export", [case_id], ["referral"] +
+                                  (["note"] if any(v.note for v in views) else []), AuditPurpose.DATA_SUBJECT_REQUEST)
+    return views

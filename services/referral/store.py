@@ -11,7 +11,6 @@ from contracts.events import ArrivalRegisteredV1, SharingRecipient
 from contracts.reference import Priority, ReferralStatus, ServiceCategory
 from kernel.audit import Trail
 from kernel.db import Connection
-from kernel.pagination import keyset_query
 from services.referral.domain import PlannedReferral, Provider
 
 SCHEMA = "referral"
@@ -56,15 +55,6 @@ async def case_referrals(conn: Connection, case_id: uuid.UUID, org_id: str,
         (case_id, org_id, org_id, [c.value for c in hidden], org_id, ReferralStatus.AWAITING_CONSENT.value,
          _URGENT_FIRST),
     )
-    return list(await cur.fetchall())
-
-
-async def incoming(conn: Connection, org_id: str, first: int, after: str | None) -> list[dict[str, Any]]:
-    query, params = keyset_query(
-        "select * from referral.referrals where to_org_id = %s and status <> %s",
-        [org_id, ReferralStatus.AWAITING_CONSENT.value], first, after
-    )
-    cur = await conn.execute(query, params)
     return list(await cur.fetchall())
 
 

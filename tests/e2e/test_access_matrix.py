@@ -15,6 +15,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import psycopg
 import pytest
 
 from tests.e2e.conftest import Api, arrival, eventually
@@ -408,3 +409,64 @@ def test_directory_service_visibility(api: Api, tokens: Tokens, org: str, scope:
         assert body["data"]["directoryService"]["category"] == "GBV_RESPONSE"
     else:
         assert body["data"] is None and codes(body) == {"directoryService": expected}
+# --- referrals people make: who sees the note, who may refer, what counts reveal --------------------
+
+REFER = """mutation($input: ReferCaseInput!) { referCase(input: $input) { id status note madeBy } }"""
+OUTGOING = "{ outgoingReferrals(first: 100) { nodes { id serviceCategory note madeBy } } }"
+INCOMING_NOTES = "{ incomingReferrals(first: 100) { nodes { id note madeBy } } }"
+CASE_NOTES = "query($id: ID!) { case(id: $id) { referrals { id note madeBy origin } } }"
+
+
+def _service(api: Api, org: str, category: str) -> str:
+    with psycopg.connect(api.platform.database_url) as conn:
+        row = conn.execute("select id::text from referral.services where organization_id = %s and category = %s",
+                           (org, category)).fetchone()
+    assert row
+    return row[0]
+
+
+def _refer(api: Api, token: str, case: str, service: str, note: str) -> dict[str, Any]:
+    return ask(api, token, REFER, {"input": {"caseId": case, "serviceId": service, "reasonCode": "LIVELIHOOD_SUPPORT",
+                                             "priority": "NORMAL", "note": note, "idempotencyKey": str(uuid.uuid4())}})
+
+
+def test_a_note_is_seen_by_the_referring_and_receiving_organisations_only(api: Api, tokens: Tokens) -> None:
+    """DGME refers a man to IOM; IOM refers him on to the Red Cross. Each note is seen by the two
+    organisations of its referral: not by the case owner (for IOM's), never by anyone else."""
+    case = api.register("dgme", arrival(givenName=f"Adama{uuid.uuid4().hex[:6]}", sex="MALE", estimatedAge=33,
+                                        vulnerabilities=[], consent={"given": True,
+                                                                     "recipientOrgIds": ["iom", "croix-rouge"]}))
+    case_id = case["data"]["registerArrival"]["id"]
+    first = _refer(api, tokens("dgme"), case_id, _service(api, "iom", "BUSINESS_START_UP"), "note de la DGME")
+    assert first["data"]["referCase"]["status"] == "PENDING"
+    eventually(lambda: ask(api, tokens("iom"), CASE, {"id": case_id})["data"])  # IOM may read it now
+    onward = _refer(api, tokens("iom"), case_id, _service(api, "croix-rouge", "FAMILY_TRACING"), "note de l'OIM")
+    onward_id = onward["data"]["referCase"]["id"]
+    assert onward["data"]["referCase"]["note"] == "note de l'OIM" and onward["data"]["referCase"]["madeBy"]
+
+    def note_seen_by(org: str) -> str | None:
+        referrals = ask(api, tokens(org), CASE_NOTES, {"id": case_id})["data"]["case"]["referrals"]
+        return next(r["note"] for r in referrals if r["id"] == onward_id)
+
+    assert note_seen_by("iom") == "note de l'OIM"
+    assert note_seen_by("dgme") is None  # the case owner, not a party to IOM's referral
+    incoming = eventually(lambda: [r for r in ask(api, tokens("croix-rouge"), INCOMING_NOTES)["data"]
+                                   ["incomingReferrals"]["nodes"] if r["id"] == onward_id])
+    assert (incoming[0]["note"], incoming[0]["madeBy"]) == ("note de l'OIM", None)  # a person's id stays home
+    assert codes(_refer(api, tokens("ame"), case_id, _service(api, "iom", "MHPSS_COUNSELLING"), "x")) == {
+        "referCase": "NOT_FOUND"}
+    assert codes(_refer(api, tokens("cnrm"), case_id, _service(api, "iom", "BUSINESS_START_UP"), "x")) == {
+        "referCase": "INSUFFICIENT_SCOPE"}
+
+
+def test_a_token_without_a_sensitive_scope_neither_refers_to_nor_lists_nor_counts_that_category(
+        api: Api, tokens: Tokens, scenario: dict[str, str]) -> None:
+    plain = tokens("dgme", "cases:read referrals:read referrals:write")
+    refused = _refer(api, plain, scenario["woman"], _service(api, "croix-rouge", "HEALTH_CARE"), "x")
+    assert refused["errors"][0]["extensions"] == {"code": "INSUFFICIENT_SCOPE", "field": "input.serviceId"}
+    # The same answer for a case the token could not know anything about.
+    assert _refer(api, plain, str(uuid.uuid4()), _service(api, "croix-rouge", "HEALTH_CARE"), "x")["errors"][0][
+        "extensions"] == refused["errors"][0]["extensions"]
+    listed = ask(api, plain, OUTGOING)["data"]["outgoingReferrals"]["nodes"]
+    assert not {"CHILD_PROTECTION", "GBV_RESPONSE", "COUNTER_TRAFFICKING", "HEALTH_CARE"} & {
+        r["serviceCategory"] for r in listed}

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import psycopg
 import pytest
 
 from tests.e2e.conftest import Api, arrival, eventually
@@ -72,6 +73,20 @@ OPERATIONS: dict[str, tuple[str, dict[str, str]]] = {
     "updateServiceCapacity": (f"mutation {{ updateServiceCapacity(serviceId: \"{AME_SHELTER}\", version: 999, "
                               "available: 1) { id } }",
                               {"dgme": FB, "unicef": FB, "csref-gao": FB, "ame": CF, "cnrm": SC, "segin-steward": CF}),
+    # Referrals people make (issue 8): the owner and organisations holding an open referral for the case
+    # (UNICEF on the child's vital interest, the health centre on consent) may refer it on.
+    "referCase": ("mutation($case: ID!, $service: ID!) { referCase(input: {caseId: $case, serviceId: $service, "
+                  "reasonCode: \"FAMILY_CONTACT\", priority: HIGH, note: \"Matrice\", idempotencyKey: \"%KEY%\"}) "
+                  "{ status } }",
+                  {"dgme": A, "unicef": A, "csref-gao": A, "ame": NF, "cnrm": SC, "segin-steward": SC}),
+    "completeReferral": ("mutation($referral: ID!) { completeReferral(id: $referral, outcome: {serviceDelivered: "
+                         "false, outcomeCode: \"PERSON_NOT_REACHED\"}) { status } }",
+                         {"dgme": FB, "unicef": NF, "csref-gao": "INVALID_TRANSITION", "ame": NF, "cnrm": SC,
+                          "segin-steward": SC}),
+    "outgoingReferrals": ("{ outgoingReferrals(overdueOnly: true) { nodes { id } } }",
+                          {"dgme": A, "unicef": A, "csref-gao": A, "ame": A, "cnrm": SC, "segin-steward": SC}),
+    "overdueCounts": ("{ overdueCounts { outgoingOverdue } }",
+                      {"dgme": A, "unicef": A, "csref-gao": A, "ame": A, "cnrm": SC, "segin-steward": SC}),
 }
 
 NOTES = "query($case: ID!) { case(id: $case) { referrals { id toOrganisation { id } } } }"
@@ -89,7 +104,17 @@ def subject(api: Api) -> dict[str, str]:
                                ["data"]["notifications"]["nodes"] if n["caseId"] == case_id])[0]
     consent = api.gql("dgme", "query($c: ID!) { case(id: $c) { sharing { id } } }", {"c": case_id}
                       )["data"]["case"]["sharing"][0]["id"]
-    return {"case": case_id, "referral": referrals[0]["id"], "note": note, "consent": consent}
+    return {"case": case_id, "referral": referrals[0]["id"], "note": note, "consent": consent,
+            "service": family_tracing(api)}
+
+
+def family_tracing(api: Api) -> str:
+    """The Red Cross's family-tracing service (not a sensitive category), from the directory's table."""
+    with psycopg.connect(api.platform.database_url) as conn:
+        row = conn.execute("select id::text from referral.services where organization_id = 'croix-rouge'"
+                           " and category = 'FAMILY_TRACING'").fetchone()
+    assert row
+    return row[0]
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +129,7 @@ CELLS = [(op, org) for op in OPERATIONS for org in ORGS]
 def test_operation_matrix(api: Api, subjects: Callable[[], dict[str, str]], operation: str, org: str) -> None:
     document, expected_by_org = OPERATIONS[operation]
     expected = expected_by_org[org]
-    needs = [v for v in ("case", "referral", "consent", "note") if f"${v}" in document]
+    needs = [v for v in ("case", "referral", "consent", "note", "service") if f"${v}" in document]
     variables: dict[str, Any] = {}
     if needs:
         s = subjects()
