@@ -97,7 +97,15 @@ REFERRAL_STATUS_CHANGED = EventChannel(
     events.ReferralStatusChangedV1,
     "A referral changed state (accepted, rejected, done, revoked, became live).",
 )
+REFERRAL_DEADLINE = EventChannel(
+    "evt.referral.referral_deadline.v1",
+    "ml.segin.referral.referral_deadline.v1",
+    REFERRAL_STREAM.name,
+    events.ReferralDeadlineV1,
+    "A referral's deadline passed: reminder to the recipient, escalation, or outcome overdue (each once).",
+)
 EVENT_CHANNELS = [ARRIVAL_REGISTERED, SHARING_CHANGED, REFERRAL_CREATED, REFERRAL_STATUS_CHANGED]
+EVENT_CHANNELS += [REFERRAL_DEADLINE]
 
 _WHOSE = (("intake", "intake's"), ("referral", "referral's"), ("notifications", "notifications'"))
 _case, _sharing, _referral = replies.CaseView, replies.SharingResult, replies.ReferralView

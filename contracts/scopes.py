@@ -31,6 +31,12 @@ SCOPES: dict[str, dict[str, str]] = {
         "en": "Accept, reject, or close referrals addressed to your organisation.",
         "fr": "Accepter, refuser ou clôturer les références adressées à votre organisation.",
     },
+    "referrals:supervise": {
+        "en": "Supervisors: be told when your organisation's referrals go unanswered past their grace period "
+              "(escalations), and see those notices.",
+        "fr": "Superviseurs : être averti lorsque les références de votre organisation restent sans réponse au-delà "
+              "du délai de grâce (escalades), et voir ces notifications.",
+    },
     "notifications:read": {
         "en": "Read your organisation's in-app notifications and mark them read.",
         "fr": "Lire les notifications de votre organisation et les marquer comme lues.",
@@ -83,7 +89,7 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
                               "referrals:write", "notifications:read", "directory:read"}),
     "supervisor": frozenset({"openid", "cases:read", "cases:write", "consent:write", "referrals:read",
                              "referrals:write", "notifications:read", "directory:read", "statistics:read",
-                             *SENSITIVE_SCOPES}),
+                             "referrals:supervise", *SENSITIVE_SCOPES}),
     "org_admin": frozenset({"openid", "referrals:read", "notifications:read", "directory:read", "statistics:read"}),
     "platform_steward": frozenset({"openid", "directory:read", "statistics:read", "audit:read"}),
 }

@@ -10,8 +10,8 @@ from contracts.commands import CaseRef, PageRequest, ReferralAction
 from contracts.replies import Page, ReferralView
 from kernel.bus import ConsumerSpec, by_type
 from kernel.rpc import Endpoint
-from kernel.runtime import ServiceApp
-from services.referral import handlers
+from kernel.runtime import PeriodicTask, ServiceApp
+from services.referral import deadlines, handlers
 from services.referral.store import SCHEMA
 
 APP = ServiceApp(
@@ -31,5 +31,8 @@ APP = ServiceApp(
             ARRIVAL_REGISTERED.event_type: handlers.on_arrival_registered,
             SHARING_CHANGED.event_type: handlers.on_sharing_changed,
         })),
+    ],
+    tasks=[
+        PeriodicTask("referral-deadlines", deadlines.scan_due, deadlines.scan_seconds),
     ],
 )
