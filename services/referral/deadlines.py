@@ -30,7 +30,7 @@ from contracts.events import ReferralDeadlineV1
 from contracts.reference import SENSITIVE_SERVICES, DeadlineKind, LegalBasis, Priority, ReferralStatus, ServiceCategory
 from kernel.audit import AuditPurpose, service_principal
 from kernel.db import Connection
-from kernel.outbox import add_event
+from kernel.outbox import add_events
 from services.referral import store
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,9 @@ OPERATIONS: Mapping[DeadlineKind, str] = MappingProxyType({
     REMINDER: "referral.deadline_reminder", ESCALATED: "referral.deadline_escalated",
     OUTCOME_OVERDUE: "referral.deadline_outcome_overdue"})
 
-SCAN_SECONDS_ENV, GRACE_ENV, BATCH_ENV = "SEGIN_DEADLINE_SCAN_SECONDS", "SEGIN_DEADLINE_GRACE_HOURS", "SEGIN_DEADLINE_BATCH"
+SCAN_SECONDS_ENV = "SEGIN_DEADLINE_SCAN_SECONDS"
+GRACE_ENV = "SEGIN_DEADLINE_GRACE_HOURS"
+BATCH_ENV = "SEGIN_DEADLINE_BATCH"
 
 
 @dataclass(frozen=True)
@@ -191,9 +193,10 @@ async def _fire_batch(conn: Connection, kind: DeadlineKind, now: datetime, setti
         if not due:
             return len(rows), 0
         await store.set_mark(conn, MARKS[kind], [r["id"] for r, _ in due], now)
-        for row, when in due:
-            await add_event(conn, store.SCHEMA, REFERRAL_DEADLINE, _event(kind, row, when), subject=str(row["id"]))
-            if kind is ESCALATED and on_escalated is not None:
+        await add_events(conn, store.SCHEMA, REFERRAL_DEADLINE,
+                         [(_event(kind, row, when), str(row["id"])) for row, when in due])
+        if kind is ESCALATED and on_escalated is not None:
+            for row, _ in due:
                 await on_escalated(conn, row)
         # Last in the transaction: the audit chain's lock is held until commit.
         await store.TRAIL.allowed(conn, service_principal("referral"), OPERATIONS[kind],

@@ -165,7 +165,8 @@ async def set_mark(conn: Connection, column: str, referral_ids: list[uuid.UUID],
     assert column in _MARK_COLUMNS
     cur = await conn.execute(
         sql.SQL("update referral.referrals set {col} = %s where id = any(%s) and {col} is null").format(
-            col=sql.Identifier(column)), (at, referral_ids))
+            col=sql.Identifier(column)),
+        (at, referral_ids))
     return cur.rowcount
 
 
