@@ -52,14 +52,14 @@ async def add_events(
     built = [new_event(channel.event_type, event_source(schema), payload, subject) for payload, subject in events]
     if not built:
         return []
-    headers = Jsonb(inject_headers())
-    async with conn.cursor() as cur:
-        await cur.executemany(
-            sql.SQL("insert into {} (id, subject, envelope, headers) values (%s, %s, %s, %s)").format(
-                sql.Identifier(schema, "outbox")
-            ),
-            [(uuid.UUID(e.id), channel.subject, Jsonb(e.to_json()), headers) for e in built],
-        )
+    await conn.execute(
+        sql.SQL("insert into {} (id, subject, envelope, headers)"
+                " select id, %s, envelope, %s from unnest(%s::uuid[], %s::jsonb[]) as e (id, envelope)").format(
+            sql.Identifier(schema, "outbox")
+        ),
+        (channel.subject, Jsonb(inject_headers()), [uuid.UUID(e.id) for e in built],
+         [Jsonb(e.to_json()) for e in built]),
+    )
     await conn.execute(sql.SQL("select pg_notify(%s, '')"), (_channel(schema),))
     return [e.id for e in built]
 

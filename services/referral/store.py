@@ -126,14 +126,16 @@ CLAIM_AWAITING_REMINDER = (
     f"select {_DEADLINE_FACTS}, null::interval as expected_duration from referral.referrals r"
     f" where r.status = '{ReferralStatus.PENDING.value}' and r.reminded_at is null and r.due_at <= %(now)s"
     " and r.to_org_id is not null order by r.due_at limit %(limit)s for update of r skip locked")
+# Per service with a duration, one index range of its accepted referrals (a nested loop: a plain join
+# makes the planner hash-join every accepted referral). Rows locked beyond the outer limit stay locked
+# until the batch commits, and are the next batch's.
 CLAIM_AWAITING_OUTCOME = (
-    f"select {_DEADLINE_FACTS}, s.expected_duration from referral.referrals r"
-    " join referral.services s on s.id = r.service_id"
-    f" where r.status = '{ReferralStatus.ACCEPTED.value}' and r.overdue_flagged_at is null and r.outcome_code is null"
-    # the shortest duration bounds the index range; the join then checks each service's own
-    " and r.accepted_at <= %(now)s - (select min(expected_duration) from referral.services)"
-    " and r.accepted_at + s.expected_duration <= %(now)s and r.to_org_id is not null"
-    " order by r.accepted_at limit %(limit)s for update of r skip locked")
+    f"select {_DEADLINE_FACTS}, s.expected_duration from referral.services s cross join lateral"
+    " (select * from referral.referrals x where x.service_id = s.id"
+    f"  and x.status = '{ReferralStatus.ACCEPTED.value}' and x.overdue_flagged_at is null and x.outcome_code is null"
+    "   and x.accepted_at <= %(now)s - s.expected_duration and x.to_org_id is not null"
+    "   order by x.accepted_at limit %(limit)s for update skip locked) r"
+    " where s.expected_duration is not null order by r.accepted_at limit %(limit)s")
 
 
 def claim_awaiting_escalation(cutoffs: dict[Priority, datetime]) -> tuple[str, dict[str, Any]]:

@@ -8,6 +8,7 @@ create index referrals_awaiting_reminder on {schema}.referrals (due_at)
 -- Pending, not yet escalated: due when due_at <= now - grace(priority), one range per priority.
 create index referrals_awaiting_escalation on {schema}.referrals (priority, due_at)
     where status = 'PENDING' and escalated_at is null;
--- Accepted, no outcome, not yet flagged: due when accepted_at + the service's expected duration <= now.
-create index referrals_awaiting_outcome on {schema}.referrals (accepted_at)
+-- Accepted, no outcome, not yet flagged: due when accepted_at + the service's expected duration <= now,
+-- so one range per service (services differ in duration).
+create index referrals_awaiting_outcome on {schema}.referrals (service_id, accepted_at)
     where status = 'ACCEPTED' and overdue_flagged_at is null and outcome_code is null;
