@@ -104,8 +104,15 @@ DIRECTORY_SERVICE_CHANGED = EventChannel(
     events.DirectoryServiceChangedV1,
     "A directory service was created or changed, or its capacity was updated.",
 )
-EVENT_CHANNELS = [ARRIVAL_REGISTERED, SHARING_CHANGED, REFERRAL_CREATED, REFERRAL_STATUS_CHANGED]
-EVENT_CHANNELS += [DIRECTORY_SERVICE_CHANGED]
+REFERRAL_DEADLINE = EventChannel(
+    "evt.referral.referral_deadline.v1",
+    "ml.segin.referral.referral_deadline.v1",
+    REFERRAL_STREAM.name,
+    events.ReferralDeadlineV1,
+    "A referral's deadline passed: reminder to the recipient, escalation, or outcome overdue (each once).",
+)
+EVENT_CHANNELS = [ARRIVAL_REGISTERED, SHARING_CHANGED, REFERRAL_CREATED, REFERRAL_STATUS_CHANGED,
+                  DIRECTORY_SERVICE_CHANGED, REFERRAL_DEADLINE]
 
 _WHOSE = (("intake", "intake's"), ("referral", "referral's"), ("notifications", "notifications'"))
 _case, _sharing, _referral = replies.CaseView, replies.SharingResult, replies.ReferralView

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from contracts.reference import (
     ArrivalPoint,
+    DeadlineKind,
     DirectoryStatus,
     LegalBasis,
     OrganisationType,
@@ -119,3 +120,15 @@ class DirectoryServiceChangedV1(Event):
     capacity_available: int | None
     capacity_maximum: int | None
     version: int
+
+
+class ReferralDeadlineV1(ReferralFacts):
+    """A referral's deadline passed: a reminder, an escalation or an overdue outcome (each once).
+
+    ``due_at`` is the deadline that passed: the referral's due time (REMINDER, ESCALATED; the
+    escalation fired after the grace period on top of it) or acceptance + the service's expected
+    duration (OUTCOME_OVERDUE). An escalated referral may be re-routed to the next eligible provider.
+    """
+
+    kind: DeadlineKind
+    due_at: datetime

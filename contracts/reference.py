@@ -162,6 +162,14 @@ class ReferralOrigin(StrEnum):
     REROUTE = "REROUTE"
 
 
+class DeadlineKind(StrEnum):
+    """What a referral's deadline scan found: each fires at most once per referral."""
+
+    REMINDER = "REMINDER"  # pending past its due time: the recipient is reminded
+    ESCALATED = "ESCALATED"  # pending past due time + grace: the referrer's supervisors and the coordinator are told
+    OUTCOME_OVERDUE = "OUTCOME_OVERDUE"  # accepted, no outcome past the service's expected duration
+
+
 class Purpose(StrEnum):
     """Why data is shared. Consent and other legal bases are recorded per purpose."""
 

@@ -33,6 +33,12 @@ SCOPES: dict[str, dict[str, str]] = {
         "fr": "Accepter, refuser ou clôturer les références adressées à votre organisation (avec leur résultat), et "
               "orienter les dossiers que votre organisation peut lire vers un service de l'annuaire.",
     },
+    "referrals:supervise": {
+        "en": "Supervisors: be told when your organisation's referrals go unanswered past their grace period "
+              "(escalations), and see those notices.",
+        "fr": "Superviseurs : être averti lorsque les références de votre organisation restent sans réponse au-delà "
+              "du délai de grâce (escalades), et voir ces notifications.",
+    },
     "notifications:read": {
         "en": "Read your organisation's in-app notifications and mark them read.",
         "fr": "Lire les notifications de votre organisation et les marquer comme lues.",
@@ -96,7 +102,7 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
                               "referrals:write", "notifications:read", "directory:read"}),
     "supervisor": frozenset({"openid", "cases:read", "cases:write", "consent:write", "referrals:read",
                              "referrals:write", "notifications:read", "directory:read", "statistics:read",
-                             *SENSITIVE_SCOPES,
+                             "referrals:supervise", *SENSITIVE_SCOPES,
                              # who runs a service day to day reports its capacity (own organisation only)
                              "directory:write"}),
     "org_admin": frozenset({"openid", "referrals:read", "notifications:read", "directory:read", "statistics:read",

@@ -44,6 +44,26 @@ async def add_event(
     return event.id
 
 
+async def add_events(
+    conn: Connection, schema: str, channel: EventChannel, events: list[tuple[BaseModel, str | None]]
+) -> list[str]:
+    """``add_event`` for many events of one channel (payload, subject) in one round trip and one
+    wake-up of the relay: a batch job (a deadline scan) writes hundreds at once. Returns the ids."""
+    built = [new_event(channel.event_type, event_source(schema), payload, subject) for payload, subject in events]
+    if not built:
+        return []
+    await conn.execute(
+        sql.SQL("insert into {} (id, subject, envelope, headers)"
+                " select id, %s, envelope, %s from unnest(%s::uuid[], %s::jsonb[]) as e (id, envelope)").format(
+            sql.Identifier(schema, "outbox")
+        ),
+        (channel.subject, Jsonb(inject_headers()), [uuid.UUID(e.id) for e in built],
+         [Jsonb(e.to_json()) for e in built]),
+    )
+    await conn.execute(sql.SQL("select pg_notify(%s, '')"), (_channel(schema),))
+    return [e.id for e in built]
+
+
 class OutboxRelay:
     """Publishes unpublished outbox rows to JetStream with ``Nats-Msg-Id`` = event id."""
 

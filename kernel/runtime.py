@@ -1,8 +1,9 @@
 """The one way a Segin service process starts, runs and stops.
 
 A service describes itself with a ``ServiceApp`` (schema, migrations, streams it produces,
-endpoints, consumers); ``run`` wires the real adapters, and stops in order on SIGTERM/SIGINT:
-stop taking requests, let in-flight work finish, flush the outbox relay, close connections.
+endpoints, consumers, periodic tasks); ``run`` wires the real adapters, and stops in order on
+SIGTERM/SIGINT: stop taking requests, let in-flight work finish, flush the outbox relay, close
+connections.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from psycopg_pool import AsyncConnectionPool
@@ -23,12 +26,30 @@ from kernel.db import migrate, open_pool
 from kernel.denylist import DenyList
 from kernel.logs import setup_logging
 from kernel.outbox import OutboxRelay
+from kernel.periodic import every
 from kernel.retention import Retention, run_pruning
 from kernel.rpc import Endpoint, EndpointServer, Route, bind
 from kernel.telemetry import setup_telemetry
 from kernel.tokens import INTERNAL_TOKEN_TYPE, TokenVerifier, http_key_loader, service_audience
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PeriodicTask:
+    """Work a service repeats on a timer (deadline scans), in every replica of the service.
+
+    Every replica runs it, so ``work`` must be safe to run concurrently with itself: claim rows
+    with ``FOR UPDATE SKIP LOCKED`` and re-check the condition that made them due, and write its
+    events with ``kernel.outbox.add_event`` in the same transaction. It must not rely on running:
+    a process may die at any point, and the next tick (of any replica) takes over.
+    ``seconds`` is read once at start (e.g. from an environment variable), so a test platform can
+    tick every second and a deployment every minute.
+    """
+
+    name: str
+    work: Callable[[AsyncConnectionPool], Awaitable[object]]
+    seconds: Callable[[], float]
 
 
 @dataclass
@@ -43,6 +64,7 @@ class ServiceApp:
     streams: list[StreamSpec] = field(default_factory=list)
     endpoints: dict[str, Endpoint] = field(default_factory=dict)
     consumers: list[ConsumerSpec] = field(default_factory=list)
+    tasks: list[PeriodicTask] = field(default_factory=list)
 
 
 def routes(app: ServiceApp, pool: AsyncConnectionPool) -> list[Route]:
@@ -65,6 +87,7 @@ async def run(app: ServiceApp, settings: Settings | None = None, stop: asyncio.E
         except (NotImplementedError, RuntimeError):
             pass
 
+    intervals = {task.name: task.seconds() for task in app.tasks}  # a bad setting refuses to start
     await migrate(settings.database_url, app.schema, app.migrations)
     pool = await open_pool(settings.database_url)
     nc = await connect(settings.nats_url, f"segin-{app.name}", settings.nats_auth)
@@ -84,6 +107,10 @@ async def run(app: ServiceApp, settings: Settings | None = None, stop: asyncio.E
                   asyncio.create_task(run_pruning(pool, app.schema, Retention(), stop), name="pruning")]
     for spec in app.consumers:
         background.append(asyncio.create_task(EventConsumer(js, pool, app.schema, spec).run(stop), name=spec.durable))
+    for task in app.tasks:  # stopped like the consumers: the current tick finishes (or rolls back), no new one
+        background.append(asyncio.create_task(
+            every(intervals[task.name], stop, partial(task.work, pool), name=task.name, immediately=True),
+            name=task.name))
     log.info("service ready", extra={"endpoints": [e.subject for e in server.endpoints]})
 
     await stop.wait()

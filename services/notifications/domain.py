@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from contracts.events import ReferralCreatedV1, ReferralStatusChangedV1
-from contracts.reference import SENSITIVE_SERVICES, ReferralStatus, ServiceCategory
+from contracts.events import ReferralCreatedV1, ReferralDeadlineV1, ReferralStatusChangedV1
+from contracts.reference import SENSITIVE_SERVICES, DeadlineKind, ReferralStatus, ServiceCategory
 
 CATEGORY_WORDS: dict[ServiceCategory, tuple[str, str]] = {
     ServiceCategory.RECEPTION: ("accueil et profilage", "reception and profiling"),
@@ -49,6 +49,12 @@ class Notice:
     # A notice telling the referring organisation about a sensitive service is listed only to its
     # tokens holding this scope: its very existence (and urgency) would reveal the category.
     scope: str | None = None
+    # A notice for some of the organisation's people only: listed only to tokens holding this scope
+    # too (``SUPERVISORS``: escalations go to the referring organisation's supervisors).
+    audience: str | None = None
+
+
+SUPERVISORS = "referrals:supervise"  # the scope only the supervisor role holds among people's roles
 
 
 def _words(category: ServiceCategory) -> tuple[str, str]:
@@ -99,4 +105,41 @@ def notices_for_status_change(event: ReferralStatusChangedV1) -> list[Notice]:
     if event.new_status in OWNER_TITLES:
         return [_owner_notice(event.from_org_id, f"referral.{event.new_status.value.lower()}", event.service_category,
                               *OWNER_TITLES[event.new_status])]
+    return []
+
+
+# --- deadlines (evt.referral.referral_deadline.v1) ----------------------------------------------
+
+REMINDER_TITLES = ("Référence en attente de votre réponse (échéance dépassée) : {fr}",
+                   "Referral awaiting your answer past its due time: {en}")
+ESCALATION_TITLES = ("Référence sans réponse, escaladée ; elle peut être réorientée : {fr}",
+                     "Referral unanswered past its grace period, escalated; it can be re-routed: {en}")
+OVERDUE_TITLES = ("Résultat en retard pour la référence : {fr}", "Referral outcome overdue: {en}")
+
+
+def _recipient_notice(org_id: str, kind: str, category: ServiceCategory, title_fr: str, title_en: str) -> Notice:
+    """A notice to the recipient, whose own service it is: it may name the category (as ``_received``)."""
+    fr, en = _words(category)
+    return Notice(org_id, kind, title_fr.format(fr=fr), title_en.format(en=en))
+
+
+def notices_for_deadline(event: ReferralDeadlineV1, coordinator_org_id: str) -> list[Notice]:
+    """A reminder goes to the recipient; an escalation to the referring organisation's supervisors and
+    to the coordinating body (to the whole organisation when it is the coordinating body itself); an
+    overdue outcome to the recipient and the referring organisation. Notices to anyone but the
+    recipient about a sensitive service carry its scope and do not name it."""
+    category = event.service_category
+    if event.kind == DeadlineKind.REMINDER:
+        return [_recipient_notice(event.to_org_id, "referral.reminder", category, *REMINDER_TITLES)]
+    if event.kind == DeadlineKind.ESCALATED:
+        coordinator = _owner_notice(coordinator_org_id, "referral.escalated", category, *ESCALATION_TITLES)
+        if coordinator_org_id == event.from_org_id:
+            return [coordinator]
+        supervisors = _owner_notice(event.from_org_id, "referral.escalated", category, *ESCALATION_TITLES)
+        return [replace(supervisors, audience=SUPERVISORS), coordinator]
+    if event.kind == DeadlineKind.OUTCOME_OVERDUE:
+        notices = [_recipient_notice(event.to_org_id, "referral.outcome_overdue", category, *OVERDUE_TITLES)]
+        if event.from_org_id != event.to_org_id:
+            notices.append(_owner_notice(event.from_org_id, "referral.outcome_overdue", category, *OVERDUE_TITLES))
+        return notices
     return []

@@ -17,15 +17,16 @@ TRAIL = Trail(SCHEMA)  # notifications' audit trail: one call per handler
 async def insert(conn: Connection, notice: Notice, priority: str, referral_id: str, case_id: str, event_id: str) -> None:
     await conn.execute(
         "insert into notifications.notifications (id, org_id, kind, priority, title_fr, title_en, referral_id,"
-        " case_id, source_event_id, scope) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " case_id, source_event_id, scope, audience) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
         " on conflict (source_event_id, org_id, kind) do nothing",
         (uuid.uuid4(), notice.org_id, notice.kind, priority, notice.title_fr, notice.title_en, referral_id, case_id,
-         event_id, notice.scope),
+         event_id, notice.scope, notice.audience),
     )
 
 
-# A notice needing a scope exists only for tokens holding it (see domain.Notice.scope).
-_VISIBLE = " and (scope is null or scope = any(%s))"
+# A notice needing a scope (domain.Notice.scope), or meant for an audience (domain.Notice.audience),
+# exists only for tokens holding every scope it names.
+_VISIBLE = " and array_remove(array[scope, audience], null) <@ %s::text[]"
 
 
 async def list_for(conn: Connection, org_id: str, scopes: frozenset[str], first: int, after: str | None,

@@ -30,8 +30,8 @@ from contracts.replies import (
 )
 from kernel.bus import ConsumerSpec, by_type
 from kernel.rpc import Endpoint
-from kernel.runtime import ServiceApp
-from services.referral import directory, handlers, hsds, manual, worklists
+from kernel.runtime import PeriodicTask, ServiceApp
+from services.referral import deadlines, directory, handlers, hsds, manual, worklists
 from services.referral.store import SCHEMA
 
 APP = ServiceApp(
@@ -66,5 +66,8 @@ APP = ServiceApp(
             ARRIVAL_REGISTERED.event_type: handlers.on_arrival_registered,
             SHARING_CHANGED.event_type: handlers.on_sharing_changed,
         })),
+    ],
+    tasks=[
+        PeriodicTask("referral-deadlines", deadlines.scan_due, deadlines.scan_seconds),
     ],
 )

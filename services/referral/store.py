@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from contracts.events import ArrivalRegisteredV1, SharingRecipient
@@ -103,6 +105,61 @@ async def set_status(conn: Connection, referral_id: uuid.UUID | str, status: Ref
     row = await cur.fetchone()
     assert row is not None
     return row
+
+
+# --- deadlines: claim the referrals a mark is due for, then set the mark (services/referral/deadlines.py) ---
+# Literal states (not parameters) so the planner always matches the partial indexes of 0008_deadlines.sql.
+_DEADLINE_FACTS = ("r.id, r.case_id, r.from_org_id, r.to_org_id, r.service_category, r.priority, r.legal_basis,"
+                   " r.status, r.due_at, r.accepted_at, r.outcome_code, r.reminded_at, r.escalated_at,"
+                   " r.overdue_flagged_at")
+CLAIM_AWAITING_REMINDER = (
+    f"select {_DEADLINE_FACTS}, null::interval as expected_duration from referral.referrals r"
+    f" where r.status = '{ReferralStatus.PENDING.value}' and r.reminded_at is null and r.due_at <= %(now)s"
+    " and r.to_org_id is not null order by r.due_at limit %(limit)s for update of r skip locked")
+# Per service with a duration, one index range of its accepted referrals (a nested loop: a plain join
+# makes the planner hash-join every accepted referral). Rows locked beyond the outer limit stay locked
+# until the batch commits, and are the next batch's.
+CLAIM_AWAITING_OUTCOME = (
+    f"select {_DEADLINE_FACTS}, s.expected_duration from referral.services s cross join lateral"
+    " (select * from referral.referrals x where x.service_id = s.id"
+    f"  and x.status = '{ReferralStatus.ACCEPTED.value}' and x.overdue_flagged_at is null and x.outcome_code is null"
+    "   and x.accepted_at <= %(now)s - s.expected_duration and x.to_org_id is not null"
+    "   order by x.accepted_at limit %(limit)s for update skip locked) r"
+    " where s.expected_duration is not null order by r.accepted_at limit %(limit)s")
+
+
+def claim_awaiting_escalation(cutoffs: dict[Priority, datetime]) -> tuple[str, dict[str, Any]]:
+    """The query claiming pending referrals past their priority's cutoff (due time + grace <= now),
+    one index range per priority, and its parameters (besides ``limit``)."""
+    ranges = " or ".join(f"(r.priority = %(p{i})s and r.due_at <= %(c{i})s)" for i in range(len(cutoffs)))
+    params: dict[str, Any] = {}
+    for i, (priority, cutoff) in enumerate(sorted(cutoffs.items())):
+        params |= {f"p{i}": priority.value, f"c{i}": cutoff}
+    query = (f"select {_DEADLINE_FACTS}, null::interval as expected_duration from referral.referrals r"
+             f" where r.status = '{ReferralStatus.PENDING.value}' and r.escalated_at is null"
+             f" and ({ranges or 'false'}) and r.to_org_id is not null"
+             " order by r.due_at limit %(limit)s for update of r skip locked")
+    return query, params
+
+
+async def claim(conn: Connection, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Lock the rows a deadline query finds; rows another transaction holds are skipped (a concurrent
+    scan, or someone accepting the referral right now) and picked up by a later scan if still due."""
+    cur = await conn.execute(query, params)  # type: ignore[arg-type]
+    return list(await cur.fetchall())
+
+
+_MARK_COLUMNS = frozenset({"reminded_at", "escalated_at", "overdue_flagged_at"})
+
+
+async def set_mark(conn: Connection, column: str, referral_ids: list[uuid.UUID], at: datetime) -> int:
+    """Set a deadline mark once: a mark already set is never moved."""
+    assert column in _MARK_COLUMNS
+    cur = await conn.execute(
+        sql.SQL("update referral.referrals set {col} = %s where id = any(%s) and {col} is null").format(
+            col=sql.Identifier(column)),
+        (at, referral_ids))
+    return cur.rowcount
 
 
 async def save_case(conn: Connection, arrival: ArrivalRegisteredV1, recipients: list[SharingRecipient]) -> None:
