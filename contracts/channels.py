@@ -97,7 +97,14 @@ REFERRAL_STATUS_CHANGED = EventChannel(
     events.ReferralStatusChangedV1,
     "A referral changed state (accepted, rejected, done, revoked, became live).",
 )
-EVENT_CHANNELS = [ARRIVAL_REGISTERED, SHARING_CHANGED, REFERRAL_CREATED, REFERRAL_STATUS_CHANGED]
+NEED_UNASSIGNED = EventChannel(
+    "evt.referral.need_unassigned.v1",
+    "ml.segin.referral.need_unassigned.v1",
+    REFERRAL_STREAM.name,
+    events.NeedUnassignedV1,
+    "A need of a case has no directory service yet: the registering organisation and the coordinating body act.",
+)
+EVENT_CHANNELS = [ARRIVAL_REGISTERED, SHARING_CHANGED, REFERRAL_CREATED, REFERRAL_STATUS_CHANGED, NEED_UNASSIGNED]
 
 _WHOSE = (("intake", "intake's"), ("referral", "referral's"), ("notifications", "notifications'"))
 _case, _sharing, _referral = replies.CaseView, replies.SharingResult, replies.ReferralView
@@ -129,6 +136,14 @@ REQUESTS = [
                    list[_referral]),
     RequestChannel("svc.notifications.subject_access", commands.CaseRef, "Steward: notifications about a case.",
                    list[replies.NotificationExport]),
+    RequestChannel("svc.referral.unassigned", commands.PageRequest,
+                   "Unmet needs of cases the caller registered (all of them for the coordinating body).",
+                   Page[_referral]),
+    RequestChannel("svc.referral.assign", commands.AssignNeed,
+                   "Assign an unmet need to a directory service (case owner or coordinating body).", _referral),
+    RequestChannel("svc.referral.reroute", commands.RerouteReferral,
+                   "Send a referral on to the next eligible provider (referring organisation or coordinating body).",
+                   _referral),
     *(RequestChannel(f"svc.{service}.audit_search", None, f"Steward: search {whose} audit trail.",
                      Page[replies.AuditEntryView]) for service, whose in _WHOSE),
     *(RequestChannel(f"svc.{service}.audit_verify", None, f"Steward: verify {whose} audit chain.",

@@ -20,10 +20,12 @@ from contracts.reference import (
     OrganisationType,
     Priority,
     Purpose,
+    ReferralOrigin,
     ReferralStatus,
     ServiceCategory,
     Sex,
     StatisticsDimension,
+    UnassignedReason,
     Vulnerability,
 )
 
@@ -150,7 +152,7 @@ class ReferralView(Reply):
     id: str
     case_id: str
     from_org_id: str
-    to_org_id: str
+    to_org_id: str | None  # None while the need is UNASSIGNED
     service_category: ServiceCategory
     priority: Priority
     legal_basis: LegalBasis | None
@@ -160,6 +162,15 @@ class ReferralView(Reply):
     due_at: datetime
     created_at: datetime
     updated_at: datetime
+    # Routing: which directory service, made how (by which rule of which rules version), and, for an
+    # unmet need or a re-routed referral, why and where it went.
+    service_id: str | None = None
+    origin: ReferralOrigin = ReferralOrigin.RULE
+    rule_id: str | None = None
+    rules_version: str | None = None
+    unassigned_reason: UnassignedReason | None = None
+    rerouted_from: str | None = None
+    rerouted_to: str | None = None
 
 
 # --- notifications ------------------------------------------------------------------------------

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from contracts.channels import NOTIFICATIONS_STREAM, REFERRAL_CREATED, REFERRAL_STATUS_CHANGED, REFERRAL_STREAM
+from contracts.channels import (
+    NEED_UNASSIGNED,
+    NOTIFICATIONS_STREAM,
+    REFERRAL_CREATED,
+    REFERRAL_STATUS_CHANGED,
+    REFERRAL_STREAM,
+)
 from contracts.commands import CaseRef, MarkRead, NotificationsRequest
 from contracts.replies import NotificationExport, NotificationView, Page
 from kernel.bus import ConsumerSpec, by_type
@@ -28,6 +34,7 @@ APP = ServiceApp(
         ConsumerSpec("notifications-referral-events", REFERRAL_STREAM.name, "evt.referral.>", by_type({
             REFERRAL_CREATED.event_type: handlers.on_referral_created,
             REFERRAL_STATUS_CHANGED.event_type: handlers.on_referral_status_changed,
+            NEED_UNASSIGNED.event_type: handlers.on_need_unassigned,
         })),
     ],
 )

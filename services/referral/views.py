@@ -14,4 +14,11 @@ def referral_view(row: dict[str, Any]) -> ReferralView:
         service_category=row["service_category"], priority=row["priority"], legal_basis=row["legal_basis"],
         status=row["status"], status_reason=row["status_reason"], reason_code=row["reason_code"],
         due_at=row["due_at"], created_at=row["created_at"], updated_at=row["updated_at"],
+        service_id=_text(row.get("service_id")), origin=row.get("origin") or "RULE", rule_id=row.get("rule_id"),
+        rules_version=row.get("rules_version"), unassigned_reason=row.get("unassigned_reason"),
+        rerouted_from=_text(row.get("rerouted_from")), rerouted_to=_text(row.get("rerouted_to")),
     )
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
