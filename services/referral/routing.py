@@ -31,14 +31,12 @@ async def route_arrival(conn: Connection, arrival: ArrivalRegisteredV1, now: dat
         return []
     regions = sorted({r for r in (rules.region_served(n, person) for n in needs) if r is not None})
     providers = await store.providers(conn, sorted({n.category for n in needs}), regions)
-    rows = []
-    for plan in domain.plan_referrals(person, providers, now, rules):
-        referral_id = await store.insert_referral(conn, arrival.case_id, arrival.owner_org_id, plan)
-        if referral_id is None:
-            continue
-        row = _planned_row(referral_id, arrival, plan)
-        await (announce_unassigned(conn, row) if plan.to_org_id is None else announce_created(conn, row))
-        rows.append(row)
+    plans = domain.plan_referrals(person, providers, now, rules)
+    inserted = await store.insert_referrals(conn, arrival.case_id, arrival.owner_org_id, plans)
+    rows = [_planned_row(referral_id, arrival, plan) for referral_id, plan in inserted]
+    async with conn.pipeline():  # the outbox writes need no answer: one round trip for all of them
+        for row in rows:
+            await (announce_unassigned(conn, row) if row["to_org_id"] is None else announce_created(conn, row))
     return rows
 
 

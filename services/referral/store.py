@@ -93,6 +93,28 @@ async def insert_referral(
     return referral_id if cur.rowcount == 1 else None
 
 
+async def insert_referrals(conn: Connection, case_id: str, owner_org_id: str, plans: list[PlannedReferral]
+                           ) -> list[tuple[uuid.UUID, PlannedReferral]]:
+    """Insert a new case's referrals in one statement, except needs it already has (a redelivered
+    event); returns the (id, plan) of those inserted."""
+    if not plans:
+        return []
+    ids = [uuid.uuid4() for _ in plans]
+    rows = [_values(referral_id, case_id, owner_org_id, owner_org_id, plan, ReferralOrigin.RULE, None, None)
+            for referral_id, plan in zip(ids, plans, strict=True)]
+    cur = await conn.execute(_INSERT_MANY, [list(column) for column in zip(*rows, strict=True)])
+    inserted = {r["id"] for r in await cur.fetchall()}
+    return [(referral_id, plan) for referral_id, plan in zip(ids, plans, strict=True) if referral_id in inserted]
+
+
+# One statement of fixed text for any number of referrals (its plan and conversion are cached).
+_TYPES = ("uuid", "uuid", "text", "text", "text", "text", "text", "text", "text", "text", "timestamptz", "uuid",
+          "text", "text", "text", "text", "text", "text", "interval", "uuid", "text")
+_INSERT_MANY = (_INSERT.split(" values ")[0] + " select * from unnest("
+                + ", ".join(f"%s::{t}[]" for t in _TYPES)
+                + ") on conflict (case_id, service_category) where origin = 'RULE' do nothing returning id")
+
+
 async def insert_reroute(conn: Connection, old: dict[str, Any], plan: PlannedReferral, made_by: str,
                          reason: str | None) -> dict[str, Any]:
     """The referral that takes over ``old``'s need (origin REROUTE, ``reason`` as its status_reason),
