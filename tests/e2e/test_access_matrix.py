@@ -228,12 +228,12 @@ def test_owner_notices_about_sensitive_services_exist_only_for_scoped_tokens(
             if not data["nodes"] or len(data["nodes"]) < 100:
                 return nodes
 
-    waiting = eventually(lambda: [n for n in notices(tokens("dgme")) if n["caseId"] == scenario["woman"]
-                                  and n["kind"] == "referral.awaiting_consent"])
     plain = tokens("dgme", "notifications:read")
     sensitive = {r["id"] for case in (scenario["woman"], scenario["girl"])
                  for r in ask(api, tokens("dgme"), CASE, {"id": case})["data"]["case"]["referrals"]
                  if r["serviceCategory"] in ("COUNTER_TRAFFICKING", "GBV_RESPONSE", "CHILD_PROTECTION", "HEALTH_CARE")}
+    waiting = eventually(lambda: [n for n in notices(tokens("dgme")) if n["caseId"] == scenario["woman"]
+                                  and n["kind"] == "referral.awaiting_consent" and n["referralId"] in sensitive])
     assert not [n for n in notices(plain) if n["referralId"] in sensitive]
     mark = "mutation($id: ID!) { markNotificationRead(id: $id) { id } }"
     assert codes(ask(api, plain, mark, {"id": waiting[0]["id"]})) == {"markNotificationRead": "NOT_FOUND"}
