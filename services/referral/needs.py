@@ -14,7 +14,7 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from contracts.commands import AssignNeed, PageRequest, RerouteReferral
-from contracts.reference import SENSITIVE_SERVICES, ReferralStatus, ServiceCategory, hidden_services
+from contracts.reference import SENSITIVE_SERVICES, LegalBasis, ReferralStatus, ServiceCategory, hidden_services
 from contracts.replies import Page, ReferralView
 from kernel.audit import AuditPurpose
 from kernel.config import Settings
@@ -106,8 +106,9 @@ def _unfit(provider: domain.Provider | None, row: dict[str, Any]) -> SeginError 
     return None
 
 
-def _without_consent(row: dict[str, Any]) -> Any:
-    return domain.LegalBasis(row["basis_without_consent"]) if row["basis_without_consent"] else None
+def _without_consent(row: dict[str, Any]) -> LegalBasis | None:
+    """What the need's rule allowed without consent (recorded at routing: later rule changes do not apply)."""
+    return LegalBasis(row["basis_without_consent"]) if row["basis_without_consent"] else None
 
 
 async def reroute(pool: AsyncConnectionPool, principal: Principal, request: RerouteReferral) -> ReferralView:
