@@ -111,8 +111,15 @@ REFERRAL_DEADLINE = EventChannel(
     events.ReferralDeadlineV1,
     "A referral's deadline passed: reminder to the recipient, escalation, or outcome overdue (each once).",
 )
+NEED_UNASSIGNED = EventChannel(
+    "evt.referral.need_unassigned.v1",
+    "ml.segin.referral.need_unassigned.v1",
+    REFERRAL_STREAM.name,
+    events.NeedUnassignedV1,
+    "A need of a case has no directory service yet: the registering organisation and the coordinating body act.",
+)
 EVENT_CHANNELS = [ARRIVAL_REGISTERED, SHARING_CHANGED, REFERRAL_CREATED, REFERRAL_STATUS_CHANGED,
-                  DIRECTORY_SERVICE_CHANGED, REFERRAL_DEADLINE]
+                  DIRECTORY_SERVICE_CHANGED, REFERRAL_DEADLINE, NEED_UNASSIGNED]
 
 _WHOSE = (("intake", "intake's"), ("referral", "referral's"), ("notifications", "notifications'"))
 _case, _sharing, _referral = replies.CaseView, replies.SharingResult, replies.ReferralView
@@ -153,6 +160,14 @@ REQUESTS = [
                    list[_referral]),
     RequestChannel("svc.notifications.subject_access", commands.CaseRef, "Steward: notifications about a case.",
                    list[replies.NotificationExport]),
+    RequestChannel("svc.referral.unassigned", commands.PageRequest,
+                   "Unmet needs of cases the caller registered (all of them for the coordinating body).",
+                   Page[_referral]),
+    RequestChannel("svc.referral.assign", commands.AssignNeed,
+                   "Assign an unmet need to a directory service (case owner or coordinating body).", _referral),
+    RequestChannel("svc.referral.reroute", commands.RerouteReferral,
+                   "Send a referral on to the next eligible provider (referring organisation or coordinating body).",
+                   _referral),
     *(RequestChannel(f"svc.{service}.audit_search", None, f"Steward: search {whose} audit trail.",
                      Page[replies.AuditEntryView]) for service, whose in _WHOSE),
     *(RequestChannel(f"svc.{service}.audit_verify", None, f"Steward: verify {whose} audit chain.",

@@ -514,3 +514,18 @@ class HsdsPageRequest(Strict):
 
 class HsdsRef(Strict):
     id: Identifier
+
+
+class AssignNeed(Strict):
+    """Assign an unassigned need to a directory service by hand (its case's owner or the coordinating body)."""
+
+    referral_id: Identifier
+    service_id: Identifier
+
+
+class RerouteReferral(Strict):
+    """Send a referral on to the next eligible provider (the referring organisation or the coordinating body)."""
+
+    referral_id: Identifier
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=60,
+                                             pattern="^[A-Z0-9_]+$")] | None = None

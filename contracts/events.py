@@ -19,6 +19,7 @@ from contracts.reference import (
     ReferralStatus,
     ServiceCategory,
     Sex,
+    UnassignedReason,
     Vulnerability,
 )
 
@@ -132,3 +133,17 @@ class ReferralDeadlineV1(ReferralFacts):
 
     kind: DeadlineKind
     due_at: datetime
+
+
+class NeedUnassignedV1(Event):
+    """A need of a case has no directory service yet (no provider in the region, no capacity, or the
+    person is not eligible): the registering organisation and the coordinating body must act on it."""
+
+    referral_id: str
+    case_id: str
+    owner_org_id: str  # the registering organisation
+    service_category: ServiceCategory
+    priority: Priority
+    reason: UnassignedReason
+    rule_id: str | None = None
+    rerouted_from: str | None = None  # set when re-routing found no next provider

@@ -149,13 +149,22 @@ class ReferralStatus(StrEnum):
     DONE = "DONE"
     REVOKED = "REVOKED"
     AWAITING_CONSENT = "AWAITING_CONSENT"  # no basis to share yet: exists for the referring side only
+    UNASSIGNED = "UNASSIGNED"  # a need no directory service fits yet: no recipient, grants no access
 
 
 OPEN_REFERRAL_STATES = frozenset({ReferralStatus.PENDING, ReferralStatus.ACCEPTED})
 
 
+class UnassignedReason(StrEnum):
+    """Why no directory service was found for a need (the furthest check any service passed)."""
+
+    NO_PROVIDER_IN_REGION = "NO_PROVIDER_IN_REGION"  # no active service of the category covers the region
+    NOT_ELIGIBLE = "NOT_ELIGIBLE"  # some cover it, but none takes this person (age, sex, vulnerability)
+    NO_CAPACITY = "NO_CAPACITY"  # some would take the person, but every one says it has no place left
+
+
 class ReferralOrigin(StrEnum):
-    """Who made a referral: a routing rule, a person (a case worker), or re-routing after a deadline."""
+    """Who made a referral: a routing rule, a person, or re-routing of an earlier referral."""
 
     RULE = "RULE"
     MANUAL = "MANUAL"

@@ -26,6 +26,7 @@ from contracts.reference import (
     ServiceCategory,
     Sex,
     StatisticsDimension,
+    UnassignedReason,
     Vulnerability,
     Weekday,
 )
@@ -153,7 +154,7 @@ class ReferralView(Reply):
     id: str
     case_id: str
     from_org_id: str
-    to_org_id: str
+    to_org_id: str | None  # None while the need is UNASSIGNED
     service_category: ServiceCategory
     priority: Priority
     legal_basis: LegalBasis | None
@@ -176,6 +177,13 @@ class ReferralView(Reply):
     outcome_date: date | None = None
     overdue: bool = Field(default=False, description="PENDING past due_at, or ACCEPTED past the service's "
                                                        "expected duration with no outcome, at the time of the answer")
+    # Routing: by which rule of which rules version, and, for an unmet need or a re-routed referral,
+    # why and where it went.
+    rule_id: str | None = None
+    rules_version: str | None = None
+    unassigned_reason: UnassignedReason | None = None
+    rerouted_from: str | None = None
+    rerouted_to: str | None = None
 
 
 class OverdueCounts(Reply):

@@ -257,6 +257,13 @@ class Query:
         data = await info.context.ask("svc.referral.overdue_counts", {})
         return OverdueSummary.from_view(replies.OverdueCountsView.model_validate(data))
 
+    @strawberry.field(description="Unmet needs (referrals UNASSIGNED: no directory service fitted) of cases your "
+                                  "organisation registered, newest first; the coordinating body sees every case's.")
+    async def unassigned_needs(self, info: Info[Context, None], first: int = 20, after: str | None = None
+                               ) -> ReferralConnection:
+        data = await info.context.ask("svc.referral.unassigned", _page_args(first, after))
+        return ReferralConnection.from_record(replies.Page[replies.ReferralView].model_validate(data))
+
     @strawberry.field(description="Your organisation's notifications, newest first.")
     async def notifications(self, info: Info[Context, None], first: int = 20, after: str | None = None,
                             unread_only: bool = False) -> NotificationConnection:
@@ -427,6 +434,23 @@ class Mutation:
                              version=version, available=available, maximum=maximum)
         data = await info.context.ask("svc.referral.directory_set_capacity", request.model_dump(mode="json"))
         return DirectoryService.from_record(replies.DirectoryServiceView.model_validate(data))
+
+    @strawberry.mutation(description="Assign an unmet need to a directory service (the case's organisation or the "
+                                     "coordinating body). Live if the case's sharing covers the recipient (or a "
+                                     "child's vital interest), else it waits for consent.")
+    async def assign_need(self, info: Info[Context, None], id: strawberry.ID, service_id: strawberry.ID) -> Referral:
+        data = await info.context.ask("svc.referral.assign",
+                                      {"referral_id": _id(id), "service_id": _id(service_id, "serviceId")})
+        return Referral.from_record(replies.ReferralView.model_validate(data))
+
+    @strawberry.mutation(description="Send a pending, rejected or escalated referral on to the next eligible provider "
+                                     "(the referring organisation or the coordinating body); answers with the new "
+                                     "referral, UNASSIGNED when no provider is left.")
+    async def reroute_referral(self, info: Info[Context, None], id: strawberry.ID,
+                               reason: str | None = None) -> Referral:
+        request = _validated(commands.RerouteReferral, "", referral_id=_id(id), reason=reason)
+        data = await info.context.ask("svc.referral.reroute", request.model_dump())
+        return Referral.from_record(replies.ReferralView.model_validate(data))
 
     @strawberry.mutation(description="Mark one of your organisation's notifications as read.")
     async def mark_notification_read(self, info: Info[Context, None], id: strawberry.ID) -> Notification:

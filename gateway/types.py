@@ -33,6 +33,10 @@ GivenBy = strawberry.enum(reference.GivenBy)
 ReferralOrigin = strawberry.enum(reference.ReferralOrigin, description="Who made a referral: a routing rule, a "
                                                                        "person, or re-routing.")
 StatisticsDimension = strawberry.enum(reference.StatisticsDimension, description="What statistics can be grouped by.")
+ReferralOrigin = strawberry.enum(reference.ReferralOrigin, description="Who made a referral: a routing rule, a "
+                                                                       "person, or re-routing of an earlier one.")
+UnassignedReason = strawberry.enum(reference.UnassignedReason, description="Why no directory service was found "
+                                                                           "for a need.")
 
 # Replies that are lists, validated as such where they arrive.
 REFERRAL_LIST: TypeAdapter[list[replies.ReferralView]] = TypeAdapter(list[replies.ReferralView])
@@ -129,9 +133,37 @@ class Referral:
     async def from_organisation(self, info: Info[Context, None]) -> Organisation | None:
         return await Organisation.find(info.context, self.record.from_org_id)
 
-    @strawberry.field
+    @strawberry.field(description="The recipient; null while the need is unassigned.")
     async def to_organisation(self, info: Info[Context, None]) -> Organisation | None:
-        return await Organisation.find(info.context, self.record.to_org_id)
+        return await Organisation.find(info.context, self.record.to_org_id) if self.record.to_org_id else None
+
+    @strawberry.field(description="The directory service referred to; null while the need is unassigned.")
+    def service_id(self) -> strawberry.ID | None:
+        return strawberry.ID(self.record.service_id) if self.record.service_id else None
+
+    @strawberry.field(description="Who made the referral: a routing rule, a person, or re-routing.")
+    def origin(self) -> ReferralOrigin:  # type: ignore[valid-type]
+        return self.record.origin
+
+    @strawberry.field(description="The routing rule that made the referral (its id in the rules file).")
+    def rule_id(self) -> str | None:
+        return self.record.rule_id
+
+    @strawberry.field(description="The version of the routing rules the referral was made by; never changes later.")
+    def rules_version(self) -> str | None:
+        return self.record.rules_version
+
+    @strawberry.field(description="Why no directory service was found for this need (status UNASSIGNED).")
+    def unassigned_reason(self) -> UnassignedReason | None:  # type: ignore[valid-type]
+        return self.record.unassigned_reason
+
+    @strawberry.field(description="The referral this one took over from, by re-routing.")
+    def rerouted_from(self) -> strawberry.ID | None:
+        return strawberry.ID(self.record.rerouted_from) if self.record.rerouted_from else None
+
+    @strawberry.field(description="The referral that took this one over, by re-routing.")
+    def rerouted_to(self) -> strawberry.ID | None:
+        return strawberry.ID(self.record.rerouted_to) if self.record.rerouted_to else None
 
     @strawberry.field(description="Who made it: a routing rule (RULE), a case worker (MANUAL), or re-routing.")
     def origin(self) -> ReferralOrigin:  # type: ignore[valid-type]

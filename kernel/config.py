@@ -44,6 +44,12 @@ class Settings:
             auth_failures_per_ip=int(os.environ.get("SEGIN_AUTH_FAILURES_PER_IP", "100")),
             forwarded_allow_ips=tuple(
                 v.strip() for v in os.environ.get("SEGIN_FORWARDED_ALLOW_IPS", "").split(",") if v.strip()),
-            coordinator_org_id=os.environ.get("SEGIN_COORDINATOR_ORG", "dgme"),
+            coordinator_org_id=coordinator_org_id(),
             nats_auth=NatsAuth.from_env(),
         )
+
+
+def coordinator_org_id() -> str:
+    """The coordinating body (``SEGIN_COORDINATOR_ORG``, default ``dgme``): told of unmet needs and
+    escalations, sees every organisation's overdue counts. Read at each use, not cached."""
+    return os.environ.get("SEGIN_COORDINATOR_ORG", "dgme")

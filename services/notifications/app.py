@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from contracts.channels import NOTIFICATIONS_STREAM, REFERRAL_CREATED, REFERRAL_STATUS_CHANGED, REFERRAL_STREAM
-from contracts.channels import REFERRAL_DEADLINE
+from contracts.channels import (
+    NEED_UNASSIGNED,
+    NOTIFICATIONS_STREAM,
+    REFERRAL_CREATED,
+    REFERRAL_DEADLINE,
+    REFERRAL_STATUS_CHANGED,
+    REFERRAL_STREAM,
+)
 from contracts.commands import CaseRef, MarkRead, NotificationsRequest
 from contracts.replies import NotificationExport, NotificationView, Page
 from kernel.bus import ConsumerSpec, by_type
@@ -30,6 +36,7 @@ APP = ServiceApp(
             REFERRAL_CREATED.event_type: handlers.on_referral_created,
             REFERRAL_STATUS_CHANGED.event_type: handlers.on_referral_status_changed,
             REFERRAL_DEADLINE.event_type: handlers.on_referral_deadline,
+            NEED_UNASSIGNED.event_type: handlers.on_need_unassigned,
         })),
     ],
 )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from contracts.events import ReferralCreatedV1, ReferralDeadlineV1, ReferralStatusChangedV1
-from contracts.reference import SENSITIVE_SERVICES, DeadlineKind, ReferralStatus, ServiceCategory
+from contracts.events import NeedUnassignedV1, ReferralCreatedV1, ReferralDeadlineV1, ReferralStatusChangedV1
+from contracts.reference import SENSITIVE_SERVICES, DeadlineKind, ReferralStatus, ServiceCategory, UnassignedReason
 
 CATEGORY_WORDS: dict[ServiceCategory, tuple[str, str]] = {
     ServiceCategory.RECEPTION: ("accueil et profilage", "reception and profiling"),
@@ -96,7 +96,16 @@ OWNER_TITLES = {
 
 def notices_for_status_change(event: ReferralStatusChangedV1) -> list[Notice]:
     """Tell the recipient when a referral becomes live or is withdrawn; tell the referring
-    organisation when the recipient answers."""
+    organisation when the recipient answers. An unmet need assigned by hand is told as a new
+    referral would be: to its recipient when live, to the referring organisation when it waits
+    for consent."""
+    if event.old_status == ReferralStatus.UNASSIGNED:
+        if event.new_status == ReferralStatus.PENDING:
+            return [_received(event.to_org_id, event.service_category, event.priority.value)]
+        if event.new_status == ReferralStatus.AWAITING_CONSENT:
+            return [_owner_notice(event.from_org_id, "referral.awaiting_consent", event.service_category,
+                                  "Consentement requis pour orienter vers : {fr}", "Consent needed to refer for: {en}")]
+        return []
     if event.new_status == ReferralStatus.PENDING and event.old_status == ReferralStatus.AWAITING_CONSENT:
         return [_received(event.to_org_id, event.service_category, event.priority.value)]
     if event.new_status == ReferralStatus.REVOKED and event.old_status != ReferralStatus.AWAITING_CONSENT:
@@ -143,3 +152,20 @@ def notices_for_deadline(event: ReferralDeadlineV1, coordinator_org_id: str) -> 
             notices.append(_owner_notice(event.from_org_id, "referral.outcome_overdue", category, *OVERDUE_TITLES))
         return notices
     return []
+
+
+REASON_WORDS: dict[UnassignedReason, tuple[str, str]] = {
+    UnassignedReason.NO_PROVIDER_IN_REGION: ("aucun prestataire dans la région", "no provider in the region"),
+    UnassignedReason.NO_CAPACITY: ("plus de place disponible", "no place left"),
+    UnassignedReason.NOT_ELIGIBLE: ("aucun service n'accepte ce profil", "no service takes this profile"),
+}
+
+
+def notices_for_unassigned(event: NeedUnassignedV1, coordinator_org_id: str) -> list[Notice]:
+    """A need no provider fits alerts the registering organisation and the coordinating body (once
+    when they are the same), both with the reason. About a sensitive service it is shown only to
+    their tokens holding that category's scope, and its title does not name the category."""
+    rfr, ren = REASON_WORDS[event.reason]
+    return [_owner_notice(org, "referral.unassigned", event.service_category,
+                          f"Besoin sans prestataire : {{fr}} ({rfr})", f"Unmet need: {{en}} ({ren})")
+            for org in dict.fromkeys([event.owner_org_id, coordinator_org_id])]

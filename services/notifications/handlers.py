@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from functools import cache
 
 from psycopg_pool import AsyncConnectionPool
 
 from contracts.commands import CaseRef, MarkRead, NotificationsRequest
-from contracts.events import ReferralCreatedV1, ReferralDeadlineV1, ReferralStatusChangedV1
+from contracts.events import NeedUnassignedV1, ReferralCreatedV1, ReferralDeadlineV1, ReferralStatusChangedV1
 from contracts.replies import NotificationExport, NotificationView, Page
 from kernel.audit import AuditPurpose
-from kernel.config import Settings
+from kernel.config import coordinator_org_id
 from kernel.db import Connection
 from kernel.errors import NotFound, parse_id
 from kernel.events import CloudEvent
@@ -32,10 +31,6 @@ async def on_referral_status_changed(conn: Connection, event: CloudEvent) -> Non
         await store.insert(conn, notice, change.priority.value, change.referral_id, change.case_id, event.id)
 
 
-@cache
-def coordinator_org_id() -> str:
-    """The coordinating body (``SEGIN_COORDINATOR_ORG``), read once per process."""
-    return Settings.from_env().coordinator_org_id
 
 
 async def on_referral_deadline(conn: Connection, event: CloudEvent) -> None:
@@ -43,6 +38,13 @@ async def on_referral_deadline(conn: Connection, event: CloudEvent) -> None:
     deadline = ReferralDeadlineV1.model_validate(event.data)
     for notice in domain.notices_for_deadline(deadline, coordinator_org_id()):
         await store.insert(conn, notice, deadline.priority.value, deadline.referral_id, deadline.case_id, event.id)
+
+
+async def on_need_unassigned(conn: Connection, event: CloudEvent) -> None:
+    """An unmet need: tell the registering organisation and the coordinating body (SEGIN_COORDINATOR_ORG)."""
+    need = NeedUnassignedV1.model_validate(event.data)
+    for notice in domain.notices_for_unassigned(need, coordinator_org_id()):
+        await store.insert(conn, notice, need.priority.value, need.referral_id, need.case_id, event.id)
 
 
 async def list_notifications(pool: AsyncConnectionPool, principal: Principal, request: NotificationsRequest

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from contracts.channels import ARRIVAL_REGISTERED, INTAKE_STREAM, REFERRAL_STREAM, SHARING_CHANGED
 from contracts.commands import (
+    AssignNeed,
     CaseRef,
     CompleteReferral,
     DirectoryQuery,
@@ -14,9 +15,11 @@ from contracts.commands import (
     HsdsPageRequest,
     HsdsRef,
     OverdueCountsRequest,
+    PageRequest,
     ReferCase,
     ReferralAction,
     ReferralListRequest,
+    RerouteReferral,
     SaveDirectoryService,
     SetServiceCapacity,
 )
@@ -31,7 +34,7 @@ from contracts.replies import (
 from kernel.bus import ConsumerSpec, by_type
 from kernel.rpc import Endpoint
 from kernel.runtime import PeriodicTask, ServiceApp
-from services.referral import deadlines, directory, handlers, hsds, manual, worklists
+from services.referral import deadlines, directory, handlers, hsds, manual, needs, worklists
 from services.referral.store import SCHEMA
 
 APP = ServiceApp(
@@ -60,6 +63,9 @@ APP = ServiceApp(
         "hsds_service": Endpoint(hsds.service, HsdsRef, "directory:read", HsdsDocument),
         "hsds_organizations": Endpoint(hsds.organizations, HsdsPageRequest, "directory:read", HsdsPage),
         "hsds_organization": Endpoint(hsds.organization, HsdsRef, "directory:read", HsdsDocument),
+        "unassigned": Endpoint(needs.unassigned, PageRequest, "referrals:read", Page[ReferralView]),
+        "assign": Endpoint(needs.assign, AssignNeed, "referrals:write", ReferralView),
+        "reroute": Endpoint(needs.reroute, RerouteReferral, "referrals:write", ReferralView),
     },
     consumers=[
         ConsumerSpec("referral-intake", INTAKE_STREAM.name, "evt.intake.>", by_type({

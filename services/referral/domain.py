@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
+from types import MappingProxyType
 
 from contracts.events import ArrivalRegisteredV1, SharingRecipient
 from contracts.reference import (
     OPEN_REFERRAL_STATES,
+    ArrivalPoint,
     LegalBasis,
     Priority,
     Purpose,
     ReferralStatus,
     ServiceCategory,
+    Sex,
+    UnassignedReason,
     Vulnerability,
 )
 
@@ -23,62 +28,214 @@ REJECTED = ReferralStatus.REJECTED
 DONE = ReferralStatus.DONE
 REVOKED = ReferralStatus.REVOKED
 AWAITING_CONSENT = ReferralStatus.AWAITING_CONSENT
+UNASSIGNED = ReferralStatus.UNASSIGNED
 OPEN_STATES = OPEN_REFERRAL_STATES
+ADULT_AGE = 18
+
+
+class ServedIn(StrEnum):
+    """Where a need is served: at the arrival point (reception, food, a night's shelter, the start of
+    the journey home) or in the destination region (care and protection near home)."""
+
+    ARRIVAL_POINT = "ARRIVAL_POINT"
+    DESTINATION = "DESTINATION"
+
+
+class RegionCondition(StrEnum):
+    """A rule that applies only where it is needed, decided from the regions alone."""
+
+    # The person is not yet home: their destination is not the arrival point's region (or the
+    # arrival point's region is unknown), so they need a place to stay and a way home.
+    AWAY_FROM_DESTINATION = "AWAY_FROM_DESTINATION"
+
+
+@dataclass(frozen=True)
+class Person:
+    """What routing may know of a person: the routing facts of the case, never a name."""
+
+    owner_org_id: str
+    arrival_point: ArrivalPoint
+    destination_region: str
+    is_child: bool
+    sex: Sex = Sex.UNKNOWN
+    age_years: int | None = None
+    vulnerabilities: frozenset[Vulnerability] = frozenset()
+    # Who the case may be shared with for referral, and on which basis.
+    recipients: tuple[SharingRecipient, ...] = ()
+
+    @classmethod
+    def from_arrival(cls, arrival: ArrivalRegisteredV1) -> "Person":
+        return cls(arrival.owner_org_id, arrival.arrival_point, arrival.destination_region, arrival.is_child,
+                   arrival.sex, arrival.age_years, frozenset(arrival.vulnerabilities),
+                   tuple(arrival_recipients(arrival)))
 
 
 @dataclass(frozen=True)
 class Rule:
-    reason_code: str
-    triggers: frozenset[Vulnerability]
+    """One routing rule of the rules file (``services/referral/rules/routing.yaml``).
+
+    It applies when every trigger it states holds (within a list: any of); ``every_arrival`` states
+    that it applies to everyone. An age trigger never holds for an unknown age.
+    """
+
+    id: str
     category: ServiceCategory
     priority: Priority
     due_in: timedelta
+    vulnerabilities: frozenset[Vulnerability] = frozenset()
+    min_age: int | None = None
+    max_age: int | None = None
+    sexes: frozenset[Sex] = frozenset()
+    arrival_points: frozenset[ArrivalPoint] = frozenset()
+    children: bool | None = None  # True: children only; False: adults only
+    every_arrival: bool = False
     # Basis that applies without consent (a child's best interest is a vital interest).
     basis_without_consent: LegalBasis | None = None
+    served_in: ServedIn = ServedIn.DESTINATION
+    when_region: RegionCondition | None = None
+
+    @property
+    def reason_code(self) -> str:
+        return self.id
+
+    def applies_to(self, person: Person, arrival_region: str | None) -> bool:
+        if self.vulnerabilities and not self.vulnerabilities & person.vulnerabilities:
+            return False
+        if (self.min_age is not None or self.max_age is not None) and (
+                person.age_years is None
+                or (self.min_age is not None and person.age_years < self.min_age)
+                or (self.max_age is not None and person.age_years > self.max_age)):
+            return False
+        if self.sexes and person.sex not in self.sexes:
+            return False
+        if self.arrival_points and person.arrival_point not in self.arrival_points:
+            return False
+        if self.children is not None and person.is_child != self.children:
+            return False
+        if self.when_region == RegionCondition.AWAY_FROM_DESTINATION and arrival_region == person.destination_region:
+            return False
+        return True
 
 
-RULES: tuple[Rule, ...] = (
-    Rule("UNACCOMPANIED_OR_SEPARATED_CHILD",
-         frozenset({Vulnerability.UNACCOMPANIED_CHILD, Vulnerability.SEPARATED_CHILD}),
-         ServiceCategory.CHILD_PROTECTION, Priority.URGENT, timedelta(hours=24), LegalBasis.VITAL_INTEREST),
-    Rule("TRAFFICKING_VICTIM", frozenset({Vulnerability.TRAFFICKING_VICTIM}),
-         ServiceCategory.COUNTER_TRAFFICKING, Priority.URGENT, timedelta(hours=24)),
-    Rule("GBV_SURVIVOR", frozenset({Vulnerability.GBV_SURVIVOR}),
-         ServiceCategory.GBV_RESPONSE, Priority.URGENT, timedelta(hours=24)),
-    Rule("MEDICAL_NEEDS", frozenset({Vulnerability.MEDICAL_NEEDS, Vulnerability.PREGNANT}),
-         ServiceCategory.HEALTH_CARE, Priority.HIGH, timedelta(hours=72)),
-    Rule("MENTAL_HEALTH_NEEDS", frozenset({Vulnerability.MENTAL_HEALTH_NEEDS}),
-         ServiceCategory.MHPSS_COUNSELLING, Priority.NORMAL, timedelta(days=7)),
-    Rule("INTERNATIONAL_PROTECTION", frozenset({Vulnerability.INTERNATIONAL_PROTECTION}),
-         ServiceCategory.INTERNATIONAL_PROTECTION, Priority.HIGH, timedelta(hours=72)),
-)
+@dataclass(frozen=True)
+class RuleSet:
+    """A version of the routing rules, as loaded (and validated) from the rules file."""
+
+    version: str
+    rules: tuple[Rule, ...]
+    # The region each arrival point is in; a point not listed (a border post, a bus station) has none.
+    arrival_point_regions: Mapping[ArrivalPoint, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    def rule(self, rule_id: str | None) -> Rule | None:
+        return next((r for r in self.rules if r.id == rule_id), None)
+
+    def region_served(self, rule: Rule, person: Person) -> str | None:
+        """The region a provider must cover for this need; None: only a national service will do."""
+        if rule.served_in == ServedIn.ARRIVAL_POINT:
+            return self.arrival_point_regions.get(person.arrival_point)
+        return person.destination_region
 
 
 @dataclass(frozen=True)
 class Provider:
+    """One active directory service, with what routing needs of it."""
+
     org_id: str
     category: ServiceCategory
     regions: frozenset[str]  # empty: national coverage
     org_type: str | None = None
+    service_id: str | None = None
+    min_age: int | None = None
+    max_age: int | None = None
+    sexes: frozenset[str] = frozenset()  # empty: any
+    vulnerabilities: frozenset[str] = frozenset()  # eligible only with one of these; empty: anyone
+    capacity_available: int | None = None  # None: capacity not stated
+    capacity_maximum: int | None = None
+
+    def covers(self, region: str | None) -> bool:
+        return not self.regions or (region is not None and region in self.regions)
+
+    def takes(self, person: Person | None) -> bool:
+        """Whether the person is eligible. An unknown age passes an age range unless the person's
+        side of 18 (child or adult) alone rules it out; an unknown sex passes a sex restriction
+        (the provider checks at intake)."""
+        if person is None:
+            return True
+        if person.age_years is not None:
+            if (self.min_age is not None and person.age_years < self.min_age) or (
+                    self.max_age is not None and person.age_years > self.max_age):
+                return False
+        elif (self.max_age is not None and self.max_age < ADULT_AGE and not person.is_child) or (
+                self.min_age is not None and self.min_age >= ADULT_AGE and person.is_child):
+            return False
+        if self.sexes and person.sex != Sex.UNKNOWN and person.sex.value not in self.sexes:
+            return False
+        return not self.vulnerabilities or bool(self.vulnerabilities & {v.value for v in person.vulnerabilities})
+
+    @property
+    def has_room(self) -> bool:
+        """Open capacity: a stated free place, or capacity not stated at all."""
+        return self.capacity_available is None or self.capacity_available > 0
 
 
 @dataclass(frozen=True)
 class PlannedReferral:
-    to_org_id: str
+    to_org_id: str | None  # None: an unmet need (UNASSIGNED)
     category: ServiceCategory
     priority: Priority
     due_at: datetime
     reason_code: str
     legal_basis: LegalBasis | None
     status: ReferralStatus
+    service_id: str | None = None
+    rule_id: str | None = None
+    rules_version: str | None = None
+    unassigned_reason: UnassignedReason | None = None
+    need_region: str | None = None
+    basis_without_consent: LegalBasis | None = None
+    due_in: timedelta | None = None
 
 
-def choose_provider(providers: list[Provider], category: ServiceCategory, region: str) -> Provider | None:
-    """A provider covering the destination region, else one with national coverage."""
-    offering = sorted((p for p in providers if p.category == category), key=lambda p: p.org_id)
-    regional = [p for p in offering if region in p.regions]
-    national = [p for p in offering if not p.regions]
-    return (regional or national or [None])[0]
+def tie_order(provider: Provider, region: str | None) -> tuple[int, int, int, str, str]:
+    """The stated order among eligible providers with room: a service covering the region by name
+    before a national one; then a stated capacity before an unstated one, the most free places
+    first; then organisation id, then service id (so the choice never depends on storage order)."""
+    regional = 0 if region is not None and region in provider.regions else 1
+    stated = 0 if provider.capacity_available is not None else 1
+    return regional, stated, -(provider.capacity_available or 0), provider.org_id, provider.service_id or ""
+
+
+def rank_providers(providers: Iterable[Provider], category: ServiceCategory, region: str | None,
+                   person: Person | None = None, exclude: Iterable[str] = ()) -> list[Provider]:
+    """Every provider that fits, best first (``tie_order``): of the category, covering the region,
+    taking this person, with room, and not of an excluded organisation."""
+    excluded = set(exclude)
+    fitting = [p for p in providers if p.category == category and p.org_id not in excluded and p.covers(region)
+               and p.takes(person) and p.has_room]
+    return sorted(fitting, key=lambda p: tie_order(p, region))
+
+
+def choose_provider(providers: Iterable[Provider], category: ServiceCategory, region: str | None,
+                    person: Person | None = None, exclude: Iterable[str] = ()) -> Provider | None:
+    """The first provider in ``tie_order`` that fits (see ``rank_providers``), or None."""
+    ranked = rank_providers(providers, category, region, person, exclude)
+    return ranked[0] if ranked else None
+
+
+def unassigned_reason(providers: Iterable[Provider], category: ServiceCategory, region: str | None,
+                      person: Person | None = None, exclude: Iterable[str] = ()) -> UnassignedReason:
+    """Why no provider fits, the most specific reason: the checks run in the order region,
+    eligibility, capacity, and the reason names the first check no remaining service passed. So
+    NO_CAPACITY means some service covers the region and takes the person but has no place;
+    NOT_ELIGIBLE that some cover the region but none takes the person; NO_PROVIDER_IN_REGION that
+    no active service of the category (outside the excluded organisations) covers the region."""
+    excluded = set(exclude)
+    covering = [p for p in providers if p.category == category and p.org_id not in excluded and p.covers(region)]
+    if not covering:
+        return UnassignedReason.NO_PROVIDER_IN_REGION
+    if not any(p.takes(person) for p in covering):
+        return UnassignedReason.NOT_ELIGIBLE
+    return UnassignedReason.NO_CAPACITY
 
 
 def arrival_recipients(arrival: ArrivalRegisteredV1) -> list[SharingRecipient]:
@@ -90,35 +247,67 @@ def arrival_recipients(arrival: ArrivalRegisteredV1) -> list[SharingRecipient]:
                for t in arrival.consent_recipient_org_types])
 
 
-def plan_referrals(arrival: ArrivalRegisteredV1, providers: list[Provider], now: datetime) -> list[PlannedReferral]:
-    """Apply every rule whose trigger is present; one referral per (recipient, category)."""
-    present = set(arrival.vulnerabilities)
-    # Only consent given for the purpose of referral covers a referral.
-    for_referral = arrival.consent_given and Purpose.REFERRAL in arrival.consent_purposes
-    consented = set(arrival.consent_recipient_org_ids) if for_referral else set()
-    consented_types = {t.value for t in arrival.consent_recipient_org_types} if for_referral else set()
-    planned: dict[tuple[str, ServiceCategory], PlannedReferral] = {}
-    for rule in RULES:
-        if not rule.triggers & present:
+def needs_of(person: Person, rules: RuleSet) -> list[Rule]:
+    """The rules that apply to a person, one per service category: the most urgent, then the
+    shortest deadline, then the first in the file."""
+    arrival_region = rules.arrival_point_regions.get(person.arrival_point)
+    chosen: dict[ServiceCategory, tuple[tuple[int, timedelta, int], Rule]] = {}
+    urgency = list(Priority)
+    for position, rule in enumerate(rules.rules):
+        if not rule.applies_to(person, arrival_region):
             continue
-        provider = choose_provider(providers, rule.category, arrival.destination_region)
-        if provider is None or provider.org_id == arrival.owner_org_id:
-            continue
-        covered = provider.org_id in consented or provider.org_type in consented_types
-        basis = LegalBasis.CONSENT if covered else rule.basis_without_consent
-        planned.setdefault(
-            (provider.org_id, rule.category),
-            PlannedReferral(
-                to_org_id=provider.org_id,
-                category=rule.category,
-                priority=rule.priority,
-                due_at=now + rule.due_in,
-                reason_code=rule.reason_code,
-                legal_basis=basis,
-                status=PENDING if basis else AWAITING_CONSENT,
-            ),
-        )
-    return list(planned.values())
+        key = (urgency.index(rule.priority), rule.due_in, position)
+        if rule.category not in chosen or key < chosen[rule.category][0]:
+            chosen[rule.category] = (key, rule)
+    return [rule for _, rule in sorted(chosen.values(), key=lambda kv: kv[0])]
+
+
+def plan_need(person: Person, rule: Rule, rules_version: str | None, region: str | None,
+              providers: Iterable[Provider], now: datetime, exclude: Iterable[str] = ()) -> PlannedReferral | None:
+    """The referral one need gets: to the first fitting provider (``tie_order``), or UNASSIGNED with
+    its reason; None when the case's owner serves the need itself.
+
+    A case is never referred to its owner: when the owner has an active service of its own covering
+    the region that takes the person, the owner serves the need in house and no referral is made."""
+    providers = list(providers)
+    own = [p for p in providers if p.org_id == person.owner_org_id and p.category == rule.category
+           and p.covers(region) and p.takes(person)]
+    if own:
+        return None
+    exclude = {*exclude, person.owner_org_id}
+    provider = choose_provider(providers, rule.category, region, person, exclude)
+    common = dict(category=rule.category, priority=rule.priority, due_at=now + rule.due_in, reason_code=rule.id,
+                  rule_id=rule.id, rules_version=rules_version, need_region=region,
+                  basis_without_consent=rule.basis_without_consent, due_in=rule.due_in)
+    if provider is None:
+        return PlannedReferral(to_org_id=None, legal_basis=None, status=UNASSIGNED,
+                               unassigned_reason=unassigned_reason(providers, rule.category, region, person, exclude),
+                               **common)  # type: ignore[arg-type]
+    basis, status = consent_basis(list(person.recipients), provider.org_id, provider.org_type,
+                                  rule.basis_without_consent)
+    return PlannedReferral(to_org_id=provider.org_id, service_id=provider.service_id, legal_basis=basis,
+                           status=status, **common)  # type: ignore[arg-type]
+
+
+def plan_referrals(arrival: ArrivalRegisteredV1 | Person, providers: list[Provider], now: datetime,
+                   rules: RuleSet) -> list[PlannedReferral]:
+    """One referral per need the rules find (``needs_of``), most urgent first: to a provider, or
+    UNASSIGNED with its reason. Nothing is skipped except what the owner serves in house."""
+    person = arrival if isinstance(arrival, Person) else Person.from_arrival(arrival)
+    planned = []
+    for rule in needs_of(person, rules):
+        plan = plan_need(person, rule, rules.version, rules.region_served(rule, person), providers, now)
+        if plan is not None:
+            planned.append(plan)
+    return planned
+
+
+def consent_basis(recipients: list[SharingRecipient], org_id: str, org_type: str | None,
+                  without_consent: LegalBasis | None) -> tuple[LegalBasis | None, ReferralStatus]:
+    """The basis and state of a referral to ``org_id``: covered by the case's recorded sharing, or
+    the rule's basis without consent (a child's vital interest), else waiting for consent."""
+    basis = basis_for(recipients, org_id, org_type) or without_consent
+    return basis, PENDING if basis else AWAITING_CONSENT
 
 
 # --- transitions (Primero's model: one record per referral, explicit states) -------------------

@@ -32,33 +32,18 @@ from kernel.errors import BadInput, NotFound, SeginError, parse_id
 from kernel.events import CloudEvent
 from kernel.outbox import add_event
 from kernel.tokens import Principal
-from services.referral import domain, manual_domain, manual_store, store
+from services.referral import domain, manual_domain, manual_store, routing, rules, store
 from services.referral.views import audit_categories, referral_view
 from services.referral.worklists import Clock, shown, utcnow
 
 
 async def on_arrival_registered(conn: Connection, event: CloudEvent) -> None:
-    """Route a new arrival: create the referrals its screening calls for, and announce them."""
+    """Route a new arrival by the rules in force: a referral per need, to a provider or UNASSIGNED, announced."""
     arrival = ArrivalRegisteredV1.model_validate(event.data)
     await store.save_case(conn, arrival, domain.arrival_recipients(arrival))
-    plans = domain.plan_referrals(arrival, await store.providers(conn), datetime.now(UTC))
-    created = []
-    for plan in plans:
-        referral_id = await store.insert_referral(conn, arrival.case_id, arrival.owner_org_id, plan)
-        if referral_id is None:
-            continue
-        created.append(plan)
-        await add_event(
-            conn, store.SCHEMA, REFERRAL_CREATED,
-            ReferralCreatedV1(
-                referral_id=str(referral_id), case_id=arrival.case_id, from_org_id=arrival.owner_org_id,
-                to_org_id=plan.to_org_id, service_category=plan.category, priority=plan.priority,
-                legal_basis=plan.legal_basis, status=plan.status, due_at=plan.due_at, reason_code=plan.reason_code,
-            ),
-            subject=str(referral_id),
-        )
+    created = await routing.route_arrival(conn, arrival, datetime.now(UTC), rules.active())
     # The platform itself shared the case with these organisations: on the record, one entry per basis.
-    for basis in sorted({p.legal_basis.value if p.legal_basis else "" for p in created}):
+    for basis in sorted({r["legal_basis"] or "" for r in created if r["to_org_id"] is not None}):
         await store.TRAIL.allowed(conn, service_principal("referral"), "referral.create", [arrival.case_id],
                                   ["referral"], AuditPurpose.REFERRAL, legal_basis=basis or None)
 
@@ -79,7 +64,7 @@ async def on_sharing_changed(conn: Connection, event: CloudEvent) -> None:
     recipients = next((c.recipients for c in change.coverage if c.purpose == Purpose.REFERRAL), [])
     await store.set_case_recipients(conn, change.case_id, recipients)
     referrals = await store.referrals_of_case(conn, parse_id(change.case_id, "case_id"), lock=True)
-    types = await store.org_types(conn, sorted({r["to_org_id"] for r in referrals}))
+    types = await store.org_types(conn, sorted({r["to_org_id"] for r in referrals if r["to_org_id"]}))
     changed: set[str] = set()
     for step in domain.reassess(referrals, lambda org: domain.basis_for(recipients, org, types.get(org))):
         row = await store.set_status(conn, step.referral_id, step.new_status,

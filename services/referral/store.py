@@ -10,38 +10,166 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from contracts.events import ArrivalRegisteredV1, SharingRecipient
-from contracts.reference import Priority, ReferralStatus, ServiceCategory
+from contracts.reference import (
+    ArrivalPoint,
+    Priority,
+    ReferralOrigin,
+    ReferralStatus,
+    ServiceCategory,
+    Sex,
+    Vulnerability,
+)
 from kernel.audit import Trail
 from kernel.db import Connection
-from services.referral.domain import PlannedReferral, Provider
+from kernel.pagination import keyset_query
+from services.referral.domain import Person, PlannedReferral, Provider
 
 SCHEMA = "referral"
 TRAIL = Trail(SCHEMA)  # referral's audit trail: one call per handler
 _URGENT_FIRST = [p.value for p in Priority]  # the order of the enum: URGENT, HIGH, NORMAL
 
 
-async def providers(conn: Connection) -> list[Provider]:
-    cur = await conn.execute(
-        "select s.organization_id, s.category, s.regions, o.org_type from referral.services s"
-        " join referral.organizations o on o.id = s.organization_id where s.status = 'active'"
-    )
-    return [Provider(r["organization_id"], ServiceCategory(r["category"]), frozenset(r["regions"]), r["org_type"])
-            for r in await cur.fetchall()]
+_PROVIDER_COLUMNS = ("select s.id, s.organization_id, s.category, s.regions, o.org_type, s.minimum_age, s.maximum_age,"
+                     " s.sexes, s.vulnerabilities, s.capacity_available, s.capacity_maximum from referral.services s"
+                     " join referral.organizations o on o.id = s.organization_id where s.status = 'active'")
+
+
+def _provider(r: dict[str, Any]) -> Provider:
+    return Provider(r["organization_id"], ServiceCategory(r["category"]), frozenset(r["regions"]), r["org_type"],
+                    str(r["id"]), r["minimum_age"], r["maximum_age"], frozenset(r["sexes"]),
+                    frozenset(r["vulnerabilities"]), r["capacity_available"], r["capacity_maximum"])
+
+
+async def providers(conn: Connection, categories: list[ServiceCategory] | None = None,
+                    regions: list[str] | None = None) -> list[Provider]:
+    """Active directory services, only of ``categories`` and only those covering one of ``regions``
+    (or national) when given: routing one arrival reads the few dozen rows it can use, not the
+    directory (one indexed query)."""
+    query, params = _PROVIDER_COLUMNS, []
+    if categories is not None:
+        query += " and s.category = any(%s)"
+        params.append([c.value for c in categories])
+    if regions is not None:
+        query += " and (s.regions = '{}' or s.regions && %s::text[])"
+        params.append(regions)
+    cur = await conn.execute(query, params)
+    return [_provider(r) for r in await cur.fetchall()]
+
+
+async def directory_service(conn: Connection, service_id: uuid.UUID) -> Provider | None:
+    """One active directory service, as routing sees it, or None."""
+    cur = await conn.execute(_PROVIDER_COLUMNS + " and s.id = %s", (service_id,))
+    row = await cur.fetchone()
+    return _provider(row) if row else None
+
+
+_INSERT = (
+    "insert into referral.referrals (id, case_id, case_owner_org_id, from_org_id, to_org_id, service_category,"
+    " priority, legal_basis, status, reason_code, due_at, service_id, origin, rule_id, rules_version,"
+    " unassigned_reason, need_region, basis_without_consent, due_in, rerouted_from, made_by)"
+    " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+)
+
+
+def _values(referral_id: uuid.UUID, case_id: str | uuid.UUID, owner_org_id: str, from_org_id: str,
+            plan: PlannedReferral, origin: ReferralOrigin, rerouted_from: uuid.UUID | None,
+            made_by: str | None) -> tuple[Any, ...]:
+    return (referral_id, case_id, owner_org_id, from_org_id, plan.to_org_id, plan.category.value, plan.priority.value,
+            plan.legal_basis.value if plan.legal_basis else None, plan.status.value, plan.reason_code, plan.due_at,
+            uuid.UUID(plan.service_id) if plan.service_id else None, origin.value, plan.rule_id, plan.rules_version,
+            plan.unassigned_reason.value if plan.unassigned_reason else None, plan.need_region,
+            plan.basis_without_consent.value if plan.basis_without_consent else None, plan.due_in, rerouted_from,
+            made_by)
 
 
 async def insert_referral(
     conn: Connection, case_id: str, owner_org_id: str, plan: PlannedReferral
 ) -> uuid.UUID | None:
-    """Insert unless this case already has that referral; returns the new id, or None."""
+    """Insert a rule's referral unless this case already has one for that need; the new id, or None."""
     referral_id = uuid.uuid4()
     cur = await conn.execute(
-        "insert into referral.referrals (id, case_id, case_owner_org_id, from_org_id, to_org_id, service_category,"
-        " priority, legal_basis, status, reason_code, due_at) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-        " on conflict (case_id, service_category) where origin = 'RULE' do nothing",
-        (referral_id, case_id, owner_org_id, owner_org_id, plan.to_org_id, plan.category.value, plan.priority.value,
-         plan.legal_basis.value if plan.legal_basis else None, plan.status.value, plan.reason_code, plan.due_at),
+        _INSERT + " on conflict (case_id, service_category) where origin = 'RULE' do nothing",
+        _values(referral_id, case_id, owner_org_id, owner_org_id, plan, ReferralOrigin.RULE, None, None),
     )
     return referral_id if cur.rowcount == 1 else None
+
+
+async def insert_referrals(conn: Connection, case_id: str, owner_org_id: str, plans: list[PlannedReferral]
+                           ) -> list[tuple[uuid.UUID, PlannedReferral]]:
+    """Insert a new case's referrals in one statement, except needs it already has (a redelivered
+    event); returns the (id, plan) of those inserted."""
+    if not plans:
+        return []
+    ids = [uuid.uuid4() for _ in plans]
+    rows = [_values(referral_id, case_id, owner_org_id, owner_org_id, plan, ReferralOrigin.RULE, None, None)
+            for referral_id, plan in zip(ids, plans, strict=True)]
+    cur = await conn.execute(_INSERT_MANY, [list(column) for column in zip(*rows, strict=True)])
+    inserted = {r["id"] for r in await cur.fetchall()}
+    return [(referral_id, plan) for referral_id, plan in zip(ids, plans, strict=True) if referral_id in inserted]
+
+
+# One statement of fixed text for any number of referrals (its plan and conversion are cached).
+_TYPES = ("uuid", "uuid", "text", "text", "text", "text", "text", "text", "text", "text", "timestamptz", "uuid",
+          "text", "text", "text", "text", "text", "text", "interval", "uuid", "text")
+_INSERT_MANY = (_INSERT.split(" values ")[0] + " select * from unnest("
+                + ", ".join(f"%s::{t}[]" for t in _TYPES)
+                + ") on conflict (case_id, service_category) where origin = 'RULE' do nothing returning id")
+
+
+async def insert_reroute(conn: Connection, old: dict[str, Any], plan: PlannedReferral, made_by: str,
+                         reason: str | None) -> dict[str, Any]:
+    """The referral that takes over ``old``'s need (origin REROUTE, ``reason`` as its status_reason),
+    and ``old`` pointing to it."""
+    referral_id = uuid.uuid4()
+    await conn.execute(_INSERT, _values(referral_id, old["case_id"], old["case_owner_org_id"], old["from_org_id"],
+                                        plan, ReferralOrigin.REROUTE, old["id"], made_by))
+    if reason:
+        await conn.execute("update referral.referrals set status_reason = %s where id = %s", (reason, referral_id))
+    await conn.execute("update referral.referrals set rerouted_to = %s, updated_at = now() where id = %s",
+                       (referral_id, old["id"]))
+    row = await get_for_update(conn, referral_id)
+    assert row is not None
+    return row
+
+
+async def tried_orgs(conn: Connection, referral_id: uuid.UUID) -> set[str]:
+    """The organisations this need was already referred to: the referral and every one it was re-routed from."""
+    cur = await conn.execute(
+        "with recursive chain (id, to_org_id, rerouted_from) as ("
+        " select id, to_org_id, rerouted_from from referral.referrals where id = %s"
+        " union all select r.id, r.to_org_id, r.rerouted_from from referral.referrals r"
+        " join chain c on r.id = c.rerouted_from)"
+        " select distinct to_org_id from chain where to_org_id is not null", (referral_id,))
+    return {r["to_org_id"] for r in await cur.fetchall()}
+
+
+async def unassigned(conn: Connection, org_id: str, every_case: bool, hidden: list[ServiceCategory], first: int,
+                     after: str | None) -> list[dict[str, Any]]:
+    """Unmet needs, newest first: of the cases ``org_id`` registered or referred, or of every case
+    (``every_case``: the coordinating body); none of the ``hidden`` (sensitive) categories."""
+    query = "select * from referral.referrals where status = %s and service_category <> all(%s)"
+    params: list[Any] = [ReferralStatus.UNASSIGNED.value, [c.value for c in hidden]]
+    if not every_case:
+        query += " and (case_owner_org_id = %s or from_org_id = %s)"
+        params += [org_id, org_id]
+    query, params = keyset_query(query, params, first, after)
+    cur = await conn.execute(query, params)
+    return list(await cur.fetchall())
+
+
+async def assign(conn: Connection, referral_id: uuid.UUID, provider: Provider, status: ReferralStatus,
+                 legal_basis: str | None, due_at: datetime, assigned_by: str, assigned_by_org: str
+                 ) -> dict[str, Any]:
+    cur = await conn.execute(
+        "update referral.referrals set to_org_id = %s, service_id = %s, status = %s, legal_basis = %s,"
+        " status_reason = 'ASSIGNED', due_at = %s, assigned_by = %s, assigned_by_org = %s, assigned_at = now(),"
+        " updated_at = now() where id = %s returning *",
+        (provider.org_id, uuid.UUID(provider.service_id) if provider.service_id else None, status.value, legal_basis,
+         due_at, assigned_by, assigned_by_org, referral_id),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return row
 
 
 async def case_referrals(conn: Connection, case_id: uuid.UUID, org_id: str,
@@ -191,3 +319,10 @@ def case_recipients(row: dict[str, Any]) -> list[SharingRecipient]:
 
 def _recipients_json(recipients: list[SharingRecipient]) -> Jsonb:
     return Jsonb([r.model_dump(mode="json") for r in recipients])
+
+
+def person_of(case: dict[str, Any]) -> Person:
+    """The routing facts of a stored case, as routing needs them."""
+    return Person(case["owner_org_id"], ArrivalPoint(case["arrival_point"]), case["destination_region"],
+                  case["is_child"], Sex(case["sex"]), case["age_years"],
+                  frozenset(Vulnerability(v) for v in case["vulnerabilities"]), tuple(case_recipients(case)))

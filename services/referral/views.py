@@ -27,7 +27,9 @@ def referral_view(row: dict[str, Any], *, viewer: str | None = None, now: dateti
         status=row["status"], status_reason=row["status_reason"], reason_code=row["reason_code"],
         due_at=row["due_at"], created_at=row["created_at"], updated_at=row["updated_at"],
         origin=row.get("origin") or "RULE",
-        service_id=str(row["service_id"]) if row.get("service_id") else None,
+        service_id=_text(row.get("service_id")), rule_id=row.get("rule_id"),
+        rules_version=row.get("rules_version"), unassigned_reason=row.get("unassigned_reason"),
+        rerouted_from=_text(row.get("rerouted_from")), rerouted_to=_text(row.get("rerouted_to")),
         made_by=row.get("made_by") if export or viewer == row["from_org_id"] else None,
         note=row.get("note") if export or (viewer is not None and viewer in parties) else None,
         accepted_at=row.get("accepted_at"), outcome_code=row.get("outcome_code"),
@@ -43,3 +45,7 @@ def audit_categories(views: list[ReferralView]) -> list[str]:
     revealed = {v.service_category for v in views}
     return (["referral"] + sorted(SENSITIVE_SERVICES[c].value for c in revealed if c in SENSITIVE_SERVICES)
             + (["note"] if any(v.note for v in views) else []))
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)

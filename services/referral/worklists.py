@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import cache
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
@@ -20,7 +19,7 @@ from contracts.commands import OverdueCountsRequest, ReferralListRequest
 from contracts.reference import hidden_services
 from contracts.replies import OverdueCounts, OverdueCountsView, Page, ReferralView
 from kernel.audit import AuditPurpose
-from kernel.config import Settings
+from kernel.config import coordinator_org_id
 from kernel.db import Connection
 from kernel.pagination import page
 from kernel.tokens import Principal
@@ -32,12 +31,6 @@ Clock = Callable[[], datetime]
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-@cache
-def coordinator_org_id() -> str:
-    """The coordinating body (``SEGIN_COORDINATOR_ORG``), read once."""
-    return Settings.from_env().coordinator_org_id
 
 
 async def shown(conn: Connection, rows: list[dict[str, Any]], principal: Principal, now: datetime

@@ -8,6 +8,9 @@ A scenario as on a real night at Bamako airport. DGME registers:
   Cross only: the Red Cross gets her GBV referral; IOM's counter-trafficking referral waits
   for consent.
 Every expectation below is what a data-protection officer can check against the README.
+Both also get the immediate reception package every returnee gets (food, shelter…, see
+test_unmet_needs.py); where a test counts or compares referrals, it looks at the protection and
+care referrals their screening called for (``protection``).
 """
 
 from __future__ import annotations
@@ -26,8 +29,17 @@ CASE = """query($id: ID!) { case(id: $id) { id givenName vulnerabilities childPr
   access { purpose legalBasis } sharing { id legalBasis } referrals { id serviceCategory reasonCode legalBasis status
   toOrganisation { id } } } }"""
 INCOMING = "query($after: String) { incomingReferrals(first: 50, after: $after) { nodes { id caseId serviceCategory status } pageInfo { endCursor } } }"
-NOTIFICATIONS = "query($after: String) { notifications(first: 100, after: $after) { nodes { id caseId kind } pageInfo { endCursor } } }"
+NOTIFICATIONS = "query($after: String) { notifications(first: 100, after: $after) { nodes { id caseId kind referralId } pageInfo { endCursor } } }"
 STATISTICS = "{ statistics(groupBy: [REGION]) { cells { keys count } minimumCell } }"
+
+
+def protection(referrals: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The referrals the screening called for, without the immediate package every arrival gets."""
+    return [r for r in referrals if not r["reasonCode"].startswith("IMMEDIATE_")]
+
+
+def recipient(referral: dict[str, Any]) -> str | None:
+    return referral["toOrganisation"]["id"] if referral["toOrganisation"] else None  # None: an unmet need
 
 
 class Tokens:
@@ -71,8 +83,8 @@ def scenario(api: Api, tokens: Tokens) -> dict[str, str]:
         consent={"given": True, "recipientOrgIds": ["croix-rouge"]}))["data"]["registerArrival"]["id"]
 
     def routed() -> bool:
-        seen = ask(api, tokens("dgme"), CASE, {"id": girl})["data"]["case"]["referrals"]
-        seen2 = ask(api, tokens("dgme"), CASE, {"id": woman})["data"]["case"]["referrals"]
+        seen = protection(ask(api, tokens("dgme"), CASE, {"id": girl})["data"]["case"]["referrals"])
+        seen2 = protection(ask(api, tokens("dgme"), CASE, {"id": woman})["data"]["case"]["referrals"])
         # …and the recipients' access projections have caught up
         return len(seen) == 2 and len(seen2) == 2 and all(
             ask(api, tokens(org), CASE, {"id": case})["data"] is not None
@@ -182,14 +194,14 @@ def test_owner_without_sensitive_scope_sees_no_sensitive_service_in_referrals(
         body = ask(api, plain, CASE, {"id": case_id})
         case = body["data"]["case"]
         # The sensitive categories answer RESTRICTED whether or not the case has flags in them.
-        answers.append((case["referrals"], case["vulnerabilities"], sorted(codes(body).items())))
+        answers.append((protection(case["referrals"]), case["vulnerabilities"], sorted(codes(body).items())))
     # Both flagged cases answer exactly what a case with no flag at all answers.
     assert answers[0] == answers[1] == answers[2] == ([], [], [
         ("case.childProtection", "RESTRICTED"), ("case.gbv", "RESTRICTED"), ("case.healthNeeds", "RESTRICTED"),
         ("case.trafficking", "RESTRICTED")])
     # Each scope shows its own category's referrals, whole.
     gbv_only = ask(api, tokens("dgme", "cases:read referrals:read sensitive:gbv"), CASE, {"id": scenario["woman"]})
-    assert [(r["serviceCategory"], r["toOrganisation"]["id"]) for r in gbv_only["data"]["case"]["referrals"]] == [
+    assert [(r["serviceCategory"], recipient(r)) for r in protection(gbv_only["data"]["case"]["referrals"])] == [
         ("GBV_RESPONSE", "croix-rouge")]
 
 
@@ -217,10 +229,13 @@ def test_owner_notices_about_sensitive_services_exist_only_for_scoped_tokens(
             if not data["nodes"] or len(data["nodes"]) < 100:
                 return nodes
 
-    waiting = eventually(lambda: [n for n in notices(tokens("dgme")) if n["caseId"] == scenario["woman"]
-                                  and n["kind"] == "referral.awaiting_consent"])
     plain = tokens("dgme", "notifications:read")
-    assert not [n for n in notices(plain) if n["caseId"] in (scenario["woman"], scenario["girl"])]
+    sensitive = {r["id"] for case in (scenario["woman"], scenario["girl"])
+                 for r in ask(api, tokens("dgme"), CASE, {"id": case})["data"]["case"]["referrals"]
+                 if r["serviceCategory"] in ("COUNTER_TRAFFICKING", "GBV_RESPONSE", "CHILD_PROTECTION", "HEALTH_CARE")}
+    waiting = eventually(lambda: [n for n in notices(tokens("dgme")) if n["caseId"] == scenario["woman"]
+                                  and n["kind"] == "referral.awaiting_consent" and n["referralId"] in sensitive])
+    assert not [n for n in notices(plain) if n["referralId"] in sensitive]
     mark = "mutation($id: ID!) { markNotificationRead(id: $id) { id } }"
     assert codes(ask(api, plain, mark, {"id": waiting[0]["id"]})) == {"markNotificationRead": "NOT_FOUND"}
     scoped = tokens("dgme", "notifications:read sensitive:trafficking")
@@ -306,8 +321,8 @@ def test_consent_opens_access_and_withdrawing_it_closes_access_at_once(
     # Then the referral is revoked and IOM is told.
     eventually(lambda: any(n["caseId"] == woman and n["kind"] == "referral.revoked" for n in
                            ask(api, tokens("iom"), NOTIFICATIONS)["data"]["notifications"]["nodes"]))
-    statuses = {r["toOrganisation"]["id"]: r["status"] for r in
-                ask(api, tokens("dgme"), CASE, {"id": woman})["data"]["case"]["referrals"]}
+    statuses = {recipient(r): r["status"] for r in
+                protection(ask(api, tokens("dgme"), CASE, {"id": woman})["data"]["case"]["referrals"])}
     assert statuses["iom"] == "REVOKED" and statuses["croix-rouge"] == "PENDING"
 
 
@@ -324,7 +339,7 @@ ACT = "mutation($id: ID!) {{ {op}(id: $id) {{ id status }} }}"
 
 def _referral_of(api: Api, tokens: Tokens, case: str, org: str) -> str:
     referrals = ask(api, tokens("dgme"), CASE, {"id": case})["data"]["case"]["referrals"]
-    return next(r["id"] for r in referrals if r["toOrganisation"]["id"] == org)
+    return next(r["id"] for r in protection(referrals) if recipient(r) == org)
 
 
 def test_referral_transitions_respect_roles(api: Api, tokens: Tokens, scenario: dict[str, str]) -> None:
@@ -379,8 +394,8 @@ def test_a_recorded_legal_obligation_makes_a_waiting_referral_live(api: Api, tok
         recorded["data"]["recordLegalBasis"]["sharing"]
     readable = eventually(lambda: ask(api, tokens("iom"), CASE, {"id": case})["data"])
     assert readable["case"]["access"] == {"purpose": "REFERRAL", "legalBasis": "LEGAL_OBLIGATION"}
-    [referral] = [r for r in ask(api, tokens("dgme"), CASE, {"id": case})["data"]["case"]["referrals"]
-                  if r["toOrganisation"]["id"] == "iom"]
+    [referral] = [r for r in protection(ask(api, tokens("dgme"), CASE, {"id": case})["data"]["case"]["referrals"])
+                  if recipient(r) == "iom"]
     assert (referral["status"], referral["legalBasis"]) == ("PENDING", "LEGAL_OBLIGATION")
 
 

@@ -87,25 +87,56 @@ OPERATIONS: dict[str, tuple[str, dict[str, str]]] = {
                           {"dgme": A, "unicef": A, "csref-gao": A, "ame": A, "cnrm": SC, "segin-steward": SC}),
     "overdueCounts": ("{ overdueCounts { outgoingOverdue } }",
                       {"dgme": A, "unicef": A, "csref-gao": A, "ame": A, "cnrm": SC, "segin-steward": SC}),
+    # Unmet needs: the case's registering organisation and the coordinating body (dgme is both here).
+    "unassignedNeeds": ("{ unassignedNeeds { nodes { id } } }",
+                        {"dgme": A, "unicef": A, "csref-gao": A, "ame": A, "cnrm": SC, "segin-steward": SC}),
+    "assignNeed": ("mutation($need: ID!, $service: ID!) { assignNeed(id: $need, serviceId: $spare) { status } }",
+                   {"dgme": A, "unicef": NF, "csref-gao": NF, "ame": NF, "cnrm": SC, "segin-steward": SC}),
+    "rerouteReferral": ("mutation($referral: ID!) { rerouteReferral(id: $referral, reason: \"NO_ANSWER\") { status } }",
+                        {"dgme": A, "unicef": NF, "csref-gao": NF, "ame": NF, "cnrm": SC, "segin-steward": SC}),
 }
 
-NOTES = "query($case: ID!) { case(id: $case) { referrals { id toOrganisation { id } } } }"
+NOTES = ("query($case: ID!) { case(id: $case) { referrals { id status serviceCategory reasonCode"
+         " toOrganisation { id } } } }")
+TEST_PROVIDER = "e2e-matrix-provider"  # a test-only directory entry, in a region no test arrival is served in
+
+
+def unassigned_need(api: Api, referrals: list[dict[str, Any]]) -> tuple[str, str]:
+    """An unmet need of the case (arriving at a border post, its package is served by national services
+    only) and a directory service of its category to assign it to: a test-only one in Taoudénit (09),
+    which routing never picks for these tests' arrivals."""
+    needs = [r for r in referrals if r["status"] == "UNASSIGNED"]
+    assert needs, "every need of the subject case found a provider: the matrix needs an unmet one"
+    with psycopg.connect(api.platform.database_url, autocommit=True) as conn:
+        conn.execute("insert into referral.organizations (id, name, org_type) values (%s, 'E2E', 'NGO')"
+                     " on conflict (id) do nothing", (TEST_PROVIDER,))
+        row = conn.execute("select id from referral.services where organization_id = %s and category = %s",
+                           (TEST_PROVIDER, needs[0]["serviceCategory"])).fetchone()
+        service = row[0] if row else uuid.uuid4()
+        if row is None:
+            conn.execute("insert into referral.services (id, organization_id, name_fr, category, regions)"
+                         " values (%s, %s, 'E2E', %s, '{09}')", (service, TEST_PROVIDER, needs[0]["serviceCategory"]))
+    return needs[0]["id"], str(service)
 
 
 def subject(api: Api) -> dict[str, str]:
     """A fresh case per (operation, organisation): state-changing operations never see each other's effects."""
-    case = api.register("dgme", arrival(givenName=f"Matrice{uuid.uuid4().hex[:6]}", vulnerabilities=[
-        "UNACCOMPANIED_CHILD", "MEDICAL_NEEDS"], consent={"given": True, "recipientOrgIds": ["csref-gao"]}))
+    case = api.register("dgme", arrival(givenName=f"Matrice{uuid.uuid4().hex[:6]}", arrivalPoint="BORDER_POST",
+                                        vulnerabilities=["UNACCOMPANIED_CHILD", "MEDICAL_NEEDS"],
+                                        consent={"given": True, "recipientOrgIds": ["csref-gao"]}))
     case_id = case["data"]["registerArrival"]["id"]
-    referrals = eventually(lambda: [r for r in api.gql("dgme", NOTES, {"case": case_id})["data"]["case"]["referrals"]
-                                    if r["toOrganisation"]["id"] == "csref-gao"])
+    everything = eventually(lambda: [r for r in api.gql("dgme", NOTES, {"case": case_id})["data"]["case"]["referrals"]
+                                     if r["toOrganisation"] and r["toOrganisation"]["id"] == "csref-gao"]
+                            and api.gql("dgme", NOTES, {"case": case_id})["data"]["case"]["referrals"])
+    referrals = [r for r in everything if r["toOrganisation"] and r["toOrganisation"]["id"] == "csref-gao"]
+    need, spare = unassigned_need(api, everything)
     eventually(lambda: api.gql("csref-gao", "query($c: ID!) { case(id: $c) { id } }", {"c": case_id})["data"])
     note = eventually(lambda: [n["id"] for n in api.gql("csref-gao", "{ notifications(first: 100) { nodes { id caseId } } }")
                                ["data"]["notifications"]["nodes"] if n["caseId"] == case_id])[0]
     consent = api.gql("dgme", "query($c: ID!) { case(id: $c) { sharing { id } } }", {"c": case_id}
                       )["data"]["case"]["sharing"][0]["id"]
-    return {"case": case_id, "referral": referrals[0]["id"], "note": note, "consent": consent,
-            "service": family_tracing(api)}
+    return {"case": case_id, "referral": referrals[0]["id"], "note": note, "consent": consent, "need": need,
+            "spare": spare, "service": family_tracing(api)}
 
 
 def family_tracing(api: Api) -> str:
@@ -129,7 +160,7 @@ CELLS = [(op, org) for op in OPERATIONS for org in ORGS]
 def test_operation_matrix(api: Api, subjects: Callable[[], dict[str, str]], operation: str, org: str) -> None:
     document, expected_by_org = OPERATIONS[operation]
     expected = expected_by_org[org]
-    needs = [v for v in ("case", "referral", "consent", "note", "service") if f"${v}" in document]
+    needs = [v for v in ("case", "referral", "consent", "note", "need", "spare", "service") if f"${v}" in document]
     variables: dict[str, Any] = {}
     if needs:
         s = subjects()

@@ -2,7 +2,9 @@
 
 DGME registers her (15, going home to Gao, medical needs, consent to UNICEF and the Gao CSRef);
 the platform refers her to UNICEF for child protection (urgent) and to the CSRef for health care
-(high), and tells each recipient. Around it: consent rules, idempotent retries, notification
+(high), and tells each recipient. Like every returnee she also gets the immediate reception package
+(food, shelter, non-food items, onward transport, cash: test_unmet_needs.py); the tests here look
+at her protection and care referrals (``protection``). Around it: consent rules, idempotent retries, notification
 paging and marking, and what other organisations may (not) see.
 """
 
@@ -84,8 +86,19 @@ def register(api: Api, org: str, person: dict[str, Any], key: str | None = None)
     return data(api.register(org, person, key))["registerArrival"]["id"]
 
 
+def protection(referrals: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The referrals the screening called for, without the immediate package every arrival gets."""
+    return [r for r in referrals if not r["reasonCode"].startswith("IMMEDIATE_")]
+
+
 def case_referrals(api: Api, org: str, case_id: str) -> list[dict[str, Any]]:
-    return data(api.gql(org, CASE, {"id": case_id}))["case"]["referrals"]
+    return protection(data(api.gql(org, CASE, {"id": case_id}))["case"]["referrals"])
+
+
+def about(notices: list[dict[str, Any]], referrals: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The notices about these referrals (not those about the immediate package)."""
+    ids = {r["id"] for r in referrals}
+    return [n for n in notices if n["referralId"] in ids]
 
 
 def all_pages(api: Api, org: str, query: str, field: str, **variables: Any) -> list[dict[str, Any]]:
@@ -170,8 +183,8 @@ def girl(api: Api, platform: Platform) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def girl_referrals(api: Api, girl: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Her referrals once routed, by recipient organisation (as DGME, the case owner, sees them)."""
-    referrals = at_least(2, lambda: data(gql_with(api, girl["token"], CASE, {"id": girl["case_id"]}))
-                         ["case"]["referrals"])
+    referrals = at_least(2, lambda: protection(data(gql_with(api, girl["token"], CASE, {"id": girl["case_id"]}))
+                                               ["case"]["referrals"]))
     return {r["toOrganisation"]["id"]: r for r in referrals}
 
 
@@ -268,8 +281,8 @@ def test_uninvolved_organisations_get_nothing(api: Api, girl: dict[str, Any],
     for org in ("iom", "ame", "unhcr", "croix-rouge", "csref-bamako"):
         assert incoming_for(api, org, girl["case_id"]) == [], org
         assert notifications_for(api, org, girl["case_id"]) == [], org
-    # Nothing awaits DGME's action either: consent covered both recipients.
-    assert notifications_for(api, "dgme", girl["case_id"]) == []
+    # Nothing awaits DGME's action about them either: consent covered both recipients.
+    assert about(notifications_for(api, "dgme", girl["case_id"]), list(girl_referrals.values())) == []
 
 
 def test_other_organisations_cannot_read_the_case(api: Api, girl: dict[str, Any]) -> None:
@@ -315,13 +328,13 @@ async def test_referral_service_shows_each_organisation_only_its_share(
 def test_adult_without_consent_waits_for_consent(api: Api) -> None:
     case_id = register(api, "dgme", arrival(givenName=unique("Moussa"), sex="MALE", estimatedAge=34,
                                             vulnerabilities=["MEDICAL_NEEDS"], consent={"given": False}))
-    waiting = eventually(lambda: notifications_for(api, "dgme", case_id))
+    (referral,) = eventually(lambda: case_referrals(api, "dgme", case_id))
+    waiting = eventually(lambda: about(notifications_for(api, "dgme", case_id), [referral]))
     assert [(n["kind"], n["priority"]) for n in waiting] == [("referral.awaiting_consent", "HIGH")]
     # The owner is told consent is needed, without naming a sensitive service (health) to all its staff.
     assert "Consentement" in waiting[0]["title"] and "soins de santé" not in waiting[0]["title"]
     assert "consent" in waiting[0]["titleEn"].lower() and "health care" not in waiting[0]["titleEn"]
 
-    (referral,) = case_referrals(api, "dgme", case_id)
     assert summary(referral) == ("HEALTH_CARE", "HIGH", "csref-gao", None, "AWAITING_CONSENT")
     assert waiting[0]["referralId"] == referral["id"]
     # The would-be recipient is told nothing and sees nothing (same transaction as DGME's notice).
@@ -338,7 +351,7 @@ def test_child_without_consent_still_gets_urgent_child_protection(api: Api) -> N
     notices = eventually(lambda: notifications_for(api, "unicef", case_id))
     assert [(n["kind"], n["priority"]) for n in notices] == [("referral.received", "URGENT")]
     assert [r["id"] for r in incoming_for(api, "unicef", case_id)] == [referrals[0]["id"]]
-    assert notifications_for(api, "dgme", case_id) == []
+    assert about(notifications_for(api, "dgme", case_id), referrals) == []
 
 
 def test_consent_to_some_recipients_only(api: Api) -> None:
@@ -351,7 +364,7 @@ def test_consent_to_some_recipients_only(api: Api) -> None:
         ("CHILD_PROTECTION", "URGENT", "unicef", "CONSENT", "PENDING"),
         ("HEALTH_CARE", "HIGH", "csref-gao", None, "AWAITING_CONSENT"),
     ]
-    waiting = eventually(lambda: notifications_for(api, "dgme", case_id))
+    waiting = eventually(lambda: about(notifications_for(api, "dgme", case_id), referrals))
     assert [n["kind"] for n in waiting] == ["referral.awaiting_consent"]
     eventually(lambda: notifications_for(api, "unicef", case_id))
     assert notifications_for(api, "csref-gao", case_id) == []

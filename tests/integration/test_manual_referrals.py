@@ -65,6 +65,9 @@ async def scene(referral_pool: AsyncConnectionPool) -> dict[str, Any]:
         case_id=case_id, owner_org_id=OWNER, arrival_point=ArrivalPoint.GAO, arrival_date=date(2026, 10, 2),
         destination_region="07", is_child=False, vulnerabilities=[Vulnerability.MEDICAL_NEEDS], consent_given=True,
         consent_recipient_org_ids=[IOM, HEALTH]), case_id)
+    async with referral_pool.connection() as conn:
+        # The reception package's needs no provider of this small directory covers: not this file's subject.
+        await conn.execute("delete from referral.referrals where status = 'UNASSIGNED'")
     return {"case_id": case_id, "iom": services[f"{IOM}:BUSINESS_START_UP"],
             "health": services[f"{HEALTH}:HEALTH_CARE"], "tracing": services[f"{RED_CROSS}:FAMILY_TRACING"],
             "inactive": services[f"{RED_CROSS}:LEGAL_AID"], "own": services[f"{OWNER}:SHELTER"]}
