@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -50,17 +51,22 @@ def platform() -> Iterator[Platform]:
     stop_platform(p)
 
 
+TOKEN_REUSE_SECONDS = 600  # well within ACCESS_TOKEN_LIFETIME (900 s)
+
+
 @dataclass
 class Api:
-    """A GraphQL client for one platform; ``token`` tokens are cached per organisation."""
+    """A GraphQL client for one platform; ``token`` tokens are cached per organisation, and fetched
+    again before they expire (access tokens live 15 minutes; the suite may run longer)."""
 
     platform: Platform
-    _tokens: dict[str, str]
+    _tokens: dict[str, tuple[str, float]]
 
     def token(self, org: str) -> str:
-        if org not in self._tokens:
-            self._tokens[org] = self.platform.token(org)
-        return self._tokens[org]
+        cached = self._tokens.get(org)
+        if cached is None or time.monotonic() - cached[1] > TOKEN_REUSE_SECONDS:
+            self._tokens[org] = cached = (self.platform.token(org), time.monotonic())
+        return cached[0]
 
     def post(self, query: str, variables: dict[str, Any] | None = None, *, token: str | None = None,
              headers: dict[str, str] | None = None) -> httpx.Response:
@@ -103,7 +109,6 @@ def arrival(**overrides: Any) -> dict[str, Any]:
 
 def eventually(check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.2) -> Any:
     """Poll until ``check`` returns a truthy value (events are asynchronous); fail after ``timeout``."""
-    import time
 
     deadline = time.monotonic() + timeout
     last: Any = None

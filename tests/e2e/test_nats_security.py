@@ -77,7 +77,7 @@ def _access_grants(platform: Platform, case_id: str) -> list[tuple[str, str, str
 
 def _forged_referral(case_id: str, source: str) -> tuple[str, bytes]:
     payload = REFERRAL_CREATED.payload.model_validate({
-        "referral_id": str(uuid.uuid4()), "case_id": case_id, "from_org_id": "dgme", "to_org_id": "iom",
+        "referral_id": str(uuid.uuid4()), "case_id": case_id, "from_org_id": "dgme", "to_org_id": "unhcr",
         "service_category": "CHILD_PROTECTION", "priority": "URGENT", "legal_basis": "CONSENT",
         "status": "PENDING", "due_at": datetime.now(UTC) + timedelta(days=1), "reason_code": "forged"})
     event = new_event(REFERRAL_CREATED.event_type, source, payload, subject=case_id)
@@ -116,7 +116,7 @@ def test_a_forged_referral_event_is_dead_lettered_and_opens_nothing(listed: Plat
     parked = asyncio.run(forge_and_wait())
     assert all(len(found) == len(FORGERS) for found in parked.values()), parked
     assert _access_grants(listed, case_id) == before
-    assert all(org != "iom" for _ref, org, _status in before)
+    assert all(org != "unhcr" for _ref, org, _status in before)  # no genuine referral to UNHCR here
 
 
 def test_no_process_was_refused_anything_it_does(listed: Platform) -> None:

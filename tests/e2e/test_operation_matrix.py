@@ -90,7 +90,7 @@ OPERATIONS: dict[str, tuple[str, dict[str, str]]] = {
     # Unmet needs: the case's registering organisation and the coordinating body (dgme is both here).
     "unassignedNeeds": ("{ unassignedNeeds { nodes { id } } }",
                         {"dgme": A, "unicef": A, "csref-gao": A, "ame": A, "cnrm": SC, "segin-steward": SC}),
-    "assignNeed": ("mutation($need: ID!, $service: ID!) { assignNeed(id: $need, serviceId: $spare) { status } }",
+    "assignNeed": ("mutation($need: ID!, $spare: ID!) { assignNeed(id: $need, serviceId: $spare) { status } }",
                    {"dgme": A, "unicef": NF, "csref-gao": NF, "ame": NF, "cnrm": SC, "segin-steward": SC}),
     "rerouteReferral": ("mutation($referral: ID!) { rerouteReferral(id: $referral, reason: \"NO_ANSWER\") { status } }",
                         {"dgme": A, "unicef": NF, "csref-gao": NF, "ame": NF, "cnrm": SC, "segin-steward": SC}),
