@@ -470,20 +470,11 @@ class SaveDirectoryService(Strict):
         return sorted(set(value))
 
 
-class SetServiceCapacity(Strict):
+class SetServiceCapacity(CapacityInput):
     """A new capacity count for one service, with the ``version`` last read."""
 
     service_id: Identifier
     version: int = Field(ge=1)
-    available: int = Field(ge=0, le=1_000_000)
-    maximum: int | None = Field(default=None, ge=0, le=1_000_000)
-
-    @field_validator("maximum")
-    @classmethod
-    def _available_within_maximum(cls, value: int | None, info: ValidationInfo) -> int | None:
-        if value is not None and info.data.get("available") is not None and info.data["available"] > value:
-            raise ValueError("maximum must be at least the available capacity")
-        return value
 
 
 class DirectoryServiceRef(Strict):
