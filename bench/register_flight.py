@@ -10,9 +10,29 @@ What it measures (a benchmark, not a test; it still says when the platform misbe
   and after the last registration the script polls every organisation's ``notifications`` until all
   of them are visible. "Time until last notification" runs from the first request sent to the poll
   that saw the last expected notification (poll resolution: ``--poll-interval``);
-* afterwards it checks, per case, the referrals the owner sees against the expected ones, the
-  referrals each recipient sees in ``incomingReferrals``, and the notifications for duplicates,
-  strays and omissions.
+* afterwards it checks, per case, the referrals the owner sees against the expected ones (recipient,
+  category, state, priority, legal basis, rule, reason when unassigned; rules version and origin), the
+  referrals each recipient sees in ``incomingReferrals``, and the notifications per case and per
+  referral for duplicates, strays and omissions.
+
+What a flight must produce is restated here, not imported: the script reads the same two data files
+the platform runs with — the routing rules (``services/referral/rules/routing.yaml``, or
+``$SEGIN_ROUTING_RULES``) and the directory it was seeded from (``deploy/demo/organisations.json``) —
+and applies them as decision record 0014 states, in its own code (``Routing``): one need per category
+(most urgent, then shortest deadline, then first in the file); the immediate reception package at the
+arrival point, shelter and onward transport only away from the destination; a provider of the category
+covering the region that takes the person (age, sex, required vulnerability) and has room, a named
+region before a national service, stated capacity first, most places first, then organisation and
+service id; never the owner, who serves a need in house when it has a fitting service; an unmet need
+UNASSIGNED with the first check no service passed (region, eligibility, capacity); consent or the rule's
+basis without consent, else AWAITING_CONSENT. The package is restated in full rather than checked only
+structurally because its rules and the demo directory are small and fixed data: exact expectations catch
+a wrong provider, state or basis, which a structural check (one referral per category, each announced
+once) would let through. A referral service that disagrees with decision record 0014 fails the run;
+so does a rules or directory file other than the one named here (pass ``--rules``/``--directory``).
+Notices expected: a live referral to its recipient (``referral.received``), a waiting one to the owner
+(``referral.awaiting_consent``), an unmet need to the owner and the coordinating body once each
+(``referral.unassigned``; one notice when they are the same, as ``dgme`` is by default).
 
 With its own platform it also reports the CPU seconds each process tree used (gateway, services,
 PostgreSQL, NATS, the benchmark itself), how long the platform took to stop and whether any part of
@@ -39,6 +59,7 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import sys
 import tempfile
@@ -50,61 +71,201 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 REGIONS_CSV = ROOT / "contracts" / "mali-regions.csv"
-OWNER = "dgme"
+RULES_FILE = ROOT / "services" / "referral" / "rules" / "routing.yaml"  # data, read as data
+DIRECTORY_FILE = ROOT / "deploy" / "demo" / "organisations.json"  # the directory the platform is seeded with
+OWNER = "dgme"  # registers the flight
+ARRIVAL_POINT = "BAMAKO_AIRPORT"
 PAGE = 100  # the API's maximum page size
+ADULT_AGE = 18
+CHILD_FLAGS = frozenset({"UNACCOMPANIED_CHILD", "SEPARATED_CHILD"})  # make a child whatever the age
+URGENCY = ("URGENT", "HIGH", "NORMAL")
+
+RECEIVED, AWAITING, UNASSIGNED = "referral.received", "referral.awaiting_consent", "referral.unassigned"
+
 
 # --- the routing rules, restated independently of the services' code --------------------------
-# (category, triggers, recipient) in the order the referral service applies its rules.
-HEALTH_BY_REGION = {"07": "csref-gao", "10": "csref-gao", "00": "csref-bamako", "02": "csref-bamako"}
-HEALTH_NATIONAL = "croix-rouge"
-RULES: list[tuple[str, frozenset[str], str | None]] = [
-    ("CHILD_PROTECTION", frozenset({"UNACCOMPANIED_CHILD", "SEPARATED_CHILD"}), "unicef"),
-    ("COUNTER_TRAFFICKING", frozenset({"TRAFFICKING_VICTIM"}), "iom"),
-    ("GBV_RESPONSE", frozenset({"GBV_SURVIVOR"}), "croix-rouge"),
-    ("HEALTH_CARE", frozenset({"MEDICAL_NEEDS", "PREGNANT"}), None),  # depends on the region
-    ("MHPSS_COUNSELLING", frozenset({"MENTAL_HEALTH_NEEDS"}), "iom"),
-    ("INTERNATIONAL_PROTECTION", frozenset({"INTERNATIONAL_PROTECTION"}), "unhcr"),
-]
-WITHOUT_CONSENT = {"CHILD_PROTECTION"}  # a child's best interest: vital interest, no consent needed
+# Only the two data files are shared with the referral service (the rules file and the directory it
+# is seeded from); how they are applied is written out again below from decision record 0014, so a
+# change in services/referral/domain.py that breaks the documented behaviour shows up here.
+def parse_duration(value: int | str) -> dt.timedelta:
+    """``due_in``: a number of hours or an ISO 8601 duration (PnW, PnD, TnH, TnM)."""
+    if isinstance(value, int):
+        return dt.timedelta(hours=value)
+    match = re.fullmatch(r"P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?)?", value)
+    if not match:
+        raise ValueError(f"{RULES_FILE.name}: cannot read due_in {value!r}")
+    weeks, days, hours, minutes = (int(x or 0) for x in match.groups())
+    return dt.timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes)
 
-RECEIVED, AWAITING = "referral.received", "referral.awaiting_consent"
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    category: str
+    priority: str
+    due_in: dt.timedelta
+    when: dict[str, Any]
+    at_arrival_point: bool  # served_in ARRIVAL_POINT (else DESTINATION)
+    away_only: bool  # when_region AWAY_FROM_DESTINATION
+    basis_without_consent: str | None
+
+
+@dataclass(frozen=True)
+class Service:
+    org: str
+    org_type: str
+    id: str
+    category: str
+    regions: frozenset[str]  # empty: national
+    min_age: int | None
+    max_age: int | None
+    sexes: frozenset[str]
+    vulnerabilities: frozenset[str]
+    available: int | None  # None: capacity not stated
+
+
+@dataclass(frozen=True)
+class Person:
+    arrival_point: str
+    destination: str
+    age: int
+    sex: str
+    vulnerabilities: frozenset[str]
+    consented_orgs: frozenset[str]
+    consented_types: frozenset[str]
+
+    @property
+    def is_child(self) -> bool:
+        return self.age < ADULT_AGE or bool(CHILD_FLAGS & self.vulnerabilities)
 
 
 @dataclass(frozen=True)
 class Planned:
-    to_org: str
+    """One referral a case must have. ``to_org`` None: an unmet need (UNASSIGNED)."""
+
+    to_org: str | None
     category: str
-    status: str  # PENDING or AWAITING_CONSENT
+    status: str  # PENDING, AWAITING_CONSENT or UNASSIGNED
+    priority: str
+    legal_basis: str | None
+    rule_id: str
+    unassigned_reason: str | None = None
 
     @property
-    def notice(self) -> tuple[str, str]:
-        """(organisation notified, kind)."""
-        return (self.to_org, RECEIVED) if self.status == "PENDING" else (OWNER, AWAITING)
+    def row(self) -> tuple[Any, ...]:
+        """As the owner's ``case.referrals`` must show it."""
+        return (self.to_org, self.category, self.status, self.priority, self.legal_basis, self.rule_id,
+                self.unassigned_reason)
 
 
-def recipients_for(vulnerabilities: set[str], region: str) -> list[tuple[str, str]]:
-    out: list[tuple[str, str]] = []
-    for category, triggers, org in RULES:
-        if triggers & vulnerabilities:
-            org = org or HEALTH_BY_REGION.get(region, HEALTH_NATIONAL)
-            if org != OWNER and (org, category) not in out:
-                out.append((org, category))
-    return out
+def notices(owner: str, coordinator: str, to_org: str | None, status: str) -> list[tuple[str, str]]:
+    """(organisation notified, kind) for a new referral: a live one to its recipient, a waiting one to
+    the owner, an unmet need to the owner and the coordinating body (once when they are the same)."""
+    if status == "UNASSIGNED":
+        return [(org, UNASSIGNED) for org in dict.fromkeys([owner, coordinator])]
+    if status == "AWAITING_CONSENT":
+        return [(owner, AWAITING)]
+    return [(str(to_org), RECEIVED)]
 
 
-def plan(arrival: dict[str, Any]) -> list[Planned]:
-    consent = arrival["consent"]
-    consented = set(consent["recipientOrgIds"]) if consent["given"] else set()
-    return [
-        Planned(org, category, "PENDING" if org in consented or category in WITHOUT_CONSENT else "AWAITING_CONSENT")
-        for org, category in recipients_for(set(arrival["vulnerabilities"]), arrival["destinationRegion"])
-    ]
+class Routing:
+    """The rules file and the directory, applied as decision record 0014 states them."""
+
+    def __init__(self, rules_file: Path, directory_file: Path, owner: str, coordinator: str) -> None:
+        data = yaml.safe_load(rules_file.read_text(encoding="utf-8"))
+        self.version: str = data["version"]
+        self.arrival_regions: dict[str, str] = dict(data.get("arrival_point_regions") or {})
+        self.rules = [Rule(r["id"], r["category"], r["priority"], parse_duration(r["due_in"]), r["when"],
+                           r.get("served_in", "DESTINATION") == "ARRIVAL_POINT",
+                           r.get("when_region") == "AWAY_FROM_DESTINATION", r.get("basis_without_consent"))
+                      for r in data["rules"]]
+        directory = json.loads(directory_file.read_text(encoding="utf-8"))
+        self.services = [
+            Service(o["id"], o["type"], s["id"], s["category"], frozenset(s.get("regions") or ()),
+                    s.get("minimum_age"), s.get("maximum_age"), frozenset(s.get("sexes") or ()),
+                    frozenset(s.get("vulnerabilities") or ()), (s.get("capacity") or {}).get("available"))
+            for o in directory["organisations"] for s in o.get("services", [])
+            if str(s.get("status", "active")).lower() == "active"]
+        self.owner, self.coordinator = owner, coordinator
+
+    def applies(self, rule: Rule, p: Person) -> bool:
+        when = rule.when
+        if when.get("vulnerabilities") and not set(when["vulnerabilities"]) & p.vulnerabilities:
+            return False
+        age = when.get("age") or {}
+        if ("min" in age and p.age < age["min"]) or ("max" in age and p.age > age["max"]):
+            return False
+        if when.get("sex") and p.sex not in when["sex"]:
+            return False
+        if when.get("arrival_points") and p.arrival_point not in when["arrival_points"]:
+            return False
+        if (when.get("children") and not p.is_child) or (when.get("adults") and p.is_child):
+            return False
+        return not (rule.away_only and self.arrival_regions.get(p.arrival_point) == p.destination)
+
+    def needs(self, p: Person) -> list[Rule]:
+        """One rule per category: the most urgent, then the shortest deadline, then the first in the file."""
+        best: dict[str, tuple[tuple[int, dt.timedelta, int], Rule]] = {}
+        for position, rule in enumerate(self.rules):
+            key = (URGENCY.index(rule.priority), rule.due_in, position)
+            if self.applies(rule, p) and (rule.category not in best or key < best[rule.category][0]):
+                best[rule.category] = (key, rule)
+        return [rule for _, rule in sorted(best.values(), key=lambda kv: kv[0])]
+
+    @staticmethod
+    def takes(s: Service, p: Person) -> bool:
+        """Eligibility; every arrival of this flight states an age (the platform's rule for an unknown
+        age, the person's side of 18, is not needed here)."""
+        if (s.min_age is not None and p.age < s.min_age) or (s.max_age is not None and p.age > s.max_age):
+            return False
+        if s.sexes and p.sex != "UNKNOWN" and p.sex not in s.sexes:
+            return False
+        return not s.vulnerabilities or bool(s.vulnerabilities & p.vulnerabilities)
+
+    def plan(self, p: Person) -> list[Planned]:
+        out = []
+        for rule in self.needs(p):
+            region = self.arrival_regions.get(p.arrival_point) if rule.at_arrival_point else p.destination
+            covering = [s for s in self.services if s.category == rule.category
+                        and (not s.regions or (region is not None and region in s.regions))]
+            if any(s.org == self.owner and self.takes(s, p) for s in covering):
+                continue  # the owner serves it in house
+            covering = [s for s in covering if s.org != self.owner]
+            eligible = [s for s in covering if self.takes(s, p)]
+            fitting = sorted((s for s in eligible if s.available is None or s.available > 0), key=lambda s: (
+                0 if region in s.regions else 1, 0 if s.available is not None else 1, -(s.available or 0), s.org, s.id))
+            if not fitting:
+                reason = "NO_PROVIDER_IN_REGION" if not covering else "NOT_ELIGIBLE" if not eligible else "NO_CAPACITY"
+                out.append(Planned(None, rule.category, "UNASSIGNED", rule.priority, None, rule.id, reason))
+                continue
+            chosen = fitting[0]
+            consented = chosen.org in p.consented_orgs or chosen.org_type in p.consented_types
+            basis = "CONSENT" if consented else rule.basis_without_consent
+            out.append(Planned(chosen.org, rule.category, "PENDING" if basis else "AWAITING_CONSENT", rule.priority,
+                               basis, rule.id))
+        return out
+
+    def person(self, arrival: dict[str, Any], age: int) -> Person:
+        consent = arrival["consent"]
+        given = consent["given"] and "REFERRAL" in consent.get("purposes", ["REFERRAL"])
+        return Person(arrival["arrivalPoint"], arrival["destinationRegion"], age, arrival["sex"],
+                      frozenset(arrival["vulnerabilities"]),
+                      frozenset(consent["recipientOrgIds"]) if given else frozenset(),
+                      frozenset(consent.get("recipientOrgTypes", [])) if given else frozenset())
+
+    def expected_notices(self, planned: list[Planned]) -> list[tuple[str, str]]:
+        return [n for x in planned for n in notices(self.owner, self.coordinator, x.to_org, x.status)]
+
+    def readers(self) -> set[str]:
+        """Every organisation a flight can notify or refer to."""
+        return {s.org for s in self.services} | {self.owner, self.coordinator}
 
 
 # --- the passengers --------------------------------------------------------------------------
@@ -123,8 +284,17 @@ def region_codes() -> list[str]:
         return [row["ct_code"] for row in csv.DictReader(f)]
 
 
-def make_flight(n: int, seed: int, today: dt.date) -> list[dict[str, Any]]:
-    """N arrivals with a realistic mix of vulnerabilities, destinations and consent (deterministic)."""
+def age_of(arrival: dict[str, Any], today: dt.date) -> int:
+    """Age in whole years on ``today``, from the date of birth when given, else the estimate."""
+    if "dateOfBirth" not in arrival:
+        return int(arrival["estimatedAge"])
+    born = dt.date.fromisoformat(arrival["dateOfBirth"])
+    return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+
+
+def make_flight(n: int, seed: int, today: dt.date, routing: Routing) -> list[dict[str, Any]]:
+    """N arrivals with a realistic mix of vulnerabilities, destinations and consent (deterministic).
+    Consent names the organisations the person's referrals would go to (package and protection)."""
     rng = random.Random(seed)
     codes = region_codes()
     weights = [REGION_WEIGHTS.get(c, 2) for c in codes]
@@ -151,12 +321,15 @@ def make_flight(n: int, seed: int, today: dt.date) -> list[dict[str, Any]]:
         if rng.random() < 0.12:
             vulns.add(rng.choice(["VIOLENCE_IN_TRANSIT", "EX_DETAINEE", "DISABILITY"]))  # no routing rule
         region = rng.choices(codes, weights)[0]
-        relevant = sorted({org for org, _ in recipients_for(vulns, region)})
+        sex = "FEMALE" if female else "MALE"
+        unconsented = Person(ARRIVAL_POINT, region, age, sex, frozenset(vulns), frozenset(), frozenset())
+        relevant = sorted({x.to_org for x in routing.plan(unconsented) if x.to_org})
         draw = rng.random()
         if draw < 0.80:  # consents to every organisation that can help
             consent = {"given": True, "recipientOrgIds": relevant}
         elif draw < 0.90 and relevant:  # consents, but not to one of them
-            consent = {"given": True, "recipientOrgIds": [o for o in relevant if o != rng.choice(relevant)]}
+            left_out = rng.choice(relevant)
+            consent = {"given": True, "recipientOrgIds": [o for o in relevant if o != left_out]}
         elif draw < 0.95:  # consents, names nobody yet
             consent = {"given": True, "recipientOrgIds": []}
         else:  # refuses
@@ -164,16 +337,19 @@ def make_flight(n: int, seed: int, today: dt.date) -> list[dict[str, Any]]:
         arrival: dict[str, Any] = {
             "givenName": rng.choice(GIVEN_F if female else GIVEN_M),
             "familyName": rng.choice(FAMILY),
-            "sex": "FEMALE" if female else "MALE",
+            "sex": sex,
             "countryReturnedFrom": "LY",
-            "arrivalPoint": "BAMAKO_AIRPORT",
+            "arrivalPoint": ARRIVAL_POINT,
             "arrivalDate": today.isoformat(),
             "destinationRegion": region,
             "vulnerabilities": sorted(vulns),
             "consent": consent,
         }
         if rng.random() < 0.3:  # papers with a date of birth; otherwise an estimate at screening
-            arrival["dateOfBirth"] = (today - dt.timedelta(days=365 * age + rng.randint(1, 360))).isoformat()
+            # Between 1 and 360 days before the birthday ``age`` years ago: exactly ``age`` today.
+            leap_day = (today.month, today.day) == (2, 29)
+            birthday = today.replace(year=today.year - age, day=28 if leap_day else today.day)
+            arrival["dateOfBirth"] = (birthday - dt.timedelta(days=rng.randint(1, 360))).isoformat()
         else:
             arrival["estimatedAge"] = age
         flight.append(arrival)
@@ -204,9 +380,16 @@ query Incoming($first: Int!, $after: String) {
 """
 CASE_REFERRALS = """
 query CaseReferrals($id: ID!) {
-  case(id: $id) { id referrals { id status serviceCategory priority legalBasis toOrganisation { id } } }
+  case(id: $id) {
+    id
+    referrals {
+      id status serviceCategory priority legalBasis toOrganisation { id } ruleId rulesVersion origin unassignedReason
+    }
+  }
 }
 """
+# The fields compared with ``Planned.row``, in its order ("to": the recipient's id, None when unassigned).
+REFERRAL_FIELDS = ("to", "serviceCategory", "status", "priority", "legalBasis", "ruleId", "unassignedReason")
 
 
 class ApiError(Exception):
@@ -344,6 +527,7 @@ class Run:
     seed: int
     flight: list[dict[str, Any]]
     plans: list[list[Planned]]
+    routing: Routing
     registrations: list[Registration] = field(default_factory=list)
     latencies_ms: list[float] = field(default_factory=list)
     attempt_errors: Counter[str] = field(default_factory=Counter)
@@ -457,12 +641,17 @@ async def wait_for_notifications(run: Run, readers: dict[str, Client], markers: 
 async def bench(args: argparse.Namespace, base_url: str, secrets: dict[str, dict[str, str]],
                 cpu_roots: dict[str, int] | None = None) -> dict[str, Any]:
     today = dt.datetime.now(dt.UTC).date()
-    flight = make_flight(args.arrivals, args.seed, today)
-    run = Run(args.arrivals, args.concurrency, args.seed, flight, [plan(a) for a in flight])
+    routing = Routing(args.rules, args.directory, OWNER, args.coordinator)
+    flight = make_flight(args.arrivals, args.seed, today, routing)
+    run = Run(args.arrivals, args.concurrency, args.seed, flight,
+              [routing.plan(routing.person(a, age_of(a, today))) for a in flight], routing)
     tokens = Tokens(base_url, secrets)
-    # The owner and every possible recipient: other organisations (statistics-only, steward) read nothing here.
-    recipients = {org for _, _, org in RULES if org} | set(HEALTH_BY_REGION.values()) | {HEALTH_NATIONAL}
-    orgs = sorted(o for o in secrets if o in recipients | {OWNER})
+    # The owner, the coordinating body and every organisation of the directory; the others (statistics
+    # only, the steward) can be neither referred to nor notified by a flight.
+    missing_clients = sorted(routing.readers() - set(secrets))
+    if missing_clients:
+        raise ApiError("no client", f"{', '.join(missing_clients)} missing from the clients file", False)
+    orgs = sorted(routing.readers())
     overall = time.monotonic() + args.timeout
 
     # One reader per organisation; the newest notification/referral each can see before the run
@@ -482,7 +671,7 @@ async def bench(args: argparse.Namespace, base_url: str, secrets: dict[str, dict
         our_cases = {r.case_id for r in registered if r.case_id}
         # Expectations only for arrivals the platform accepted (a failed one has no case).
         expected_notes: Counter[tuple[str, str]] = Counter(
-            p.notice for r in registered for p in run.plans[r.index])
+            n for r in registered for n in routing.expected_notices(run.plans[r.index]))
         print(f"registered {len(registered)}/{run.n}; waiting for {sum(expected_notes.values())} notifications…",
               file=sys.stderr)
         await wait_for_notifications(run, readers, note_markers, expected_notes, our_cases, overall,
@@ -514,8 +703,9 @@ async def verify(run: Run, readers: dict[str, Client], note_markers: dict[str, s
     # Notifications: per (case, org, kind), compared with the plan.
     notes = dict(zip(orgs, await asyncio.gather(
         *(scan(readers[o], NOTIFICATIONS, "notifications", note_markers[o], deadline) for o in orgs)), strict=True))
+    routing = run.routing
     expected_per: Counter[tuple[str, str, str]] = Counter(
-        (r.case_id, *p.notice) for r in registered for p in run.plans[r.index])  # type: ignore[misc]
+        (str(r.case_id), *n) for r in registered for n in routing.expected_notices(run.plans[r.index]))
     seen_per: Counter[tuple[str, str, str]] = Counter()
     per_referral: Counter[tuple[str, str, str]] = Counter()
     lags_ms: list[float] = []
@@ -557,12 +747,27 @@ async def verify(run: Run, readers: dict[str, Client], note_markers: dict[str, s
         await asyncio.gather(*(c.close() for c in owner_clients))
     ref_mismatch_cases: list[dict[str, Any]] = []
     by_status: Counter[str] = Counter()
+    by_category: Counter[tuple[str, str]] = Counter()
+    other_version = 0
+    # Each referral the owner sees must be told exactly as its state says (per referral id, so a
+    # notice for one referral cannot stand in for another's of the same case).
+    expected_per_referral: Counter[tuple[str, str, str]] = Counter()
     for case_id, rows in referrals.items():
-        got = sorted(((r["toOrganisation"] or {}).get("id", "?"), r["serviceCategory"], r["status"]) for r in rows)
-        want = sorted((p.to_org, p.category, p.status) for p in run.plans[case_index[case_id]])
+        got = sorted((tuple((r["toOrganisation"] or {}).get("id") if c == "to" else r[c] for c in REFERRAL_FIELDS)
+                      for r in rows), key=repr)
+        want = sorted((p.row for p in run.plans[case_index[case_id]]), key=repr)
         by_status.update(r["status"] for r in rows)
+        by_category.update((r["serviceCategory"], r["status"]) for r in rows)
+        other_version += sum(1 for r in rows if r["rulesVersion"] != routing.version or r["origin"] != "RULE")
         if got != want:
             ref_mismatch_cases.append({"case": case_id, "expected": want, "seen": got})
+        for r in rows:
+            to_org = (r["toOrganisation"] or {}).get("id")
+            expected_per_referral.update(
+                (r["id"], *n) for n in notices(OWNER, routing.coordinator, to_org, r["status"]))
+    seen_per_referral = Counter({k: 1 for k in per_referral})
+    referral_notes_missing = expected_per_referral - seen_per_referral
+    referral_notes_stray = seen_per_referral - expected_per_referral
 
     # Referrals as each recipient sees them.
     incoming = dict(zip(orgs, await asyncio.gather(
@@ -583,6 +788,12 @@ async def verify(run: Run, readers: dict[str, Client], note_markers: dict[str, s
         "referrals_expected": sum(len(run.plans[r.index]) for r in registered),
         "referrals_seen_by_owner": sum(len(v) for v in referrals.values()),
         "referrals_by_status": dict(sorted(by_status.items())),
+        "referrals_by_category": {f"{c} {s}": n for (c, s), n in sorted(by_category.items())},
+        "referrals_of_other_rules_version": other_version,
+        "rules_version": routing.version,
+        "referral_notices_missing": sum(referral_notes_missing.values()),
+        "referral_notices_stray": sum(referral_notes_stray.values()),
+        "referral_notice_examples": [list(k) for k in [*referral_notes_missing, *referral_notes_stray][:5]],
         "cases_checked": len(referrals),
         "case_query_errors": dict(ref_errors),
         "referral_mismatch_cases": len(ref_mismatch_cases),
@@ -611,6 +822,10 @@ def report(run: Run, expected_notes: Counter[tuple[str, str]], v: dict[str, Any]
         (v["notifications_unexpected"], f"{v['notifications_unexpected']} unexpected notifications"),
         (v["notifications_duplicated"], f"{v['notifications_duplicated']} duplicated notifications"),
         (v["referral_mismatch_cases"], f"{v['referral_mismatch_cases']} cases with other referrals than planned"),
+        (v["referrals_of_other_rules_version"],
+         f"{v['referrals_of_other_rules_version']} referrals not made by rules version {v['rules_version']}"),
+        (v["referral_notices_missing"], f"{v['referral_notices_missing']} referrals not announced as their state says"),
+        (v["referral_notices_stray"], f"{v['referral_notices_stray']} notices for no such referral or of another kind"),
         (v["cases_checked"] != len(ok), f"{len(ok) - v['cases_checked']} cases could not be checked"),
         (v["incoming_seen_by_org"] != v["incoming_expected_by_org"], "incomingReferrals differ from the plan"),
         (run.echo_mismatches, f"{run.echo_mismatches} registrations echoed other data than sent"),
@@ -678,6 +893,9 @@ def print_human(r: dict[str, Any], out: Any) -> None:
         f"  referrals                     expected {r['referrals_expected']}, seen by owner "
         f"{r['referrals_seen_by_owner']} {r['referrals_by_status']}; cases checked {r['cases_checked']}, "
         f"mismatching {r['referral_mismatch_cases']}",
+        f"    by category and state       {r['referrals_by_category']}",
+        f"    rules version               {r['rules_version']} ({r['referrals_of_other_rules_version']} of another"
+        f" version or origin)",
         f"  incoming referrals (live)     expected {r['incoming_expected_by_org']}",
         f"                                seen     {r['incoming_seen_by_org']}",
         f"  notifications                 expected {r['notifications_expected']}, seen "
@@ -685,6 +903,8 @@ def print_human(r: dict[str, Any], out: Any) -> None:
         f"unexpected {r['notifications_unexpected']}, duplicated {r['notifications_duplicated']}",
         f"    expected by org             {r['notifications_expected_by_org']}",
         f"    seen by org                 {r['notifications_seen_by_org']}",
+        f"    per referral                {r['referral_notices_missing']} referrals not announced as their state says,"
+        f" {r['referral_notices_stray']} stray notices",
         f"  CPU seconds used              {r['cpu_seconds']}",
         f"                                total {sum(r['cpu_seconds'].values()):.1f} s in a {r['cpu_window_s']:.1f} s"
         f" window (client tokens → last notification), {os.cpu_count()} CPUs",
@@ -694,6 +914,8 @@ def print_human(r: dict[str, Any], out: Any) -> None:
         lines.append(f"  failures, e.g.                {r['failure_examples']}")
     if r["missing_examples"] or r["unexpected_examples"]:
         lines.append(f"  missing e.g. {r['missing_examples']}; unexpected e.g. {r['unexpected_examples']}")
+    if r["referral_notice_examples"]:
+        lines.append(f"  referral notices e.g.         {r['referral_notice_examples']}")
     if r["referral_mismatch_examples"]:
         lines.append(f"  referral mismatches e.g.      {r['referral_mismatch_examples']}")
     if "platform_stop_s" in r:
@@ -774,6 +996,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settle", type=float, default=2.0, help="seconds to wait before the final check")
     parser.add_argument("--retries", type=int, default=2,
                         help="retries of a failed registration, same idempotency key (default 2)")
+    parser.add_argument("--rules", type=Path,
+                        default=Path(os.environ.get("SEGIN_ROUTING_RULES") or RULES_FILE),
+                        help="the routing rules file the platform runs with (default: $SEGIN_ROUTING_RULES, else"
+                             " the packaged one)")
+    parser.add_argument("--directory", type=Path, default=DIRECTORY_FILE,
+                        help="the directory file the platform was seeded with (default: the demo one)")
+    parser.add_argument("--coordinator", default=os.environ.get("SEGIN_COORDINATOR_ORG") or "dgme",
+                        help="the coordinating body told of unmet needs (default: $SEGIN_COORDINATOR_ORG, else dgme)")
     parser.add_argument("--keep-data", action="store_true", help="keep the temporary platform's data dir and logs")
     parser.add_argument("--logs", type=Path, help="with --url: the platform's logs dir, to summarise its warnings")
     args = parser.parse_args(argv)
