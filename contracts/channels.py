@@ -179,6 +179,8 @@ REQUESTS += [
                    "Create or update one directory service (own organisation's; the steward any).", _directory),
     RequestChannel("svc.referral.directory_set_capacity", commands.SetServiceCapacity,
                    "Report a directory service's capacity (available / maximum).", _directory),
+    RequestChannel("svc.referral.directory_approve", commands.ApproveDirectoryService,
+                   "Steward: approve a sensitive-category service so routing and referrals may use it.", _directory),
     RequestChannel("svc.referral.directory_services", commands.DirectoryQuery,
                    "Directory services, filtered, newest first.", Page[_directory]),
     RequestChannel("svc.referral.directory_service", commands.DirectoryServiceRef, "One directory service.",

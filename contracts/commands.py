@@ -481,6 +481,13 @@ class DirectoryServiceRef(Strict):
     id: Identifier
 
 
+class ApproveDirectoryService(Strict):
+    """The platform steward puts a sensitive-category service to use, as of the ``version`` reviewed."""
+
+    id: Identifier
+    version: int = Field(ge=1)
+
+
 class DirectoryQuery(Strict):
     """One page of directory services, newest first, with filters (all optional, combined with AND)."""
 
@@ -493,6 +500,8 @@ class DirectoryQuery(Strict):
         default=False, description="Leave out services known to be full (unknown capacity counts as open)")
     organization_id: Identifier | None = None
     include_inactive: bool = False
+    awaiting_approval: bool | None = Field(
+        default=None, description="Only services awaiting (true) or not awaiting (false) the steward's approval")
 
 
 class HsdsPageRequest(Strict):

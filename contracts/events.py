@@ -114,7 +114,7 @@ class DirectoryServiceChangedV1(Event):
 
     service_id: str
     organization_id: str
-    change: str  # CREATED | UPDATED | CAPACITY
+    change: str  # CREATED | UPDATED | CAPACITY | APPROVED
     category: ServiceCategory
     regions: list[str]  # empty: national
     status: DirectoryStatus

@@ -256,6 +256,9 @@ class DirectoryServiceView(Reply):
     status: DirectoryStatus
     expected_duration_days: int | None
     capacity: CapacityView | None
+    awaiting_approval: bool = Field(
+        default=False, description="A sensitive-category service not yet approved by the platform steward: not used "
+                                   "by routing or referrals, seen only by its organisation and the steward")
     version: int
     created_at: datetime
     updated_at: datetime

@@ -155,6 +155,10 @@ class DirectoryFilter:
         default=False, description="Leave out services known to be full (unknown capacity counts as open)")
     organization_id: str | None = None
     include_inactive: bool = False
+    awaiting_approval: bool | None = strawberry.field(
+        default=None, description="Only services awaiting the steward's approval (true), or only those in use (false)")
+
+
 @strawberry.input(description="A case worker's referral of a case your organisation may read to a directory service.")
 class ReferCaseInput:
     case_id: strawberry.ID
@@ -433,6 +437,15 @@ class Mutation:
         request = _validated(commands.SetServiceCapacity, "", service_id=_id(service_id, "serviceId"),
                              version=version, available=available, maximum=maximum)
         data = await info.context.ask("svc.referral.directory_set_capacity", request.model_dump(mode="json"))
+        return DirectoryService.from_record(replies.DirectoryServiceView.model_validate(data))
+
+    @strawberry.mutation(description="Approve a sensitive-category service (child protection, counter-trafficking, "
+                                     "GBV, health) as of the version you reviewed, so routing and referrals may use "
+                                     "it (the platform steward, directory:manage).")
+    async def approve_directory_service(self, info: Info[Context, None], id: strawberry.ID,
+                                        version: int) -> DirectoryService:
+        request = _validated(commands.ApproveDirectoryService, "", id=_id(id), version=version)
+        data = await info.context.ask("svc.referral.directory_approve", request.model_dump(mode="json"))
         return DirectoryService.from_record(replies.DirectoryServiceView.model_validate(data))
 
     @strawberry.mutation(description="Assign an unmet need to a directory service (the case's organisation or the "

@@ -504,6 +504,9 @@ class DirectoryService:
     status: DirectoryStatus
     expected_duration_days: int | None
     capacity: ServiceCapacity | None
+    awaiting_approval: bool = strawberry.field(
+        description="A sensitive-category service the platform steward has not approved yet: routing and referrals "
+                    "do not use it, and only its organisation and the steward see it.")
     version: int = strawberry.field(description="Send it back with an update: a stale version is a CONFLICT.")
     created_at: dt.datetime
     updated_at: dt.datetime
@@ -532,7 +535,8 @@ class DirectoryService:
             capacity=ServiceCapacity(available=capacity.available, maximum=capacity.maximum,
                                      updated_at=capacity.updated_at, updated_by=capacity.updated_by)
             if capacity else None,
-            version=rec.version, created_at=rec.created_at, updated_at=rec.updated_at,
+            awaiting_approval=rec.awaiting_approval, version=rec.version, created_at=rec.created_at,
+            updated_at=rec.updated_at,
         )
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from contracts.channels import ARRIVAL_REGISTERED, INTAKE_STREAM, REFERRAL_STREAM, SHARING_CHANGED
 from contracts.commands import (
+    ApproveDirectoryService,
     AssignNeed,
     CaseRef,
     CompleteReferral,
@@ -57,6 +58,8 @@ APP = ServiceApp(
         "directory_save": Endpoint(directory.save, SaveDirectoryService, "directory:write", DirectoryServiceView),
         "directory_set_capacity": Endpoint(directory.set_capacity, SetServiceCapacity, "directory:write",
                                            DirectoryServiceView),
+        "directory_approve": Endpoint(directory.approve, ApproveDirectoryService, "directory:manage",
+                                      DirectoryServiceView),
         "directory_services": Endpoint(directory.services, DirectoryQuery, "directory:read", Page[DirectoryServiceView]),
         "directory_service": Endpoint(directory.service, DirectoryServiceRef, "directory:read", DirectoryServiceView),
         "hsds_services": Endpoint(hsds.services, HsdsPageRequest, "directory:read", HsdsPage),

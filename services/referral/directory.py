@@ -5,7 +5,11 @@ Who may change what: ``directory:write`` maintains the caller's own organisation
 ``directory:manage`` (the platform steward) extends it to every organisation. Who sees what: a
 service in a sensitive category (GBV response, counter-trafficking, child protection, health)
 exists only for tokens holding that category's ``sensitive:*`` scope, for its own organisation and
-for the steward: where a GBV shelter is, is what an abuser looks for. Updates carry the ``version``
+for the steward: where a GBV shelter is, is what an abuser looks for. Such a service is also a door
+to the people routed there: creating or changing one needs that category's scope, and a change by
+anyone but the steward to who it serves (category, area, eligibility) waits for the
+steward's approval (``approve``) before routing, assigning, re-routing or referring may use it and
+before other organisations see it (decision record 0016). Updates carry the ``version``
 they read (optimistic concurrency). Every change is an event (written in the same transaction)
 and an audit entry; directory data is no one's personal data, but changes to it are accountable.
 """
@@ -18,9 +22,15 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from contracts.channels import DIRECTORY_SERVICE_CHANGED
-from contracts.commands import DirectoryQuery, DirectoryServiceRef, SaveDirectoryService, SetServiceCapacity
+from contracts.commands import (
+    ApproveDirectoryService,
+    DirectoryQuery,
+    DirectoryServiceRef,
+    SaveDirectoryService,
+    SetServiceCapacity,
+)
 from contracts.events import DirectoryServiceChangedV1
-from contracts.reference import DirectoryStatus, ServiceCategory, hidden_services
+from contracts.reference import SENSITIVE_SERVICES, DirectoryStatus, ServiceCategory, hidden_services
 from contracts.replies import (
     CapacityView,
     DirectoryLocationView,
@@ -54,10 +64,39 @@ def hidden_for(principal: Principal) -> list[ServiceCategory]:
     return [] if is_steward(principal) else hidden_services(principal.scopes)
 
 
+def viewer(principal: Principal) -> ds.Viewer:
+    return ds.Viewer(principal.org_id, hidden_for(principal), is_steward(principal))
+
+
 def visible(row: dict[str, Any], principal: Principal) -> bool:
     """The same rule as the SQL of ``directory_store``, for one service already loaded."""
-    return (row["organization_id"] == principal.org_id
-            or ServiceCategory(row["category"]) not in hidden_for(principal))
+    return row["organization_id"] == principal.org_id or (
+        ServiceCategory(row["category"]) not in hidden_for(principal) and (row["approved"] or is_steward(principal)))
+
+
+# Who is sent to a service: a change to any of these re-opens a sensitive service's approval (closing and
+# re-opening it does not: it serves the same people as approved).
+WHO_IT_SERVES = ("category", "regions", "minimum_age", "maximum_age", "sexes", "vulnerabilities")
+
+
+def scope_refusal(principal: Principal, category: ServiceCategory) -> Forbidden | None:
+    """Describing a sensitive service needs that category's scope (the steward's needs none)."""
+    if is_steward(principal) or category not in hidden_services(principal.scopes):
+        return None
+    return Forbidden(f"A {category.value} service is created or changed with the "
+                     f"'{SENSITIVE_SERVICES[category].scope}' scope only.", field="category", code="INSUFFICIENT_SCOPE")
+
+
+def approved_after_save(principal: Principal, category: ServiceCategory, old: dict[str, Any] | None,
+                        new: dict[str, Any], approved_before: bool) -> bool:
+    """Whether the service is in use after this save: always outside sensitive categories and for the
+    steward's saves; otherwise a new service waits for approval, and so does one whose
+    ``WHO_IT_SERVES`` changed (a description, hours or contact change keeps the approval)."""
+    if category not in SENSITIVE_SERVICES or is_steward(principal):
+        return True
+    if old is None or ServiceCategory(old["category"]) not in SENSITIVE_SERVICES:
+        return False
+    return approved_before and all(old[k] == new[k] for k in WHO_IT_SERVES)
 
 
 def may_maintain(principal: Principal, org_id: str) -> bool:
@@ -131,6 +170,7 @@ def service_view(row: dict[str, Any], places: list[dict[str, Any]], principal: P
         capacity=CapacityView(available=row["capacity_available"], maximum=row["capacity_maximum"],
                               updated_at=row["capacity_updated_at"],
                               updated_by=row["capacity_updated_by"] if insider else None) if known else None,
+        awaiting_approval=not row["approved"],
         version=row["version"], created_at=row["created_at"], updated_at=row["updated_at"],
     )
 
@@ -141,6 +181,28 @@ def changed_event(row: dict[str, Any], change: str) -> DirectoryServiceChangedV1
         category=ServiceCategory(row["category"]), regions=sorted(row["regions"]),
         status=DirectoryStatus(row["status"]), capacity_available=row["capacity_available"],
         capacity_maximum=row["capacity_maximum"], version=row["version"])
+
+
+def save_refusal(principal: Principal, command: SaveDirectoryService, current: dict[str, Any] | None,
+                 owner: str) -> SeginError | None:
+    """Why this save may not be applied to ``current`` (the service stored under its id, if any), or None."""
+    if current is not None and not visible(current, principal):
+        return NotFound(NO_SUCH_SERVICE, field="id")  # a service the caller may not see does not exist for it
+    if not may_maintain(principal, owner):
+        return refusal_to_maintain(owner)
+    refusal = scope_refusal(principal, command.category) or (
+        scope_refusal(principal, ServiceCategory(current["category"])) if current else None)
+    if refusal is not None:
+        return refusal
+    if current is None:
+        return NotFound(NO_SUCH_SERVICE, field="id") if command.version is not None else None
+    if command.version is None:
+        return Conflict("A service with this id exists: send the version you read to update it.", field="version")
+    if command.organization_id not in (None, owner):
+        return BadInput("A service cannot move to another organisation.", field="organization_id")
+    if command.version != current["version"]:
+        return stale(command.version, current["version"])
+    return None
 
 
 def stale(read: int, current: int) -> Conflict:
@@ -169,36 +231,27 @@ async def save(pool: AsyncConnectionPool, principal: Principal, command: SaveDir
     refusal: SeginError | None = None
     async with pool.connection() as conn, conn.transaction():
         current = await ds.get_service(conn, service_id, lock=True) if command.id else None
-        if current is not None and not visible(current, principal):
-            raise NotFound(NO_SUCH_SERVICE, field="id")  # a service the caller may not see does not exist for it
         owner = current["organization_id"] if current else (command.organization_id or principal.org_id)
-        if refusal is None and not may_maintain(principal, owner):
-            refusal = refusal_to_maintain(owner)
+        refusal = save_refusal(principal, command, current, owner)
         if refusal is not None:
             await TRAIL.denied(conn, principal, "directory.save", [], CATEGORIES)
         else:
-            if current is None and command.version is not None:
-                raise NotFound(NO_SUCH_SERVICE, field="id")
-            if current is not None and command.version is None:
-                raise Conflict("A service with this id exists: send the version you read to update it.",
-                               field="version")
-            if current is not None and command.organization_id not in (None, owner):
-                raise BadInput("A service cannot move to another organisation.", field="organization_id")
-            if current is not None and command.version != current["version"]:
-                raise stale(command.version or 0, current["version"])
             org_type = command.organization_type.value if command.organization_type else (
                 principal.org_type if owner == principal.org_id else None)
             await ds.ensure_organization(conn, owner, command.organization_name, org_type)
             if current is None:
-                await ds.insert_service(conn, service_id, owner, values, principal.subject)
+                await ds.insert_service(conn, service_id, owner, values, principal.subject,
+                                        approved_after_save(principal, command.category, None, values, False))
                 await ds.replace_locations(conn, service_id, places)
                 row, stored = await _load(conn, service_id)
                 await _announce(conn, principal, row, "CREATED", "directory.create")
             else:
                 stored = (await ds.locations_of(conn, [service_id]))[service_id]
                 if stored_values(current) != values or stored_locations(stored) != places:
+                    approved = approved_after_save(principal, command.category, stored_values(current), values,
+                                                   current["approved"])
                     await ds.update_service(conn, service_id, current["version"], values, principal.subject,
-                                            capacity_changed(current, values))
+                                            capacity_changed(current, values), approved)
                     await ds.replace_locations(conn, service_id, places)
                     row, stored = await _load(conn, service_id)
                     await _announce(conn, principal, row, "UPDATED", "directory.update")
@@ -217,13 +270,14 @@ async def set_capacity(pool: AsyncConnectionPool, principal: Principal,
     async with pool.connection() as conn, conn.transaction():
         current = await ds.get_service(conn, service_id, lock=True)
         if current is None or not visible(current, principal):
-            raise NotFound(NO_SUCH_SERVICE, field="service_id")
-        if not may_maintain(principal, current["organization_id"]):
+            refusal = NotFound(NO_SUCH_SERVICE, field="service_id")
+        elif not may_maintain(principal, current["organization_id"]):
             refusal = refusal_to_maintain(current["organization_id"])
+        elif command.version != current["version"]:
+            refusal = stale(command.version, current["version"])
+        if refusal is not None:
             await TRAIL.denied(conn, principal, "directory.set_capacity", [], CATEGORIES)
         else:
-            if command.version != current["version"]:
-                raise stale(command.version, current["version"])
             await ds.set_capacity(conn, service_id, command.version, command.available, command.maximum,
                                   principal.subject)
             row, stored = await _load(conn, service_id)
@@ -233,14 +287,43 @@ async def set_capacity(pool: AsyncConnectionPool, principal: Principal,
     return service_view(row, stored, principal)
 
 
+async def approve(pool: AsyncConnectionPool, principal: Principal,
+                  command: ApproveDirectoryService) -> DirectoryServiceView:
+    """The steward puts a sensitive service to use, as of the version it reviewed (``directory:manage``)."""
+    service_id = parse_id(command.id, "id", not_found=NO_SUCH_SERVICE)
+    refusal: SeginError | None = None
+    async with pool.connection() as conn, conn.transaction():
+        current = await ds.get_service(conn, service_id, lock=True)
+        if current is None or not visible(current, principal):
+            refusal = NotFound(NO_SUCH_SERVICE, field="id")
+        elif not is_steward(principal):
+            refusal = Forbidden("Only the platform steward (directory:manage) approves a directory service.",
+                                field="id", code="INSUFFICIENT_SCOPE")
+        elif command.version != current["version"]:
+            refusal = stale(command.version, current["version"])
+        elif current["approved"]:
+            row = current  # already in use: approving again changes nothing
+        else:
+            await ds.approve(conn, service_id, command.version, principal.subject)
+            row = (await _load(conn, service_id))[0]
+            await _announce(conn, principal, row, "APPROVED", "directory.approve")
+        if refusal is not None:
+            await TRAIL.denied(conn, principal, "directory.approve", [], CATEGORIES)
+        else:
+            stored = (await ds.locations_of(conn, [service_id]))[service_id]
+    if refusal is not None:
+        raise refusal
+    return service_view(row, stored, principal)
+
+
 async def services(pool: AsyncConnectionPool, principal: Principal, query: DirectoryQuery) -> Page[DirectoryServiceView]:
     async with pool.connection() as conn:
         rows = await ds.list_services(
-            conn, hidden_for(principal), principal.org_id, query.first, query.after,
+            conn, viewer(principal), query.first, query.after,
             category=query.category.value if query.category else None, region=query.region,
             vulnerability=query.vulnerability.value if query.vulnerability else None,
             open_capacity_only=query.open_capacity_only, organization_id=query.organization_id,
-            include_inactive=query.include_inactive)
+            include_inactive=query.include_inactive, awaiting_approval=query.awaiting_approval)
         found = page(rows, query.first)
         places = await ds.locations_of(conn, [r["id"] for r in found["nodes"]])
     return Page[DirectoryServiceView](nodes=[service_view(r, places[r["id"]], principal) for r in found["nodes"]],

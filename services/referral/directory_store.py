@@ -1,15 +1,16 @@
 """The service directory's tables (``referral.organizations``, ``services``, ``service_locations``).
 
-Reads take the categories the caller may not see (``hidden``) and the caller's organisation, which
-always sees its own services: the visibility rule is applied in SQL, so a hidden service never
-leaves the database, nor counts in a page's total.
+Reads take a ``Viewer``: the categories the caller may not see, the caller's organisation (which
+always sees its own services) and whether it sees services awaiting approval (the steward). The
+visibility rule is applied in SQL, so a hidden service never leaves the database, nor counts in a
+page's total.
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from psycopg import sql
 from psycopg.types.json import Jsonb
@@ -25,7 +26,15 @@ SERVICE_COLUMNS = ("name_fr", "name_en", "description_fr", "description_en", "ca
 LOCATION_COLUMNS = ("name", "address_1", "city", "region", "latitude", "longitude")
 _SELECT = ("select s.*, o.name as organization_name, o.org_type as organization_type"
            " from referral.services s join referral.organizations o on o.id = s.organization_id")
-_VISIBLE = " (s.category <> all(%s) or s.organization_id = %s)"
+_VISIBLE = " (s.organization_id = %s or (s.category <> all(%s) and (s.approved or %s)))"
+
+
+class Viewer(NamedTuple):
+    """Who reads the directory, as its visibility rule needs it."""
+
+    org_id: str
+    hidden: list[ServiceCategory]  # sensitive categories the caller may not see
+    sees_unapproved: bool  # the steward sees services awaiting its approval
 
 
 def _column_values(values: dict[str, Any]) -> list[Any]:
@@ -62,28 +71,41 @@ async def get_service(conn: Connection, service_id: uuid.UUID, *, lock: bool = F
 
 
 async def insert_service(conn: Connection, service_id: uuid.UUID, org_id: str, values: dict[str, Any],
-                         actor: str) -> None:
-    columns = ["id", "organization_id", *SERVICE_COLUMNS, "updated_by", "capacity_updated_at", "capacity_updated_by"]
+                         actor: str, approved: bool) -> None:
+    columns = ["id", "organization_id", *SERVICE_COLUMNS, "updated_by", "approved", "capacity_updated_at",
+               "capacity_updated_by"]
     known = values["capacity_available"] is not None
     await conn.execute(
         sql.SQL("insert into referral.services ({}) values ({}, case when %s then now() end, %s)").format(
             sql.SQL(", ").join(map(sql.Identifier, columns)),
             sql.SQL(", ").join(sql.Placeholder() * (len(columns) - 2))),
-        (service_id, org_id, *_column_values(values), actor, known, actor if known else None),
+        (service_id, org_id, *_column_values(values), actor, approved, known, actor if known else None),
     )
 
 
 async def update_service(conn: Connection, service_id: uuid.UUID, version: int, values: dict[str, Any],
-                         actor: str, capacity_changed: bool) -> bool:
+                         actor: str, capacity_changed: bool, approved: bool) -> bool:
     """Apply a save read at ``version``; False when the row has moved on (nothing written)."""
     assignments = sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(c)) for c in SERVICE_COLUMNS)
     cur = await conn.execute(
         sql.SQL("update referral.services set {}, version = version + 1, updated_at = now(), updated_by = %s,"
                 " capacity_updated_at = case when %s then now() else capacity_updated_at end,"
-                " capacity_updated_by = case when %s then %s else capacity_updated_by end"
+                " capacity_updated_by = case when %s then %s else capacity_updated_by end,"
+                " approved = %s, approved_at = case when %s then approved_at end,"
+                " approved_by = case when %s then approved_by end"
                 " where id = %s and version = %s").format(assignments),
-        (*_column_values(values), actor, capacity_changed, capacity_changed, actor, service_id, version),
+        (*_column_values(values), actor, capacity_changed, capacity_changed, actor, approved, approved, approved,
+         service_id, version),
     )
+    return cur.rowcount == 1
+
+
+async def approve(conn: Connection, service_id: uuid.UUID, version: int, actor: str) -> bool:
+    """The steward's approval of the service as read at ``version``; False when it has moved on."""
+    cur = await conn.execute(
+        "update referral.services set approved = true, approved_at = now(), approved_by = %s,"
+        " version = version + 1, updated_at = now(), updated_by = %s where id = %s and version = %s",
+        (actor, actor, service_id, version))
     return cur.rowcount == 1
 
 
@@ -119,10 +141,13 @@ async def locations_of(conn: Connection, service_ids: list[uuid.UUID]) -> dict[u
     return found
 
 
-def _filters(hidden: list[ServiceCategory], viewer_org: str, *, category: str | None = None,
-             region: str | None = None, vulnerability: str | None = None, open_capacity_only: bool = False,
-             organization_id: str | None = None, include_inactive: bool = True) -> tuple[str, list[Any]]:
-    where, params = [_VISIBLE], [[c.value for c in hidden], viewer_org]
+def _filters(viewer: Viewer, *, category: str | None = None, region: str | None = None,
+             vulnerability: str | None = None, open_capacity_only: bool = False, organization_id: str | None = None,
+             include_inactive: bool = True, awaiting_approval: bool | None = None) -> tuple[str, list[Any]]:
+    where, params = [_VISIBLE], [viewer.org_id, [c.value for c in viewer.hidden], viewer.sees_unapproved]
+    if awaiting_approval is not None:
+        where.append(" s.approved <> %s")
+        params.append(awaiting_approval)
     if not include_inactive:
         where.append(" s.status = 'active'")
     if category:
@@ -142,20 +167,20 @@ def _filters(hidden: list[ServiceCategory], viewer_org: str, *, category: str | 
     return " where" + " and".join(where), params
 
 
-async def list_services(conn: Connection, hidden: list[ServiceCategory], viewer_org: str, first: int,
-                        after: str | None, **filters: Any) -> list[dict[str, Any]]:
+async def list_services(conn: Connection, viewer: Viewer, first: int, after: str | None,
+                        **filters: Any) -> list[dict[str, Any]]:
     """A keyset page (newest first) of the services the caller may see, filtered."""
-    where, params = _filters(hidden, viewer_org, **filters)
+    where, params = _filters(viewer, **filters)
     # keyset_query names created_at and id unqualified: select from the joined rows as a subquery.
     query, params = keyset_query(f"select * from ({_SELECT}{where}) s where true", params, first, after)
     cur = await conn.execute(query, params)
     return list(await cur.fetchall())
 
 
-async def page_services(conn: Connection, hidden: list[ServiceCategory], viewer_org: str, offset: int, limit: int,
+async def page_services(conn: Connection, viewer: Viewer, offset: int, limit: int,
                         organization_id: str | None = None) -> tuple[int, list[dict[str, Any]]]:
     """An offset page (HSDS paging: page numbers and totals), oldest first, and how many there are in all."""
-    where, params = _filters(hidden, viewer_org, organization_id=organization_id)
+    where, params = _filters(viewer, organization_id=organization_id)
     cur = await conn.execute(f"select count(*) as n from referral.services s{where}", params)
     total = (await cur.fetchone() or {"n": 0})["n"]
     cur = await conn.execute(f"{_SELECT}{where} order by s.created_at, s.id offset %s limit %s",

@@ -209,7 +209,7 @@ async def services(pool: AsyncConnectionPool, principal: Principal, request: Hsd
             if found is None:
                 return page_of([], 0, request)
             org_filter = found["id"]
-        total, rows = await ds.page_services(conn, directory.hidden_for(principal), principal.org_id,
+        total, rows = await ds.page_services(conn, directory.viewer(principal),
                                              (request.page - 1) * request.per_page, request.per_page, org_filter)
         places = await ds.locations_of(conn, [r["id"] for r in rows])
     by_id = {o["id"]: o for o in orgs}
@@ -237,7 +237,7 @@ async def organization(pool: AsyncConnectionPool, principal: Principal, ref: Hsd
         org = _platform_org(await ds.all_organizations(conn), ref.id)
         if org is None:
             raise NotFound(NO_SUCH_ORGANIZATION, field="id")
-        _, rows = await ds.page_services(conn, directory.hidden_for(principal), principal.org_id, 0, 1000, org["id"])
+        _, rows = await ds.page_services(conn, directory.viewer(principal), 0, 1000, org["id"])
         places = await ds.locations_of(conn, [r["id"] for r in rows])
     views = [directory.service_view(r, places[r["id"]], principal) for r in rows]
     return HsdsDocument(organization_doc(org) | {"services": [service_doc(v, org, full=False) for v in views]})

@@ -4,8 +4,8 @@ the directory, on the same legal-basis rules as automatic referrals.
 What the answers reveal, decided here:
 - A case the caller may not read answers NOT_FOUND exactly as an absent one (same message, same
   statements), and the refusal is audited.
-- The directory is public (``directory:read``), so a service's existence is no secret: an unknown or
-  inactive service answers NOT_FOUND on ``serviceId``; a sensitive service the token has no scope
+- The directory is public (``directory:read``), so a service's existence is no secret: an unknown,
+  inactive or not yet approved service answers NOT_FOUND on ``serviceId``; a sensitive service the token has no scope
   for answers INSUFFICIENT_SCOPE on ``serviceId``. Both are decided from the service and the token
   alone, before the case's referrals are looked at, so they tell nothing about the case (a
   DUPLICATE answer could otherwise reveal that the case has a referral to a sensitive service).
@@ -46,7 +46,7 @@ def _no_case() -> NotFound:
 
 
 def _service_refusal(service: dict[str, Any] | None, principal: Principal) -> SeginError | None:
-    if service is None or service["status"] != "active":
+    if service is None or service["status"] != "active" or not service["approved"]:
         return NotFound("No such service in the directory, or it is not active.", field="serviceId")
     category = ServiceCategory(service["category"])
     if category in hidden_services(principal.scopes):

@@ -31,7 +31,7 @@ OVERDUE = (f"((w.status = '{PENDING}' and w.due_at < %s) or (w.status = '{ACCEPT
 async def directory_service(conn: Connection, service_id: uuid.UUID) -> dict[str, Any] | None:
     """A service of the directory with its organisation's type (consent may name a type)."""
     cur = await conn.execute(
-        "select s.id, s.organization_id, s.category, s.status, o.org_type from referral.services s"
+        "select s.id, s.organization_id, s.category, s.status, s.approved, o.org_type from referral.services s"
         " join referral.organizations o on o.id = s.organization_id where s.id = %s", (service_id,))
     return await cur.fetchone()
 

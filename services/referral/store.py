@@ -31,7 +31,7 @@ _URGENT_FIRST = [p.value for p in Priority]  # the order of the enum: URGENT, HI
 
 _PROVIDER_COLUMNS = ("select s.id, s.organization_id, s.category, s.regions, o.org_type, s.minimum_age, s.maximum_age,"
                      " s.sexes, s.vulnerabilities, s.capacity_available, s.capacity_maximum from referral.services s"
-                     " join referral.organizations o on o.id = s.organization_id where s.status = 'active'")
+                     " join referral.organizations o on o.id = s.organization_id where s.status = 'active' and s.approved")
 
 
 def _provider(r: dict[str, Any]) -> Provider:
@@ -42,7 +42,7 @@ def _provider(r: dict[str, Any]) -> Provider:
 
 async def providers(conn: Connection, categories: list[ServiceCategory] | None = None,
                     regions: list[str] | None = None) -> list[Provider]:
-    """Active directory services, only of ``categories`` and only those covering one of ``regions``
+    """Active directory services in use (approved), only of ``categories`` and only those covering one of ``regions``
     (or national) when given: routing one arrival reads the few dozen rows it can use, not the
     directory (one indexed query)."""
     query, params = _PROVIDER_COLUMNS, []
@@ -57,7 +57,7 @@ async def providers(conn: Connection, categories: list[ServiceCategory] | None =
 
 
 async def directory_service(conn: Connection, service_id: uuid.UUID) -> Provider | None:
-    """One active directory service, as routing sees it, or None."""
+    """One active directory service in use (approved, ``directory``), as routing sees it, or None."""
     cur = await conn.execute(_PROVIDER_COLUMNS + " and s.id = %s", (service_id,))
     row = await cur.fetchone()
     return _provider(row) if row else None

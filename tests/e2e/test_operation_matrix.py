@@ -73,6 +73,10 @@ OPERATIONS: dict[str, tuple[str, dict[str, str]]] = {
     "updateServiceCapacity": (f"mutation {{ updateServiceCapacity(serviceId: \"{AME_SHELTER}\", version: 999, "
                               "available: 1) { id } }",
                               {"dgme": FB, "unicef": FB, "csref-gao": FB, "ame": CF, "cnrm": SC, "segin-steward": CF}),
+    # Approving a sensitive service is the steward's alone (a stale version: nothing is written).
+    "approveDirectoryService": (f"mutation {{ approveDirectoryService(id: \"{AME_SHELTER}\", version: 999) {{ id }} }}",
+                                {"dgme": SC, "unicef": SC, "csref-gao": SC, "ame": SC, "cnrm": SC,
+                                 "segin-steward": CF}),
     # Referrals people make (issue 8): the owner and organisations holding an open referral for the case
     # (UNICEF on the child's vital interest, the health centre on consent) may refer it on.
     "referCase": ("mutation($case: ID!, $service: ID!) { referCase(input: {caseId: $case, serviceId: $service, "

@@ -12,11 +12,13 @@ from psycopg_pool import AsyncConnectionPool
 
 from contracts.channels import DIRECTORY_SERVICE_CHANGED
 from kernel.errors import SeginError
+from services.referral import store
 from services.referral.app import APP as REFERRAL
 from tests.integration.services import CountingPool, audit_rows, call, outbox, principal
 
 SHELTER_ORG, OTHER_ORG, STEWARD = "ame", "croix-rouge", "segin-steward"
 WRITE = "directory:write directory:read"
+STEWARD_SCOPES = "directory:write directory:read directory:manage"
 
 
 def shelter(**overrides: Any) -> dict[str, Any]:
@@ -144,7 +146,10 @@ async def test_the_directory_filters_by_category_region_vulnerability_and_organi
     national = await save(referral_pool, OTHER_ORG, shelter(name_fr="Vivres", category="FOOD", regions=[],
                                                             capacity=None))
     gbv = await save(referral_pool, OTHER_ORG, shelter(name_fr="Écoute VBG", category="GBV_RESPONSE", regions=[],
-                                                       vulnerabilities=["GBV_SURVIVOR"], sexes=["FEMALE"]))
+                                                       vulnerabilities=["GBV_SURVIVOR"], sexes=["FEMALE"]),
+                     WRITE + " sensitive:gbv")
+    await call(REFERRAL, "directory_approve", referral_pool, principal(STEWARD, STEWARD_SCOPES),
+               {"id": gbv["id"], "version": gbv["version"]})
 
     async def ids(org: str, scopes: str = "directory:read", **query: Any) -> list[str]:
         found = await call(REFERRAL, "directory_services", referral_pool, principal(org, scopes), query)
@@ -177,3 +182,70 @@ async def test_reading_needs_directory_read_and_writing_directory_write(referral
     assert error.code == "INSUFFICIENT_SCOPE"
     error = await refused(referral_pool, SHELTER_ORG, {"id": str(uuid.uuid4())}, "directory:read", "directory_service")
     assert error.code == "NOT_FOUND"
+
+
+# --- sensitive services: the category's scope to describe one, the steward's approval to use one ---
+
+
+async def test_a_sensitive_service_needs_its_scope_and_waits_for_the_stewards_approval_before_anyone_uses_it(
+        referral_pool: AsyncConnectionPool) -> None:
+    """The attack this closes: an organisation lists "child protection" in a region, routing prefers
+    regional services, and the region's unaccompanied children are referred to it on vital interest."""
+    protection = shelter(name_fr="Protection de l'enfance", category="CHILD_PROTECTION", minimum_age=None,
+                         maximum_age=17, regions=["07"])
+    counting = CountingPool(referral_pool)
+    error = await refused(counting, OTHER_ORG, protection)  # no sensitive:child_protection: refused, nothing written
+    assert (error.code, error.field) == ("INSUFFICIENT_SCOPE", "category")
+    assert "sensitive:child_protection" in error.message
+    assert [s for s in counting.statements if s.lstrip().lower().startswith(("insert into referral.services",
+                                                                            "update referral.services"))] == []
+    scoped = WRITE + " sensitive:child_protection"
+    created = await save(referral_pool, OTHER_ORG, protection, scoped)
+    assert created["awaiting_approval"] is True
+
+    async def in_use() -> list[str]:
+        async with referral_pool.connection() as conn:
+            return [p.service_id for p in await store.providers(conn)]
+
+    reader = principal("unhcr", "directory:read sensitive:child_protection")
+    assert created["id"] not in await in_use()  # routing, assigning and re-routing read store.providers
+    listed = await call(REFERRAL, "directory_services", referral_pool, reader, {})
+    assert created["id"] not in [n["id"] for n in listed["nodes"]]  # nor do other organisations see it
+    assert (await refused(referral_pool, "unhcr", {"id": created["id"]}, "directory:read sensitive:child_protection",
+                          "directory_service")).code == "NOT_FOUND"
+    steward = principal(STEWARD, STEWARD_SCOPES)
+    waiting = await call(REFERRAL, "directory_services", referral_pool, steward, {"awaiting_approval": True})
+    assert [n["id"] for n in waiting["nodes"]] == [created["id"]]
+    # Only the steward approves, as of the version it reviewed.
+    error = await refused(referral_pool, OTHER_ORG, {"id": created["id"], "version": 1}, scoped, "directory_approve")
+    assert error.code == "INSUFFICIENT_SCOPE"
+    error = await refused(referral_pool, STEWARD, {"id": created["id"], "version": 7}, STEWARD_SCOPES,
+                          "directory_approve")
+    assert (error.code, error.field) == ("CONFLICT", "version")
+    approved = await call(REFERRAL, "directory_approve", referral_pool, steward, {"id": created["id"], "version": 1})
+    assert (approved["awaiting_approval"], approved["version"]) == (False, 2)
+    assert created["id"] in await in_use()
+    assert (await call(REFERRAL, "directory_service", referral_pool, reader, {"id": created["id"]}))["id"] == created["id"]
+    changes = [e["data"]["change"] for e in await outbox(referral_pool, "referral", created["id"])]
+    assert changes == ["CREATED", "APPROVED"]
+    denied = [r["operation"] for r in await audit_rows(referral_pool, "referral") if r["outcome"] == "denied"]
+    # The scope refusal, the approval by a token without directory:manage, the stale approval.
+    assert denied == ["directory.save", "referral.directory_approve", "directory.approve"]
+    # A new phone number keeps the approval; a wider area or another age range needs it again.
+    phone = await save(referral_pool, OTHER_ORG, {**protection, "id": created["id"], "version": 2,
+                                                  "phone": "+223 76 00 00 00"}, scoped)
+    assert (phone["awaiting_approval"], created["id"] in await in_use()) == (False, True)
+    wider = await save(referral_pool, OTHER_ORG, {**protection, "id": created["id"], "version": 3,
+                                                  "phone": "+223 76 00 00 00", "regions": ["07", "08"]}, scoped)
+    assert (wider["awaiting_approval"], created["id"] in await in_use()) == (True, False)
+    # Capacity reports keep the service as it is: a count says nothing of who it serves.
+    full = await call(REFERRAL, "directory_set_capacity", referral_pool, principal(OTHER_ORG, scoped),
+                      {"service_id": created["id"], "version": 4, "available": 3})
+    assert full["awaiting_approval"] is True
+    # An organisation without the scope cannot turn its ordinary service into a sensitive one either.
+    food = await save(referral_pool, OTHER_ORG, shelter(category="FOOD"))
+    error = await refused(referral_pool, OTHER_ORG, {**protection, "id": food["id"], "version": 1})
+    assert (error.code, error.field) == ("INSUFFICIENT_SCOPE", "category")
+    # The steward's own saves need no second look.
+    by_steward = await save(referral_pool, STEWARD, {**protection, "organization_id": OTHER_ORG}, STEWARD_SCOPES)
+    assert by_steward["awaiting_approval"] is False

@@ -257,6 +257,15 @@ async def test_services_a_caller_may_not_refer_to(referral_pool: AsyncConnection
     assert (unknown.code, unknown.field) == ("NOT_FOUND", "serviceId")
 
 
+async def test_a_sensitive_service_awaiting_the_stewards_approval_cannot_be_referred_to(
+        referral_pool: AsyncConnectionPool, scene: dict[str, Any]) -> None:
+    async with referral_pool.connection() as conn:
+        await conn.execute("update referral.services set approved = false where id = %s", (scene["health"],))
+    refusal = await refused(refer(referral_pool, scene, worker(OWNER, WRITE + " sensitive:health"), service="health"))
+    assert (refusal.code, refusal.field) == ("NOT_FOUND", "serviceId")
+    assert await referral_count(referral_pool) == 1
+
+
 # --- outcomes ------------------------------------------------------------------------------------
 
 

@@ -240,6 +240,30 @@ async def test_the_coordinator_assigns_without_consent_it_waits_except_on_a_chil
     assert (vital["status"], vital["legal_basis"]) == ("PENDING", "VITAL_INTEREST")
 
 
+async def test_a_sensitive_service_awaiting_approval_is_neither_routed_to_nor_assigned(
+        referral_pool: AsyncConnectionPool) -> None:
+    """An organisation lists child protection in Gao (regional, so routing would prefer it) and the
+    steward has not approved it: an unaccompanied child goes to the approved national service."""
+    pending = await service(referral_pool, "newcomer", "CHILD_PROTECTION", ["07"], approved=False)
+    national = await service(referral_pool, "unicef-test", "CHILD_PROTECTION", [])
+    child = await route(referral_pool, arrival(Vulnerability.UNACCOMPANIED_CHILD, is_child=True, age=15))
+    protection = child["CHILD_PROTECTION"]
+    assert (protection["to_org_id"], protection["service_id"], protection["legal_basis"]) == (
+        "unicef-test", national, "VITAL_INTEREST")
+    alone = await route(referral_pool, arrival(Vulnerability.UNACCOMPANIED_CHILD, is_child=True, age=15,
+                                               region="07"))
+    async with referral_pool.connection() as conn:
+        await conn.execute("update referral.services set status = 'inactive' where id = %s", (national,))
+    again = await route(referral_pool, arrival(Vulnerability.UNACCOMPANIED_CHILD, is_child=True, age=15))
+    assert (again["CHILD_PROTECTION"]["status"], again["CHILD_PROTECTION"]["to_org_id"]) == ("UNASSIGNED", None)
+    writer = principal(COORDINATOR, "referrals:write sensitive:child_protection")
+    with pytest.raises(SeginError) as refused:
+        await call(REFERRAL, "assign", referral_pool, writer,
+                   {"referral_id": again["CHILD_PROTECTION"]["id"], "service_id": pending})
+    assert (refused.value.code, refused.value.field) == ("NOT_FOUND", "serviceId")
+    assert alone["CHILD_PROTECTION"]["to_org_id"] == "unicef-test"
+
+
 async def test_assignment_refusals_change_nothing(referral_pool: AsyncConnectionPool) -> None:
     need = await route(referral_pool, arrival(Vulnerability.GBV_SURVIVOR))
     food = await service(referral_pool, "food-ngo", "FOOD", [])

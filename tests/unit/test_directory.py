@@ -11,6 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from contracts.commands import SaveDirectoryService
+from contracts.reference import ServiceCategory
 from contracts.replies import DirectoryServiceView
 from kernel.errors import field_problems
 from kernel.tokens import Principal
@@ -69,7 +70,7 @@ def stored(**overrides: Any) -> dict[str, Any]:
             "organization_type": "NGO", "expected_duration": timedelta(days=values["expected_duration"])
             if values["expected_duration"] else None, "capacity_updated_at": NOW if values["capacity_available"]
             is not None else None, "capacity_updated_by": "user:croix-rouge", "version": 3, "created_at": NOW,
-            "updated_at": NOW, "updated_by": "user:croix-rouge"}
+            "updated_at": NOW, "updated_by": "user:croix-rouge", "approved": True}
 
 
 def test_a_save_that_says_what_is_stored_changes_nothing() -> None:
@@ -92,6 +93,32 @@ def test_who_may_maintain_and_who_may_see_a_service() -> None:
     assert directory.visible(gbv, caller("croix-rouge", "directory:read"))
     assert directory.visible(gbv, caller("segin-steward", "directory:read", "directory:manage"))
     assert directory.visible(stored(category="FOOD"), caller("ame", "directory:read"))
+    pending = {**gbv, "approved": False}  # awaiting approval: its organisation and the steward only
+    assert not directory.visible(pending, caller("ame", "directory:read", "sensitive:gbv"))
+    assert directory.visible(pending, caller("croix-rouge", "directory:read"))
+    assert directory.visible(pending, caller("segin-steward", "directory:read", "directory:manage"))
+
+
+def test_describing_a_sensitive_service_needs_its_scope_and_who_it_serves_needs_the_stewards_approval() -> None:
+    owner = caller("croix-rouge", "directory:write", "sensitive:gbv")
+    steward = caller("segin-steward", "directory:write", "directory:manage")
+    gbv, food = ServiceCategory.GBV_RESPONSE, ServiceCategory.FOOD
+    refusal = directory.scope_refusal(caller("croix-rouge", "directory:write"), gbv)
+    assert refusal is not None and (refusal.code, refusal.field) == ("INSUFFICIENT_SCOPE", "category")
+    assert directory.scope_refusal(owner, gbv) is None and directory.scope_refusal(steward, gbv) is None
+    assert directory.scope_refusal(caller("croix-rouge", "directory:write"), food) is None
+    old = directory.stored_values(stored(category="GBV_RESPONSE"))
+    assert directory.approved_after_save(owner, food, None, old, False)  # not sensitive: no approval needed
+    assert not directory.approved_after_save(owner, gbv, None, old, False)  # a new sensitive service waits
+    assert directory.approved_after_save(steward, gbv, None, old, False)  # unless the steward made it
+    assert directory.approved_after_save(owner, gbv, old, old | {"phone": "+223 70 00 00 00"}, True)
+    assert directory.approved_after_save(owner, gbv, old, old | {"status": "inactive"}, True)  # closing for now
+    for change in ({"regions": ["01"]}, {"minimum_age": 5}, {"sexes": ["MALE"]},
+                   {"vulnerabilities": ["ELDERLY"]}, {"maximum_age": 90}):
+        assert not directory.approved_after_save(owner, gbv, old, old | change, True), change
+    assert not directory.approved_after_save(owner, gbv, old, old | {"phone": "x"}, False)  # still waiting
+    from_food = directory.stored_values(stored(category="FOOD"))
+    assert not directory.approved_after_save(owner, gbv, from_food, old, True)  # turned sensitive: waits
 
 
 def test_who_reported_capacity_is_shown_to_the_organisation_and_the_steward_only() -> None:
