@@ -49,13 +49,18 @@ async def lock_case(conn: Connection, case_id: uuid.UUID) -> None:
     await conn.execute("select 1 from referral.cases where case_id = %s for update", (case_id,))
 
 
-async def has_open_referral_to(conn: Connection, case_id: uuid.UUID, service: dict[str, Any]) -> bool:
+async def has_open_referral_to(conn: Connection, case_id: uuid.UUID, service: dict[str, Any], org_id: str,
+                               hidden: list[ServiceCategory]) -> bool:
     """An open or waiting referral of the case to this service (or, for referrals made before services
-    had ids, to its organisation for its category)."""
+    had ids, to its organisation for its category) that exists for ``org_id``: the rule of
+    ``store.case_referrals`` and ``handlers.visible``, so a DUPLICATE answer reveals no other referral."""
     cur = await conn.execute(
         "select exists (select 1 from referral.referrals where case_id = %s and status = any(%s)"
-        " and (service_id = %s or (service_id is null and to_org_id = %s and service_category = %s))) as found",
-        (case_id, _OPEN_OR_WAITING, service["id"], service["organization_id"], service["category"]))
+        " and (service_id = %s or (service_id is null and to_org_id = %s and service_category = %s))"
+        " and (((case_owner_org_id = %s or from_org_id = %s) and service_category <> all(%s))"
+        "      or (to_org_id = %s and status <> %s))) as found",
+        (case_id, _OPEN_OR_WAITING, service["id"], service["organization_id"], service["category"],
+         org_id, org_id, [c.value for c in hidden], org_id, AWAITING))
     row = await cur.fetchone()
     return bool(row and row["found"])
 

@@ -207,6 +207,25 @@ async def test_a_second_open_referral_to_the_same_service_is_a_duplicate(
     assert again["id"] != made["id"] and again["status"] == "PENDING"
 
 
+async def test_a_referral_the_caller_may_not_see_is_not_revealed_as_a_duplicate(
+        referral_pool: AsyncConnectionPool, scene: dict[str, Any]) -> None:
+    """AME referred the case to IOM; the health centre (holding its own referral of the case) may not
+    see AME's referral, so its own referral to IOM is made, not refused as DUPLICATE."""
+    first = await refer(referral_pool, scene)
+    health = worker(HEALTH, WRITE)
+    seen = await call(REFERRAL, "case_referrals", referral_pool, health, {"case_id": scene["case_id"]})
+    assert first["id"] not in {r["id"] for r in seen}
+    second = await refer(referral_pool, scene, health)
+    assert (second["from_org_id"], second["to_org_id"], second["status"]) == (HEALTH, IOM, "PENDING")
+    # Its own referral it sees: a third is a duplicate, for it and for the owner, who sees both.
+    for caller in (health, worker()):
+        refusal = await refused(refer(referral_pool, scene, caller))
+        assert (refusal.code, refusal.field) == ("DUPLICATE", "serviceId")
+    # The recipient sees both, each from its referring organisation: true information for it.
+    incoming = (await call(REFERRAL, "incoming", referral_pool, worker(IOM), {}))["nodes"]
+    assert sorted(n["from_org_id"] for n in incoming) == sorted([OWNER, HEALTH])
+
+
 async def test_the_same_idempotency_key_returns_the_same_referral(referral_pool: AsyncConnectionPool,
                                                                   scene: dict[str, Any]) -> None:
     request = referral(scene)
