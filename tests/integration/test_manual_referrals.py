@@ -423,3 +423,37 @@ async def test_refer_takes_the_clock_as_an_argument(referral_pool: AsyncConnecti
     made = await manual.refer(referral_pool, worker(), ReferCase.model_validate(referral(scene, priority="HIGH")),
                               clock=lambda: at)
     assert made.due_at == at + timedelta(hours=72)
+
+
+# --- the audit trail of answers to a referral --------------------------------------------------
+
+
+async def test_every_refusal_after_the_referral_loads_leaves_a_denied_entry(
+        referral_pool: AsyncConnectionPool, scene: dict[str, Any]) -> None:
+    made = await refer(referral_pool, scene)
+    no_reason = await refused(call(REFERRAL, "reject", referral_pool, worker(IOM), {"referral_id": made["id"]}))
+    assert (no_reason.code, no_reason.field) == ("BAD_USER_INPUT", "reason")
+    await call(REFERRAL, "accept", referral_pool, worker(IOM), {"referral_id": made["id"]})
+    late = {"service_delivered": True, "delivered_on": "2999-01-01", "outcome_code": "START_UP_KIT_PROVIDED"}
+    future = await refused(call(REFERRAL, "complete", referral_pool, worker(IOM),
+                                {"referral_id": made["id"], "outcome": late}))
+    assert (future.code, future.field) == ("BAD_USER_INPUT", "outcome.delivered_on")
+    case = [scene["case_id"]]
+    iom = [(r["operation"], r["outcome"], [str(c) for c in r["case_ids"]])
+           for r in await audit_rows(referral_pool, "referral") if r["org_id"] == IOM]
+    assert iom == [("referral.reject", "denied", case), ("referral.accept", "allowed", case),
+                   ("referral.complete", "denied", case)]
+
+
+async def test_answering_a_referral_to_a_sensitive_service_names_its_category_in_the_audit(
+        referral_pool: AsyncConnectionPool, scene: dict[str, Any]) -> None:
+    listed = await call(REFERRAL, "case_referrals", referral_pool, worker(), {"case_id": scene["case_id"]})
+    [health] = [r for r in listed if r["service_category"] == "HEALTH_CARE"]
+    await call(REFERRAL, "accept", referral_pool, worker(HEALTH, WRITE), {"referral_id": health["id"]})
+    await call(REFERRAL, "complete", referral_pool, worker(HEALTH, WRITE), {"referral_id": health["id"]})
+    made = await refer(referral_pool, scene)
+    await call(REFERRAL, "revoke", referral_pool, worker(), {"referral_id": made["id"]})
+    entries = [(r["operation"], r["field_categories"]) for r in await audit_rows(referral_pool, "referral")
+               if r["operation"] in ("referral.accept", "referral.complete", "referral.revoke")]
+    assert entries == [("referral.accept", ["health", "referral"]), ("referral.complete", ["health", "referral"]),
+                       ("referral.revoke", ["note", "referral"])]
