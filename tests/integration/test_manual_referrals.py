@@ -30,7 +30,7 @@ from kernel.errors import SeginError
 from kernel.tokens import Principal
 from services.notifications import handlers as notification_handlers
 from services.notifications.app import APP as NOTIFICATIONS
-from services.referral import handlers, manual, manual_domain, store, worklists
+from services.referral import handlers, manual, manual_domain, manual_store, store, worklists
 from services.referral.app import APP as REFERRAL
 from tests.integration.services import CountingPool, audit_rows, call, deliver, outbox, principal
 
@@ -457,3 +457,26 @@ async def test_answering_a_referral_to_a_sensitive_service_names_its_category_in
                if r["operation"] in ("referral.accept", "referral.complete", "referral.revoke")]
     assert entries == [("referral.accept", ["health", "referral"]), ("referral.complete", ["health", "referral"]),
                        ("referral.revoke", ["note", "referral"])]
+
+
+async def test_overdue_counts_read_only_the_organisations_open_referrals_through_their_indexes(
+        referral_pool: AsyncConnectionPool, scene: dict[str, Any]) -> None:
+    """Each arm of the count is an index range of one organisation's open referrals in one state
+    (migration 0009), never a scan of every referral nor of every organisation's open work, however
+    much of it there is (bench/overdue_counts.py: the figures over 300,000 referrals)."""
+    await refer(referral_pool, scene)
+    async with referral_pool.connection() as conn:  # the rest of the network: 4,000 referrals, half still open
+        await conn.execute(
+            "insert into referral.referrals (id, case_id, case_owner_org_id, from_org_id, to_org_id, service_category,"
+            " priority, status, reason_code, due_at, origin, service_id, accepted_at)"
+            " select gen_random_uuid(), gen_random_uuid(), 'org-' || g %% 40, 'org-' || g %% 40, %s, 'BUSINESS_START_UP',"
+            "  'NORMAL', (array['PENDING', 'ACCEPTED', 'DONE', 'REJECTED'])[1 + g %% 4], 'BENCH',"
+            "  now() - interval '1 hour' * (g %% 100), 'MANUAL', %s, now() - interval '1 day' * (g %% 40)"
+            " from generate_series(1, 4000) g", (IOM, scene["iom"]))
+        await conn.execute("analyze referral.referrals")
+    query, params = manual_store.overdue_counts_statement(OWNER, [], datetime.now(UTC))
+    async with referral_pool.connection() as conn, conn.transaction():
+        cur = await conn.execute("explain " + query, params)
+        plan = "\n".join(r["QUERY PLAN"] for r in await cur.fetchall())
+    referral_scans = [line for line in plan.splitlines() if " on referrals " in line]
+    assert len(referral_scans) == 4 and all("referrals_open_" in line for line in referral_scans), plan
