@@ -65,6 +65,12 @@ class ReferralCreatedV1(ReferralFacts):
     status: ReferralStatus
     due_at: datetime
     reason_code: str
+    # Absent from earlier producers. A re-routed referral names the one it replaces and the
+    # organisation that moved it (none: the platform), so the referring organisation and the case's
+    # owner are told when someone else moved their referral.
+    case_owner_org_id: str | None = None
+    rerouted_from: str | None = None
+    rerouted_by_org_id: str | None = None
 
 
 class SharingRecipient(Event):
@@ -147,3 +153,6 @@ class NeedUnassignedV1(Event):
     reason: UnassignedReason
     rule_id: str | None = None
     rerouted_from: str | None = None  # set when re-routing found no next provider
+    # With rerouted_from (absent from earlier producers): who referred, and who re-routed (none: the platform).
+    from_org_id: str | None = None
+    rerouted_by_org_id: str | None = None

@@ -30,19 +30,20 @@ class Context(BaseContext):
     def calls_left(self) -> int:
         return self.max_calls - self.calls
 
-    async def ask(self, subject: str, payload: dict[str, Any]) -> Any:
+    async def ask(self, subject: str, payload: dict[str, Any], *, cost: int = 1) -> Any:
         """Call a service as the caller: the service decides access itself.
 
         The service gets an internal token for it alone, never the caller's API token
         (``gateway/service_tokens.py``): whoever reads that service's requests on NATS cannot
         use it at the public API or at another service. The request's call budget is checked
-        here too, for what the document's static count (``gateway/limits.py``) cannot see.
+        here too, for what the document's static count (``gateway/limits.py``) cannot see; a call
+        weighing more than one (``cost``, as ``limits.SERVICE_CALLS`` weighs its field) uses as many.
         """
-        if self.calls >= self.max_calls:
+        if self.calls + cost > self.max_calls:
             raise GraphQLError(f"This request has used its {self.max_calls} service calls "
                                "(SEGIN_GRAPHQL_MAX_SERVICE_CALLS).",
                                extensions={"code": "QUERY_TOO_COMPLEX", "limit": "max_service_calls"})
-        self.calls += 1
+        self.calls += cost
         try:
             token = self.service_tokens.for_subject(self.principal, subject)
             return await rpc.call(self.nats, subject, payload, token, timeout=self.timeout)

@@ -40,12 +40,17 @@ from strawberry.fastapi import GraphQLRouter
 TOO_COMPLEX = "QUERY_TOO_COMPLEX"
 TOO_LARGE = "REQUEST_TOO_LARGE"
 
+# A call whose work grows with the whole network, not with one page: overdueCounts counts over every
+# referral of the caller's organisation (the coordinator's, of every organisation). It weighs as
+# this many calls, statically and at run time (``Context.ask``), so aliasing it cannot multiply it.
+OVERDUE_COUNTS_COST = 5
+
 # Fields whose resolver asks a service, and how many calls one occurrence makes. The DSAR export
 # pages through audit trails with what is left of the budget (and says when it stopped short).
 SERVICE_CALLS: dict[str, int] = {
     "Query.case": 1, "Query.incomingReferrals": 1, "Query.notifications": 1, "Query.statistics": 1,
     "Query.auditTrail": 1, "Query.subjectAccessRequest": 6, "Case.referrals": 1,
-    "Query.outgoingReferrals": 1, "Query.overdueCounts": 1, "Mutation.referCase": 1,
+    "Query.outgoingReferrals": 1, "Query.overdueCounts": OVERDUE_COUNTS_COST, "Mutation.referCase": 1,
     **{f"Mutation.{name}": 1 for name in (
         "registerArrival", "recordConsent", "withdrawConsent", "recordLegalBasis", "acceptReferral",
         "rejectReferral", "completeReferral", "revokeReferral", "markNotificationRead")},

@@ -20,7 +20,7 @@ from kernel.errors import SeginError
 from gateway.documents import DocumentCache, Documents
 from gateway.graphql_context import Context, as_graphql_error, input_error
 from gateway.graphql_guard import RequestGuard, SeginSchema
-from gateway.limits import GraphQLLimits
+from gateway.limits import OVERDUE_COUNTS_COST, GraphQLLimits
 from gateway.types import (
     ArrivalPoint,
     AuditConnection,
@@ -258,7 +258,7 @@ class Query:
     @strawberry.field(description="How many referrals are overdue for your organisation (and, for the coordinating "
                                   "body, per organisation).")
     async def overdue_counts(self, info: Info[Context, None]) -> OverdueSummary:
-        data = await info.context.ask("svc.referral.overdue_counts", {})
+        data = await info.context.ask("svc.referral.overdue_counts", {}, cost=OVERDUE_COUNTS_COST)
         return OverdueSummary.from_view(replies.OverdueCountsView.model_validate(data))
 
     @strawberry.field(description="Unmet needs (referrals UNASSIGNED: no directory service fitted) of cases your "

@@ -72,11 +72,29 @@ def _owner_notice(org_id: str, kind: str, category: ServiceCategory, title_fr: s
 
 
 def notices_for_referral(event: ReferralCreatedV1) -> list[Notice]:
-    """A live referral alerts its recipient; one awaiting consent alerts the case owner instead."""
+    """A live referral alerts its recipient; one awaiting consent alerts the case owner instead. A
+    referral someone else re-routed also tells the referring organisation and the case's owner."""
     if event.status == ReferralStatus.AWAITING_CONSENT:
-        return [_owner_notice(event.from_org_id, "referral.awaiting_consent", event.service_category,
-                              "Consentement requis pour orienter vers : {fr}", "Consent needed to refer for: {en}")]
-    return [_received(event.to_org_id, event.service_category, event.priority.value)]
+        first = _owner_notice(event.from_org_id, "referral.awaiting_consent", event.service_category,
+                              "Consentement requis pour orienter vers : {fr}", "Consent needed to refer for: {en}")
+    else:
+        first = _received(event.to_org_id, event.service_category, event.priority.value)
+    return [first, *_rerouted(event.rerouted_from, event.rerouted_by_org_id, event.from_org_id,
+                              [event.from_org_id, event.case_owner_org_id], event.service_category)]
+
+
+REROUTED_TITLES = ("Référence réorientée vers un autre prestataire : {fr}",
+                   "Referral re-routed to another provider: {en}")
+
+
+def _rerouted(rerouted_from: str | None, by: str | None, referrer: str | None, told: list[str | None],
+              category: ServiceCategory) -> list[Notice]:
+    """Notices to ``told`` (once each) when a referral was re-routed by anyone but its referrer
+    (the coordinating body, or the platform: ``by`` None): they did not move it themselves."""
+    if rerouted_from is None or by == referrer:
+        return []
+    return [_owner_notice(org, "referral.rerouted", category, *REROUTED_TITLES)
+            for org in dict.fromkeys(told) if org is not None and org != by]
 
 
 def _received(org_id: str, category: ServiceCategory, priority: str) -> Notice:
@@ -163,9 +181,14 @@ REASON_WORDS: dict[UnassignedReason, tuple[str, str]] = {
 
 def notices_for_unassigned(event: NeedUnassignedV1, coordinator_org_id: str) -> list[Notice]:
     """A need no provider fits alerts the registering organisation and the coordinating body (once
-    when they are the same), both with the reason. About a sensitive service it is shown only to
+    when they are the same), both with the reason; re-routed there by someone else, the referring
+    organisation too. About a sensitive service it is shown only to
     their tokens holding that category's scope, and its title does not name the category."""
     rfr, ren = REASON_WORDS[event.reason]
-    return [_owner_notice(org, "referral.unassigned", event.service_category,
-                          f"Besoin sans prestataire : {{fr}} ({rfr})", f"Unmet need: {{en}} ({ren})")
-            for org in dict.fromkeys([event.owner_org_id, coordinator_org_id])]
+    told = list(dict.fromkeys([event.owner_org_id, coordinator_org_id]))
+    unmet = [_owner_notice(org, "referral.unassigned", event.service_category,
+                           f"Besoin sans prestataire : {{fr}} ({rfr})", f"Unmet need: {{en}} ({ren})") for org in told]
+    # Re-routed to nobody by someone else: a referrer who is not already told of the unmet need is told of the move.
+    others = [] if event.from_org_id in told else [event.from_org_id]
+    return unmet + _rerouted(event.rerouted_from, event.rerouted_by_org_id, event.from_org_id, others,
+                             event.service_category)

@@ -15,7 +15,7 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from contracts.channels import REFERRAL_CREATED, REFERRAL_STATUS_CHANGED
-from contracts.commands import CaseRef, CompleteReferral, ReferralAction
+from contracts.commands import CaseRef, CompleteReferral, ReferralAction, ReferralOutcome
 from contracts.events import ArrivalRegisteredV1, ReferralCreatedV1, ReferralStatusChangedV1, SharingChangedV1
 from contracts.reference import (
     LegalBasis,
@@ -119,13 +119,8 @@ async def act(action: str, pool: AsyncConnectionPool, principal: Principal, requ
             except domain.TransitionRefused as exc:
                 refusal = SeginError(exc.message, field="id", code=exc.code)
             else:
-                if action == "reject" and not request.reason:
-                    raise BadInput("Give a reason code for the rejection.", field="reason")
-                if outcome is not None:
-                    try:
-                        manual_domain.check_outcome(outcome, row["created_at"], now.date())
-                    except manual_domain.InputRefused as exc:
-                        raise BadInput(exc.message, field=exc.field) from None
+                refusal = _input_refusal(action, request, outcome, row, now)
+            if refusal is None:
                 old = ReferralStatus(row["status"])
                 row = await store.set_status(conn, referral_id, new_status, row["legal_basis"],
                                              request.reason or action.upper())
@@ -135,15 +130,32 @@ async def act(action: str, pool: AsyncConnectionPool, principal: Principal, requ
                     row = await manual_store.record_outcome(conn, referral_id, outcome)
                 await _announce(conn, row, old)
                 [view] = await shown(conn, [row], principal, now)
+        # Every answer is on the record, a refusal too (written, then committed, then raised); an
+        # allowed one names the sensitive category touched and the note when the reply shows it.
         cases = [row["case_id"]] if row else []
-        if refusal:
+        if refusal or view is None:
             await store.TRAIL.denied(conn, principal, f"referral.{action}", cases, ["referral"], AuditPurpose.REFERRAL)
         else:
-            await store.TRAIL.allowed(conn, principal, f"referral.{action}", cases, ["referral"], AuditPurpose.REFERRAL)
+            await store.TRAIL.allowed(conn, principal, f"referral.{action}", cases, audit_categories([view]),
+                                      AuditPurpose.REFERRAL)
     if refusal:
         raise refusal
     assert view is not None
     return view
+
+
+def _input_refusal(action: str, request: ReferralAction, outcome: ReferralOutcome | None, row: dict[str, Any],
+                   now: datetime) -> SeginError | None:
+    """What the request lacks or gets wrong for this referral (decided after loading it: an outcome's
+    date is checked against when the referral was made)."""
+    if action == "reject" and not request.reason:
+        return BadInput("Give a reason code for the rejection.", field="reason")
+    if outcome is not None:
+        try:
+            manual_domain.check_outcome(outcome, row["created_at"], now.date())
+        except manual_domain.InputRefused as exc:
+            return BadInput(exc.message, field=exc.field)
+    return None
 
 
 async def subject_access(pool: AsyncConnectionPool, principal: Principal, request: CaseRef) -> list[ReferralView]:

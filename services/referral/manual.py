@@ -11,6 +11,12 @@ What the answers reveal, decided here:
   DUPLICATE answer could otherwise reveal that the case has a referral to a sensitive service).
 - A service of the caller's own organisation is refused (OWN_SERVICE): providing it needs no
   referral, and automatic routing never refers a case to its owner either.
+- DUPLICATE counts only the open or waiting referrals to the service that exist for the caller (the
+  rule of ``handlers.visible``: its organisation's own, those it receives once live, those of its
+  case as owner, none to a sensitive service its token may not see). Another organisation's
+  referral to the same service is not revealed by a refusal: the caller's referral is made, and the
+  recipient, which sees both, learns the true fact that two organisations referred the person to
+  it. The partial unique index ``referrals_one_per_need`` binds only rule-made referrals.
 - The note is personal data: it is stored in ``referrals.note`` and returned to the referring and
   receiving organisations; it never enters an event, a log or an audit record.
 """
@@ -84,7 +90,8 @@ async def refer(pool: AsyncConnectionPool, principal: Principal, request: ReferC
 
             async def create() -> dict[str, Any]:
                 await manual_store.lock_case(conn, case_id)
-                if await manual_store.has_open_referral_to(conn, case_id, service):
+                if await manual_store.has_open_referral_to(conn, case_id, service, principal.org_id,
+                                                           hidden_services(principal.scopes)):
                     raise Conflict("This case already has an open or waiting referral to this service.",
                                    field="serviceId", code="DUPLICATE")
                 basis, status = manual_domain.opening_status(store.case_recipients(case), service["organization_id"],

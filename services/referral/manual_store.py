@@ -23,9 +23,10 @@ _OPEN_OR_WAITING = [PENDING, ACCEPTED, AWAITING]
 # One derived table, so the keyset cursor's (created_at, id) names one table's columns.
 _REFERRALS = ("(select r.*, s.expected_duration from referral.referrals r"
               " left join referral.services s on s.id = r.service_id) w")
-# manual_domain.is_overdue in SQL: two parameters, both the clock.
-OVERDUE = (f"((w.status = '{PENDING}' and w.due_at < %s) or (w.status = '{ACCEPTED}' and w.outcome_code is null"
-           " and w.accepted_at + w.expected_duration < %s))")
+# manual_domain.is_overdue in SQL, one arm per state (one parameter each: the clock), and both.
+OVERDUE_PENDING = f"(w.status = '{PENDING}' and w.due_at < %s)"
+OVERDUE_ACCEPTED = f"(w.status = '{ACCEPTED}' and w.outcome_code is null and w.accepted_at + w.expected_duration < %s)"
+OVERDUE = f"({OVERDUE_PENDING} or {OVERDUE_ACCEPTED})"
 
 
 async def directory_service(conn: Connection, service_id: uuid.UUID) -> dict[str, Any] | None:
@@ -49,13 +50,18 @@ async def lock_case(conn: Connection, case_id: uuid.UUID) -> None:
     await conn.execute("select 1 from referral.cases where case_id = %s for update", (case_id,))
 
 
-async def has_open_referral_to(conn: Connection, case_id: uuid.UUID, service: dict[str, Any]) -> bool:
+async def has_open_referral_to(conn: Connection, case_id: uuid.UUID, service: dict[str, Any], org_id: str,
+                               hidden: list[ServiceCategory]) -> bool:
     """An open or waiting referral of the case to this service (or, for referrals made before services
-    had ids, to its organisation for its category)."""
+    had ids, to its organisation for its category) that exists for ``org_id``: the rule of
+    ``store.case_referrals`` and ``handlers.visible``, so a DUPLICATE answer reveals no other referral."""
     cur = await conn.execute(
         "select exists (select 1 from referral.referrals where case_id = %s and status = any(%s)"
-        " and (service_id = %s or (service_id is null and to_org_id = %s and service_category = %s))) as found",
-        (case_id, _OPEN_OR_WAITING, service["id"], service["organization_id"], service["category"]))
+        " and (service_id = %s or (service_id is null and to_org_id = %s and service_category = %s))"
+        " and (((case_owner_org_id = %s or from_org_id = %s) and service_category <> all(%s))"
+        "      or (to_org_id = %s and status <> %s))) as found",
+        (case_id, _OPEN_OR_WAITING, service["id"], service["organization_id"], service["category"],
+         org_id, org_id, [c.value for c in hidden], org_id, AWAITING))
     row = await cur.fetchone()
     return bool(row and row["found"])
 
@@ -129,15 +135,31 @@ async def worklist(conn: Connection, *, incoming: bool, org_id: str, hidden: lis
     return list(await cur.fetchall())
 
 
+def overdue_counts_statement(org_id: str, hidden: list[ServiceCategory], now: datetime
+                             ) -> tuple[str, tuple[Any, ...]]:
+    """The statement of ``overdue_counts`` and its parameters (``bench/overdue_counts.py`` explains it).
+
+    One count per overdue arm and side, each an equality on the organisation and the state, so each
+    reads a range of one of the open-referral indexes of migration 0009 (not every referral the
+    organisation ever made or received)."""
+    shown = [c.value for c in hidden]
+
+    def count(side: str, arm: str, *extra: str) -> str:
+        return f"(select count(*) from {_REFERRALS} where w.{side} = %s and {arm}{''.join(extra)})"
+
+    not_hidden = " and w.service_category <> all(%s)"
+    return (
+        f"select {count('to_org_id', OVERDUE_PENDING)} as incoming_not_accepted,"
+        f" {count('to_org_id', OVERDUE_ACCEPTED)} as accepted_without_outcome,"
+        f" {count('from_org_id', OVERDUE_PENDING, not_hidden)} + {count('from_org_id', OVERDUE_ACCEPTED, not_hidden)}"
+        " as outgoing_overdue",
+        (org_id, now, org_id, now, org_id, now, shown, org_id, now, shown))
+
+
 async def overdue_counts(conn: Connection, org_id: str, hidden: list[ServiceCategory], now: datetime
                          ) -> dict[str, int]:
     """The caller's organisation's overdue work, counted exactly as its lists show it."""
-    cur = await conn.execute(
-        f"select count(*) filter (where w.to_org_id = %s and w.status = '{PENDING}') as incoming_not_accepted,"
-        f" count(*) filter (where w.to_org_id = %s and w.status = '{ACCEPTED}') as accepted_without_outcome,"
-        " count(*) filter (where w.from_org_id = %s and w.service_category <> all(%s)) as outgoing_overdue"
-        f" from {_REFERRALS} where (w.to_org_id = %s or w.from_org_id = %s) and {OVERDUE}",
-        (org_id, org_id, org_id, [c.value for c in hidden], org_id, org_id, now, now))
+    cur = await conn.execute(*overdue_counts_statement(org_id, hidden, now))
     row = await cur.fetchone()
     assert row is not None
     return {k: int(v) for k, v in row.items()}

@@ -2,8 +2,13 @@
 
 Who: the case's registering (or referring) organisation, and the coordinating body
 (``kernel.config.coordinator_org_id``, env ``SEGIN_COORDINATOR_ORG``), which sees every case's unmet
-needs. A need or referral of a sensitive category exists only for tokens holding that category's
-scope, exactly as other referral reads: the same NOT_FOUND as for an id that does not exist.
+needs. The referring organisation re-routes its referrals; the coordinating body steps in only where
+the network failed: a referral escalated by the deadline scan (``escalated_at``) or rejected. A
+fresh referral is none of its business: it answers NOT_FOUND, as for an id that does not exist.
+Someone other than the referring organisation re-routing is told to it and to the case's owner
+(``routing.reroute_referral`` names the re-routing organisation in the new referral's event).
+A need or referral of a sensitive category exists only for tokens holding that category's scope,
+exactly as other referral reads: the same NOT_FOUND as for an id that does not exist.
 """
 
 from __future__ import annotations
@@ -110,8 +115,8 @@ def _without_consent(row: dict[str, Any]) -> LegalBasis | None:
 
 
 async def reroute(pool: AsyncConnectionPool, principal: Principal, request: RerouteReferral) -> ReferralView:
-    """The referring organisation or the coordinating body sends a referral on to the next provider
-    (``routing.reroute_referral``); answers with the new referral."""
+    """The referring organisation (or the coordinating body, for an escalated or rejected referral)
+    sends a referral on to the next provider (``routing.reroute_referral``); answers with the new referral."""
     referral_id = parse_id(request.referral_id, "id", not_found=NO_SUCH)
     refusal: SeginError | None = None
     new: dict[str, Any] | None = None
@@ -124,7 +129,8 @@ async def reroute(pool: AsyncConnectionPool, principal: Principal, request: Rero
             refusal = SeginError(f"A referral in state {row['status']} cannot be re-routed"
                                  + (" again." if row["rerouted_to"] else "."), field="id", code="INVALID_TRANSITION")
         else:
-            new = await routing.reroute_referral(conn, row, datetime.now(UTC), principal.subject, request.reason)
+            new = await routing.reroute_referral(conn, row, datetime.now(UTC), principal.subject, request.reason,
+                                                 by_org=principal.org_id)
         if refusal or new is None:
             await store.TRAIL.denied(conn, principal, "referral.reroute", cases, ["referral"], AuditPurpose.REFERRAL)
         else:
@@ -137,8 +143,10 @@ async def reroute(pool: AsyncConnectionPool, principal: Principal, request: Rero
 
 
 def _may_reroute(row: dict[str, Any], principal: Principal) -> bool:
-    """The referring organisation or the coordinating body (not the recipient, nor the owner of a
-    case another organisation referred), with the category's scope."""
+    """The referring organisation (not the recipient, nor the owner of a case another organisation
+    referred), or the coordinating body once the referral was escalated or rejected; with the
+    category's scope."""
     org = principal.org_id
-    return (org == row["from_org_id"] or org == coordinator_org_id()) and (
+    stuck = row.get("escalated_at") is not None or row["status"] == ReferralStatus.REJECTED
+    return (org == row["from_org_id"] or (org == coordinator_org_id() and stuck)) and (
         ServiceCategory(row["service_category"]) not in hidden_services(principal.scopes))

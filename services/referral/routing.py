@@ -50,23 +50,32 @@ def _planned_row(referral_id: Any, arrival: ArrivalRegisteredV1, plan: domain.Pl
             "unassigned_reason": plan.unassigned_reason.value if plan.unassigned_reason else None}
 
 
-async def announce_created(conn: Connection, row: dict[str, Any]) -> None:
+async def announce_created(conn: Connection, row: dict[str, Any], rerouted_by: str | None = None) -> None:
+    """A new referral; a re-routed one also names the referral it replaces and who moved it."""
     await add_event(conn, store.SCHEMA, REFERRAL_CREATED, ReferralCreatedV1(
         referral_id=str(row["id"]), case_id=str(row["case_id"]), from_org_id=row["from_org_id"],
         to_org_id=row["to_org_id"], service_category=ServiceCategory(row["service_category"]),
         priority=Priority(row["priority"]), legal_basis=_basis(row), status=ReferralStatus(row["status"]),
-        due_at=row["due_at"], reason_code=row["reason_code"],
+        due_at=row["due_at"], reason_code=row["reason_code"], case_owner_org_id=row["case_owner_org_id"],
+        rerouted_from=_rerouted_from(row), rerouted_by_org_id=rerouted_by if _rerouted_from(row) else None,
     ), subject=str(row["id"]))
 
 
-async def announce_unassigned(conn: Connection, row: dict[str, Any]) -> None:
-    """Tell the registering organisation and the coordinating body (through notifications): ids and codes only."""
+async def announce_unassigned(conn: Connection, row: dict[str, Any], rerouted_by: str | None = None) -> None:
+    """Tell the registering organisation and the coordinating body (through notifications): ids and codes
+    only; a need re-routed to nobody also names who referred it and who re-routed it."""
+    rerouted_from = _rerouted_from(row)
     await add_event(conn, store.SCHEMA, NEED_UNASSIGNED, NeedUnassignedV1(
         referral_id=str(row["id"]), case_id=str(row["case_id"]), owner_org_id=row["case_owner_org_id"],
         service_category=ServiceCategory(row["service_category"]), priority=Priority(row["priority"]),
-        reason=UnassignedReason(row["unassigned_reason"]), rule_id=row.get("rule_id"),
-        rerouted_from=str(row["rerouted_from"]) if row.get("rerouted_from") else None,
+        reason=UnassignedReason(row["unassigned_reason"]), rule_id=row.get("rule_id"), rerouted_from=rerouted_from,
+        from_org_id=row["from_org_id"] if rerouted_from else None,
+        rerouted_by_org_id=rerouted_by if rerouted_from else None,
     ), subject=str(row["id"]))
+
+
+def _rerouted_from(row: dict[str, Any]) -> str | None:
+    return str(row["rerouted_from"]) if row.get("rerouted_from") else None
 
 
 async def announce_status(conn: Connection, row: dict[str, Any], old_status: ReferralStatus) -> None:
@@ -90,7 +99,7 @@ def reroutable(row: dict[str, Any]) -> bool:
 
 
 async def reroute_referral(conn: Connection, row: dict[str, Any], now: datetime, actor: str,
-                           reason: str | None = None) -> dict[str, Any]:
+                           reason: str | None = None, *, by_org: str | None = None) -> dict[str, Any]:
     """Send the need of ``row`` (locked by the caller, ``reroutable``) on to the next provider in
     ``domain.tie_order``, leaving out every organisation the need was already referred to and the
     case's owner. The new referral (origin REROUTE, ``rerouted_from``) takes the need's priority,
@@ -98,7 +107,9 @@ async def reroute_referral(conn: Connection, row: dict[str, Any], now: datetime,
     with its reason (same notices as routing). The old referral keeps its history: an open one is
     REVOKED with reason REROUTED, a rejected one stays REJECTED; both point to the new one
     (``rerouted_to``). ``actor`` is the token subject (a person, or ``service:referral`` when the
-    deadline scan escalates). A referral no rule made (a person's) is served in the destination
+    deadline scan escalates) and ``by_org`` its organisation (none: the platform), announced with the
+    new referral so that the referring organisation and the case owner are told when someone else
+    moved it. A referral no rule made (a person's) is served in the destination
     region. ``reason`` (a code: NO_ANSWER, ESCALATED…) is kept as the new referral's status_reason.
     Returns the new referral's row."""
     case = await store.get_case(conn, row["case_id"])
@@ -129,5 +140,5 @@ async def reroute_referral(conn: Connection, row: dict[str, Any], now: datetime,
         closed = await store.set_status(conn, row["id"], ReferralStatus.REVOKED, row["legal_basis"], "REROUTED")
         await announce_status(conn, closed, old_status)
     new = await store.insert_reroute(conn, row, plan, actor, reason)
-    await (announce_unassigned(conn, new) if plan.to_org_id is None else announce_created(conn, new))
+    await (announce_unassigned(conn, new, by_org) if plan.to_org_id is None else announce_created(conn, new, by_org))
     return new

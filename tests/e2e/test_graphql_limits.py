@@ -81,6 +81,21 @@ def test_fragments_cannot_hide_service_calls(api: Api, platform: Platform, case_
     assert audit_rows(platform) == before
 
 
+def test_aliased_overdue_counts_are_weighed_as_the_scans_they_are(api: Api, platform: Platform) -> None:
+    """overdueCounts counts over every referral of an organisation (the coordinator's, of all of them):
+    30 aliases are within the alias limit but weigh more than a request's call budget."""
+    def overdue(count: int) -> str:
+        return "{ " + " ".join(f"o{i}: overdueCounts {{ incomingNotAccepted }}" for i in range(count)) + " }"
+
+    before = audit_rows(platform)
+    error = refused(api.post(overdue(30), token=api.token("dgme")), "QUERY_TOO_COMPLEX")
+    assert error["extensions"]["limit"] == "max_service_calls", error
+    assert "SEGIN_GRAPHQL_MAX_SERVICE_CALLS" in error["message"], error
+    assert audit_rows(platform) == before
+    body = api.gql("dgme", overdue(2))  # a screen showing the counts twice still works
+    assert "errors" not in body and len(body["data"]) == 2, body
+
+
 def test_too_deep_a_document_is_refused(api: Api) -> None:
     deep = "{ __schema { types { fields { type { ofType { ofType { ofType { ofType { ofType { ofType { ofType " \
            "{ name } } } } } } } } } } } }"

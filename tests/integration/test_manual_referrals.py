@@ -30,7 +30,7 @@ from kernel.errors import SeginError
 from kernel.tokens import Principal
 from services.notifications import handlers as notification_handlers
 from services.notifications.app import APP as NOTIFICATIONS
-from services.referral import handlers, manual, manual_domain, store, worklists
+from services.referral import handlers, manual, manual_domain, manual_store, store, worklists
 from services.referral.app import APP as REFERRAL
 from tests.integration.services import CountingPool, audit_rows, call, deliver, outbox, principal
 
@@ -205,6 +205,25 @@ async def test_a_second_open_referral_to_the_same_service_is_a_duplicate(
     await call(REFERRAL, "reject", referral_pool, worker(IOM), {"referral_id": made["id"], "reason": "NO_CAPACITY"})
     again = await refer(referral_pool, scene)
     assert again["id"] != made["id"] and again["status"] == "PENDING"
+
+
+async def test_a_referral_the_caller_may_not_see_is_not_revealed_as_a_duplicate(
+        referral_pool: AsyncConnectionPool, scene: dict[str, Any]) -> None:
+    """AME referred the case to IOM; the health centre (holding its own referral of the case) may not
+    see AME's referral, so its own referral to IOM is made, not refused as DUPLICATE."""
+    first = await refer(referral_pool, scene)
+    health = worker(HEALTH, WRITE)
+    seen = await call(REFERRAL, "case_referrals", referral_pool, health, {"case_id": scene["case_id"]})
+    assert first["id"] not in {r["id"] for r in seen}
+    second = await refer(referral_pool, scene, health)
+    assert (second["from_org_id"], second["to_org_id"], second["status"]) == (HEALTH, IOM, "PENDING")
+    # Its own referral it sees: a third is a duplicate, for it and for the owner, who sees both.
+    for caller in (health, worker()):
+        refusal = await refused(refer(referral_pool, scene, caller))
+        assert (refusal.code, refusal.field) == ("DUPLICATE", "serviceId")
+    # The recipient sees both, each from its referring organisation: true information for it.
+    incoming = (await call(REFERRAL, "incoming", referral_pool, worker(IOM), {}))["nodes"]
+    assert sorted(n["from_org_id"] for n in incoming) == sorted([OWNER, HEALTH])
 
 
 async def test_the_same_idempotency_key_returns_the_same_referral(referral_pool: AsyncConnectionPool,
@@ -413,3 +432,60 @@ async def test_refer_takes_the_clock_as_an_argument(referral_pool: AsyncConnecti
     made = await manual.refer(referral_pool, worker(), ReferCase.model_validate(referral(scene, priority="HIGH")),
                               clock=lambda: at)
     assert made.due_at == at + timedelta(hours=72)
+
+
+# --- the audit trail of answers to a referral --------------------------------------------------
+
+
+async def test_every_refusal_after_the_referral_loads_leaves_a_denied_entry(
+        referral_pool: AsyncConnectionPool, scene: dict[str, Any]) -> None:
+    made = await refer(referral_pool, scene)
+    no_reason = await refused(call(REFERRAL, "reject", referral_pool, worker(IOM), {"referral_id": made["id"]}))
+    assert (no_reason.code, no_reason.field) == ("BAD_USER_INPUT", "reason")
+    await call(REFERRAL, "accept", referral_pool, worker(IOM), {"referral_id": made["id"]})
+    late = {"service_delivered": True, "delivered_on": "2999-01-01", "outcome_code": "START_UP_KIT_PROVIDED"}
+    future = await refused(call(REFERRAL, "complete", referral_pool, worker(IOM),
+                                {"referral_id": made["id"], "outcome": late}))
+    assert (future.code, future.field) == ("BAD_USER_INPUT", "outcome.delivered_on")
+    case = [scene["case_id"]]
+    iom = [(r["operation"], r["outcome"], [str(c) for c in r["case_ids"]])
+           for r in await audit_rows(referral_pool, "referral") if r["org_id"] == IOM]
+    assert iom == [("referral.reject", "denied", case), ("referral.accept", "allowed", case),
+                   ("referral.complete", "denied", case)]
+
+
+async def test_answering_a_referral_to_a_sensitive_service_names_its_category_in_the_audit(
+        referral_pool: AsyncConnectionPool, scene: dict[str, Any]) -> None:
+    listed = await call(REFERRAL, "case_referrals", referral_pool, worker(), {"case_id": scene["case_id"]})
+    [health] = [r for r in listed if r["service_category"] == "HEALTH_CARE"]
+    await call(REFERRAL, "accept", referral_pool, worker(HEALTH, WRITE), {"referral_id": health["id"]})
+    await call(REFERRAL, "complete", referral_pool, worker(HEALTH, WRITE), {"referral_id": health["id"]})
+    made = await refer(referral_pool, scene)
+    await call(REFERRAL, "revoke", referral_pool, worker(), {"referral_id": made["id"]})
+    entries = [(r["operation"], r["field_categories"]) for r in await audit_rows(referral_pool, "referral")
+               if r["operation"] in ("referral.accept", "referral.complete", "referral.revoke")]
+    assert entries == [("referral.accept", ["health", "referral"]), ("referral.complete", ["health", "referral"]),
+                       ("referral.revoke", ["note", "referral"])]
+
+
+async def test_overdue_counts_read_only_the_organisations_open_referrals_through_their_indexes(
+        referral_pool: AsyncConnectionPool, scene: dict[str, Any]) -> None:
+    """Each arm of the count is an index range of one organisation's open referrals in one state
+    (migration 0009), never a scan of every referral nor of every organisation's open work, however
+    much of it there is (bench/overdue_counts.py: the figures over 300,000 referrals)."""
+    await refer(referral_pool, scene)
+    async with referral_pool.connection() as conn:  # the rest of the network: 4,000 referrals, half still open
+        await conn.execute(
+            "insert into referral.referrals (id, case_id, case_owner_org_id, from_org_id, to_org_id, service_category,"
+            " priority, status, reason_code, due_at, origin, service_id, accepted_at)"
+            " select gen_random_uuid(), gen_random_uuid(), 'org-' || g %% 40, 'org-' || g %% 40, %s, 'BUSINESS_START_UP',"
+            "  'NORMAL', (array['PENDING', 'ACCEPTED', 'DONE', 'REJECTED'])[1 + g %% 4], 'BENCH',"
+            "  now() - interval '1 hour' * (g %% 100), 'MANUAL', %s, now() - interval '1 day' * (g %% 40)"
+            " from generate_series(1, 4000) g", (IOM, scene["iom"]))
+        await conn.execute("analyze referral.referrals")
+    query, params = manual_store.overdue_counts_statement(OWNER, [], datetime.now(UTC))
+    async with referral_pool.connection() as conn, conn.transaction():
+        cur = await conn.execute("explain " + query, params)
+        plan = "\n".join(r["QUERY PLAN"] for r in await cur.fetchall())
+    referral_scans = [line for line in plan.splitlines() if " on referrals " in line]
+    assert len(referral_scans) == 4 and all("referrals_open_" in line for line in referral_scans), plan

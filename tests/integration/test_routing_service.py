@@ -13,7 +13,7 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from contracts.channels import ARRIVAL_REGISTERED, NEED_UNASSIGNED, REFERRAL_CREATED, REFERRAL_STATUS_CHANGED
-from contracts.events import ArrivalRegisteredV1, NeedUnassignedV1, ReferralStatusChangedV1
+from contracts.events import ArrivalRegisteredV1, NeedUnassignedV1, ReferralCreatedV1, ReferralStatusChangedV1
 from contracts.reference import ArrivalPoint, Sex, Vulnerability
 from kernel.errors import SeginError
 from services.notifications import handlers as notification_handlers
@@ -107,7 +107,8 @@ async def test_a_need_no_provider_covers_is_unassigned_announced_and_both_organi
     assert event["type"] == NEED_UNASSIGNED.event_type
     assert event["data"] == {"referral_id": need["id"], "case_id": need["case_id"], "owner_org_id": OWNER,
                              "service_category": "GBV_RESPONSE", "priority": "URGENT",
-                             "reason": "NO_PROVIDER_IN_REGION", "rule_id": "GBV_SURVIVOR", "rerouted_from": None}
+                             "reason": "NO_PROVIDER_IN_REGION", "rule_id": "GBV_SURVIVOR", "rerouted_from": None,
+                             "from_org_id": None, "rerouted_by_org_id": None}
     # The notifications service tells the registering organisation and the coordinating body; a need of
     # a sensitive category only to their tokens holding its scope.
     await deliver(notifications_pool, notification_handlers.on_need_unassigned, NEED_UNASSIGNED,
@@ -354,3 +355,36 @@ async def test_who_may_reroute_what(referral_pool: AsyncConnectionPool) -> None:
     await call(REFERRAL, "accept", referral_pool, principal("food-a", "referrals:write"), {"referral_id": referral["id"]})
     assert await refused(OWNER, referral["id"]) == "INVALID_TRANSITION"  # accepted and not escalated
     assert len(await outbox(referral_pool, "referral", referral["id"])) == 2
+
+
+async def test_the_coordinator_reroutes_only_an_escalated_or_rejected_referral_and_the_referrer_is_told(
+        referral_pool: AsyncConnectionPool, notifications_pool: AsyncConnectionPool) -> None:
+    await service(referral_pool, "food-a", "FOOD", [])
+    await service(referral_pool, "food-b", "FOOD", [])
+    fresh = (await route(referral_pool, arrival(consent_to=("food-a", "food-b"))))["FOOD"]
+    coordinator = principal(COORDINATOR, "referrals:write")
+    with pytest.raises(SeginError) as caught:  # a fresh referral is the referring organisation's to move
+        await call(REFERRAL, "reroute", referral_pool, coordinator, {"referral_id": fresh["id"]})
+    assert (caught.value.code, caught.value.field) == ("NOT_FOUND", "id")
+    assert (await row(referral_pool, fresh["id"]))["status"] == "PENDING"
+    denied = [(r["org_id"], r["outcome"]) for r in await audit_rows(referral_pool, "referral")
+              if r["operation"] == "referral.reroute"]
+    assert denied == [(COORDINATOR, "denied")]
+
+    async with referral_pool.connection() as conn:  # the deadline scan escalated it
+        await conn.execute("update referral.referrals set escalated_at = now() where id = %s", (fresh["id"],))
+    moved = await call(REFERRAL, "reroute", referral_pool, coordinator, {"referral_id": fresh["id"]})
+    assert (moved["to_org_id"], moved["rerouted_from"]) == ("food-b", fresh["id"])
+    [created] = await outbox(referral_pool, "referral", moved["id"])
+    assert (created["data"]["rerouted_from"], created["data"]["rerouted_by_org_id"],
+            created["data"]["case_owner_org_id"]) == (fresh["id"], COORDINATOR, OWNER)
+    await deliver(notifications_pool, notification_handlers.on_referral_created, REFERRAL_CREATED,
+                  ReferralCreatedV1.model_validate(created["data"]), moved["id"])
+    page = await call(NOTIFICATIONS, "list", notifications_pool, principal(OWNER, "notifications:read"), {})
+    assert [(n["kind"], n["referral_id"]) for n in page["nodes"]] == [("referral.rerouted", moved["id"])]
+
+    # The referring organisation keeps its rights: it re-routes a fresh referral, and is not told of its own act.
+    again = await call(REFERRAL, "reroute", referral_pool, principal(OWNER, "referrals:write"),
+                       {"referral_id": moved["id"]})
+    [unassigned] = await outbox(referral_pool, "referral", again["id"])  # both tried: nobody left
+    assert (unassigned["type"], unassigned["data"]["rerouted_by_org_id"]) == (NEED_UNASSIGNED.event_type, OWNER)
