@@ -42,7 +42,7 @@ from kernel.db import migrate  # noqa: E402
 from services.referral import manual_store  # noqa: E402
 from services.referral.app import APP  # noqa: E402
 
-INDEX_MIGRATION = "0009_overdue_counts.sql"
+INDEX_MIGRATION = "0010_overdue_counts.sql"
 ORGS = ("org-1", "org-7")  # the registering body (refers 80 % of the cases), and a provider
 
 FILL = """

@@ -471,7 +471,7 @@ async def test_answering_a_referral_to_a_sensitive_service_names_its_category_in
 async def test_overdue_counts_read_only_the_organisations_open_referrals_through_their_indexes(
         referral_pool: AsyncConnectionPool, scene: dict[str, Any]) -> None:
     """Each arm of the count is an index range of one organisation's open referrals in one state
-    (migration 0009), never a scan of every referral nor of every organisation's open work, however
+    (migration 0010), never a scan of every referral nor of every organisation's open work, however
     much of it there is (bench/overdue_counts.py: the figures over 300,000 referrals)."""
     await refer(referral_pool, scene)
     async with referral_pool.connection() as conn:  # the rest of the network: 4,000 referrals, half still open
