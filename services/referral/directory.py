@@ -16,6 +16,7 @@ and an audit entry; directory data is no one's personal data, but changes to it 
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from typing import Any
 
@@ -91,9 +92,12 @@ def approved_after_save(principal: Principal, category: ServiceCategory, old: di
                         new: dict[str, Any], approved_before: bool) -> bool:
     """Whether the service is in use after this save: always outside sensitive categories and for the
     steward's saves; otherwise a new service waits for approval, and so does one whose
-    ``WHO_IT_SERVES`` changed (a description, hours or contact change keeps the approval)."""
-    if category not in SENSITIVE_SERVICES or is_steward(principal):
+    ``WHO_IT_SERVES`` changed (a description, hours or contact change keeps the approval). Only
+    ``approve`` ends a wait, even when the steward edits the waiting service."""
+    if category not in SENSITIVE_SERVICES:
         return True
+    if is_steward(principal):  # the steward's own description is approved; its edit of a waiting one is not
+        return old is None or approved_before
     if old is None or ServiceCategory(old["category"]) not in SENSITIVE_SERVICES:
         return False
     return approved_before and all(old[k] == new[k] for k in WHO_IT_SERVES)
@@ -205,6 +209,33 @@ def save_refusal(principal: Principal, command: SaveDirectoryService, current: d
     return None
 
 
+def identity_refusal(principal: Principal, command: SaveDirectoryService, owner: str,
+                     organizations: list[dict[str, Any]]) -> SeginError | None:
+    """Who the organisation is comes from its token, not from what it writes: another type of
+    organisation would receive referrals that consent gave to that type (an NGO declaring itself a
+    state body), and another's name would pass its services off as that organisation's."""
+    if is_steward(principal):
+        return None
+    declared = command.organization_type.value if command.organization_type else None
+    if declared not in (None, principal.org_type):
+        return Forbidden(f"An organisation describes itself as the type its credentials say "
+                         f"('{principal.org_type}'); the platform steward changes it.", field="organization_type")
+    taken = command.organization_name is not None and any(
+        o["id"] != owner and same_name(o["name"], command.organization_name) for o in organizations)
+    if taken:
+        return Conflict("Another organisation in the directory has this name; the platform steward settles "
+                        "names.", field="organization_name")
+    return None
+
+
+def same_name(a: str, b: str) -> bool:
+    """Names that read the same to a person: case, accents and spacing aside ("Croix-Rouge" and "croix rouge")."""
+    def folded(name: str) -> str:
+        plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+        return "".join(ch for ch in plain.casefold() if ch.isalnum())
+    return folded(a) == folded(b)
+
+
 def stale(read: int, current: int) -> Conflict:
     return Conflict(f"This service changed since you read it (you sent version {read}; it is now at version "
                     f"{current}). Read it again and reapply your change.", field="version")
@@ -232,7 +263,8 @@ async def save(pool: AsyncConnectionPool, principal: Principal, command: SaveDir
     async with pool.connection() as conn, conn.transaction():
         current = await ds.get_service(conn, service_id, lock=True) if command.id else None
         owner = current["organization_id"] if current else (command.organization_id or principal.org_id)
-        refusal = save_refusal(principal, command, current, owner)
+        refusal = save_refusal(principal, command, current, owner) or identity_refusal(
+            principal, command, owner, await ds.all_organizations(conn))
         if refusal is not None:
             await TRAIL.denied(conn, principal, "directory.save", [], CATEGORIES)
         else:

@@ -188,11 +188,26 @@ async def page_services(conn: Connection, viewer: Viewer, offset: int, limit: in
     return total, list(await cur.fetchall())
 
 
-async def page_organizations(conn: Connection, offset: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
-    cur = await conn.execute("select count(*) as n from referral.organizations")
+# An organisation is listed when the caller sees one of its services, or is that organisation: one
+# known only by a hidden or waiting service would otherwise show that such a service exists.
+_LISTED = (" from referral.organizations o where o.id = %s or exists (select 1 from referral.services s"
+           " where s.organization_id = o.id and" + _VISIBLE + ")")
+
+
+async def page_organizations(conn: Connection, viewer: Viewer, offset: int,
+                             limit: int) -> tuple[int, list[dict[str, Any]]]:
+    """An offset page of the organisations the caller may know of, and how many there are in all."""
+    params = [viewer.org_id, viewer.org_id, [c.value for c in viewer.hidden], viewer.sees_unapproved]
+    cur = await conn.execute("select count(*) as n" + _LISTED, params)
     total = (await cur.fetchone() or {"n": 0})["n"]
-    cur = await conn.execute("select * from referral.organizations order by id offset %s limit %s", (offset, limit))
+    cur = await conn.execute("select o.*" + _LISTED + " order by o.id offset %s limit %s", [*params, offset, limit])
     return total, list(await cur.fetchall())
+
+
+async def listed_organization(conn: Connection, viewer: Viewer, org_id: str) -> bool:
+    params = [viewer.org_id, viewer.org_id, [c.value for c in viewer.hidden], viewer.sees_unapproved, org_id]
+    cur = await conn.execute("select 1" + _LISTED + " and o.id = %s", params)
+    return await cur.fetchone() is not None
 
 
 async def all_organizations(conn: Connection) -> list[dict[str, Any]]:

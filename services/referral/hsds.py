@@ -227,7 +227,8 @@ async def service(pool: AsyncConnectionPool, principal: Principal, ref: HsdsRef)
 
 async def organizations(pool: AsyncConnectionPool, principal: Principal, request: HsdsPageRequest) -> HsdsPage:
     async with pool.connection() as conn:
-        total, rows = await ds.page_organizations(conn, (request.page - 1) * request.per_page, request.per_page)
+        total, rows = await ds.page_organizations(conn, directory.viewer(principal),
+                                                  (request.page - 1) * request.per_page, request.per_page)
     return page_of([organization_doc(r) for r in rows], total, request)
 
 
@@ -235,7 +236,7 @@ async def organization(pool: AsyncConnectionPool, principal: Principal, ref: Hsd
     """One organization with the services the caller may see (list entries, as the HSDS API nests them)."""
     async with pool.connection() as conn:
         org = _platform_org(await ds.all_organizations(conn), ref.id)
-        if org is None:
+        if org is None or not await ds.listed_organization(conn, directory.viewer(principal), org["id"]):
             raise NotFound(NO_SUCH_ORGANIZATION, field="id")
         _, rows = await ds.page_services(conn, directory.viewer(principal), 0, 1000, org["id"])
         places = await ds.locations_of(conn, [r["id"] for r in rows])

@@ -249,3 +249,61 @@ async def test_a_sensitive_service_needs_its_scope_and_waits_for_the_stewards_ap
     # The steward's own saves need no second look.
     by_steward = await save(referral_pool, STEWARD, {**protection, "organization_id": OTHER_ORG}, STEWARD_SCOPES)
     assert by_steward["awaiting_approval"] is False
+
+
+async def test_the_stewards_edit_of_a_waiting_service_does_not_approve_it(referral_pool: AsyncConnectionPool) -> None:
+    """Only ``approve`` ends a wait: a steward fixing a typo has not reviewed who the service serves."""
+    scoped = WRITE + " sensitive:child_protection"
+    protection = shelter(category="CHILD_PROTECTION", minimum_age=None, maximum_age=17, regions=["07"])
+    waiting = await save(referral_pool, OTHER_ORG, protection, scoped)
+    edited = await save(referral_pool, STEWARD, {**protection, "id": waiting["id"], "version": 1,
+                                                 "phone": "+223 76 11 11 11"}, STEWARD_SCOPES)
+    assert (edited["version"], edited["awaiting_approval"]) == (2, True)
+    async with referral_pool.connection() as conn:
+        assert waiting["id"] not in [p.service_id for p in await store.providers(conn)]
+
+
+async def test_an_organisation_takes_its_type_from_its_credentials_and_not_another_organisations_name(
+        referral_pool: AsyncConnectionPool) -> None:
+    """Consent may name a type of organisation ("state bodies"): an NGO that declared itself STATE
+    would receive those referrals. And "UNICEF Mali" on another's services passes them off as UNICEF's."""
+    await save(referral_pool, "unicef", shelter(organization_name="UNICEF Mali"))
+    counting = CountingPool(referral_pool)
+    as_state = await refused(counting, OTHER_ORG, shelter(organization_type="STATE"))
+    assert (as_state.code, as_state.field) == ("FORBIDDEN", "organization_type")
+    for name in ("UNICEF Mali", "unicef  mali", "Unicéf-Mali"):
+        posing = await refused(counting, OTHER_ORG, shelter(organization_name=name))
+        assert (posing.code, posing.field) == ("CONFLICT", "organization_name")
+    assert [s for s in counting.statements if s.lstrip().lower().startswith(
+        ("insert into referral.", "update referral.services", "update referral.organizations"))] == []
+    denied = [r["operation"] for r in await audit_rows(referral_pool, "referral") if r["outcome"] == "denied"]
+    assert denied == ["directory.save"] * 4
+    # Its own type and a name of its own are fine; the steward settles names and types for anyone.
+    mine = await save(referral_pool, OTHER_ORG, shelter(organization_type="NGO", organization_name="Croix-Rouge malienne"))
+    assert mine["organization_name"] == "Croix-Rouge malienne"
+    renamed = await save(referral_pool, STEWARD, shelter(organization_id="unicef", organization_name="UNICEF",
+                                                         organization_type="INTERNATIONAL"), STEWARD_SCOPES)
+    assert renamed["organization_name"] == "UNICEF"
+    async with referral_pool.connection() as conn:
+        org = await conn.execute("select org_type from referral.organizations where id = 'unicef'")
+        assert (await org.fetchone())["org_type"] == "INTERNATIONAL"
+
+
+async def test_the_hsds_organisations_name_only_organisations_the_caller_sees_a_service_of(
+        referral_pool: AsyncConnectionPool) -> None:
+    """An organisation known only by a waiting or hidden service is not listed, counted or found: the
+    list would otherwise say that it runs a child-protection service somewhere."""
+    await save(referral_pool, SHELTER_ORG, shelter())
+    scoped = WRITE + " sensitive:child_protection"
+    await save(referral_pool, OTHER_ORG, shelter(category="CHILD_PROTECTION", minimum_age=None, maximum_age=17),
+               scoped)
+    reader = principal("unhcr", "directory:read sensitive:child_protection")
+    listed = await call(REFERRAL, "hsds_organizations", referral_pool, reader, {"per_page": 50})
+    assert ([o["alternate_name"] for o in listed["contents"]], listed["total_items"]) == ([SHELTER_ORG], 1)
+    [croix_rouge] = [o for o in (await call(REFERRAL, "hsds_organizations", referral_pool,
+                                            principal(STEWARD, STEWARD_SCOPES), {}))["contents"]
+                     if o["alternate_name"] == OTHER_ORG]
+    assert (await refused(referral_pool, "unhcr", {"id": croix_rouge["id"]}, "directory:read sensitive:child_protection",
+                          "hsds_organization")).code == "NOT_FOUND"
+    own = await call(REFERRAL, "hsds_organizations", referral_pool, principal(OTHER_ORG, WRITE), {})
+    assert OTHER_ORG in [o["alternate_name"] for o in own["contents"]]
