@@ -32,15 +32,12 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import yaml
-from jsonschema import Draft202012Validator
+from kernel.datafile import DataFileError, Lines, Where, dotted, load_schema, parse, read
 
 FOLDER = Path(str(resources.files("services.followup").joinpath("instruments")))
 SCHEMA_FILE = FOLDER / "instrument.schema.json"
 DECLINED = "DECLINED"
 COMPOSITE = "COMPOSITE"
-
-Where = tuple[str | int, ...]
 
 
 class Dimension(StrEnum):
@@ -118,20 +115,8 @@ class Instrument:
         return reached[-1].code
 
 
-class InstrumentError(Exception):
+class InstrumentError(DataFileError):
     """An instrument file cannot be used: every problem found, each with its line."""
-
-    def __init__(self, file: Path | str, problems: list[tuple[int, str]]) -> None:
-        self.file, self.problems = str(file), sorted(set(problems))
-        super().__init__("\n".join(f"{self.file}:{line}: {reason}" for line, reason in self.problems))
-
-    @property
-    def line(self) -> int:
-        return self.problems[0][0]
-
-    @property
-    def reason(self) -> str:
-        return self.problems[0][1]
 
 
 # --- loading ----------------------------------------------------------------------------------------
@@ -175,56 +160,28 @@ def load_instruments(folder: Path | str = FOLDER) -> Registry:
 
 def load_instrument(file: Path | str) -> Instrument:
     path = Path(file)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InstrumentError(path, [(0, f"cannot read the file ({exc.strerror or type(exc).__name__})")]) from None
-    return parse_instrument(text, path)
+    return parse_instrument(read(path, "file", InstrumentError), path)
 
 
 def parse_instrument(text: str, file: Path | str = "<instrument>") -> Instrument:
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        raise InstrumentError(file, [((mark.line + 1) if mark else 0, f"not valid YAML: {exc.problem}")]) from None
-    except yaml.YAMLError as exc:
-        raise InstrumentError(file, [(0, f"not valid YAML: {exc}")]) from None
-    if root is None:
-        raise InstrumentError(file, [(1, "the file is empty")])
-    lines = _Lines(root)
-    problems = lines.duplicate_keys()
-    if problems:
-        raise InstrumentError(file, problems)
-    for error in Draft202012Validator(_schema()).iter_errors(data):
-        where = tuple(error.absolute_path)
-        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-            extra = sorted(k for k in error.instance if k not in error.schema.get("properties", {}))
-            where = (*where, extra[0]) if extra else where
-            problems.append((lines.key_line(where), f"{_dotted(where)}: unknown field"))
-        elif error.validator == "oneOf":
-            problems.append((lines.line(where), f"{_dotted(where)}: {error.instance!r} is not "
-                                                f"{error.schema.get('description', 'valid').lower()}"))
-        elif error.validator == "not":
-            problems.append((lines.line(where), f"{_dotted(where)}: {error.instance!r} is reserved"))
-        else:
-            problems.append((lines.line(where), f"{_dotted(where)}: {error.message}"))
-    if problems:
-        raise InstrumentError(file, problems)
+    data, lines = parse(text, file, load_schema(SCHEMA_FILE), InstrumentError, _message)
     return _build(data, lines, file)
 
 
-def _schema() -> dict[str, Any]:
-    return json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+def _message(error: Any) -> str:
+    if error.validator == "oneOf":
+        return f"{error.instance!r} is not {error.schema.get('description', 'valid').lower()}"
+    if error.validator == "not":
+        return f"{error.instance!r} is reserved"
+    return error.message
 
 
-def _build(data: dict[str, Any], lines: _Lines, file: Path | str) -> Instrument:
+def _build(data: dict[str, Any], lines: Lines, file: Path | str) -> Instrument:
     """The instrument, once its codes are unique and its weights and bands consistent (else InstrumentError)."""
     problems: list[tuple[int, str]] = []
 
     def bad(where: Where, reason: str) -> None:
-        problems.append((lines.line(where), f"{_dotted(where)}: {reason}"))
+        problems.append((lines.line(where), f"{dotted(where)}: {reason}"))
 
     def share(where: Where, value: int | float | str, positive: bool = False) -> Fraction:
         exact = Fraction(value) if isinstance(value, (int, str)) else Fraction(repr(value))
@@ -303,61 +260,6 @@ def _show(value: Fraction) -> str:
 def _line_of_version(path: Path) -> int:
     hits = [n for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if line.startswith("version:")]
     return hits[0] if hits else 1
-
-
-def _dotted(where: Where) -> str:
-    out = ""
-    for part in where:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(file)"
-
-
-class _Lines:
-    """Line numbers (1-based) of the nodes of the composed YAML document, by data path (as in
-    services/referral/rules.py; services share no code but kernel's, and this is not kernel's yet)."""
-
-    def __init__(self, root: yaml.Node) -> None:
-        self.root = root
-
-    def _walk(self, where: Where) -> tuple[yaml.Node, yaml.Node | None]:
-        node, key_node = self.root, None
-        for part in where:
-            if isinstance(node, yaml.MappingNode):
-                found = next(((k, v) for k, v in node.value if k.value == part), None)
-                if found is None:
-                    break
-                key_node, node = found
-            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-                key_node, node = None, node.value[part]
-            else:
-                break
-        return node, key_node
-
-    def line(self, where: Where) -> int:
-        return self._walk(where)[0].start_mark.line + 1
-
-    def key_line(self, where: Where) -> int:
-        node, key = self._walk(where)
-        return (key or node).start_mark.line + 1
-
-    def duplicate_keys(self) -> list[tuple[int, str]]:
-        """YAML loaders keep the last of two equal keys silently; an instrument must not."""
-        problems, stack, visited = [], [self.root], set()
-        while stack:
-            node = stack.pop()
-            if id(node) in visited:  # an alias (*bands) is the same node again
-                continue
-            visited.add(id(node))
-            if isinstance(node, yaml.MappingNode):
-                seen: set[str] = set()
-                for key, value in node.value:
-                    if key.value in seen:
-                        problems.append((key.start_mark.line + 1, f"{key.value}: given twice"))
-                    seen.add(key.value)
-                    stack.append(value)
-            elif isinstance(node, yaml.SequenceNode):
-                stack.extend(node.value)
-        return problems
 
 
 # --- administering ----------------------------------------------------------------------------------
