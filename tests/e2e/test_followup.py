@@ -185,3 +185,22 @@ def test_intake_applies_a_redelivered_hand_over_once(api: Api, returnee: dict[st
                                (case_id,)).fetchone()
     assert handled == (1,)
     assert manager == (last["data"]["to_org_id"], last["data"]["version"])
+
+
+DSAR = """query($id: ID!) { subjectAccessRequest(caseId: $id) { followup accessLogComplete
+  accessLog { orgId operation outcome purpose } } }"""
+
+
+def test_the_steward_export_holds_the_follow_up_and_who_touched_it(api: Api, returnee: dict[str, str]) -> None:
+    """Runs after the flow above (same case): the plan, the hand-overs and the follow-up trail are in the export."""
+    body = api.gql("segin-steward", DSAR, {"id": returnee["case"]})
+    assert not body.get("errors"), body
+    export = body["data"]["subjectAccessRequest"]
+    [held] = export["followup"]
+    assert held["plan"]["goals"][0]["description"] == GOAL_TEXT
+    assert [a["to_org_id"] for a in held["assignments"]] == ["dgme", "iom", "croix-rouge"]
+    log = {(e["orgId"], e["operation"], e["outcome"], e["purpose"]) for e in export["accessLog"]}
+    assert ("iom", "followup.save_plan", "allowed", "follow_up") in log
+    assert ("ame", "followup.read", "denied", "access_check") in log
+    assert ("iom", "case.read", "allowed", "follow_up") in log  # intake's trail: the manager read the case
+    assert export["accessLogComplete"] is True
