@@ -136,7 +136,7 @@ def test_follow_up_moves_between_organisations_with_the_access_it_opens(api: Api
     assert reopened["status"] == "OPEN"
 
 
-def test_follow_up_events_carry_no_name_nor_plan_text(api: Api, returnee: dict[str, str]) -> None:
+def test_follow_up_events_logs_and_trail_carry_no_name_nor_plan_text(api: Api, returnee: dict[str, str]) -> None:
     case_id = returnee["case"]
     eventually(lambda: _events(api, case_id, sent_only=True))
     events = _events(api, case_id)
@@ -145,6 +145,14 @@ def test_follow_up_events_carry_no_name_nor_plan_text(api: Api, returnee: dict[s
     text = json.dumps(events, ensure_ascii=False)
     for private in (returnee["name"], "Maïga", GOAL_TEXT, ACTION_TEXT, "tissus"):
         assert private not in text
+    # Nor do the logs of any process, nor the follow-up audit trail.
+    for process in ("gateway", "intake", "followup"):
+        logged = (api.platform.log_dir / f"{process}.log").read_text()
+        assert GOAL_TEXT not in logged and ACTION_TEXT not in logged and returnee["name"] not in logged, process
+    with psycopg.connect(api.platform.database_url) as conn:
+        trail = json.dumps([list(r) for r in conn.execute("select * from followup.audit_log").fetchall()],
+                           default=str, ensure_ascii=False)
+    assert "tissus" not in trail and "commerce" not in trail
 
 
 def _events(api: Api, case_id: str, *, sent_only: bool = False) -> list[dict[str, Any]]:

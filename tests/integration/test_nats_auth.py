@@ -241,7 +241,7 @@ def test_urls_in_logs_carry_no_password() -> None:
 
 def test_no_role_but_the_operator_may_create_or_change_a_stream() -> None:
     """A role able to create a missing stream could make it capture ``svc.>`` (every forwarded request)."""
-    for role in ("gateway", "intake", "referral", "notifications"):
+    for role in ("gateway", "intake", "referral", "notifications", "followup"):
         perms = permissions(role)
         assert perms is not None
         assert not any(verb in s for s in perms["publish"]["allow"]
