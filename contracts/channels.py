@@ -48,9 +48,10 @@ REFERRAL_STREAM = StreamSpec("REFERRAL_EVENTS", ["evt.referral.>"], "Events publ
 NOTIFICATIONS_STREAM = StreamSpec(
     "NOTIFICATIONS_EVENTS", ["evt.notifications.>"], "Events published by the notifications service"
 )
+FOLLOWUP_STREAM = StreamSpec("FOLLOWUP_EVENTS", ["evt.followup.>"], "Events published by the follow-up service")
 DEAD_LETTER_STREAM = StreamSpec("DEAD_LETTERS", ["dlq.>"], "Events a consumer gave up on, kept for replay")
-STREAMS = [INTAKE_STREAM, REFERRAL_STREAM, NOTIFICATIONS_STREAM, DEAD_LETTER_STREAM]
-SERVICES = ("intake", "referral", "notifications")
+STREAMS = [INTAKE_STREAM, REFERRAL_STREAM, NOTIFICATIONS_STREAM, FOLLOWUP_STREAM, DEAD_LETTER_STREAM]
+SERVICES = ("intake", "referral", "notifications", "followup")
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,8 @@ CONSUMERS = [
     ConsumerChannel("intake-referrals", "intake", REFERRAL_STREAM.name),
     ConsumerChannel("referral-intake", "referral", INTAKE_STREAM.name),
     ConsumerChannel("notifications-referral-events", "notifications", REFERRAL_STREAM.name),
+    ConsumerChannel("intake-followup", "intake", FOLLOWUP_STREAM.name),
+    ConsumerChannel("followup-intake", "followup", INTAKE_STREAM.name),
 ]
 
 ARRIVAL_REGISTERED = EventChannel(
@@ -118,10 +121,47 @@ NEED_UNASSIGNED = EventChannel(
     events.NeedUnassignedV1,
     "A need of a case has no directory service yet: the registering organisation and the coordinating body act.",
 )
+CASE_ASSIGNED = EventChannel(
+    "evt.followup.case_assigned.v1",
+    "ml.segin.followup.case_assigned.v1",
+    FOLLOWUP_STREAM.name,
+    events.CaseAssignedV1,
+    "A case's follow-up was handed to another organisation (which may then read the case).",
+)
+PLAN_SAVED = EventChannel(
+    "evt.followup.plan_saved.v1",
+    "ml.segin.followup.plan_saved.v1",
+    FOLLOWUP_STREAM.name,
+    events.PlanSavedV1,
+    "A case's reintegration plan was saved.",
+)
+PLAN_ACTION_UPDATED = EventChannel(
+    "evt.followup.plan_action_updated.v1",
+    "ml.segin.followup.plan_action_updated.v1",
+    FOLLOWUP_STREAM.name,
+    events.PlanActionUpdatedV1,
+    "One action of a case's reintegration plan changed state.",
+)
+CASE_CLOSED = EventChannel(
+    "evt.followup.case_closed.v1",
+    "ml.segin.followup.case_closed.v1",
+    FOLLOWUP_STREAM.name,
+    events.CaseClosedV1,
+    "A case's follow-up was closed, with its reason.",
+)
+CASE_REOPENED = EventChannel(
+    "evt.followup.case_reopened.v1",
+    "ml.segin.followup.case_reopened.v1",
+    FOLLOWUP_STREAM.name,
+    events.CaseReopenedV1,
+    "A closed follow-up was opened again.",
+)
 EVENT_CHANNELS = [ARRIVAL_REGISTERED, SHARING_CHANGED, REFERRAL_CREATED, REFERRAL_STATUS_CHANGED,
-                  DIRECTORY_SERVICE_CHANGED, REFERRAL_DEADLINE, NEED_UNASSIGNED]
+                  DIRECTORY_SERVICE_CHANGED, REFERRAL_DEADLINE, NEED_UNASSIGNED,
+                  CASE_ASSIGNED, PLAN_SAVED, PLAN_ACTION_UPDATED, CASE_CLOSED, CASE_REOPENED]
 
-_WHOSE = (("intake", "intake's"), ("referral", "referral's"), ("notifications", "notifications'"))
+_WHOSE = (("intake", "intake's"), ("referral", "referral's"), ("notifications", "notifications'"),
+          ("followup", "follow-up's"))
 _case, _sharing, _referral = replies.CaseView, replies.SharingResult, replies.ReferralView
 REQUESTS = [
     RequestChannel("svc.intake.register_arrival", commands.RegisterArrivalRequest, "Register one arrival.", _case),
@@ -193,6 +233,25 @@ REQUESTS += [
                    "HSDS 3 API: a page of organizations.", replies.HsdsPage),
     RequestChannel("svc.referral.hsds_organization", commands.HsdsRef,
                    "HSDS 3 API: one organization with its services.", replies.HsdsDocument),
+]
+_followup = replies.FollowupCaseView
+REQUESTS += [
+    RequestChannel("svc.followup.get_case", commands.CaseRef,
+                   "A case's follow-up: manager, plan, state, hand-overs (its owner and its manager).", _followup),
+    RequestChannel("svc.followup.assign", commands.AssignCaseManagement,
+                   "Hand a case's follow-up to another organisation a legal basis covers (the manager or steward).",
+                   _followup),
+    RequestChannel("svc.followup.save_plan", commands.SavePlan,
+                   "Save a case's reintegration plan as of the version read (the managing organisation).", _followup),
+    RequestChannel("svc.followup.update_action", commands.UpdatePlanAction,
+                   "Move one plan action to another state (the managing organisation).", _followup),
+    RequestChannel("svc.followup.close", commands.CloseCase, "Close a case's follow-up with its reason.", _followup),
+    RequestChannel("svc.followup.reopen", commands.ReopenCase, "Re-open a closed follow-up.", _followup),
+    RequestChannel("svc.followup.plans_missing", commands.PageRequest,
+                   "Cases the caller's organisation manages that have no plan yet, with their due date.",
+                   Page[replies.MissingPlanView]),
+    RequestChannel("svc.followup.subject_access", commands.CaseRef,
+                   "Steward: a person's follow-up, plan and hand-overs.", list[_followup]),
 ]
 REQUEST_SUBJECTS = {channel.subject: channel for channel in REQUESTS}
 

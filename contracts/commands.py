@@ -20,13 +20,16 @@ from pydantic import (
 
 from contracts.reference import (
     ArrivalPoint,
+    ClosureReason,
     DirectoryStatus,
     GivenBy,
     LegalBasis,
     OrganisationType,
+    PlanActionStatus,
     Priority,
     Purpose,
     ReferralStatus,
+    ReintegrationDimension,
     ServiceCategory,
     Sex,
     StatisticsDimension,
@@ -529,3 +532,87 @@ class RerouteReferral(Strict):
     referral_id: Identifier
     reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=60,
                                              pattern="^[A-Z0-9_]+$")] | None = None
+
+
+# --- follow-up (suivi) ----------------------------------------------------------------------------
+
+# What a case worker writes in a plan (a goal, an action): personal data, kept in the follow-up
+# service's tables only, never in an event, a log or an audit record.
+PlanText = Annotated[str, StringConstraints(max_length=500), AfterValidator(_visible_text)]
+MAX_GOALS = 30
+MAX_ACTIONS = 30
+
+
+class AssignCaseManagement(Strict):
+    """Hand a case's follow-up to another organisation (the current manager, or the platform steward).
+
+    ``organization_type`` is filled in by the gateway from the organisation registry (the authority
+    on organisations, as for a token's ``org_type``), so consent given to a type of organisation counts.
+    """
+
+    case_id: Identifier
+    organization_id: Identifier
+    organization_type: OrganisationType | None = None
+    reason: Code
+
+
+class PlanActionInput(Strict):
+    """One action of a goal: what, by when, its state, and the referral it rests on if any."""
+
+    id: Identifier | None = Field(default=None, description="An action of the plan you read; none: a new action")
+    description: PlanText
+    referral_id: Identifier | None = None
+    target_date: date
+    status: PlanActionStatus = PlanActionStatus.PLANNED
+
+
+class PlanGoalInput(Strict):
+    """One goal of a reintegration plan, in one dimension, with its actions."""
+
+    dimension: ReintegrationDimension
+    description: PlanText
+    actions: list[PlanActionInput] = Field(default_factory=list, max_length=MAX_ACTIONS)
+
+
+class SavePlan(Strict):
+    """Save the whole reintegration plan of a case (the managing organisation), as of the version read.
+
+    ``version`` is the follow-up case's ``version`` the caller read: a stale one is refused (CONFLICT).
+    """
+
+    idempotency_key: Annotated[str, AfterValidator(_single_line)] = Field(min_length=8, max_length=200)
+    case_id: Identifier
+    version: int = Field(ge=0)
+    goals: list[PlanGoalInput] = Field(min_length=1, max_length=MAX_GOALS)
+
+    @model_validator(mode="after")
+    def _distinct_actions(self) -> "SavePlan":
+        ids = [a.id for g in self.goals for a in g.actions if a.id is not None]
+        if len(ids) != len(set(ids)):
+            raise ValueError("an action id appears twice in the plan")
+        return self
+
+
+class UpdatePlanAction(Strict):
+    """Move one plan action to another state, as of the follow-up case's version read."""
+
+    case_id: Identifier
+    action_id: Identifier
+    version: int = Field(ge=0)
+    status: PlanActionStatus
+
+
+class CloseCase(Strict):
+    """Close a case's follow-up with its reason; its open plan actions are closed too."""
+
+    case_id: Identifier
+    reason: ClosureReason
+    version: int = Field(ge=0)
+
+
+class ReopenCase(Strict):
+    """Re-open a closed follow-up, with a reason code."""
+
+    case_id: Identifier
+    reason: Code
+    version: int = Field(ge=0)

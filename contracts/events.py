@@ -10,13 +10,16 @@ from pydantic import BaseModel, ConfigDict
 
 from contracts.reference import (
     ArrivalPoint,
+    ClosureReason,
     DeadlineKind,
     DirectoryStatus,
     LegalBasis,
     OrganisationType,
+    PlanActionStatus,
     Priority,
     Purpose,
     ReferralStatus,
+    ReintegrationDimension,
     ServiceCategory,
     Sex,
     UnassignedReason,
@@ -79,6 +82,20 @@ class SharingRecipient(Event):
     org_id: str | None = None
     org_type: OrganisationType | None = None
     legal_basis: LegalBasis
+
+
+def covering_basis(recipients: list[SharingRecipient], org_id: str, org_type: str | None) -> LegalBasis | None:
+    """The basis on which a case may go to this organisation (named, or by its type), consent first.
+
+    The one rule every service applies to a purpose's recipients (referral routing and manual
+    referrals, follow-up assignment): consent naming the organisation or its type, else another
+    recorded basis (vital interest, legal obligation, public interest) naming it.
+    """
+    matching = [r.legal_basis for r in recipients
+                if r.org_id == org_id or (org_type is not None and r.org_type == org_type)]
+    if LegalBasis.CONSENT in matching:
+        return LegalBasis.CONSENT
+    return matching[0] if matching else None
 
 
 class SharingCoverage(Event):
@@ -156,3 +173,66 @@ class NeedUnassignedV1(Event):
     # With rerouted_from (absent from earlier producers): who referred, and who re-routed (none: the platform).
     from_org_id: str | None = None
     rerouted_by_org_id: str | None = None
+
+
+# --- follow-up (suivi): identifiers, codes and dates only, never a plan's text -------------------
+
+
+class CaseAssignedV1(Event):
+    """A case's follow-up was handed to another organisation, on a legal basis covering it.
+
+    The new manager may read the case (intake keeps the grant); the previous one keeps only what
+    another basis gives it (the owner stays the owner).
+    """
+
+    case_id: str
+    owner_org_id: str
+    from_org_id: str
+    to_org_id: str
+    reason_code: str
+    legal_basis: LegalBasis | None  # none: the case went back to its owner
+    assigned_by_org_id: str
+    version: int
+
+
+class PlanSavedV1(Event):
+    """A case's reintegration plan was saved (the numbers and dimensions; the text stays in follow-up)."""
+
+    case_id: str
+    manager_org_id: str
+    version: int
+    dimensions: list[ReintegrationDimension]
+    goal_count: int
+    action_count: int
+    linked_referral_ids: list[str]
+
+
+class PlanActionUpdatedV1(Event):
+    """One action of a case's plan changed state."""
+
+    case_id: str
+    manager_org_id: str
+    action_id: str
+    dimension: ReintegrationDimension
+    old_status: PlanActionStatus
+    new_status: PlanActionStatus
+    version: int
+
+
+class CaseClosedV1(Event):
+    """A case's follow-up was closed, with its reason; its open plan actions were closed with it."""
+
+    case_id: str
+    manager_org_id: str
+    reason: ClosureReason
+    closed_action_ids: list[str]
+    version: int
+
+
+class CaseReopenedV1(Event):
+    """A closed follow-up was opened again."""
+
+    case_id: str
+    manager_org_id: str
+    reason_code: str
+    version: int

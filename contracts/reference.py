@@ -227,3 +227,44 @@ class Weekday(StrEnum):
     FR = "FR"
     SA = "SA"
     SU = "SU"
+
+
+# --- follow-up (suivi) ----------------------------------------------------------------------------
+
+
+class ReintegrationDimension(StrEnum):
+    """The three dimensions of a reintegration plan (IOM's integrated approach to reintegration)."""
+
+    ECONOMIC = "ECONOMIC"
+    SOCIAL = "SOCIAL"
+    PSYCHOSOCIAL = "PSYCHOSOCIAL"
+
+
+class PlanActionStatus(StrEnum):
+    """Where one action of a reintegration plan stands. PLANNED and IN_PROGRESS are open."""
+
+    PLANNED = "PLANNED"
+    IN_PROGRESS = "IN_PROGRESS"
+    DONE = "DONE"
+    CANCELLED = "CANCELLED"
+
+
+OPEN_ACTION_STATES = frozenset({PlanActionStatus.PLANNED, PlanActionStatus.IN_PROGRESS})
+
+
+class FollowupStatus(StrEnum):
+    """Whether a case's follow-up is open or closed (closing closes its open plan actions)."""
+
+    OPEN = "OPEN"
+    CLOSED = "CLOSED"
+
+
+class ClosureReason(StrEnum):
+    """Why a case's follow-up was closed."""
+
+    REINTEGRATED = "REINTEGRATED"  # reintegration judged sustainable
+    RE_MIGRATED = "RE_MIGRATED"  # the person left again
+    UNREACHABLE = "UNREACHABLE"  # the person could not be reached
+    DECEASED = "DECEASED"
+    TRANSFERRED = "TRANSFERRED"  # followed elsewhere, outside Segin
+    DECLINED_SUPPORT = "DECLINED_SUPPORT"  # the person declined further support

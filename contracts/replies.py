@@ -15,14 +15,18 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from contracts.reference import (
     ArrivalPoint,
+    ClosureReason,
     DirectoryStatus,
+    FollowupStatus,
     GivenBy,
     LegalBasis,
     OrganisationType,
+    PlanActionStatus,
     Priority,
     Purpose,
     ReferralOrigin,
     ReferralStatus,
+    ReintegrationDimension,
     ServiceCategory,
     Sex,
     StatisticsDimension,
@@ -301,6 +305,77 @@ class NotificationExport(NotificationView):
     """A notification in a data-subject export: which organisation was told."""
 
     org_id: str
+
+
+# --- follow-up (suivi) ---------------------------------------------------------------------------
+
+
+class PlanActionView(Reply):
+    id: str
+    description: str
+    referral_id: str | None
+    target_date: date
+    status: PlanActionStatus
+    overdue: bool  # open past its target date, as of the time of the answer
+    updated_at: datetime
+
+
+class PlanGoalView(Reply):
+    id: str
+    dimension: ReintegrationDimension
+    description: str
+    actions: list[PlanActionView]
+
+
+class PlanView(Reply):
+    """A case's reintegration plan as last saved."""
+
+    saved_at: datetime
+    saved_by_org_id: str
+    goals: list[PlanGoalView]
+
+
+class AssignmentView(Reply):
+    """One hand-over of a case's follow-up from one organisation to another (none: the owner at the start)."""
+
+    from_org_id: str | None
+    to_org_id: str
+    reason_code: str
+    legal_basis: LegalBasis | None  # none: the owner manages its own case
+    assigned_at: datetime
+    assigned_by_org_id: str
+
+
+class FollowupCaseView(Reply):
+    """A case's follow-up: who manages it, its plan, whether the plan is late, its state and history.
+
+    ``plan_overdue``: no plan yet and ``plan_due_on`` has passed (as of the time of the answer).
+    """
+
+    case_id: str
+    owner_org_id: str
+    manager_org_id: str
+    status: FollowupStatus
+    closure_reason: ClosureReason | None
+    arrival_date: date
+    destination_region: str
+    plan_due_on: date
+    plan_overdue: bool
+    plan: PlanView | None
+    version: int
+    assignments: list[AssignmentView]
+    updated_at: datetime
+
+
+class MissingPlanView(Reply):
+    """A case the caller's organisation manages that has no plan yet (a row of ``plansMissing``)."""
+
+    case_id: str
+    arrival_date: date
+    destination_region: str
+    plan_due_on: date
+    overdue: bool
+    managed_since: datetime
 
 
 # --- the audit trail (every service) ------------------------------------------------------------

@@ -39,6 +39,26 @@ SCOPES: dict[str, dict[str, str]] = {
         "fr": "Superviseurs : être averti lorsque les références de votre organisation restent sans réponse au-delà "
               "du délai de grâce (escalades), et voir ces notifications.",
     },
+    "followup:read": {
+        "en": "Read the follow-up of cases your organisation owns or manages: who manages it, the reintegration "
+              "plan, its state, and work lists of plans still missing.",
+        "fr": "Lire le suivi des dossiers que votre organisation détient ou gère : qui le gère, le plan de "
+              "réintégration, son état, et les listes de plans manquants.",
+    },
+    "followup:write": {
+        "en": "For cases your organisation manages: save the reintegration plan and its actions, close or re-open "
+              "the follow-up, and hand it to another organisation the person's consent (or another recorded "
+              "legal basis) covers.",
+        "fr": "Pour les dossiers que votre organisation gère : enregistrer le plan de réintégration et ses actions, "
+              "clôturer ou rouvrir le suivi, et le confier à une autre organisation couverte par le consentement "
+              "de la personne (ou une autre base légale enregistrée).",
+    },
+    "followup:manage": {
+        "en": "Platform steward: hand any case's follow-up to another organisation a legal basis covers (with "
+              "followup:write), without reading the case.",
+        "fr": "Gestionnaire de la plateforme : confier le suivi de tout dossier à une autre organisation couverte "
+              "par une base légale (avec followup:write), sans lire le dossier.",
+    },
     "notifications:read": {
         "en": "Read your organisation's in-app notifications and mark them read.",
         "fr": "Lire les notifications de votre organisation et les marquer comme lues.",
@@ -99,14 +119,16 @@ SENSITIVE_SCOPES = frozenset(s for s in SCOPES if s.startswith("sensitive:"))
 # What each role of a person may hold, before the organisation's ceiling is applied.
 ROLE_SCOPES: dict[str, frozenset[str]] = {
     "case_worker": frozenset({"openid", "cases:read", "cases:write", "consent:write", "referrals:read",
-                              "referrals:write", "notifications:read", "directory:read"}),
+                              "referrals:write", "notifications:read", "directory:read", "followup:read",
+                              "followup:write"}),
     "supervisor": frozenset({"openid", "cases:read", "cases:write", "consent:write", "referrals:read",
                              "referrals:write", "notifications:read", "directory:read", "statistics:read",
+                             "followup:read", "followup:write",
                              "referrals:supervise", *SENSITIVE_SCOPES,
                              # who runs a service day to day reports its capacity (own organisation only)
                              "directory:write"}),
     "org_admin": frozenset({"openid", "referrals:read", "notifications:read", "directory:read", "statistics:read",
                             "directory:write"}),
     "platform_steward": frozenset({"openid", "directory:read", "statistics:read", "audit:read", "directory:write",
-                                   "directory:manage"}),
+                                   "directory:manage", "followup:write", "followup:manage"}),
 }

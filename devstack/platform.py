@@ -24,11 +24,11 @@ from kernel.natsauth import OPERATOR, NatsAuth, servers
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_DATA = ROOT / "deploy" / "demo" / "organisations.json"
-SERVICES = ("intake", "referral", "notifications")
+SERVICES = ("intake", "referral", "notifications", "followup")
 
 
 class Platform:
-    """Starts and stops PostgreSQL, NATS, the three services and the gateway as child processes."""
+    """Starts and stops PostgreSQL, NATS, the four services and the gateway as child processes."""
 
     def __init__(self, data_dir: Path, *, http_port: int | None = None, database_url: str | None = None,
                  nats_url: str | None = None, extra_env: dict[str, str] | None = None) -> None:

@@ -27,12 +27,16 @@ from gateway.types import (
     AuditedService,
     AuditEntry,
     Case,
+    ClosureReason,
     DirectoryService,
     DirectoryServiceConnection,
     DirectoryStatus,
+    FOLLOWUP_LIST,
+    FollowupCase,
     GivenBy,
     LegalBasis,
     Me,
+    MissingPlanConnection,
     NOTIFICATION_EXPORTS,
     REFERRAL_LIST,
     Notification,
@@ -40,12 +44,14 @@ from gateway.types import (
     Organisation,
     OrganisationType,
     OverdueSummary,
+    PlanActionStatus,
     Priority,
     Purpose,
     Referral,
     ReferralConnection,
     ReferralStatus,
     Region,
+    ReintegrationDimension,
     ServiceCategory,
     Sex,
     SharingResult,
@@ -182,6 +188,24 @@ class ReferralOutcomeInput:
                                                                                "future nor before the referral.")
 
 
+@strawberry.input(description="One action of a plan goal. Give the id of an action of the plan you read to keep it; "
+                               "leave it out for a new action.")
+class PlanActionInput:
+    description: str = strawberry.field(description="What will be done (at most 500 characters); seen by the case's "
+                                                    "owner and manager only, never sent in events.")
+    target_date: dt.date
+    status: PlanActionStatus = reference.PlanActionStatus.PLANNED
+    referral_id: strawberry.ID | None = strawberry.field(default=None, description="The referral it rests on, if any.")
+    id: strawberry.ID | None = None
+
+
+@strawberry.input(description="One goal of a reintegration plan, in one dimension, with its actions.")
+class PlanGoalInput:
+    dimension: ReintegrationDimension
+    description: str = strawberry.field(description="The goal (at most 500 characters).")
+    actions: list[PlanActionInput] = strawberry.field(default_factory=list)
+
+
 def _list_args(first: int, after: str | None, status: Any, priority: Any, overdue_only: bool) -> dict[str, Any]:
     return {**_page_args(first, after), "status": status.value if status else None,
             "priority": priority.value if priority else None, "overdue_only": overdue_only}
@@ -295,6 +319,7 @@ class Query:
         case = replies.CaseExport.model_validate(await ctx.ask("svc.intake.subject_access", ref))
         referrals = REFERRAL_LIST.validate_python(await ctx.ask("svc.referral.subject_access", ref))
         notifications = NOTIFICATION_EXPORTS.validate_python(await ctx.ask("svc.notifications.subject_access", ref))
+        followup = FOLLOWUP_LIST.validate_python(await ctx.ask("svc.followup.subject_access", ref))
         log, complete = [], True
         for service in AuditedService:
             after = None
@@ -314,7 +339,21 @@ class Query:
         return SubjectAccessExport(case=case.model_dump(mode="json"),
                                    referrals=REFERRAL_LIST.dump_python(referrals, mode="json"),
                                    notifications=NOTIFICATION_EXPORTS.dump_python(notifications, mode="json"),
+                                   followup=FOLLOWUP_LIST.dump_python(followup, mode="json"),
                                    access_log=log, access_log_complete=complete)
+
+    @strawberry.field(description="A case's follow-up (followup:read): its manager, reintegration plan (overdue "
+                                  "flags as of now), state and hand-overs; for its owner and its manager.")
+    async def followup_case(self, info: Info[Context, None], case_id: strawberry.ID) -> FollowupCase:
+        data = await info.context.ask("svc.followup.get_case", {"case_id": _id(case_id, "caseId")})
+        return FollowupCase.from_record(replies.FollowupCaseView.model_validate(data))
+
+    @strawberry.field(description="Cases your organisation manages that have no reintegration plan yet, with the day "
+                                  "it is due and whether that day has passed; newest hand-over first, no totals.")
+    async def plans_missing(self, info: Info[Context, None], first: int = 20, after: str | None = None
+                            ) -> MissingPlanConnection:
+        data = await info.context.ask("svc.followup.plans_missing", _page_args(first, after))
+        return MissingPlanConnection.from_record(replies.Page[replies.MissingPlanView].model_validate(data))
 
     @strawberry.field(description="Organisations taking part in Segin.")
     async def organisations(self, info: Info[Context, None]) -> list[Organisation]:
@@ -464,6 +503,55 @@ class Mutation:
         request = _validated(commands.RerouteReferral, "", referral_id=_id(id), reason=reason)
         data = await info.context.ask("svc.referral.reroute", request.model_dump())
         return Referral.from_record(replies.ReferralView.model_validate(data))
+
+    @strawberry.mutation(description="Hand a case's follow-up to another organisation (its current manager, or the "
+                                     "platform steward with followup:manage). The person's consent, or another "
+                                     "recorded legal basis, must cover that organisation for FOLLOW_UP; it may then "
+                                     "read the case, and the previous manager keeps only what another basis allows.")
+    async def assign_case_management(self, info: Info[Context, None], case_id: strawberry.ID,
+                                     organization_id: strawberry.ID, reason: str) -> FollowupCase:
+        org_id = _id(organization_id, "organizationId")
+        await _known_organisations(info.context, [org_id], "organizationId")
+        record = await info.context.registry.organisation(org_id)
+        assert record is not None
+        # The organisation's type as the registry knows it, so consent given to a type of organisation counts.
+        request = _validated(commands.AssignCaseManagement, "", case_id=_id(case_id, "caseId"),
+                             organization_id=org_id, organization_type=record.type, reason=reason)
+        data = await info.context.ask("svc.followup.assign", request.model_dump(mode="json"))
+        return FollowupCase.from_record(replies.FollowupCaseView.model_validate(data))
+
+    @strawberry.mutation(description="Save a case's whole reintegration plan (the managing organisation), as of the "
+                                     "version you read. Retrying with the same idempotencyKey never saves twice.")
+    async def save_plan(self, info: Info[Context, None], case_id: strawberry.ID, version: int,
+                        goals: list[PlanGoalInput], idempotency_key: str) -> FollowupCase:
+        request = _validated(commands.SavePlan, "", case_id=_id(case_id, "caseId"), version=version,
+                             goals=[strawberry.asdict(g) for g in goals], idempotency_key=idempotency_key)
+        data = await info.context.ask("svc.followup.save_plan", request.model_dump(mode="json"))
+        return FollowupCase.from_record(replies.FollowupCaseView.model_validate(data))
+
+    @strawberry.mutation(description="Move one action of a case's plan to another state (the managing organisation), "
+                                     "as of the version you read.")
+    async def update_plan_action(self, info: Info[Context, None], case_id: strawberry.ID, action_id: strawberry.ID,
+                                 version: int, status: PlanActionStatus) -> FollowupCase:
+        request = _validated(commands.UpdatePlanAction, "", case_id=_id(case_id, "caseId"),
+                             action_id=_id(action_id, "actionId"), version=version, status=status)
+        data = await info.context.ask("svc.followup.update_action", request.model_dump(mode="json"))
+        return FollowupCase.from_record(replies.FollowupCaseView.model_validate(data))
+
+    @strawberry.mutation(description="Close a case's follow-up with its reason (the managing organisation); its open "
+                                     "plan actions are cancelled.")
+    async def close_case(self, info: Info[Context, None], case_id: strawberry.ID, reason: ClosureReason,
+                         version: int) -> FollowupCase:
+        request = _validated(commands.CloseCase, "", case_id=_id(case_id, "caseId"), reason=reason, version=version)
+        data = await info.context.ask("svc.followup.close", request.model_dump(mode="json"))
+        return FollowupCase.from_record(replies.FollowupCaseView.model_validate(data))
+
+    @strawberry.mutation(description="Re-open a closed follow-up, with a reason code (the managing organisation).")
+    async def reopen_case(self, info: Info[Context, None], case_id: strawberry.ID, reason: str,
+                          version: int) -> FollowupCase:
+        request = _validated(commands.ReopenCase, "", case_id=_id(case_id, "caseId"), reason=reason, version=version)
+        data = await info.context.ask("svc.followup.reopen", request.model_dump(mode="json"))
+        return FollowupCase.from_record(replies.FollowupCaseView.model_validate(data))
 
     @strawberry.mutation(description="Mark one of your organisation's notifications as read.")
     async def mark_notification_read(self, info: Info[Context, None], id: strawberry.ID) -> Notification:

@@ -396,6 +396,7 @@ class AuditedService(Enum):
     INTAKE = "intake"
     REFERRAL = "referral"
     NOTIFICATIONS = "notifications"
+    FOLLOWUP = "followup"
 
 
 @strawberry.type(description="Who did what to which cases' data, and why. Identifiers and codes only.")
@@ -437,8 +438,140 @@ class SubjectAccessExport:
     case: JSON
     referrals: JSON
     notifications: JSON
+    followup: JSON = strawberry.field(description="The person's follow-up: manager, hand-overs, reintegration plan.")
     access_log: list[AuditEntry]
     access_log_complete: bool
+
+
+# --- follow-up (suivi) -----------------------------------------------------------------------------
+
+FollowupStatus = strawberry.enum(reference.FollowupStatus, description="Whether a case's follow-up is open or closed.")
+ClosureReason = strawberry.enum(reference.ClosureReason, description="Why a case's follow-up was closed.")
+ReintegrationDimension = strawberry.enum(reference.ReintegrationDimension,
+                                         description="The dimensions of a reintegration plan.")
+PlanActionStatus = strawberry.enum(reference.PlanActionStatus, description="Where a plan action stands; PLANNED and "
+                                                                           "IN_PROGRESS are open.")
+FOLLOWUP_LIST: TypeAdapter[list[replies.FollowupCaseView]] = TypeAdapter(list[replies.FollowupCaseView])
+
+
+@strawberry.type(description="One action of a reintegration plan goal.")
+class PlanAction:
+    id: strawberry.ID
+    description: str
+    referral_id: strawberry.ID | None = strawberry.field(description="The referral this action rests on, if any.")
+    target_date: dt.date
+    status: PlanActionStatus
+    overdue: bool = strawberry.field(description="Open past its target date, as of now.")
+    updated_at: dt.datetime
+
+    @classmethod
+    def from_record(cls, rec: replies.PlanActionView) -> "PlanAction":
+        return cls(id=strawberry.ID(rec.id), description=rec.description,
+                   referral_id=strawberry.ID(rec.referral_id) if rec.referral_id else None,
+                   target_date=rec.target_date, status=rec.status, overdue=rec.overdue, updated_at=rec.updated_at)
+
+
+@strawberry.type(description="One goal of a reintegration plan, in one dimension.")
+class PlanGoal:
+    id: strawberry.ID
+    dimension: ReintegrationDimension
+    description: str
+    actions: list[PlanAction]
+
+    @classmethod
+    def from_record(cls, rec: replies.PlanGoalView) -> "PlanGoal":
+        return cls(id=strawberry.ID(rec.id), dimension=rec.dimension, description=rec.description,
+                   actions=[PlanAction.from_record(a) for a in rec.actions])
+
+
+@strawberry.type(description="A case's reintegration plan as last saved.")
+class ReintegrationPlan:
+    saved_at: dt.datetime
+    saved_by_org_id: str
+    goals: list[PlanGoal]
+
+    @classmethod
+    def from_record(cls, rec: replies.PlanView) -> "ReintegrationPlan":
+        return cls(saved_at=rec.saved_at, saved_by_org_id=rec.saved_by_org_id,
+                   goals=[PlanGoal.from_record(g) for g in rec.goals])
+
+
+@strawberry.type(description="One hand-over of a case's follow-up (the first: its owner, at registration).")
+class CaseAssignment:
+    from_org_id: str | None
+    to_org_id: str
+    reason_code: str
+    legal_basis: LegalBasis | None = strawberry.field(description="None: the owner manages its own case.")
+    assigned_at: dt.datetime
+    assigned_by_org_id: str
+
+    @strawberry.field
+    async def to_organisation(self, info: Info[Context, None]) -> Organisation | None:
+        return await Organisation.find(info.context, self.to_org_id)
+
+    @classmethod
+    def from_record(cls, rec: replies.AssignmentView) -> "CaseAssignment":
+        return cls(from_org_id=rec.from_org_id, to_org_id=rec.to_org_id, reason_code=rec.reason_code,
+                   legal_basis=rec.legal_basis, assigned_at=rec.assigned_at,
+                   assigned_by_org_id=rec.assigned_by_org_id)
+
+
+@strawberry.type(description="A case's follow-up: who manages it, its reintegration plan, its state and hand-overs. "
+                             "Its owner and its manager see it (the plan only while they do).")
+class FollowupCase:
+    case_id: strawberry.ID
+    owner_org_id: str
+    manager_org_id: str
+    status: FollowupStatus
+    closure_reason: ClosureReason | None
+    arrival_date: dt.date
+    destination_region: Region
+    plan_due_on: dt.date = strawberry.field(description="The plan is due by this day (SEGIN_PLAN_DUE_DAYS after "
+                                                        "arrival).")
+    plan_overdue: bool = strawberry.field(description="No plan yet and its due day has passed.")
+    plan: ReintegrationPlan | None
+    version: int = strawberry.field(description="Send it back with a change: a stale one is refused (CONFLICT).")
+    assignments: list[CaseAssignment]
+    updated_at: dt.datetime
+
+    @strawberry.field(description="The organisation managing the case's follow-up.")
+    async def manager(self, info: Info[Context, None]) -> Organisation | None:
+        return await Organisation.find(info.context, self.manager_org_id)
+
+    @classmethod
+    def from_record(cls, rec: replies.FollowupCaseView) -> "FollowupCase":
+        return cls(case_id=strawberry.ID(rec.case_id), owner_org_id=rec.owner_org_id,
+                   manager_org_id=rec.manager_org_id, status=rec.status, closure_reason=rec.closure_reason,
+                   arrival_date=rec.arrival_date, destination_region=region(rec.destination_region),
+                   plan_due_on=rec.plan_due_on, plan_overdue=rec.plan_overdue,
+                   plan=ReintegrationPlan.from_record(rec.plan) if rec.plan else None, version=rec.version,
+                   assignments=[CaseAssignment.from_record(a) for a in rec.assignments], updated_at=rec.updated_at)
+
+
+@strawberry.type(description="A case your organisation manages that has no reintegration plan yet.")
+class MissingPlan:
+    case_id: strawberry.ID
+    arrival_date: dt.date
+    destination_region: Region
+    plan_due_on: dt.date
+    overdue: bool
+    managed_since: dt.datetime
+
+    @classmethod
+    def from_record(cls, rec: replies.MissingPlanView) -> "MissingPlan":
+        return cls(case_id=strawberry.ID(rec.case_id), arrival_date=rec.arrival_date,
+                   destination_region=region(rec.destination_region), plan_due_on=rec.plan_due_on,
+                   overdue=rec.overdue, managed_since=rec.managed_since)
+
+
+@strawberry.type
+class MissingPlanConnection:
+    nodes: list[MissingPlan]
+    page_info: PageInfo
+
+    @classmethod
+    def from_record(cls, rec: replies.Page[replies.MissingPlanView]) -> "MissingPlanConnection":
+        return cls(nodes=[MissingPlan.from_record(n) for n in rec.nodes], page_info=PageInfo.from_record(rec.page_info))
 
 
 # --- the service directory ----------------------------------------------------------------------

@@ -60,6 +60,7 @@ class AuditPurpose(StrEnum):
 
     CASE_MANAGEMENT = "case_management"  # the owning organisation working its own case
     REFERRAL = "referral"  # providing or following a referral
+    FOLLOW_UP = "follow_up"  # managing a case's follow-up (reintegration plan, closure)
     DATA_SUBJECT_REQUEST = "data_subject_request"  # the steward answering a person's access request
     ACCESS_CHECK = "access_check"  # a refused request has no purpose of its own
     AUDIT = "audit"  # reading the audit trail itself

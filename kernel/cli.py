@@ -60,7 +60,7 @@ def nats_provision(_args: argparse.Namespace) -> None:
     print("streams and the REVOKED_TOKENS bucket are in place")
 
 
-AUDITED_SCHEMAS = ("intake", "referral", "notifications", "gateway")
+AUDITED_SCHEMAS = ("intake", "referral", "notifications", "followup", "gateway")
 
 
 def audit(args: argparse.Namespace) -> None:

@@ -53,3 +53,20 @@ def coordinator_org_id() -> str:
     """The coordinating body (``SEGIN_COORDINATOR_ORG``, default ``dgme``): told of unmet needs and
     escalations, sees every organisation's overdue counts. Read at each use, not cached."""
     return os.environ.get("SEGIN_COORDINATOR_ORG", "dgme")
+
+
+DEFAULT_PLAN_DUE_DAYS = 30  # "preferably within one month of return" (DOMAIN.md, Suivi)
+
+
+def plan_due_days() -> int:
+    """Days after arrival within which a case's reintegration plan is due (``SEGIN_PLAN_DUE_DAYS``,
+    default 30). Read at each use, like the coordinating body; a value that is not a positive whole
+    number is refused with its name rather than silently replaced."""
+    raw = os.environ.get("SEGIN_PLAN_DUE_DAYS", str(DEFAULT_PLAN_DUE_DAYS))
+    try:
+        days = int(raw)
+    except ValueError:
+        raise ValueError(f"SEGIN_PLAN_DUE_DAYS must be a whole number of days, not {raw!r}") from None
+    if days < 1:
+        raise ValueError("SEGIN_PLAN_DUE_DAYS must be at least 1")
+    return days

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from contracts.channels import INTAKE_STREAM, REFERRAL_CREATED, REFERRAL_STATUS_CHANGED, REFERRAL_STREAM
+from contracts.channels import (
+    CASE_ASSIGNED,
+    FOLLOWUP_STREAM,
+    INTAKE_STREAM,
+    REFERRAL_CREATED,
+    REFERRAL_STATUS_CHANGED,
+    REFERRAL_STREAM,
+)
 from contracts.commands import (
     CaseRef,
     RecordConsent,
@@ -39,6 +46,10 @@ APP = ServiceApp(
         ConsumerSpec("intake-referrals", REFERRAL_STREAM.name, "evt.referral.>", by_type({
             REFERRAL_CREATED.event_type: handlers.on_referral_created,
             REFERRAL_STATUS_CHANGED.event_type: handlers.on_referral_status_changed,
+        })),
+        # The management projection: which organisation manages which case's follow-up.
+        ConsumerSpec("intake-followup", FOLLOWUP_STREAM.name, "evt.followup.>", by_type({
+            CASE_ASSIGNED.event_type: handlers.on_case_assigned,
         })),
     ],
 )

@@ -69,23 +69,30 @@ class Access:
 
 
 def case_access(owner_org_id: str, org_id: str, org_type: str | None, grants: Iterable[Grant],
-                bases: Iterable[Basis]) -> Access:
-    """The owner always; another organisation only while it holds an open referral AND a basis covers it.
+                bases: Iterable[Basis], manager: str | None = None) -> Access:
+    """The owner always; another organisation only while it holds an open referral, or manages the
+    case's follow-up, AND a basis covers it for that purpose.
 
-    The basis is the consent covering that organisation for referral, or a basis other than
-    consent recorded on the referral itself (a child's vital interest) or on the case.
+    For a referral the basis is the consent covering that organisation for referral, or a basis other
+    than consent recorded on the referral itself (a child's vital interest) or on the case. For the
+    follow-up manager (``manager``, from the follow-up service's hand-overs) it is consent or another
+    recorded basis covering it for FOLLOW_UP: a manager whose basis is withdrawn reads no more.
     """
     if org_id == owner_org_id:
         return Access(True, OWNER_PURPOSE)
+    bases = list(bases)
     open_grants = [g for g in grants if g.org_id == org_id and g.open]
-    if not open_grants:
-        return Access(False)
     for grant in open_grants:
         if grant.legal_basis not in (None, LegalBasis.CONSENT):
             return Access(True, Purpose.REFERRAL.value, grant.legal_basis)
-    for basis in bases:
-        if basis.covers(org_id, org_type, Purpose.REFERRAL):
-            return Access(True, Purpose.REFERRAL.value, basis.legal_basis)
+    if open_grants:
+        for basis in bases:
+            if basis.covers(org_id, org_type, Purpose.REFERRAL):
+                return Access(True, Purpose.REFERRAL.value, basis.legal_basis)
+    if manager == org_id:
+        for basis in bases:
+            if basis.covers(org_id, org_type, Purpose.FOLLOW_UP):
+                return Access(True, Purpose.FOLLOW_UP.value, basis.legal_basis)
     return Access(False)
 
 

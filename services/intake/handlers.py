@@ -26,7 +26,13 @@ from contracts.commands import (
     StatisticsRequest,
     WithdrawConsent,
 )
-from contracts.events import ArrivalRegisteredV1, ReferralCreatedV1, ReferralStatusChangedV1, SharingChangedV1
+from contracts.events import (
+    ArrivalRegisteredV1,
+    CaseAssignedV1,
+    ReferralCreatedV1,
+    ReferralStatusChangedV1,
+    SharingChangedV1,
+)
 from contracts.reference import SensitiveCategory
 from contracts.replies import CaseExport, CaseView, SharingResult, StatisticsCell, StatisticsView
 from kernel.audit import AuditPurpose
@@ -98,10 +104,11 @@ async def _readable_case(conn: Connection, principal: Principal, case_id: uuid.U
     case = await store.get_case(conn, case_id)
     rows = await store.sharing_rows(conn, case_id)
     grants = await store.grants(conn, case_id)
+    manager = await store.manager(conn, case_id)
     access = domain.Access(False)
     if case is not None:
         access = domain.case_access(case["owner_org_id"], principal.org_id, principal.org_type, grants,
-                                    [store.to_basis(r) for r in rows])
+                                    [store.to_basis(r) for r in rows], manager)
     if case is None or not access.allowed:
         await store.TRAIL.denied(conn, principal, operation, [case_id])
         return None
@@ -219,6 +226,13 @@ async def on_referral_status_changed(conn: Connection, event: CloudEvent) -> Non
     change = ReferralStatusChangedV1.model_validate(event.data)
     await store.upsert_grant(conn, change.referral_id, change.case_id, change.to_org_id,
                              change.legal_basis, change.new_status, event.time)
+
+
+async def on_case_assigned(conn: Connection, event: CloudEvent) -> None:
+    """Keep the management projection: the new manager may read the case (while a basis covers it for
+    FOLLOW_UP); the previous one keeps only what another basis gives it (the owner stays the owner)."""
+    assigned = CaseAssignedV1.model_validate(event.data)
+    await store.set_manager(conn, assigned.case_id, assigned.to_org_id, assigned.legal_basis, assigned.version)
 
 
 DSAR_PURPOSE = "DATA_SUBJECT_REQUEST"  # why the steward sees the case (reported in the export's ``access``)

@@ -103,6 +103,24 @@ async def upsert_grant(conn: Connection, referral_id: str, case_id: str, org_id:
     )
 
 
+async def manager(conn: Connection, case_id: uuid.UUID) -> str | None:
+    """The organisation managing the case's follow-up, as the latest hand-over said (None: never handed over)."""
+    cur = await conn.execute("select org_id from intake.management_grants where case_id = %s", (case_id,))
+    row = await cur.fetchone()
+    return row["org_id"] if row else None
+
+
+async def set_manager(conn: Connection, case_id: str, org_id: str, legal_basis: LegalBasis | None,
+                      version: int) -> None:
+    """Apply a hand-over; an older one (lower version) never overwrites a newer one, a redelivery changes nothing."""
+    await conn.execute(
+        "insert into intake.management_grants (case_id, org_id, legal_basis, version) values (%s, %s, %s, %s)"
+        " on conflict (case_id) do update set org_id = excluded.org_id, legal_basis = excluded.legal_basis,"
+        " version = excluded.version, updated_at = now() where intake.management_grants.version < excluded.version",
+        (uuid.UUID(case_id), org_id, legal_basis.value if legal_basis else None, version),
+    )
+
+
 STATISTICS_COLUMNS: dict[StatisticsDimension, str] = {
     StatisticsDimension.REGION: "c.destination_region",
     StatisticsDimension.ARRIVAL_POINT: "c.arrival_point",

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
 
-from contracts.events import ArrivalRegisteredV1, SharingRecipient
+from contracts.events import ArrivalRegisteredV1, SharingRecipient, covering_basis
 from contracts.reference import (
     OPEN_REFERRAL_STATES,
     ArrivalPoint,
@@ -339,12 +339,9 @@ def transition(action: str, status: str, *, is_recipient: bool, is_owner: bool) 
 
 
 def basis_for(recipients: list[SharingRecipient], org_id: str, org_type: str | None) -> LegalBasis | None:
-    """The basis on which the case may go to this organisation for referral, consent first."""
-    matching = [r.legal_basis for r in recipients
-                if r.org_id == org_id or (org_type is not None and r.org_type == org_type)]
-    if LegalBasis.CONSENT in matching:
-        return LegalBasis.CONSENT
-    return matching[0] if matching else None
+    """The basis on which the case may go to this organisation for referral, consent first (the
+    platform's one rule, ``contracts.events.covering_basis``)."""
+    return covering_basis(recipients, org_id, org_type)
 
 
 @dataclass(frozen=True)

@@ -326,6 +326,41 @@ def test_consent_opens_access_and_withdrawing_it_closes_access_at_once(
     assert statuses["iom"] == "REVOKED" and statuses["croix-rouge"] == "PENDING"
 
 
+FOLLOWUP = "query($case: ID!) { followupCase(caseId: $case) { managerOrgId } }"
+ASSIGN = ("mutation($case: ID!, $org: ID!) { assignCaseManagement(caseId: $case, organizationId: $org, "
+          "reason: \"SPECIALISED_SUPPORT\") { managerOrgId } }")
+
+
+def test_follow_up_management_opens_the_case_to_the_manager_only_while_consent_covers_it(
+        api: Api, tokens: Tokens) -> None:
+    """Rule 11: the manager reads the case on FOLLOW_UP consent; withdrawing it closes the case at once."""
+    man = api.register("dgme", arrival(givenName=f"Suivi{uuid.uuid4().hex[:6]}", sex="MALE", estimatedAge=35,
+                                       vulnerabilities=[], consent={"given": True, "recipientOrgIds": ["ame"],
+                                                                    "purposes": ["FOLLOW_UP"]}))
+    case_id = man["data"]["registerArrival"]["id"]
+    consent_id = man["data"]["registerArrival"]["sharing"][0]["id"]
+    eventually(lambda: ask(api, tokens("dgme"), FOLLOWUP, {"case": case_id})["data"])
+    # Consent to AME for follow-up, not to IOM: IOM cannot take it over; nobody but DGME reads it yet.
+    assert codes(ask(api, tokens("dgme"), ASSIGN, {"case": case_id, "org": "iom"})) == {
+        "assignCaseManagement": "NO_LEGAL_BASIS"}
+    for org in ("ame", "iom", "unicef"):
+        assert codes(ask(api, tokens(org), CASE, {"id": case_id})) == {"case": "NOT_FOUND"}, org
+    assert ask(api, tokens("dgme"), ASSIGN, {"case": case_id, "org": "ame"})["data"]["assignCaseManagement"] == {
+        "managerOrgId": "ame"}
+    seen = eventually(lambda: ask(api, tokens("ame"), CASE, {"id": case_id})["data"])
+    assert seen["case"]["access"] == {"purpose": "FOLLOW_UP", "legalBasis": "CONSENT"}
+    assert seen["case"]["sharing"] is None  # only the owner sees the consent record
+    for org in ("iom", "unicef"):
+        assert codes(ask(api, tokens(org), CASE, {"id": case_id})) == {"case": "NOT_FOUND"}, org
+        assert codes(ask(api, tokens(org), FOLLOWUP, {"case": case_id})) == {"followupCase": "NOT_FOUND"}, org
+
+    assert ask(api, tokens("dgme"), WITHDRAW, {"case": case_id, "consent": consent_id})["data"]["withdrawConsent"]
+    # Immediately: no waiting for events. The follow-up record follows once the change reaches it.
+    assert codes(ask(api, tokens("ame"), CASE, {"id": case_id})) == {"case": "NOT_FOUND"}
+    eventually(lambda: codes(ask(api, tokens("ame"), FOLLOWUP, {"case": case_id})) == {"followupCase": "NOT_FOUND"})
+    assert ask(api, tokens("dgme"), FOLLOWUP, {"case": case_id})["data"]["followupCase"]["managerOrgId"] == "ame"
+
+
 def test_vital_interest_access_survives_the_absence_of_consent(api: Api, tokens: Tokens,
                                                               scenario: dict[str, str]) -> None:
     assert ask(api, tokens("unicef"), CASE, {"id": scenario["girl"]})["data"]["case"]["access"]["legalBasis"] == \

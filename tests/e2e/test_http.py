@@ -136,7 +136,7 @@ def test_readyz_reports_every_dependency_ok(platform: Platform) -> None:
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["ready"] is True
-    assert {"database", "intake", "referral", "notifications"} <= set(body["checks"]), body
+    assert {"database", "intake", "referral", "notifications", "followup"} <= set(body["checks"]), body
     assert all(status == "ok" for status in body["checks"].values()), body
 
 

@@ -39,6 +39,7 @@ PROBES: dict[str, tuple[str, dict[str, Any]]] = {
     "intake": ("svc.intake.get_case", {"case_id": str(uuid.uuid4())}),
     "referral": ("svc.referral.incoming", {"first": 1}),
     "notifications": ("svc.notifications.list", {"first": 1}),
+    "followup": ("svc.followup.plans_missing", {"first": 1}),
 }
 
 
@@ -121,7 +122,7 @@ def test_a_token_read_from_a_services_requests_works_at_that_service_only(platfo
         assert code(service_reply(platform, other, sniffed)) == "UNAUTHENTICATED", other
 
 
-@pytest.mark.parametrize("service", ["intake", "referral", "notifications"])
+@pytest.mark.parametrize("service", ["intake", "referral", "notifications", "followup"])
 def test_an_api_token_sent_straight_to_a_service_is_refused(platform: Platform, api: Api, service: str) -> None:
     reply = service_reply(platform, service, api.token("dgme"))
     assert code(reply) == "UNAUTHENTICATED", reply

@@ -98,6 +98,31 @@ OPERATIONS: dict[str, tuple[str, dict[str, str]]] = {
                    {"dgme": A, "unicef": NF, "csref-gao": NF, "ame": NF, "cnrm": SC, "segin-steward": SC}),
     "rerouteReferral": ("mutation($referral: ID!) { rerouteReferral(id: $referral, reason: \"NO_ANSWER\") { status } }",
                         {"dgme": A, "unicef": NF, "csref-gao": NF, "ame": NF, "cnrm": SC, "segin-steward": SC}),
+    # Follow-up (issue 9): the owner manages the case until it hands it over; the health centre is covered for
+    # FOLLOW_UP by the subject's consent. UNICEF reads the case on its referral, but its follow-up is not UNICEF's.
+    "followupCase": ("query($case: ID!) { followupCase(caseId: $case) { managerOrgId planOverdue } }",
+                     {"dgme": A, "unicef": NF, "csref-gao": SC, "ame": NF, "cnrm": SC, "segin-steward": SC}),
+    "plansMissing": ("{ plansMissing { nodes { caseId } } }",
+                     {"dgme": A, "unicef": A, "csref-gao": SC, "ame": A, "cnrm": SC, "segin-steward": SC}),
+    # The steward (followup:manage) may hand any case over, without reading it.
+    "assignCaseManagement": ("mutation($case: ID!) { assignCaseManagement(caseId: $case, organizationId: "
+                             "\"csref-gao\", reason: \"CLOSER_TO_HOME\") { managerOrgId } }",
+                             {"dgme": A, "unicef": NF, "csref-gao": SC, "ame": NF, "cnrm": SC, "segin-steward": A}),
+    "savePlan": ("mutation($case: ID!) { savePlan(caseId: $case, version: 0, idempotencyKey: \"%KEY%\", goals: "
+                 "[{dimension: SOCIAL, description: \"Matrice\", actions: [{description: \"Matrice\", "
+                 "targetDate: \"2027-01-01\"}]}]) { version } }",
+                 {"dgme": A, "unicef": NF, "csref-gao": SC, "ame": NF, "cnrm": SC, "segin-steward": NF}),
+    # No such action: the manager gets as far as looking for it; nothing is written.
+    "updatePlanAction": (f"mutation($case: ID!) {{ updatePlanAction(caseId: $case, actionId: \"{AME_SHELTER}\", "
+                         "version: 0, status: DONE) { version } }",
+                         {"dgme": NF, "unicef": NF, "csref-gao": SC, "ame": NF, "cnrm": SC, "segin-steward": NF}),
+    "closeCase": ("mutation($case: ID!) { closeCase(caseId: $case, reason: UNREACHABLE, version: 0) { status } }",
+                  {"dgme": A, "unicef": NF, "csref-gao": SC, "ame": NF, "cnrm": SC, "segin-steward": NF}),
+    # An open follow-up cannot be re-opened: the manager gets as far as the state check.
+    "reopenCase": ("mutation($case: ID!) { reopenCase(caseId: $case, reason: \"CONTACT_RESUMED\", version: 0) "
+                   "{ status } }",
+                   {"dgme": "INVALID_TRANSITION", "unicef": NF, "csref-gao": SC, "ame": NF, "cnrm": SC,
+                    "segin-steward": NF}),
 }
 
 NOTES = ("query($case: ID!) { case(id: $case) { referrals { id status serviceCategory reasonCode"
@@ -127,8 +152,11 @@ def subject(api: Api) -> dict[str, str]:
     """A fresh case per (operation, organisation): state-changing operations never see each other's effects."""
     case = api.register("dgme", arrival(givenName=f"Matrice{uuid.uuid4().hex[:6]}", arrivalPoint="BORDER_POST",
                                         vulnerabilities=["UNACCOMPANIED_CHILD", "MEDICAL_NEEDS"],
-                                        consent={"given": True, "recipientOrgIds": ["csref-gao"]}))
+                                        consent={"given": True, "recipientOrgIds": ["csref-gao"],
+                                                 "purposes": ["REFERRAL", "FOLLOW_UP"]}))
     case_id = case["data"]["registerArrival"]["id"]
+    eventually(lambda: api.gql("dgme", "query($c: ID!) { followupCase(caseId: $c) { version } }",
+                               {"c": case_id}).get("data"))
     everything = eventually(lambda: [r for r in api.gql("dgme", NOTES, {"case": case_id})["data"]["case"]["referrals"]
                                      if r["toOrganisation"] and r["toOrganisation"]["id"] == "csref-gao"]
                             and api.gql("dgme", NOTES, {"case": case_id})["data"]["case"]["referrals"])

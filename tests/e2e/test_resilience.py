@@ -112,6 +112,9 @@ def counts(platform: Platform) -> dict[str, Any]:
                          " and kind = 'referral.received'"),
             "unpublished": one("select (select count(*) from intake.outbox where published_at is null)"
                                " + (select count(*) from referral.outbox where published_at is null)"),
+            # Every case is followed up once: managed by its owner, with one first hand-over row.
+            "followed": one("select count(*) from followup.cases"),
+            "followup_starts": one("select count(*) from followup.assignments where reason_code = 'REGISTERED'"),
         }
 
 
@@ -149,7 +152,7 @@ def assert_exactly_once(platform: Platform, case_ids: list[str], n: int) -> None
     assert len(set(case_ids)) == n, "each arrival must be one case"
     expected = {"cases": n, "protection": n, "referral_duplicates": 0, "cases_without_referrals": 0,
                 "referrals_without_notice": 0, "notice_duplicates": 0, "unicef": (n + 1) // 2, "csref": n // 2,
-                "unpublished": 0}
+                "unpublished": 0, "followed": n, "followup_starts": n}
     final = eventually(lambda: (c := counts(platform)) == expected and c, timeout=90)
     assert final == expected
 
@@ -182,7 +185,7 @@ def test_nats_killed_mid_flight_loses_and_duplicates_nothing(own_platform: Platf
     assert_exactly_once(own_platform, case_ids, n)
 
 
-@pytest.mark.parametrize("victim", ["referral", "notifications", "intake"])
+@pytest.mark.parametrize("victim", ["referral", "notifications", "intake", "followup"])
 def test_service_killed_mid_flight_loses_and_duplicates_nothing(own_platform: Platform, victim: str) -> None:
     n = 30
 

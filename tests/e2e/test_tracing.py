@@ -28,6 +28,7 @@ def test_traceparent_reaches_intake_referral_and_notifications(platform: Platfor
     # The event carries the trace through the outbox and JetStream to the consumers.
     eventually(lambda: traced("referral", "event handled"))
     eventually(lambda: traced("notifications", "event handled"))
+    eventually(lambda: traced("followup", "event handled"))
 
 
 def test_logs_never_contain_the_names_registered(platform: Platform, api: Api) -> None:
@@ -35,6 +36,7 @@ def test_logs_never_contain_the_names_registered(platform: Platform, api: Api) -
     body = api.register("dgme", arrival(givenName=given, familyName=family))
     assert body["data"], body
     eventually(lambda: any(r["message"] == "event handled" for r in log_records(platform, "notifications")))
-    for service in ("gateway", "intake", "referral", "notifications"):
+    eventually(lambda: any(r["message"] == "event handled" for r in log_records(platform, "followup")))
+    for service in ("gateway", "intake", "referral", "notifications", "followup"):
         text = (platform.log_dir / f"{service}.log").read_text()
         assert given not in text and family not in text, f"{service} logged personal data"

@@ -512,3 +512,45 @@ def test_mark_notification_read(api: Api, girl: dict[str, Any]) -> None:
 def test_mark_unknown_notification_is_not_found(api: Api, bad_id: str) -> None:
     body = api.gql("unicef", MARK_READ, {"id": bad_id})
     assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+
+
+# --- follow-up: who accompanies her home, and her plan (README, "Follow-up") ----------------------
+
+FOLLOW_UP_CONSENT = """mutation($case: ID!) { recordConsent(caseId: $case, consent: {given: true,
+  recipientOrgIds: ["unicef"], purposes: [FOLLOW_UP], givenBy: GUARDIAN, guardianName: "Mariam Traoré"}) { caseId } }"""
+ASSIGN = """mutation($case: ID!) { assignCaseManagement(caseId: $case, organizationId: "unicef",
+  reason: "CHILD_PROTECTION_MANDATE") { managerOrgId version } }"""
+PLANS_MISSING = "{ plansMissing(first: 100) { nodes { caseId planDueOn overdue } } }"
+SAVE_PLAN = """mutation Plan($case: ID!, $version: Int!, $goals: [PlanGoalInput!]!, $key: String!) {
+  savePlan(caseId: $case, version: $version, goals: $goals, idempotencyKey: $key) { managerOrgId version planOverdue
+  plan { goals { dimension actions { id status targetDate referralId } } } } }"""
+
+
+def test_unicef_takes_over_her_follow_up_and_saves_her_plan(api: Api, girl: dict[str, Any],
+                                                            girl_referrals: dict[str, dict[str, Any]]) -> None:
+    case_id, token = girl["case_id"], girl["token"]
+    data(gql_with(api, token, FOLLOW_UP_CONSENT, {"case": case_id}))
+    # The consent reaches the follow-up service as an event: the hand-over waits for it, as a person would retry.
+    assigned = eventually(lambda: gql_with(api, token, ASSIGN, {"case": case_id}).get("data"))["assignCaseManagement"]
+    assert assigned == {"managerOrgId": "unicef", "version": 1}
+
+    due = date.fromisoformat(girl["input"]["arrivalDate"]) + timedelta(days=30)
+    missing = [n for n in data(api.gql("unicef", PLANS_MISSING))["plansMissing"]["nodes"] if n["caseId"] == case_id]
+    assert missing == [{"caseId": case_id, "planDueOn": due.isoformat(), "overdue": False}]
+
+    health = girl_referrals["csref-gao"]["id"]
+    goals = [{"dimension": "SOCIAL", "description": "Retour à l'école à Gao",
+              "actions": [{"description": "Inscription au collège de Château", "targetDate": "2027-01-06"}]},
+             {"dimension": "PSYCHOSOCIAL", "description": "Soutien psychosocial",
+              "actions": [{"description": "Séances d'écoute au centre de santé", "targetDate": "2026-12-20",
+                           "referralId": health}]}]
+    variables = {"case": case_id, "version": 1, "goals": goals, "key": f"unicef-{case_id}-plan-1"}
+    saved = data(api.gql("unicef", SAVE_PLAN, variables))["savePlan"]
+    assert (saved["managerOrgId"], saved["version"], saved["planOverdue"]) == ("unicef", 2, False)
+    assert [(g["dimension"], [a["status"] for a in g["actions"]]) for g in saved["plan"]["goals"]] == [
+        ("SOCIAL", ["PLANNED"]), ("PSYCHOSOCIAL", ["PLANNED"])]
+    assert saved["plan"]["goals"][1]["actions"][0]["referralId"] == health
+    assert data(api.gql("unicef", SAVE_PLAN, variables))["savePlan"]["version"] == 2  # the same request again
+    stale = api.gql("unicef", SAVE_PLAN, {**variables, "key": f"unicef-{case_id}-plan-2"})
+    assert stale["errors"][0]["extensions"]["code"] == "CONFLICT"
+    assert not [n for n in data(api.gql("unicef", PLANS_MISSING))["plansMissing"]["nodes"] if n["caseId"] == case_id]

@@ -1,7 +1,7 @@
 """Integration fixtures: each service's schema migrated into the suite's PostgreSQL, for service-level tests.
 
-Intake's tests share the suite's database (cases are independent of one another). Referral and
-notifications get a fresh database each: routing picks providers from the whole directory and
+Intake's tests share the suite's database (cases are independent of one another). Referral,
+notifications and follow-up get a fresh database each: routing picks providers from the whole directory and
 notices are listed per organisation, so another test's rows would change what a test sees.
 """
 
@@ -19,6 +19,7 @@ from psycopg_pool import AsyncConnectionPool
 from devstack.localstack import PostgresServer
 from kernel.db import migrate, open_pool
 from kernel.runtime import ServiceApp
+from services.followup.app import APP as FOLLOWUP
 from services.intake.app import APP
 from services.notifications.app import APP as NOTIFICATIONS
 from services.referral.app import APP as REFERRAL
@@ -53,5 +54,12 @@ async def referral_pool(postgres: PostgresServer) -> AsyncIterator[AsyncConnecti
 @pytest.fixture
 async def notifications_pool(postgres: PostgresServer) -> AsyncIterator[AsyncConnectionPool]:
     pool = await _pool(await _fresh_database(postgres), NOTIFICATIONS)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def followup_pool(postgres: PostgresServer) -> AsyncIterator[AsyncConnectionPool]:
+    pool = await _pool(await _fresh_database(postgres), FOLLOWUP)
     yield pool
     await pool.close()

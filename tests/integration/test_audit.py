@@ -418,7 +418,7 @@ async def test_cli_verify_copes_with_a_database_without_any_audit_log(postgres: 
         done = await asyncio.to_thread(segin_audit, make_conninfo(postgres.url, dbname=name), "verify")
         assert done.returncode == 0, done.stdout + done.stderr
         assert [line.split(":")[0] for line in done.stdout.splitlines()] == ["intake", "referral", "notifications",
-                                                                              "gateway"]
+                                                                              "followup", "gateway"]
         done = await asyncio.to_thread(segin_audit, make_conninfo(postgres.url, dbname=name), "search", "--case",
                                      str(uuid.uuid4()))
         assert done.returncode == 0 and done.stdout == ""

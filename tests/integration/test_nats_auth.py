@@ -195,7 +195,13 @@ def test_every_service_may_consume_only_the_streams_it_declares() -> None:
     published = intake["publish"]["allow"]
     assert "evt.intake.>" in published and not any(s.startswith(("evt.referral", "svc.", "$KV.")) for s in published)
     assert not any(".STREAM.CREATE." in s or ".STREAM.UPDATE." in s or ".STREAM.DELETE." in s for s in published)
-    assert all(("REFERRAL_EVENTS.intake-" in s) for s in published if ".CONSUMER." in s and "KV_" not in s)
+    assert all(("REFERRAL_EVENTS.intake-referrals" in s or "FOLLOWUP_EVENTS.intake-followup" in s)
+               for s in published if ".CONSUMER." in s and "KV_" not in s)
+    followup = permissions("followup")
+    assert followup is not None
+    consumed = [s for s in followup["publish"]["allow"] if ".CONSUMER." in s and "KV_" not in s]
+    assert consumed and all("INTAKE_EVENTS.followup-intake" in s for s in consumed)
+    assert followup["subscribe"]["allow"][0] == "svc.followup.>"
     assert permissions(OPERATOR) is None
 
 
@@ -235,7 +241,7 @@ def test_urls_in_logs_carry_no_password() -> None:
 
 def test_no_role_but_the_operator_may_create_or_change_a_stream() -> None:
     """A role able to create a missing stream could make it capture ``svc.>`` (every forwarded request)."""
-    for role in ("gateway", "intake", "referral", "notifications"):
+    for role in ("gateway", "intake", "referral", "notifications", "followup"):
         perms = permissions(role)
         assert perms is not None
         assert not any(verb in s for s in perms["publish"]["allow"]

@@ -59,15 +59,16 @@ def test_every_consumer_a_service_runs_is_declared_in_contracts() -> None:
     """NATS permissions are generated from ``contracts.channels.CONSUMERS``: a consumer missing
     there could not create its durable nor dead-letter, so the declarations must agree."""
     from contracts.channels import CONSUMERS, event_producer
+    from services.followup.app import APP as FOLLOWUP
     from services.intake.app import APP as INTAKE
     from services.notifications.app import APP as NOTIFICATIONS
     from services.referral.app import APP as REFERRAL
 
     declared = {(c.service, c.durable, c.stream) for c in CONSUMERS}
-    running = {(app.name, spec.durable, spec.stream) for app in (INTAKE, REFERRAL, NOTIFICATIONS)
+    running = {(app.name, spec.durable, spec.stream) for app in (INTAKE, REFERRAL, NOTIFICATIONS, FOLLOWUP)
                for spec in app.consumers}
     assert running == declared
-    for app in (INTAKE, REFERRAL, NOTIFICATIONS):
+    for app in (INTAKE, REFERRAL, NOTIFICATIONS, FOLLOWUP):
         assert all(event_producer(s) == app.name for stream in app.streams for s in stream.subjects)
 
 

@@ -243,11 +243,12 @@ def test_every_service_endpoint_is_a_declared_channel() -> None:
     """What a service answers is what the AsyncAPI document says it answers, and no more."""
     from kernel.audit import audit_endpoints
     from kernel.runtime import ServiceApp
+    from services.followup.app import APP as FOLLOWUP
     from services.intake.app import APP as INTAKE
     from services.notifications.app import APP as NOTIFICATIONS
     from services.referral.app import APP as REFERRAL
 
-    apps: list[ServiceApp] = [INTAKE, REFERRAL, NOTIFICATIONS]
+    apps: list[ServiceApp] = [INTAKE, REFERRAL, NOTIFICATIONS, FOLLOWUP]
     served = {f"svc.{app.name}.{name}" for app in apps for name in app.endpoints}
     served |= {e.subject for app in apps for e in audit_endpoints(app.schema, app.name, None)}  # type: ignore[arg-type]
     assert served == {c.subject for c in REQUESTS}
@@ -256,11 +257,12 @@ def test_every_service_endpoint_is_a_declared_channel() -> None:
 def test_every_service_endpoint_answers_what_its_channel_documents() -> None:
     """The reply model an endpoint is served with is the one the AsyncAPI document and the JSON
     Schemas under contracts/schemas/replies/ describe, and so are its request model and scope's presence."""
+    from services.followup.app import APP as FOLLOWUP
     from services.intake.app import APP as INTAKE
     from services.notifications.app import APP as NOTIFICATIONS
     from services.referral.app import APP as REFERRAL
 
-    for app in (INTAKE, REFERRAL, NOTIFICATIONS):
+    for app in (INTAKE, REFERRAL, NOTIFICATIONS, FOLLOWUP):
         for name, endpoint in app.endpoints.items():
             channel = REQUEST_SUBJECTS[f"svc.{app.name}.{name}"]
             assert (endpoint.request, endpoint.reply) == (channel.request, channel.reply), channel.subject

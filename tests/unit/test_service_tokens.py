@@ -91,7 +91,7 @@ async def test_an_internal_token_is_refused_at_the_public_api_and_at_other_servi
 
 async def test_an_api_token_is_refused_by_every_service() -> None:
     token = api_token()
-    for service in ("intake", "referral", "notifications"):
+    for service in ("intake", "referral", "notifications", "followup"):
         with pytest.raises(Unauthenticated):
             await service_verifier(service).verify(token)
 

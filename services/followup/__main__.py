@@ -1,0 +1,4 @@
+from kernel.runtime import main
+from services.followup.app import APP
+
+main(APP)

@@ -1,0 +1,46 @@
+"""Composition root of the follow-up service."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from contracts.channels import ARRIVAL_REGISTERED, FOLLOWUP_STREAM, INTAKE_STREAM, SHARING_CHANGED
+from contracts.commands import (
+    AssignCaseManagement,
+    CaseRef,
+    CloseCase,
+    PageRequest,
+    ReopenCase,
+    SavePlan,
+    UpdatePlanAction,
+)
+from contracts.replies import FollowupCaseView, MissingPlanView, Page
+from kernel.bus import ConsumerSpec, by_type
+from kernel.rpc import Endpoint
+from kernel.runtime import ServiceApp
+from services.followup import handlers
+from services.followup.store import SCHEMA
+
+APP = ServiceApp(
+    name="followup",
+    schema=SCHEMA,
+    migrations=Path(__file__).parent / "migrations",
+    streams=[FOLLOWUP_STREAM],
+    endpoints={
+        "get_case": Endpoint(handlers.get_case, CaseRef, "followup:read", FollowupCaseView),
+        "assign": Endpoint(handlers.assign, AssignCaseManagement, "followup:write", FollowupCaseView),
+        "save_plan": Endpoint(handlers.save_plan, SavePlan, "followup:write", FollowupCaseView),
+        "update_action": Endpoint(handlers.update_action, UpdatePlanAction, "followup:write", FollowupCaseView),
+        "close": Endpoint(handlers.close_case, CloseCase, "followup:write", FollowupCaseView),
+        "reopen": Endpoint(handlers.reopen_case, ReopenCase, "followup:write", FollowupCaseView),
+        "plans_missing": Endpoint(handlers.plans_missing, PageRequest, "followup:read", Page[MissingPlanView]),
+        "subject_access": Endpoint(handlers.subject_access, CaseRef, "audit:read", list[FollowupCaseView]),
+    },
+    consumers=[
+        # The cases to follow (owner, arrival date, region) and who they may be shared with for FOLLOW_UP.
+        ConsumerSpec("followup-intake", INTAKE_STREAM.name, "evt.intake.>", by_type({
+            ARRIVAL_REGISTERED.event_type: handlers.on_arrival_registered,
+            SHARING_CHANGED.event_type: handlers.on_sharing_changed,
+        })),
+    ],
+)

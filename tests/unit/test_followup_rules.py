@@ -1,0 +1,231 @@
+"""Follow-up's rules, pure: who may hand a case over and on which basis, plan checks, versions,
+action transitions, closure reasons, and "overdue" with a clock the test moves."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date
+
+import pytest
+from pydantic import ValidationError
+
+from contracts.commands import CloseCase, PlanGoalInput, SavePlan
+from contracts.events import SharingRecipient
+from contracts.reference import ClosureReason, FollowupStatus, LegalBasis, PlanActionStatus
+from kernel.config import plan_due_days
+from services.followup import domain
+from services.followup.domain import Refused
+from services.intake.domain import Basis, Grant, case_access
+
+ARRIVED = date(2026, 11, 28)
+
+
+def case(**overrides: object) -> domain.FollowupCase:
+    """DGME's case, managed by DGME, consent covering IOM (by id) and NGOs (by type) for FOLLOW_UP."""
+    base = domain.FollowupCase(
+        case_id="c1", owner_org_id="dgme", manager_org_id="dgme", status=FollowupStatus.OPEN, version=3,
+        arrival_date=ARRIVED,
+        recipients=(SharingRecipient(org_id="iom", legal_basis=LegalBasis.CONSENT),
+                    SharingRecipient(org_type="NGO", legal_basis=LegalBasis.CONSENT)))
+    return replace(base, **overrides)  # type: ignore[arg-type]
+
+
+def assign(c: domain.FollowupCase, to: str, to_type: str | None = "INTERNATIONAL", by: str = "dgme",
+           steward: bool = False) -> LegalBasis | None:
+    return domain.assignment_basis(c, caller_org_id=by, caller_org_type="STATE", steward=steward, to_org_id=to,
+                                   to_org_type=to_type)
+
+
+def refusal(call: object) -> tuple[str, str | None]:
+    with pytest.raises(Refused) as caught:
+        call()  # type: ignore[operator]
+    return caught.value.code, caught.value.field
+
+
+# --- hand-over --------------------------------------------------------------------------------------
+
+
+def test_the_manager_may_hand_over_to_an_organisation_the_consent_names_for_follow_up() -> None:
+    assert assign(case(), "iom") == LegalBasis.CONSENT
+
+
+def test_consent_to_a_type_of_organisation_covers_its_members() -> None:
+    assert assign(case(), "croix-rouge", "NGO") == LegalBasis.CONSENT
+
+
+def test_another_recorded_basis_covers_too() -> None:
+    c = case(recipients=(SharingRecipient(org_id="unicef", legal_basis=LegalBasis.VITAL_INTEREST),))
+    assert assign(c, "unicef") == LegalBasis.VITAL_INTEREST
+
+
+def test_without_a_basis_the_hand_over_is_refused_naming_the_field() -> None:
+    assert refusal(lambda: assign(case(), "unhcr")) == ("NO_LEGAL_BASIS", "organizationId")
+
+
+def test_consent_for_referral_alone_does_not_cover_follow_up() -> None:
+    # The recipients are those of FOLLOW_UP only: a referral consent is not in them.
+    assert refusal(lambda: assign(case(recipients=()), "iom")) == ("NO_LEGAL_BASIS", "organizationId")
+
+
+def test_handing_back_to_the_owner_needs_no_basis() -> None:
+    assert assign(case(manager_org_id="iom"), "dgme", "STATE", by="iom") is None
+
+
+def test_only_the_manager_or_the_steward_hands_over() -> None:
+    managed = case(manager_org_id="iom")
+    assert refusal(lambda: assign(managed, "croix-rouge", "NGO", by="dgme")) == ("FORBIDDEN", "caseId")
+    assert refusal(lambda: assign(managed, "croix-rouge", "NGO", by="ame")) == ("NOT_FOUND", "caseId")
+    assert assign(managed, "croix-rouge", "NGO", by="segin-steward", steward=True) == LegalBasis.CONSENT
+
+
+def test_a_manager_whose_basis_was_withdrawn_can_no_longer_act() -> None:
+    assert refusal(lambda: assign(case(manager_org_id="iom", recipients=()), "dgme", by="iom")) == ("NOT_FOUND",
+                                                                                                    "caseId")
+
+
+def test_the_current_manager_and_a_closed_case_are_refused() -> None:
+    assert refusal(lambda: assign(case(), "dgme")) == ("ALREADY_MANAGER", "organizationId")
+    assert refusal(lambda: assign(case(status=FollowupStatus.CLOSED), "iom")) == ("CASE_CLOSED", "caseId")
+
+
+def test_who_sees_the_follow_up() -> None:
+    managed = case(manager_org_id="iom")
+    assert domain.standing(managed, "dgme", "STATE") == "OWNER"
+    assert domain.standing(managed, "iom", "INTERNATIONAL") == "MANAGER"
+    assert domain.standing(managed, "croix-rouge", "NGO") is None  # covered, but not the manager
+    assert domain.standing(case(manager_org_id="iom", recipients=()), "iom", "INTERNATIONAL") is None
+
+
+# --- intake's read rule honours the manager ---------------------------------------------------------
+
+
+def follow_up_consent(*orgs: str) -> Basis:
+    return Basis(id="b", legal_basis=LegalBasis.CONSENT, given=True, purposes=frozenset({"FOLLOW_UP"}),  # type: ignore[arg-type]
+                 org_ids=frozenset(orgs), org_types=frozenset(), withdrawn=False)
+
+
+def test_intake_lets_the_manager_read_while_a_basis_covers_it_for_follow_up() -> None:
+    access = case_access("dgme", "iom", "INTERNATIONAL", [], [follow_up_consent("iom")], manager="iom")
+    assert access.allowed and access.purpose == "FOLLOW_UP" and access.legal_basis == LegalBasis.CONSENT
+    assert not case_access("dgme", "iom", "INTERNATIONAL", [], [], manager="iom").allowed
+    assert not case_access("dgme", "iom", "INTERNATIONAL", [], [follow_up_consent("iom")], manager="ame").allowed
+    withdrawn = replace(follow_up_consent("iom"), withdrawn=True)
+    assert not case_access("dgme", "iom", "INTERNATIONAL", [], [withdrawn], manager="iom").allowed
+
+
+def test_a_previous_manager_keeps_only_what_another_basis_gives_it() -> None:
+    # IOM handed over to AME: IOM's open referral (on consent for REFERRAL) still opens the case; nothing else does.
+    referral_consent = Basis(id="r", legal_basis=LegalBasis.CONSENT, given=True,
+                             purposes=frozenset({"REFERRAL"}), org_ids=frozenset({"iom"}),  # type: ignore[arg-type]
+                             org_types=frozenset(), withdrawn=False)
+    bases = [follow_up_consent("iom", "ame"), referral_consent]
+    assert not case_access("dgme", "iom", None, [], bases, manager="ame").allowed
+    grant = Grant("iom", LegalBasis.CONSENT, "PENDING")  # type: ignore[arg-type]
+    assert case_access("dgme", "iom", None, [grant], bases, manager="ame").purpose == "REFERRAL"
+    assert case_access("dgme", "dgme", None, [], [], manager="ame").allowed  # the owner stays the owner
+
+
+# --- the plan and versions --------------------------------------------------------------------------
+
+
+def goals(*actions: dict[str, object]) -> list[PlanGoalInput]:
+    return [PlanGoalInput.model_validate({"dimension": "ECONOMIC", "description": "Relancer le commerce",
+                                          "actions": list(actions)})]
+
+
+def test_a_stale_version_is_a_conflict() -> None:
+    domain.check_version(case(), 3)
+    assert refusal(lambda: domain.check_version(case(), 2)) == ("CONFLICT", "version")
+
+
+def test_a_plan_may_keep_its_own_actions_only() -> None:
+    own = "0b9a4c43-6f2b-4a3e-9d2c-1b1e8f1f0a01"
+    action = {"id": own, "description": "Formation", "target_date": "2026-12-20"}
+    domain.check_plan(case(), goals({"description": "Formation", "target_date": "2026-12-20"}), [])
+    domain.check_plan(case(), goals(action), [own])
+    other = {"id": "5c8e1a3e-0000-4000-8000-000000000000", "description": "x", "target_date": "2026-12-20"}
+    assert refusal(lambda: domain.check_plan(case(), goals(other), [own])) == ("BAD_USER_INPUT",
+                                                                               "goals.0.actions.0.id")
+    assert refusal(lambda: domain.check_plan(case(status=FollowupStatus.CLOSED), goals(), [])) == ("CASE_CLOSED",
+                                                                                                  "caseId")
+
+
+def test_a_plan_needs_goals_in_known_dimensions_and_visible_text() -> None:
+    ok = {"idempotency_key": "k" * 10, "case_id": "c1", "version": 0,
+          "goals": [{"dimension": "PSYCHOSOCIAL", "description": "Soutien", "actions": []}]}
+    SavePlan.model_validate(ok)
+    for bad in ({**ok, "goals": []}, {**ok, "version": -1},
+                {**ok, "goals": [{"dimension": "SPIRITUAL", "description": "x"}]},
+                {**ok, "goals": [{"dimension": "SOCIAL", "description": "\u200b "}]},
+                {**ok, "goals": [{"dimension": "SOCIAL", "description": "x", "actions": [
+                    {"description": "a", "target_date": "2026-12-01", "status": "LOST"}]}]}):
+        with pytest.raises(ValidationError):
+            SavePlan.model_validate(bad)
+
+
+def test_an_action_id_twice_is_refused() -> None:
+    action = {"id": "a1", "description": "a", "target_date": "2026-12-01"}
+    with pytest.raises(ValidationError):
+        SavePlan.model_validate({"idempotency_key": "k" * 10, "case_id": "c1", "version": 0,
+                                 "goals": [{"dimension": "SOCIAL", "description": "x", "actions": [action, action]}]})
+
+
+def test_actions_move_on_while_open_and_stop_when_done_or_cancelled() -> None:
+    P, I, D, C = (PlanActionStatus.PLANNED, PlanActionStatus.IN_PROGRESS, PlanActionStatus.DONE,
+                  PlanActionStatus.CANCELLED)
+    assert domain.action_transition(case(), P, I) == I
+    assert domain.action_transition(case(), I, D) == D
+    for old, new in ((D, P), (C, I), (P, P)):
+        assert refusal(lambda old=old, new=new: domain.action_transition(case(), old, new)) == ("INVALID_TRANSITION",
+                                                                                               "status")
+    assert refusal(lambda: domain.action_transition(case(status=FollowupStatus.CLOSED), P, I))[0] == "CASE_CLOSED"
+
+
+# --- closure ----------------------------------------------------------------------------------------
+
+
+def test_closure_reasons_are_the_six_codes() -> None:
+    assert {r.value for r in ClosureReason} == {"REINTEGRATED", "RE_MIGRATED", "UNREACHABLE", "DECEASED",
+                                                "TRANSFERRED", "DECLINED_SUPPORT"}
+    CloseCase.model_validate({"case_id": "c1", "reason": "RE_MIGRATED", "version": 1})
+    with pytest.raises(ValidationError):
+        CloseCase.model_validate({"case_id": "c1", "reason": "BORED", "version": 1})
+
+
+def test_closing_closes_the_open_actions_only_and_reopening_needs_a_closed_case() -> None:
+    actions = [("a", PlanActionStatus.PLANNED), ("b", PlanActionStatus.IN_PROGRESS), ("c", PlanActionStatus.DONE),
+               ("d", PlanActionStatus.CANCELLED)]
+    assert domain.actions_closed_by_closure(actions) == ["a", "b"]
+    assert domain.close(case()) == FollowupStatus.CLOSED
+    assert refusal(lambda: domain.close(case(status=FollowupStatus.CLOSED)))[0] == "INVALID_TRANSITION"
+    assert domain.reopen(case(status=FollowupStatus.CLOSED)) == FollowupStatus.OPEN
+    assert refusal(lambda: domain.reopen(case()))[0] == "INVALID_TRANSITION"
+
+
+# --- time -------------------------------------------------------------------------------------------
+
+
+def test_a_plan_is_overdue_only_after_its_due_day_with_a_moved_clock() -> None:
+    due = domain.plan_due_on(ARRIVED, 30)
+    assert due == date(2026, 12, 28)
+    assert not domain.plan_overdue(FollowupStatus.OPEN, False, due, date(2026, 12, 28))
+    assert domain.plan_overdue(FollowupStatus.OPEN, False, due, date(2026, 12, 29))
+    assert not domain.plan_overdue(FollowupStatus.OPEN, True, due, date(2027, 6, 1))  # a plan exists
+    assert not domain.plan_overdue(FollowupStatus.CLOSED, False, due, date(2027, 6, 1))  # closed
+
+
+def test_an_open_action_is_overdue_past_its_target_date() -> None:
+    assert domain.action_overdue(PlanActionStatus.IN_PROGRESS, date(2026, 12, 1), date(2026, 12, 2))
+    assert not domain.action_overdue(PlanActionStatus.IN_PROGRESS, date(2026, 12, 1), date(2026, 12, 1))
+    assert not domain.action_overdue(PlanActionStatus.DONE, date(2026, 12, 1), date(2027, 1, 1))
+
+
+def test_the_plan_due_days_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SEGIN_PLAN_DUE_DAYS", raising=False)
+    assert plan_due_days() == 30
+    monkeypatch.setenv("SEGIN_PLAN_DUE_DAYS", "14")
+    assert plan_due_days() == 14
+    for bad in ("0", "a month"):
+        monkeypatch.setenv("SEGIN_PLAN_DUE_DAYS", bad)
+        with pytest.raises(ValueError, match="SEGIN_PLAN_DUE_DAYS"):
+            plan_due_days()
