@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
@@ -135,34 +135,3 @@ def coverage(bases: Iterable[Basis]) -> list[SharingCoverage]:
                                                        legal_basis=basis.legal_basis))
         result.append(SharingCoverage(purpose=purpose, recipients=recipients))
     return result
-
-
-MIN_CELL = 5
-MIN_CELL_NARROW = 10  # a cell crossing three dimensions (month × region × vulnerability) is narrow
-ROUNDING_BASE = 5
-
-
-def minimum_cell(dimensions: int) -> int:
-    """The fewest people a shown cell must hold: narrow cells need more."""
-    return MIN_CELL_NARROW if dimensions >= 3 else MIN_CELL
-
-
-def suppress_small_cells(rows: Iterable[tuple[tuple[str, ...], int]], own: Mapping[tuple[str, ...], int] | None = None,
-                         minimum: int = MIN_CELL) -> tuple[list[tuple[tuple[str, ...], int]], int]:
-    """Keep cells holding at least ``minimum`` people registered by organisations other than the
-    caller's, with their count rounded to the nearest multiple of five.
-
-    The caller's own records (``own``, per cell) do not count towards the threshold: otherwise it
-    could register decoys into a narrow cell and see it appear only when one real person is there.
-    Suppression alone can be undone by subtraction (a region's total minus its shown cells);
-    rounding every shown count makes such differences uncertain. Returns the cells and how many
-    were suppressed.
-    """
-    own = own or {}
-    kept, suppressed = [], 0
-    for keys, count in rows:
-        if count - own.get(keys, 0) >= minimum:
-            kept.append((keys, max(minimum, ROUNDING_BASE * round(count / ROUNDING_BASE))))
-        else:
-            suppressed += 1
-    return kept, suppressed

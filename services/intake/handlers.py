@@ -40,6 +40,7 @@ from kernel.db import Connection, idempotent
 from kernel.errors import NotFound, SeginError, parse_id
 from kernel.events import CloudEvent
 from kernel.outbox import add_event
+from kernel.statistics import minimum_cell, suppress_small_cells
 from kernel.tokens import Principal
 from services.intake import domain, store, views
 
@@ -206,10 +207,10 @@ async def statistics(pool: AsyncConnectionPool, principal: Principal, request: S
     other organisations (ten for three dimensions) suppressed."""
     async with pool.connection() as conn:
         rows = await store.statistics(conn, request.group_by, principal.org_id)
-    minimum = domain.minimum_cell(len(request.group_by))
+    minimum = minimum_cell(len(request.group_by))
     # How many cells were suppressed is not told: one decoy into an empty cell would change that
     # number only if the cell already held someone.
-    cells, _ = domain.suppress_small_cells([(k, n) for k, n, _ in rows], {k: own for k, _, own in rows}, minimum)
+    cells, _ = suppress_small_cells([(k, n) for k, n, _ in rows], {k: own for k, _, own in rows}, minimum)
     return StatisticsView(group_by=request.group_by, minimum_cell=minimum,
                           cells=[StatisticsCell(keys=list(k), count=n) for k, n in cells])
 

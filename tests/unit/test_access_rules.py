@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from contracts.reference import LegalBasis, Purpose, SensitiveCategory
+from kernel.statistics import MIN_CELL, MIN_CELL_NARROW, minimum_cell, suppress_small_cells
 from services.intake.domain import (
-    MIN_CELL,
     Basis,
     Grant,
     case_access,
     coverage,
     split_vulnerabilities,
-    suppress_small_cells,
     visible_categories,
 )
 
@@ -119,8 +118,6 @@ def test_the_callers_own_records_never_make_a_cell_appear() -> None:
 
 
 def test_narrow_cells_need_a_higher_floor() -> None:
-    from services.intake.domain import MIN_CELL_NARROW, minimum_cell
-
     assert minimum_cell(1) == minimum_cell(2) == MIN_CELL and minimum_cell(3) == MIN_CELL_NARROW == 10
     kept, suppressed = suppress_small_cells([(("a", "b", "c"), 9), (("a", "b", "d"), 10)], minimum=10)
     assert kept == [(("a", "b", "d"), 10)] and suppressed == 1
