@@ -56,9 +56,15 @@ def camel(name: str) -> str:
     return head + "".join(part.capitalize() for part in rest)
 
 
+def _field_path(field: str | None, prefix: str) -> str | None:
+    return field and ".".join([p for p in [prefix, *map(camel, field.split("."))] if p])
+
+
 def as_graphql_error(exc: SeginError, prefix: str = "") -> GraphQLError:
-    field = exc.field and ".".join([p for p in [prefix, *map(camel, exc.field.split("."))] if p])
-    return GraphQLError(exc.message, extensions={"code": exc.code, "field": field})
+    extensions: dict[str, Any] = {"code": exc.code, "field": _field_path(exc.field, prefix)}
+    if exc.problems:  # every problem a service found, each naming its field (as input_error does)
+        extensions["problems"] = [{**p, "field": _field_path(p.get("field"), prefix)} for p in exc.problems]
+    return GraphQLError(exc.message, extensions=extensions)
 
 
 def input_error(error: ValidationError, prefix: str) -> GraphQLError:

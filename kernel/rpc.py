@@ -55,8 +55,12 @@ class Endpoint:
 
     handler: Callable[[Any, Principal, Any], Awaitable[Any]]
     request: type[BaseModel]
-    scope: str
+    scope: str | tuple[str, ...]  # several: any one of them will do (e.g. any follow-up scope)
     reply: Any
+
+    @property
+    def scopes(self) -> tuple[str, ...]:
+        return (self.scope,) if isinstance(self.scope, str) else self.scope
 
 
 @dataclass(frozen=True)
@@ -76,13 +80,13 @@ def bind(subject: str, endpoint: Endpoint, resource: Any, on_refused: RefusalRec
     replies: TypeAdapter[Any] = TypeAdapter(endpoint.reply)
 
     async def handle(principal: Principal, payload: dict[str, Any]) -> Any:
-        if endpoint.scope not in principal.scopes:
+        if not principal.scopes & set(endpoint.scopes):
             if on_refused is not None:
                 try:
                     await on_refused(principal, subject, payload)
                 except Exception as exc:
                     log.warning("refusal not recorded", extra={"subject": subject, "error": type(exc).__name__})
-            principal.require(endpoint.scope)
+            principal.require(endpoint.scopes[0] if len(endpoint.scopes) == 1 else " or ".join(endpoint.scopes))
         try:
             command = endpoint.request.model_validate(payload)
         except ValidationError as exc:
