@@ -156,9 +156,16 @@ CASE_REOPENED = EventChannel(
     events.CaseReopenedV1,
     "A closed follow-up was opened again.",
 )
+SURVEY_RECORDED = EventChannel(
+    "evt.followup.survey_recorded.v1",
+    "ml.segin.followup.survey_recorded.v1",
+    FOLLOWUP_STREAM.name,
+    events.SurveyRecordedV1,
+    "A survey (the Reintegration Sustainability Survey) was recorded for a case: version and scores, no answers.",
+)
 EVENT_CHANNELS = [ARRIVAL_REGISTERED, SHARING_CHANGED, REFERRAL_CREATED, REFERRAL_STATUS_CHANGED,
                   DIRECTORY_SERVICE_CHANGED, REFERRAL_DEADLINE, NEED_UNASSIGNED,
-                  CASE_ASSIGNED, PLAN_SAVED, PLAN_ACTION_UPDATED, CASE_CLOSED, CASE_REOPENED]
+                  CASE_ASSIGNED, PLAN_SAVED, PLAN_ACTION_UPDATED, CASE_CLOSED, CASE_REOPENED, SURVEY_RECORDED]
 
 _WHOSE = (("intake", "intake's"), ("referral", "referral's"), ("notifications", "notifications'"),
           ("followup", "follow-up's"))
@@ -251,7 +258,16 @@ REQUESTS += [
                    "Cases the caller's organisation manages that have no plan yet, with their due date.",
                    Page[replies.MissingPlanView]),
     RequestChannel("svc.followup.subject_access", commands.CaseRef,
-                   "Steward: a person's follow-up, plan and hand-overs.", list[_followup]),
+                   "Steward: a person's follow-up, plan, hand-overs and survey answers.", list[_followup]),
+    RequestChannel("svc.followup.record_survey", commands.RecordSurvey,
+                   "Record a survey (answers checked against the instrument's version) for a case (the manager).",
+                   replies.SurveyView),
+    RequestChannel("svc.followup.instrument", commands.InstrumentRef,
+                   "One version of a survey instrument: its indicators and options (any follow-up scope).",
+                   replies.InstrumentView),
+    RequestChannel("svc.followup.statistics", commands.FollowupStatisticsRequest,
+                   "Follow-up aggregates (plans on time, composite scores), small cells suppressed.",
+                   replies.FollowupStatisticsView),
 ]
 REQUEST_SUBJECTS = {channel.subject: channel for channel in REQUESTS}
 

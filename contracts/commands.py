@@ -616,3 +616,44 @@ class ReopenCase(Strict):
     case_id: Identifier
     reason: Code
     version: int = Field(ge=0)
+
+
+# --- the Reintegration Sustainability Survey --------------------------------------------------------
+
+# An instrument's codes (indicators, options, instruments): upper-case letters, digits and
+# underscores, so an answer can never carry free text, and a refusal can name what it refuses.
+SurveyCode = Annotated[str, StringConstraints(min_length=1, max_length=60, pattern="^[A-Z][A-Z0-9_]*$")]
+MAX_ANSWERS = 100
+
+
+class SurveyAnswerInput(Strict):
+    """One answer: the indicator's code and the chosen option's code (or DECLINED: the person chose not to answer)."""
+
+    indicator: SurveyCode
+    option: SurveyCode
+
+
+class RecordSurvey(Strict):
+    """Record one administration of a survey instrument for a case (the managing organisation).
+
+    The answers are checked against that exact version (``instrument_version``; none: the latest),
+    every indicator answered once; every problem is reported, and nothing is stored unless all pass.
+    """
+
+    idempotency_key: Annotated[str, AfterValidator(_single_line)] = Field(min_length=8, max_length=200)
+    case_id: Identifier
+    instrument_id: SurveyCode = "RSS"
+    instrument_version: int | None = Field(default=None, ge=1)
+    taken_on: date
+    answers: list[SurveyAnswerInput] = Field(min_length=1, max_length=MAX_ANSWERS)
+
+
+class InstrumentRef(Strict):
+    """One version of a survey instrument (none: the latest)."""
+
+    id: SurveyCode = "RSS"
+    version: int | None = Field(default=None, ge=1)
+
+
+class FollowupStatisticsRequest(Strict):
+    """Follow-up aggregates for the coordinating body: nothing to choose yet (the dimensions are fixed)."""

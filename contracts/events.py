@@ -236,3 +236,19 @@ class CaseReopenedV1(Event):
     manager_org_id: str
     reason_code: str
     version: int
+
+
+class SurveyRecordedV1(Event):
+    """A survey instrument was administered for a case: which version, when, and the four scores
+    (None: too few answers). Never the answers, which stay in follow-up."""
+
+    survey_id: str
+    case_id: str
+    manager_org_id: str
+    instrument_id: str
+    instrument_version: int
+    taken_on: date
+    economic: float | None
+    social: float | None
+    psychosocial: float | None
+    composite: float | None

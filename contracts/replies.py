@@ -346,6 +346,37 @@ class AssignmentView(Reply):
     assigned_by_org_id: str
 
 
+class SurveyAnswerView(Reply):
+    indicator: str
+    dimension: ReintegrationDimension
+    option: str  # an option code of the instrument's version, or DECLINED
+
+
+class SurveyView(Reply):
+    """One administration of a survey instrument, with the scores stored when it was recorded (a later
+    version of the instrument changes none of them). ``psychosocial_answers`` is None for a caller
+    without ``sensitive:health``: a person's answers on distress and safety are health data."""
+
+    id: str
+    case_id: str
+    instrument_id: str
+    instrument_version: int
+    instrument_digest: str
+    taken_on: date
+    economic: float | None
+    social: float | None
+    psychosocial: float | None
+    composite: float | None
+    economic_band: str | None
+    social_band: str | None
+    psychosocial_band: str | None
+    composite_band: str | None
+    answers: list[SurveyAnswerView]  # economic and social
+    psychosocial_answers: list[SurveyAnswerView] | None
+    recorded_by_org_id: str
+    recorded_at: datetime
+
+
 class FollowupCaseView(Reply):
     """A case's follow-up: who manages it, its plan, whether the plan is late, its state and history.
 
@@ -365,6 +396,7 @@ class FollowupCaseView(Reply):
     version: int
     assignments: list[AssignmentView]
     updated_at: datetime
+    surveys: list[SurveyView] = []  # oldest first (by the day taken)
 
 
 class MissingPlanView(Reply):
@@ -420,3 +452,50 @@ class AuditVerification(Reply):
     ok: bool
     head: ChainHeadView | None
     problems: list[ChainProblem]
+
+
+# --- survey instruments and follow-up statistics ---------------------------------------------------
+
+
+class InstrumentOptionView(Reply):
+    code: str
+    label_fr: str
+    label_en: str
+
+
+class InstrumentIndicatorView(Reply):
+    code: str
+    dimension: ReintegrationDimension
+    question_fr: str
+    question_en: str
+    options: list[InstrumentOptionView]
+
+
+class InstrumentView(Reply):
+    """One version of a survey instrument, as a client renders its form (answer with an option code or
+    DECLINED, every indicator once)."""
+
+    id: str
+    version: int
+    digest: str
+    title_fr: str
+    title_en: str
+    latest_version: int
+    indicators: list[InstrumentIndicatorView]
+
+
+class FollowupStatisticsView(Reply):
+    """Follow-up aggregates, with intake's suppression: a cell is shown only when it holds at least
+    ``minimum_cell`` cases the caller's organisation neither registered nor manages, and every count is
+    rounded to a multiple of five. Cell keys: ``[region or arrival month, PLAN_ON_TIME | NO_PLAN_ON_TIME
+    | NOT_YET_DUE]`` for plans, ``[region or months since return (0-3, 3-6, 6-12, 12+), band]`` for the
+    latest composite score of each case."""
+
+    plan_due_days: int
+    minimum_cell: int
+    plans_by_region: list[StatisticsCell]
+    plans_by_arrival_month: list[StatisticsCell]
+    composite_by_region: list[StatisticsCell]
+    composite_by_months_since_return: list[StatisticsCell]
+    # Contacts made on time need the contact log (issue 9, item 5), which is not built yet: always None.
+    contacts_on_time: list[StatisticsCell] | None = None

@@ -33,6 +33,7 @@ from gateway.types import (
     DirectoryStatus,
     FOLLOWUP_LIST,
     FollowupCase,
+    FollowupStatistics,
     GivenBy,
     LegalBasis,
     Me,
@@ -58,6 +59,8 @@ from gateway.types import (
     Statistics,
     StatisticsDimension,
     SubjectAccessExport,
+    Survey,
+    SurveyInstrument,
     Vulnerability,
     Weekday,
 )
@@ -206,6 +209,22 @@ class PlanGoalInput:
     actions: list[PlanActionInput] = strawberry.field(default_factory=list)
 
 
+@strawberry.input(description="One answer: an indicator's code and the chosen option's code, or DECLINED when the "
+                               "person chose not to answer.")
+class SurveyAnswerInput:
+    indicator: str
+    option: str
+
+
+@strawberry.input(description="One administration of a survey instrument. Every indicator of that version is "
+                               "answered once; see surveyInstrument for the form.")
+class SurveyInput:
+    taken_on: dt.date = strawberry.field(description="The day it was taken: not before arrival, not in the future.")
+    answers: list[SurveyAnswerInput]
+    instrument_id: str = "RSS"
+    instrument_version: int | None = strawberry.field(default=None, description="Default: the latest version.")
+
+
 def _list_args(first: int, after: str | None, status: Any, priority: Any, overdue_only: bool) -> dict[str, Any]:
     return {**_page_args(first, after), "status": status.value if status else None,
             "priority": priority.value if priority else None, "overdue_only": overdue_only}
@@ -246,6 +265,20 @@ def _validated(model: type[commands.Strict], prefix: str, **data: Any) -> Any:
         return model.model_validate(data)
     except ValidationError as exc:
         raise input_error(exc, prefix) from None
+
+
+def _under_input(exc: GraphQLError, arguments: dict[str, str]) -> None:
+    """Point a service's field names at the GraphQL input (``answers.3.option`` → ``input.answers.3.option``),
+    leaving the mutation's own arguments as they are."""
+    def moved(field: Any) -> Any:
+        if not field or field in arguments.values():
+            return field
+        return f"input.{field}"
+
+    if exc.extensions:
+        exc.extensions["field"] = moved(exc.extensions.get("field"))
+        for problem in exc.extensions.get("problems") or []:
+            problem["field"] = moved(problem.get("field"))
 
 
 @strawberry.type
@@ -347,6 +380,20 @@ class Query:
     async def followup_case(self, info: Info[Context, None], case_id: strawberry.ID) -> FollowupCase:
         data = await info.context.ask("svc.followup.get_case", {"case_id": _id(case_id, "caseId")})
         return FollowupCase.from_record(replies.FollowupCaseView.model_validate(data))
+
+    @strawberry.field(description="One version of a survey instrument (default: the latest), to render its form "
+                                  "(any follow-up scope).")
+    async def survey_instrument(self, info: Info[Context, None], id: str = "RSS",
+                                version: int | None = None) -> SurveyInstrument:
+        request = _validated(commands.InstrumentRef, "", id=id, version=version)
+        data = await info.context.ask("svc.followup.instrument", request.model_dump(mode="json"))
+        return SurveyInstrument.from_record(replies.InstrumentView.model_validate(data))
+
+    @strawberry.field(description="Follow-up counts across all organisations (statistics:read): plans saved on time, "
+                                  "latest composite scores; small cells suppressed as for statistics.")
+    async def followup_statistics(self, info: Info[Context, None]) -> FollowupStatistics:
+        data = await info.context.ask("svc.followup.statistics", {})
+        return FollowupStatistics.from_record(replies.FollowupStatisticsView.model_validate(data))
 
     @strawberry.field(description="Cases your organisation manages that have no reintegration plan yet, with the day "
                                   "it is due and whether that day has passed; newest hand-over first, no totals.")
@@ -552,6 +599,23 @@ class Mutation:
         request = _validated(commands.ReopenCase, "", case_id=_id(case_id, "caseId"), reason=reason, version=version)
         data = await info.context.ask("svc.followup.reopen", request.model_dump(mode="json"))
         return FollowupCase.from_record(replies.FollowupCaseView.model_validate(data))
+
+    @strawberry.mutation(description="Record a survey (the Reintegration Sustainability Survey) for a case whose "
+                                     "follow-up your organisation manages. The answers are checked against that "
+                                     "instrument version: every problem is named (extensions.problems, by indicator) "
+                                     "and nothing is stored. Retrying with the same idempotencyKey never records "
+                                     "twice.")
+    async def record_survey(self, info: Info[Context, None], case_id: strawberry.ID, input: SurveyInput,
+                            idempotency_key: str) -> Survey:
+        fields = strawberry.asdict(input)
+        request = _validated(commands.RecordSurvey, "input", case_id=_id(case_id, "caseId"),
+                             idempotency_key=idempotency_key, **fields)
+        try:
+            data = await info.context.ask("svc.followup.record_survey", request.model_dump(mode="json"))
+        except GraphQLError as exc:  # the service names the command's fields: here they are the input's
+            _under_input(exc, {"case_id": "caseId", "idempotency_key": "idempotencyKey"})
+            raise
+        return Survey.from_record(replies.SurveyView.model_validate(data))
 
     @strawberry.mutation(description="Mark one of your organisation's notifications as read.")
     async def mark_notification_read(self, info: Info[Context, None], id: strawberry.ID) -> Notification:

@@ -438,7 +438,8 @@ class SubjectAccessExport:
     case: JSON
     referrals: JSON
     notifications: JSON
-    followup: JSON = strawberry.field(description="The person's follow-up: manager, hand-overs, reintegration plan.")
+    followup: JSON = strawberry.field(description="The person's follow-up: manager, hand-overs, reintegration plan, "
+                                                  "surveys with every answer and their scores.")
     access_log: list[AuditEntry]
     access_log_complete: bool
 
@@ -516,6 +517,129 @@ class CaseAssignment:
                    assigned_by_org_id=rec.assigned_by_org_id)
 
 
+@strawberry.type(description="One answer of a survey: the indicator and the chosen option's code (DECLINED: the "
+                             "person chose not to answer).")
+class SurveyAnswer:
+    indicator: str
+    dimension: ReintegrationDimension
+    option: str
+
+    @classmethod
+    def from_record(cls, rec: replies.SurveyAnswerView) -> "SurveyAnswer":
+        return cls(indicator=rec.indicator, dimension=rec.dimension, option=rec.option)
+
+
+@strawberry.type(description="One administration of a survey instrument (the Reintegration Sustainability Survey): "
+                             "the scores in [0, 1] and their bands as computed when it was recorded, with the "
+                             "instrument version used; a later version changes none of them. Null score: too few "
+                             "answers in that dimension.")
+class Survey:
+    id: strawberry.ID
+    taken_on: dt.date
+    instrument_id: str
+    instrument_version: int
+    instrument_digest: str = strawberry.field(description="Fingerprint of the instrument version's content.")
+    economic: float | None
+    social: float | None
+    psychosocial: float | None
+    composite: float | None
+    economic_band: str | None
+    social_band: str | None
+    psychosocial_band: str | None
+    composite_band: str | None
+    answers: list[SurveyAnswer] = strawberry.field(description="The economic and social answers.")
+    recorded_by_org_id: str
+    recorded_at: dt.datetime
+    record: strawberry.Private[replies.SurveyView]
+
+    @strawberry.field(description="The psychosocial answers (distress, safety…): health data, so they need "
+                                  "sensitive:health, for every case alike; null with RESTRICTED otherwise.")
+    def psychosocial_answers(self) -> list[SurveyAnswer] | None:
+        if self.record.psychosocial_answers is None:
+            raise restricted("sensitive:health")
+        return [SurveyAnswer.from_record(a) for a in self.record.psychosocial_answers]
+
+    @classmethod
+    def from_record(cls, rec: replies.SurveyView) -> "Survey":
+        return cls(id=strawberry.ID(rec.id), taken_on=rec.taken_on, instrument_id=rec.instrument_id,
+                   instrument_version=rec.instrument_version, instrument_digest=rec.instrument_digest,
+                   economic=rec.economic, social=rec.social, psychosocial=rec.psychosocial, composite=rec.composite,
+                   economic_band=rec.economic_band, social_band=rec.social_band,
+                   psychosocial_band=rec.psychosocial_band, composite_band=rec.composite_band,
+                   answers=[SurveyAnswer.from_record(a) for a in rec.answers],
+                   recorded_by_org_id=rec.recorded_by_org_id, recorded_at=rec.recorded_at, record=rec)
+
+
+@strawberry.type(description="One answer option of an indicator.")
+class SurveyOption:
+    code: str
+    label_fr: str
+    label_en: str
+
+
+@strawberry.type(description="One indicator (question) of a survey instrument, with its options.")
+class SurveyIndicator:
+    code: str
+    dimension: ReintegrationDimension
+    question_fr: str
+    question_en: str
+    options: list[SurveyOption]
+
+
+@strawberry.type(description="One version of a survey instrument, to render its form: answer every indicator once, "
+                             "with an option code or DECLINED.")
+class SurveyInstrument:
+    id: str
+    version: int
+    latest_version: int
+    digest: str
+    title_fr: str
+    title_en: str
+    indicators: list[SurveyIndicator]
+
+    @classmethod
+    def from_record(cls, rec: replies.InstrumentView) -> "SurveyInstrument":
+        return cls(id=rec.id, version=rec.version, latest_version=rec.latest_version, digest=rec.digest,
+                   title_fr=rec.title_fr, title_en=rec.title_en, indicators=[
+                       SurveyIndicator(code=i.code, dimension=i.dimension, question_fr=i.question_fr,
+                                       question_en=i.question_en,
+                                       options=[SurveyOption(code=o.code, label_fr=o.label_fr, label_en=o.label_en)
+                                                for o in i.options])
+                       for i in rec.indicators])
+
+
+def _cells(cells: list[replies.StatisticsCell] | None) -> list[StatisticsCell] | None:
+    return None if cells is None else [StatisticsCell(keys=c.keys, count=c.count) for c in cells]
+
+
+@strawberry.type(description="Follow-up counts of cases across all organisations, rounded to a multiple of 5; a "
+                             "cell is shown only when it holds at least minimumCell cases your organisation neither "
+                             "registered nor manages.")
+class FollowupStatistics:
+    plan_due_days: int = strawberry.field(description="SEGIN_PLAN_DUE_DAYS: a plan is on time within this many days "
+                                                      "of arrival.")
+    minimum_cell: int
+    plans_by_region: list[StatisticsCell] = strawberry.field(
+        description="keys: [region code, PLAN_ON_TIME | NO_PLAN_ON_TIME | NOT_YET_DUE] (the first plan's save).")
+    plans_by_arrival_month: list[StatisticsCell] = strawberry.field(
+        description="keys: [arrival month YYYY-MM, PLAN_ON_TIME | NO_PLAN_ON_TIME | NOT_YET_DUE].")
+    composite_by_region: list[StatisticsCell] = strawberry.field(
+        description="The latest composite score's band of each surveyed case; keys: [region code, band or NO_SCORE].")
+    composite_by_months_since_return: list[StatisticsCell] = strawberry.field(
+        description="keys: [months from arrival to the latest survey (0-3, 3-6, 6-12, 12+), band or NO_SCORE].")
+    contacts_on_time: list[StatisticsCell] | None = strawberry.field(
+        description="Not available yet (needs the contact log): always null.")
+
+    @classmethod
+    def from_record(cls, rec: replies.FollowupStatisticsView) -> "FollowupStatistics":
+        return cls(plan_due_days=rec.plan_due_days, minimum_cell=rec.minimum_cell,
+                   plans_by_region=_cells(rec.plans_by_region) or [],
+                   plans_by_arrival_month=_cells(rec.plans_by_arrival_month) or [],
+                   composite_by_region=_cells(rec.composite_by_region) or [],
+                   composite_by_months_since_return=_cells(rec.composite_by_months_since_return) or [],
+                   contacts_on_time=_cells(rec.contacts_on_time))
+
+
 @strawberry.type(description="A case's follow-up: who manages it, its reintegration plan, its state and hand-overs. "
                              "Its owner and its manager see it (the plan only while they do).")
 class FollowupCase:
@@ -533,6 +657,7 @@ class FollowupCase:
     version: int = strawberry.field(description="Send it back with a change: a stale one is refused (CONFLICT).")
     assignments: list[CaseAssignment]
     updated_at: dt.datetime
+    surveys: list[Survey] = strawberry.field(description="Surveys taken, oldest first, with their stored scores.")
 
     @strawberry.field(description="The organisation managing the case's follow-up.")
     async def manager(self, info: Info[Context, None]) -> Organisation | None:
@@ -545,7 +670,8 @@ class FollowupCase:
                    arrival_date=rec.arrival_date, destination_region=region(rec.destination_region),
                    plan_due_on=rec.plan_due_on, plan_overdue=rec.plan_overdue,
                    plan=ReintegrationPlan.from_record(rec.plan) if rec.plan else None, version=rec.version,
-                   assignments=[CaseAssignment.from_record(a) for a in rec.assignments], updated_at=rec.updated_at)
+                   assignments=[CaseAssignment.from_record(a) for a in rec.assignments], updated_at=rec.updated_at,
+                   surveys=[Survey.from_record(v) for v in rec.surveys])
 
 
 @strawberry.type(description="A case your organisation manages that has no reintegration plan yet.")

@@ -9,16 +9,26 @@ from contracts.commands import (
     AssignCaseManagement,
     CaseRef,
     CloseCase,
+    FollowupStatisticsRequest,
+    InstrumentRef,
     PageRequest,
+    RecordSurvey,
     ReopenCase,
     SavePlan,
     UpdatePlanAction,
 )
-from contracts.replies import FollowupCaseView, MissingPlanView, Page
+from contracts.replies import (
+    FollowupCaseView,
+    FollowupStatisticsView,
+    InstrumentView,
+    MissingPlanView,
+    Page,
+    SurveyView,
+)
 from kernel.bus import ConsumerSpec, by_type
 from kernel.rpc import Endpoint
 from kernel.runtime import ServiceApp
-from services.followup import handlers
+from services.followup import handlers, statistics, surveys
 from services.followup.store import SCHEMA
 
 APP = ServiceApp(
@@ -35,6 +45,12 @@ APP = ServiceApp(
         "reopen": Endpoint(handlers.reopen_case, ReopenCase, "followup:write", FollowupCaseView),
         "plans_missing": Endpoint(handlers.plans_missing, PageRequest, "followup:read", Page[MissingPlanView]),
         "subject_access": Endpoint(handlers.subject_access, CaseRef, "audit:read", list[FollowupCaseView]),
+        # The Reintegration Sustainability Survey: the manager records; any follow-up scope reads the form.
+        "record_survey": Endpoint(surveys.record_survey, RecordSurvey, "followup:write", SurveyView),
+        "instrument": Endpoint(surveys.get_instrument, InstrumentRef,
+                               ("followup:read", "followup:write", "followup:manage"), InstrumentView),
+        "statistics": Endpoint(statistics.statistics, FollowupStatisticsRequest, "statistics:read",
+                               FollowupStatisticsView),
     },
     consumers=[
         # The cases to follow (owner, arrival date, region) and who they may be shared with for FOLLOW_UP.

@@ -11,10 +11,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from contracts.commands import PlanGoalInput
+from services.followup import instrument as rss
+
+from contracts.commands import PlanGoalInput, SurveyAnswerInput
 from contracts.events import SharingRecipient, covering_basis
 from contracts.reference import (
     OPEN_ACTION_STATES,
+    SensitiveCategory,
     FollowupStatus,
     LegalBasis,
     PlanActionStatus,
@@ -25,11 +28,13 @@ REGISTERED = "REGISTERED"  # reason code of the first "assignment": the owner ma
 
 
 class Refused(Exception):
-    """A command the rules refuse: a message without personal data, an error code, the field at fault."""
+    """A command the rules refuse: a message without personal data, an error code, the field at fault
+    (and, when there are several, every problem: ``{"field", "message", …}``, codes only)."""
 
-    def __init__(self, message: str, code: str, field: str | None = None) -> None:
+    def __init__(self, message: str, code: str, field: str | None = None,
+                 problems: list[dict[str, str]] | None = None) -> None:
         super().__init__(message)
-        self.message, self.code, self.field = message, code, field
+        self.message, self.code, self.field, self.problems = message, code, field, problems or []
 
 
 @dataclass(frozen=True)
@@ -174,3 +179,99 @@ def plan_overdue(status: FollowupStatus, has_plan: bool, due_on: date, today: da
 def action_overdue(status: PlanActionStatus, target_date: date, today: date) -> bool:
     """An open action past its target date."""
     return status in OPEN_ACTION_STATES and today > target_date
+
+
+# --- surveys ------------------------------------------------------------------------------------------
+
+# The psychosocial answers (distress, safety, belonging, discrimination, wish to leave again) are
+# health data whatever the case's flags: shown only with this scope, for every case alike, so that
+# their masking never tells whether a case is flagged MENTAL_HEALTH_NEEDS.
+PSYCHOSOCIAL_ANSWERS_SCOPE = SensitiveCategory.HEALTH.scope
+
+
+def resolve_instrument(registry: rss.Registry, instrument_id: str, version: int | None) -> rss.Instrument:
+    """The instrument version asked for (None: the latest), or Refused naming the field."""
+    try:
+        return registry.latest(instrument_id) if version is None else registry[(instrument_id, version)]
+    except KeyError:
+        known = sorted(f"{i} {v}" for i, v in registry)
+        if version is None or not any(i == instrument_id for i, _ in registry):
+            raise Refused(f"No survey instrument {instrument_id} (known: {', '.join(known)}).", "BAD_USER_INPUT",
+                          "instrument_id") from None
+        raise Refused(f"{instrument_id} has no version {version} (known: {', '.join(known)}).", "BAD_USER_INPUT",
+                      "instrument_version") from None
+
+
+def check_survey(case: FollowupCase, taken_on: date, today: date) -> None:
+    """A survey is recorded for an open follow-up, taken between arrival and today."""
+    if case.status == CLOSED:
+        raise Refused("A closed follow-up takes no survey: re-open it first.", "CASE_CLOSED", "caseId")
+    if taken_on > today:
+        raise Refused("takenOn: the survey cannot be taken in the future.", "BAD_USER_INPUT", "taken_on")
+    if taken_on < case.arrival_date:
+        raise Refused("takenOn: the survey cannot be taken before the person's arrival.", "BAD_USER_INPUT", "taken_on")
+
+
+def survey_answers(instrument: rss.Instrument, answers: list[SurveyAnswerInput]) -> dict[str, str]:
+    """The answers as indicator -> option, once every one fits ``instrument`` (that exact version);
+    otherwise Refused listing every problem, each naming its indicator and the field at fault."""
+    position: dict[str, int] = {}
+    problems: list[dict[str, str]] = []
+    for i, answer in enumerate(answers):
+        if answer.indicator in position:
+            problems.append({"field": f"answers.{i}.indicator", "indicator": answer.indicator,
+                             "message": f"{answer.indicator}: answered twice (answers {position[answer.indicator]} "
+                                        f"and {i})"})
+        position.setdefault(answer.indicator, i)
+    given = {a.indicator: a.option for a in reversed(answers)}  # the first answer of each indicator, checked
+    for problem in rss.validate_answers(instrument, given):
+        at = position.get(problem.indicator)
+        if at is None:
+            field = "answers"
+        elif instrument.indicator(problem.indicator) is None:
+            field = f"answers.{at}.indicator"
+        else:
+            field = f"answers.{at}.option"
+        problems.append({"field": field, "indicator": problem.indicator,
+                         "message": f"{problem.indicator}: {problem.reason}"})
+    if problems:
+        raise Refused(f"{len(problems)} answer problem(s) for {instrument.id} version {instrument.version}: "
+                      + "; ".join(p["message"] for p in problems), "BAD_USER_INPUT", problems[0]["field"], problems)
+    return given
+
+
+# --- statistics ---------------------------------------------------------------------------------------
+
+PLAN_ON_TIME, NO_PLAN_ON_TIME, NOT_YET_DUE = "PLAN_ON_TIME", "NO_PLAN_ON_TIME", "NOT_YET_DUE"
+NO_SCORE = "NO_SCORE"  # the latest survey had too few answers for a composite score
+MONTHS_SINCE_RETURN = ((3, "0-3"), (6, "3-6"), (12, "6-12"))
+MORE_THAN_A_YEAR = "12+"
+
+
+def plan_timeliness(arrival_date: date, first_plan_saved_on: date | None, today: date, due_days: int) -> str:
+    """Whether the case's first plan was saved by its due day (``SEGIN_PLAN_DUE_DAYS`` after arrival):
+    PLAN_ON_TIME; NO_PLAN_ON_TIME once the day has passed without one; NOT_YET_DUE before."""
+    due_on = plan_due_on(arrival_date, due_days)
+    if first_plan_saved_on is not None and first_plan_saved_on <= due_on:
+        return PLAN_ON_TIME
+    return NO_PLAN_ON_TIME if today > due_on else NOT_YET_DUE
+
+
+def months_since_return(arrival_date: date, on: date) -> str:
+    """The bucket of whole months between arrival and ``on``: 0-3, 3-6, 6-12 or 12+ (lower bound included)."""
+    months = (on.year - arrival_date.year) * 12 + on.month - arrival_date.month - (on.day < arrival_date.day)
+    return next((label for limit, label in MONTHS_SINCE_RETURN if months < limit), MORE_THAN_A_YEAR)
+
+
+Cell = tuple[str, ...]
+
+
+def tally(rows: Iterable[tuple[Cell, bool]]) -> tuple[list[tuple[Cell, int]], dict[Cell, int]]:
+    """Per cell: how many cases, and how many of them are the caller's own (``own`` True), for
+    ``kernel.statistics.suppress_small_cells``; cells in key order."""
+    counts: dict[Cell, int] = {}
+    own: dict[Cell, int] = {}
+    for keys, mine in rows:
+        counts[keys] = counts.get(keys, 0) + 1
+        own[keys] = own.get(keys, 0) + int(mine)
+    return sorted(counts.items()), own

@@ -39,7 +39,7 @@ from contracts.events import (
     SharingRecipient,
 )
 from contracts.reference import LegalBasis, PlanActionStatus, Purpose, ReintegrationDimension
-from contracts.replies import FollowupCaseView, MissingPlanView, Page
+from contracts.replies import FollowupCaseView, MissingPlanView, Page, SurveyView
 from kernel.audit import AuditPurpose
 from kernel.config import plan_due_days
 from kernel.db import Connection, idempotent
@@ -54,6 +54,8 @@ Clock = Callable[[], datetime]
 STEWARD_SCOPE = "followup:manage"
 FOLLOW_UP = ["follow_up"]  # audit category: who manages the case, its state
 WITH_PLAN = ["follow_up", "plan"]  # … and the plan's text
+SURVEYS = ["survey"]  # survey answers (economic, social) and scores
+PSYCHOSOCIAL_ANSWERS = ["survey_psychosocial"]  # the psychosocial answers: health data
 
 
 def utcnow() -> datetime:
@@ -68,22 +70,42 @@ def _not_found() -> NotFound:
 def _refusal(exc: domain.Refused) -> SeginError:
     if exc.code == "NOT_FOUND":
         return NotFound(exc.message, field=exc.field)
-    return SeginError(exc.message, field=exc.field, code=exc.code)
+    return SeginError(exc.message, field=exc.field, code=exc.code, problems=exc.problems)
 
 
 def _purpose(standing: str | None) -> AuditPurpose:
     return AuditPurpose.CASE_MANAGEMENT if standing == "OWNER" else AuditPurpose.FOLLOW_UP
 
 
+def _psychosocial_answers(principal: Principal) -> bool:
+    return domain.PSYCHOSOCIAL_ANSWERS_SCOPE in principal.scopes
+
+
+async def _surveys(conn: Connection, case_id: uuid.UUID, *, psychosocial_answers: bool) -> list[SurveyView]:
+    return [views.survey_view(r, psychosocial_answers=psychosocial_answers) for r in await store.surveys(conn, case_id)]
+
+
+def _categories(view: FollowupCaseView) -> list[str]:
+    """What of the case's personal data an answer showed (codes for the audit trail)."""
+    shown = list(WITH_PLAN if view.plan else FOLLOW_UP)
+    if view.surveys:
+        shown += SURVEYS
+        if any(s.psychosocial_answers is not None for s in view.surveys):
+            shown += PSYCHOSOCIAL_ANSWERS
+    return shown
+
+
 async def _view(conn: Connection, row: dict[str, Any], principal: Principal, now: datetime
                 ) -> tuple[FollowupCaseView, str | None]:
-    """The follow-up as the caller may see it now: the plan only for its owner and manager."""
+    """The follow-up as the caller may see it now: the plan and surveys only for its owner and manager,
+    the psychosocial answers only with ``sensitive:health``."""
     case_id = row["case_id"]
     standing = domain.standing(store.to_case(row), principal.org_id, principal.org_type)
     goals = await store.plan(conn, case_id) if standing else []
-    view = views.case_view(row, goals, await store.assignments(conn, case_id), now.date(), plan_due_days())
+    surveys = await _surveys(conn, case_id, psychosocial_answers=_psychosocial_answers(principal)) if standing else []
+    view = views.case_view(row, goals, await store.assignments(conn, case_id), now.date(), plan_due_days(), surveys)
     if standing is None:
-        view = view.model_copy(update={"plan": None})
+        view = view.model_copy(update={"plan": None, "surveys": []})
     return view, standing
 
 
@@ -99,7 +121,8 @@ async def get_case(pool: AsyncConnectionPool, principal: Principal, request: Cas
             view = None
         else:
             view, _ = await _view(conn, row, principal, now)
-            await store.TRAIL.allowed(conn, principal, "followup.read", [case_id], WITH_PLAN, _purpose(standing))
+            await store.TRAIL.allowed(conn, principal, "followup.read", [case_id], _categories(view),
+                                      _purpose(standing))
     if view is None:
         raise _not_found()
     return view
@@ -130,8 +153,8 @@ async def _command(pool: AsyncConnectionPool, principal: Principal, case_id: uui
             await store.TRAIL.denied(conn, principal, f"followup.{operation}", [case_id])
         else:
             view, standing = await _view(conn, row, principal, now)
-            await store.TRAIL.allowed(conn, principal, f"followup.{operation}", [case_id],
-                                      WITH_PLAN if view.plan else FOLLOW_UP, _purpose(standing))
+            await store.TRAIL.allowed(conn, principal, f"followup.{operation}", [case_id], _categories(view),
+                                      _purpose(standing))
     if refusal is not None:
         raise refusal
     assert view is not None
@@ -265,17 +288,19 @@ async def plans_missing(pool: AsyncConnectionPool, principal: Principal, request
 
 async def subject_access(pool: AsyncConnectionPool, principal: Principal, request: CaseRef, *,
                          clock: Clock = utcnow) -> list[FollowupCaseView]:
-    """A person's follow-up whole (plan and hand-overs), for the platform steward's export. Audited."""
+    """A person's follow-up whole (plan, hand-overs, surveys with every answer), for the platform steward's
+    export. Audited."""
     case_id = parse_id(request.case_id, "caseId")
     now = clock()
     async with pool.connection() as conn, conn.transaction():
         row = await store.get_case(conn, case_id)
         found = []
-        if row is not None:
+        if row is not None:  # the person's own answers, all of them: the export is for the person
             found = [views.case_view(row, await store.plan(conn, case_id), await store.assignments(conn, case_id),
-                                     now.date(), plan_due_days())]
-        await store.TRAIL.allowed(conn, principal, "dsar.export", [case_id], WITH_PLAN,
-                                  AuditPurpose.DATA_SUBJECT_REQUEST)
+                                     now.date(), plan_due_days(), await _surveys(conn, case_id,
+                                                                                 psychosocial_answers=True))]
+        await store.TRAIL.allowed(conn, principal, "dsar.export", [case_id],
+                                  WITH_PLAN + SURVEYS + PSYCHOSOCIAL_ANSWERS, AuditPurpose.DATA_SUBJECT_REQUEST)
     return found
 
 

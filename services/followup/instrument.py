@@ -15,7 +15,7 @@ the dimension scores, None when any is None. Exact fractions until the end, then
 two decimals; the band is read from the rounded score, so a shown score and its band always agree.
 Every indicator needs an answer, an option code or ``DECLINED`` (the person chose not to answer): an
 indicator left out is an interviewer's omission, reported as a problem rather than scored as missing.
-Pure: no I/O except reading the instrument files.
+Pure: no I/O except reading the instrument files (once, at start: ``load_or_exit``).
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -353,3 +355,35 @@ def _round(value: Fraction | None) -> float | None:
     if value is None:
         return None
     return math.floor(value * 100 + Fraction(1, 2)) / 100
+
+
+# --- the instruments the running service uses -------------------------------------------------------
+
+ENV = "SEGIN_SURVEY_INSTRUMENTS"
+_active: Registry | None = None
+
+
+def configured_folder() -> Path:
+    return Path(os.environ.get(ENV) or FOLDER)
+
+
+def install(registry: Registry) -> Registry:
+    """Use ``registry`` from now on (at start; tests install their own)."""
+    global _active
+    _active = registry
+    return registry
+
+
+def active() -> Registry:
+    """The instruments in force: those installed at start, else the configured folder, loaded once."""
+    return _active if _active is not None else install(load_instruments(configured_folder()))
+
+
+def load_or_exit() -> Registry:
+    """At start: install the configured instruments, or stop the process with the file, line and reason
+    (exit status 2, no stack trace), as the referral service does for its routing rules."""
+    try:
+        return install(load_instruments(configured_folder()))
+    except InstrumentError as exc:
+        print(f"followup: refusing to start, a survey instrument file is not valid:\n{exc}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,8 +1,9 @@
-"""Follow-up's tables (schema ``followup``): the cases it follows, hand-overs, plans."""
+"""Follow-up's tables (schema ``followup``): the cases it follows, hand-overs, plans, surveys."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import date
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -14,6 +15,7 @@ from kernel.audit import Trail
 from kernel.db import Connection
 from kernel.pagination import keyset_query
 from services.followup.domain import REGISTERED, FollowupCase
+from services.followup.instrument import Assessment
 
 SCHEMA = "followup"
 TRAIL = Trail(SCHEMA)  # follow-up's audit trail: one call per handler
@@ -116,6 +118,7 @@ async def replace_plan(conn: Connection, case_id: uuid.UUID, org_id: str, goals:
                  action.status.value))
     cur = await conn.execute(
         "update followup.cases set has_plan = true, plan_saved_at = now(), plan_saved_by_org_id = %s,"
+        " first_plan_saved_at = coalesce(first_plan_saved_at, now()),"
         " version = version + 1, updated_at = now() where case_id = %s returning *", (org_id, case_id))
     row = await cur.fetchone()
     assert row is not None
@@ -167,4 +170,59 @@ async def plans_missing(conn: Connection, org_id: str, first: int, after: str | 
         " from followup.cases where manager_org_id = %s and status = 'OPEN' and not has_plan) m where true",
         [org_id], first, after)
     cur = await conn.execute(query, params)  # type: ignore[arg-type]
+    return list(await cur.fetchall())
+
+
+# --- surveys ------------------------------------------------------------------------------------------
+
+
+async def insert_survey(conn: Connection, case_id: uuid.UUID, assessment: Assessment, taken_on: date,
+                        answers: list[dict[str, str]], org_id: str) -> uuid.UUID:
+    """Store one administration: ``answers`` ([{indicator, dimension, option}], in the instrument's
+    order), the scores and bands as computed now, and the version and digest they were computed with."""
+    survey_id = uuid.uuid4()
+    s = assessment.scores
+    await conn.execute(
+        "insert into followup.surveys (id, case_id, instrument_id, instrument_version, instrument_digest, taken_on,"
+        " answers, economic, social, psychosocial, composite, economic_band, social_band, psychosocial_band,"
+        " composite_band, recorded_by_org_id)"
+        " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (survey_id, case_id, assessment.instrument_id, assessment.version, assessment.digest, taken_on,
+         Jsonb(answers), s.economic, s.social, s.psychosocial, s.composite, s.band("ECONOMIC"), s.band("SOCIAL"),
+         s.band("PSYCHOSOCIAL"), s.band("COMPOSITE"), org_id))
+    return survey_id
+
+
+async def surveys(conn: Connection, case_id: uuid.UUID) -> list[dict[str, Any]]:
+    """A case's surveys, oldest first (by the day taken, then by when recorded)."""
+    cur = await conn.execute("select * from followup.surveys where case_id = %s order by taken_on, recorded_at, id",
+                             (case_id,))
+    return list(await cur.fetchall())
+
+
+async def survey(conn: Connection, survey_id: uuid.UUID) -> dict[str, Any] | None:
+    cur = await conn.execute("select * from followup.surveys where id = %s", (survey_id,))
+    return await cur.fetchone()
+
+
+# --- statistics (rows per case; the domain counts them and kernel.statistics suppresses) -------------
+
+
+async def plan_rows(conn: Connection, org_id: str) -> list[dict[str, Any]]:
+    """Every case: region, arrival date, the day its first plan was saved (UTC), and whether it is
+    ``org_id``'s own (registered or managed by it)."""
+    cur = await conn.execute(
+        "select destination_region, arrival_date, (first_plan_saved_at at time zone 'UTC')::date as first_plan_on,"
+        " (owner_org_id = %s or manager_org_id = %s) as own from followup.cases", (org_id, org_id))
+    return list(await cur.fetchall())
+
+
+async def latest_composite_rows(conn: Connection, org_id: str) -> list[dict[str, Any]]:
+    """Each surveyed case's latest survey (by the day taken): its composite band, the day taken, and the
+    case's region, arrival date and whether it is ``org_id``'s own."""
+    cur = await conn.execute(
+        "select distinct on (s.case_id) s.composite_band, s.taken_on, c.destination_region, c.arrival_date,"
+        " (c.owner_org_id = %s or c.manager_org_id = %s) as own"
+        " from followup.surveys s join followup.cases c on c.case_id = s.case_id"
+        " order by s.case_id, s.taken_on desc, s.recorded_at desc, s.id desc", (org_id, org_id))
     return list(await cur.fetchall())
