@@ -27,6 +27,12 @@ AME_SHELTER = "14773317-12fd-571f-923a-9ae5d6454bbb"  # the demo file's id of AM
 CONSENT = '{given: true, recipientOrgIds: ["unhcr"], purposes: [FOLLOW_UP]}'
 BASIS = '{legalBasis: LEGAL_OBLIGATION, purposes: [FOLLOW_UP], justification: "ordonnance du juge", recipientOrgIds: ["unhcr"]}'
 
+# Every indicator of the survey's latest version answered "declined": valid, whatever the scores.
+SURVEY_ANSWERS = "[" + ", ".join(f'{{indicator: "{code}", option: "DECLINED"}}' for code in (
+    "ECO_INCOME_SOURCE", "ECO_WORK_ACCESS", "ECO_DEBT", "ECO_FOOD_SECURITY", "ECO_SATISFACTION", "SOC_HOUSING",
+    "SOC_EDUCATION", "SOC_JUSTICE_DOCUMENTS", "SOC_HEALTH_CARE", "SOC_DRINKING_WATER", "PSY_BELONGING", "PSY_SAFETY",
+    "PSY_DISCRIMINATION", "PSY_DISTRESS", "PSY_REMIGRATION")) + "]"
+
 # operation → (GraphQL document using $case / $referral / $consent / $note, expected per organisation)
 OPERATIONS: dict[str, tuple[str, dict[str, str]]] = {
     "me": ("{ me { organisation { id } } }", dict.fromkeys(ORGS, A)),
@@ -123,6 +129,15 @@ OPERATIONS: dict[str, tuple[str, dict[str, str]]] = {
                    "{ status } }",
                    {"dgme": "INVALID_TRANSITION", "unicef": NF, "csref-gao": SC, "ame": NF, "cnrm": SC,
                     "segin-steward": NF}),
+    # Surveys (issue 9, item 4): the manager records (the rule for plan writes); any follow-up scope reads the form.
+    "recordSurvey": ("mutation($case: ID!) { recordSurvey(caseId: $case, idempotencyKey: \"%KEY%\", input: "
+                     f"{{takenOn: \"2026-11-25\", answers: {SURVEY_ANSWERS}}}) {{ id }} }}",
+                     {"dgme": A, "unicef": NF, "csref-gao": SC, "ame": NF, "cnrm": SC, "segin-steward": NF}),
+    "surveyInstrument": ("{ surveyInstrument(version: 1) { version indicators { code } } }",
+                         {"dgme": A, "unicef": A, "csref-gao": SC, "ame": A, "cnrm": SC, "segin-steward": A}),
+    # Follow-up statistics: the statistics scope, as for statistics.
+    "followupStatistics": ("{ followupStatistics { minimumCell plansByRegion { count } } }",
+                           {"dgme": A, "unicef": A, "csref-gao": SC, "ame": SC, "cnrm": A, "segin-steward": A}),
 }
 
 NOTES = ("query($case: ID!) { case(id: $case) { referrals { id status serviceCategory reasonCode"
