@@ -554,3 +554,42 @@ def test_unicef_takes_over_her_follow_up_and_saves_her_plan(api: Api, girl: dict
     stale = api.gql("unicef", SAVE_PLAN, {**variables, "key": f"unicef-{case_id}-plan-2"})
     assert stale["errors"][0]["extensions"]["code"] == "CONFLICT"
     assert not [n for n in data(api.gql("unicef", PLANS_MISSING))["plansMissing"]["nodes"] if n["caseId"] == case_id]
+
+
+# --- her first Reintegration Sustainability Survey (README, "Follow-up") -----------------------------
+
+FORM = "{ surveyInstrument { id version indicators { code dimension questionFr options { code labelFr } } } }"
+RECORD_SURVEY = """mutation Survey($case: ID!, $input: SurveyInput!, $key: String!) {
+  recordSurvey(caseId: $case, input: $input, idempotencyKey: $key) { instrumentId instrumentVersion economic social
+  psychosocial composite compositeBand } }"""
+SURVEYS = """query($case: ID!) { followupCase(caseId: $case) { surveys { takenOn instrumentVersion composite
+  compositeBand psychosocialAnswers { indicator option } } } }"""
+HER_ANSWERS = {
+    "ECO_INCOME_SOURCE": "IRREGULAR", "ECO_WORK_ACCESS": "YES", "ECO_DEBT": "MANAGEABLE",
+    "ECO_FOOD_SECURITY": "SOMETIMES", "ECO_SATISFACTION": "SATISFIED", "SOC_HOUSING": "ADEQUATE",
+    "SOC_EDUCATION": "PARTLY", "SOC_JUSTICE_DOCUMENTS": "NEITHER", "SOC_HEALTH_CARE": "WITH_DIFFICULTY",
+    "SOC_DRINKING_WATER": "ALWAYS", "PSY_BELONGING": "STRONGLY", "PSY_SAFETY": "SOMETIMES",
+    "PSY_DISCRIMINATION": "NEVER", "PSY_DISTRESS": "DISTRESS_SUPPORTED", "PSY_REMIGRATION": "BY_NECESSITY",
+}
+
+
+def test_unicef_records_her_first_survey_and_her_psychosocial_answers_need_the_health_scope(
+        api: Api, girl: dict[str, Any]) -> None:
+    """After her plan (the test above): UNICEF reads the form, records the survey, reads the scores."""
+    case_id = girl["case_id"]
+    form = data(api.gql("unicef", FORM))["surveyInstrument"]
+    assert (form["id"], form["version"], len(form["indicators"])) == ("RSS", 2, 15)
+    survey = {"takenOn": today().isoformat(),
+              "answers": [{"indicator": k, "option": v} for k, v in HER_ANSWERS.items()]}
+    variables = {"case": case_id, "input": survey, "key": f"unicef-{case_id}-rss-1"}
+    recorded = data(api.gql("unicef", RECORD_SURVEY, variables))["recordSurvey"]
+    assert recorded == {"instrumentId": "RSS", "instrumentVersion": 2, "economic": 0.68, "social": 0.6,
+                        "psychosocial": 0.53, "composite": 0.6, "compositeBand": "PARTIAL"}
+    assert data(api.gql("unicef", RECORD_SURVEY, variables))["recordSurvey"] == recorded  # the same request again
+    # UNICEF holds no sensitive:health: the scores, but not her answers on distress and safety.
+    seen = api.gql("unicef", SURVEYS, {"case": case_id})
+    assert seen["data"]["followupCase"]["surveys"][0]["psychosocialAnswers"] is None
+    assert [e["extensions"]["code"] for e in seen["errors"]] == ["RESTRICTED"]
+    owner = data(gql_with(api, girl["token"], SURVEYS, {"case": case_id}))["followupCase"]["surveys"]
+    assert [(s["instrumentVersion"], s["composite"], s["compositeBand"]) for s in owner] == [(2, 0.6, "PARTIAL")]
+    assert len(owner[0]["psychosocialAnswers"]) == 5  # DGME's token holds sensitive:health
