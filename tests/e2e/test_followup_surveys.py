@@ -183,3 +183,21 @@ def test_statistics_hide_small_cells_and_never_count_the_callers_own_cases(api: 
     for table in ("plansByRegion", "plansByArrivalMonth", "compositeByRegion", "compositeByMonthsSinceReturn"):
         assert all(c["count"] >= 5 and c["count"] % 5 == 0 for c in stats[table]), table
     assert code(api.gql("ame", STATISTICS)) == "INSUFFICIENT_SCOPE"
+
+
+DSAR = """query($id: ID!) { subjectAccessRequest(caseId: $id) { followup accessLog { orgId operation outcome } } }"""
+
+
+def test_the_steward_export_holds_every_answer_and_who_recorded_and_read_them(
+        api: Api, returnee: dict[str, str]) -> None:
+    """After the surveys above (same case): the answers and scores, and the audit entries."""
+    body = api.gql("segin-steward", DSAR, {"id": returnee["case"]})
+    assert not body.get("errors"), body
+    export = body["data"]["subjectAccessRequest"]
+    [held] = export["followup"]
+    assert [s["instrument_version"] for s in held["surveys"]] == [1, 2]
+    first = held["surveys"][0]
+    assert {a["indicator"]: a["option"] for a in first["answers"] + first["psychosocial_answers"]} == VISIT
+    log = {(e["orgId"], e["operation"], e["outcome"]) for e in export["accessLog"]}
+    assert {("iom", "followup.record_survey", "allowed"), ("dgme", "followup.record_survey", "denied"),
+            ("dgme", "followup.read", "allowed")} <= log

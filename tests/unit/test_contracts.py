@@ -48,6 +48,7 @@ PERSONAL_TOKENS = {
     "msisdn", "whatsapp", "email", "mail", "address", "street", "gps", "latitude", "longitude", "narrative",
     "story", "note", "notes", "comment", "comments", "remarks", "passport", "nin", "photo", "picture", "face",
     "fingerprint", "biometric", "biometrics", "signature", "document", "documents",
+    "answer", "answers", "option", "options",  # what a person said in a survey stays in follow-up
 }
 
 
