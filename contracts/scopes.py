@@ -41,16 +41,16 @@ SCOPES: dict[str, dict[str, str]] = {
     },
     "followup:read": {
         "en": "Read the follow-up of cases your organisation owns or manages: who manages it, the reintegration "
-              "plan, its state, and work lists of plans still missing.",
+              "plan, its state, its surveys, and work lists of plans still missing.",
         "fr": "Lire le suivi des dossiers que votre organisation détient ou gère : qui le gère, le plan de "
-              "réintégration, son état, et les listes de plans manquants.",
+              "réintégration, son état, ses enquêtes, et les listes de plans manquants.",
     },
     "followup:write": {
-        "en": "For cases your organisation manages: save the reintegration plan and its actions, close or re-open "
-              "the follow-up, and hand it to another organisation the person's consent (or another recorded "
+        "en": "For cases your organisation manages: save the reintegration plan and its actions, record a "
+              "reintegration sustainability survey, close or re-open the follow-up, and hand it to another organisation the person's consent (or another recorded "
               "legal basis) covers.",
         "fr": "Pour les dossiers que votre organisation gère : enregistrer le plan de réintégration et ses actions, "
-              "clôturer ou rouvrir le suivi, et le confier à une autre organisation couverte par le consentement "
+              "enregistrer une enquête sur la durabilité de la réintégration, clôturer ou rouvrir le suivi, et le confier à une autre organisation couverte par le consentement "
               "de la personne (ou une autre base légale enregistrée).",
     },
     "followup:manage": {
@@ -79,9 +79,10 @@ SCOPES: dict[str, dict[str, str]] = {
               "partagé (avec directory:write).",
     },
     "sensitive:health": {
-        "en": "See health details (medical, mental-health needs, disability, pregnancy) of cases you may read.",
-        "fr": "Voir les informations de santé (besoins médicaux, santé mentale, handicap, grossesse) des dossiers "
-              "que vous pouvez lire.",
+        "en": "See health details (medical, mental-health needs, disability, pregnancy, a survey's psychosocial "
+              "answers) of cases you may read.",
+        "fr": "Voir les informations de santé (besoins médicaux, santé mentale, handicap, grossesse, réponses "
+              "psychosociales d'une enquête) des dossiers que vous pouvez lire.",
     },
     "sensitive:gbv": {
         "en": "See gender-based-violence details of cases you may read.",
