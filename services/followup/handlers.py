@@ -85,9 +85,9 @@ async def _surveys(conn: Connection, case_id: uuid.UUID, *, psychosocial_answers
     return [views.survey_view(r, psychosocial_answers=psychosocial_answers) for r in await store.surveys(conn, case_id)]
 
 
-def _categories(view: FollowupCaseView) -> list[str]:
-    """What of the case's personal data an answer showed (codes for the audit trail)."""
-    shown = list(WITH_PLAN if view.plan else FOLLOW_UP)
+def _categories(view: FollowupCaseView, base: list[str]) -> list[str]:
+    """What of the case's personal data an answer showed (codes for the audit trail): ``base`` and the surveys."""
+    shown = list(base)
     if view.surveys:
         shown += SURVEYS
         if any(s.psychosocial_answers is not None for s in view.surveys):
@@ -121,7 +121,7 @@ async def get_case(pool: AsyncConnectionPool, principal: Principal, request: Cas
             view = None
         else:
             view, _ = await _view(conn, row, principal, now)
-            await store.TRAIL.allowed(conn, principal, "followup.read", [case_id], _categories(view),
+            await store.TRAIL.allowed(conn, principal, "followup.read", [case_id], _categories(view, WITH_PLAN),
                                       _purpose(standing))
     if view is None:
         raise _not_found()
@@ -153,8 +153,8 @@ async def _command(pool: AsyncConnectionPool, principal: Principal, case_id: uui
             await store.TRAIL.denied(conn, principal, f"followup.{operation}", [case_id])
         else:
             view, standing = await _view(conn, row, principal, now)
-            await store.TRAIL.allowed(conn, principal, f"followup.{operation}", [case_id], _categories(view),
-                                      _purpose(standing))
+            await store.TRAIL.allowed(conn, principal, f"followup.{operation}", [case_id],
+                                      _categories(view, WITH_PLAN if view.plan else FOLLOW_UP), _purpose(standing))
     if refusal is not None:
         raise refusal
     assert view is not None

@@ -27,8 +27,9 @@ HISTORY = """query($case: ID!) { followupCase(caseId: $case) { surveys { id take
   answers { indicator dimension option } psychosocialAnswers { indicator option } recordedByOrgId } } }"""
 ASSIGN = """mutation($case: ID!) { assignCaseManagement(caseId: $case, organizationId: "iom",
   reason: "SPECIALISED_SUPPORT") { managerOrgId } }"""
-STATISTICS = """{ followupStatistics { planDueDays minimumCell contactsOnTime { keys count } plansByRegion { keys count }
-  plansByArrivalMonth { keys count } compositeByRegion { keys count } compositeByMonthsSinceReturn { keys count } } }"""
+STATISTICS = """{ followupStatistics { planDueDays minimumCell contactsOnTime { keys count }
+  plansByRegion { keys count } plansByArrivalMonth { keys count } compositeByRegion { keys count }
+  compositeByMonthsSinceReturn { keys count } } }"""
 
 VISIT = {
     "ECO_INCOME_SOURCE": "IRREGULAR", "ECO_WORK_ACCESS": "YES", "ECO_DEBT": "MANAGEABLE",

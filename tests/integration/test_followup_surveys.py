@@ -204,7 +204,7 @@ async def test_only_the_manager_records_the_owner_and_manager_read_and_psychosoc
     reads = [r for r in await audit_rows(followup_pool, "followup") if r["operation"] == "followup.read"
              and r["outcome"] == "allowed"]
     assert [r["field_categories"] for r in reads][-2:] == [
-        ["follow_up", "survey"], ["follow_up", "survey", "survey_psychosocial"]]
+        ["follow_up", "plan", "survey"], ["follow_up", "plan", "survey", "survey_psychosocial"]]
     assert "DISTRESS" not in json.dumps([dict(r) for r in await audit_rows(followup_pool, "followup")], default=str)
 
     # A closed follow-up takes no survey.
@@ -254,8 +254,8 @@ def cell(cells: list[dict[str, Any]], *keys: str) -> int | None:
 async def plan_saved(pool: AsyncConnectionPool, case_id: str, on: date) -> None:
     """Backdate a first plan save (the statistics read the day it happened)."""
     async with pool.connection() as conn:
-        await conn.execute("update followup.cases set has_plan = true, first_plan_saved_at = %s, plan_saved_by_org_id = owner_org_id,"
-                           " plan_saved_at = %s where case_id = %s",
+        await conn.execute("update followup.cases set has_plan = true, first_plan_saved_at = %s,"
+                           " plan_saved_by_org_id = owner_org_id, plan_saved_at = %s where case_id = %s",
                            (datetime(on.year, on.month, on.day, 10, tzinfo=UTC),) * 2 + (case_id,))
 
 
