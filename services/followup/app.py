@@ -9,17 +9,22 @@ from contracts.commands import (
     AssignCaseManagement,
     CaseRef,
     CloseCase,
+    ContactWorkListRequest,
+    LogContact,
     PageRequest,
     ReopenCase,
     SavePlan,
     UpdatePlanAction,
 )
-from contracts.replies import FollowupCaseView, MissingPlanView, Page
+from contracts.replies import ContactDueView, FollowupCaseView, MissingPlanView, Page, UnreachableCaseView
 from kernel.bus import ConsumerSpec, by_type
 from kernel.rpc import Endpoint
-from kernel.runtime import ServiceApp
-from services.followup import handlers
+from kernel.runtime import PeriodicTask, ServiceApp
+from services.followup import contacts, handlers, timers
+from services.followup.schedule import shipped
 from services.followup.store import SCHEMA
+
+shipped()  # the schedules, checked at start: a bad file stops the service with its line and reason
 
 APP = ServiceApp(
     name="followup",
@@ -35,6 +40,13 @@ APP = ServiceApp(
         "reopen": Endpoint(handlers.reopen_case, ReopenCase, "followup:write", FollowupCaseView),
         "plans_missing": Endpoint(handlers.plans_missing, PageRequest, "followup:read", Page[MissingPlanView]),
         "subject_access": Endpoint(handlers.subject_access, CaseRef, "audit:read", list[FollowupCaseView]),
+        # Contacts (issue 9, item 3) and the work lists of the managing organisation (item 6).
+        "log_contact": Endpoint(handlers.log_contact, LogContact, "followup:write", FollowupCaseView),
+        "followups_due": Endpoint(contacts.followups_due, ContactWorkListRequest, "followup:read",
+                                  Page[ContactDueView]),
+        "followups_overdue": Endpoint(contacts.followups_overdue, PageRequest, "followup:read", Page[ContactDueView]),
+        "unreachable_cases": Endpoint(contacts.unreachable_cases, PageRequest, "followup:read",
+                                      Page[UnreachableCaseView]),
     },
     consumers=[
         # The cases to follow (owner, arrival date, region) and who they may be shared with for FOLLOW_UP.
@@ -42,5 +54,9 @@ APP = ServiceApp(
             ARRIVAL_REGISTERED.event_type: handlers.on_arrival_registered,
             SHARING_CHANGED.event_type: handlers.on_sharing_changed,
         })),
+    ],
+    tasks=[
+        # Scheduled contacts due and overdue, plans overdue: told to the manager once each (timers.py).
+        PeriodicTask("followup-timers", timers.scan_due, timers.scan_seconds),
     ],
 )
