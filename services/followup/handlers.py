@@ -101,12 +101,12 @@ async def _view(conn: Connection, row: dict[str, Any], principal: Principal, now
     case_id = row["case_id"]
     standing = domain.standing(store.to_case(row), principal.org_id, principal.org_type)
     goals = await store.plan(conn, case_id) if standing else []
-    logged = await store.contacts(conn, case_id) if standing else None
+    every_contact = await store.contacts(conn, case_id)  # newest first
+    logged = every_contact if standing else None
     restricted = domain.missing_note_scope(row["sensitive_categories"], principal.scopes)
+    attempts = [Attempt(c["contact_date"], c["reached"]) for c in reversed(every_contact)]
     view = views.case_view(row, goals, await store.assignments(conn, case_id), now.date(), plan_due_days(),
-                           contacts.stand(row, [Attempt(c["contact_date"], c["reached"]) for c in logged or []],
-                                          now.date()),
-                           logged, restricted)
+                           contacts.stand(row, attempts, now.date()), logged, restricted)
     if standing is None:
         view = view.model_copy(update={"plan": None})
     shown = WITH_PLAN if view.plan else FOLLOW_UP

@@ -202,10 +202,11 @@ async def contacts(conn: Connection, case_id: uuid.UUID) -> list[dict[str, Any]]
 
 
 async def attempts_of(conn: Connection, case_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Attempt]]:
-    """The date and outcome of every contact of these cases (what the schedule needs), in one query."""
+    """The date and outcome of every contact of these cases (what the schedule needs), in one query,
+    in the order they happened (contacts of one day in the order they were logged)."""
     found: dict[uuid.UUID, list[Attempt]] = {c: [] for c in case_ids}
-    cur = await conn.execute("select case_id, contact_date, reached from followup.contacts where case_id = any(%s)",
-                             (case_ids,))
+    cur = await conn.execute("select case_id, contact_date, reached from followup.contacts where case_id = any(%s)"
+                             " order by contact_date, logged_at, id", (case_ids,))
     for row in await cur.fetchall():
         found[row["case_id"]].append(Attempt(row["contact_date"], row["reached"]))
     return found
