@@ -119,6 +119,17 @@ OPERATIONS: dict[str, tuple[str, dict[str, str]]] = {
     "closeCase": ("mutation($case: ID!) { closeCase(caseId: $case, reason: UNREACHABLE, version: 0) { status } }",
                   {"dgme": A, "unicef": NF, "csref-gao": SC, "ame": NF, "cnrm": SC, "segin-steward": NF}),
     # An open follow-up cannot be re-opened: the manager gets as far as the state check.
+    # Contacts (issue 9, item 3): written by the manager only, like the plan (the subject arrived on 2026-11-20).
+    "logContact": ("mutation($case: ID!) { logContact(caseId: $case, idempotencyKey: \"%KEY%\", input: {date: "
+                   "\"2026-11-20\", mode: OFFICE, reached: true, note: \"Matrice\"}) { contacts { reached } } }",
+                   {"dgme": A, "unicef": NF, "csref-gao": SC, "ame": NF, "cnrm": SC, "segin-steward": NF}),
+    # Work lists (item 6): each organisation's own managed cases, no totals.
+    "followupsDue": ("{ followupsDue(withinDays: 30) { nodes { caseId } } }",
+                     {"dgme": A, "unicef": A, "csref-gao": SC, "ame": A, "cnrm": SC, "segin-steward": SC}),
+    "followupsOverdue": ("{ followupsOverdue { nodes { caseId } } }",
+                         {"dgme": A, "unicef": A, "csref-gao": SC, "ame": A, "cnrm": SC, "segin-steward": SC}),
+    "unreachableCases": ("{ unreachableCases { nodes { caseId } } }",
+                         {"dgme": A, "unicef": A, "csref-gao": SC, "ame": A, "cnrm": SC, "segin-steward": SC}),
     "reopenCase": ("mutation($case: ID!) { reopenCase(caseId: $case, reason: \"CONTACT_RESUMED\", version: 0) "
                    "{ status } }",
                    {"dgme": "INVALID_TRANSITION", "unicef": NF, "csref-gao": SC, "ame": NF, "cnrm": SC,
