@@ -295,9 +295,9 @@ async def log_contact(pool: AsyncConnectionPool, principal: Principal, request: 
             attempts = (await store.attempts_of(conn, [case_id]))[case_id]
             standing = contacts.stand(row, attempts, now.date())
             change = domain.unreachable_change(standing, row["unreachable_since"] is not None)
-            await store.save_standing(conn, case_id, standing, last_attempt_on=contacts.last_attempt(attempts),
-                                      unreachable=change)
-            saved = await store.bump(conn, case_id)
+            # Contacts are appended: the follow-up's version (what a plan being edited was read at) stays.
+            saved = await store.save_standing(conn, case_id, standing, last_attempt_on=contacts.last_attempt(attempts),
+                                              unreachable=change, touched=True)
             await add_event(conn, store.SCHEMA, CONTACT_LOGGED, ContactLoggedV1(
                 case_id=str(case_id), manager_org_id=case.manager_org_id, contact_id=str(contact_id),
                 date=request.input.date, mode=request.input.mode, reached=request.input.reached,

@@ -213,20 +213,23 @@ async def attempts_of(conn: Connection, case_ids: list[uuid.UUID]) -> dict[uuid.
 
 
 async def save_standing(conn: Connection, case_id: uuid.UUID, standing: Standing, *, last_attempt_on: date | None,
-                        unreachable: bool | None, next_check_on: date | None = None) -> dict[str, Any]:
+                        unreachable: bool | None, next_check_on: date | None = None, touched: bool = False
+                        ) -> dict[str, Any]:
     """Keep where the case stands (its next contact, failures in a row) for the work lists; set or
     clear ``unreachable_since`` (``unreachable`` True/False; None: leave it), and the scan's next
-    look (None: leave it; a contact logged never makes a mark fire earlier)."""
+    look (None: leave it; a contact logged never makes a mark fire earlier); ``touched``: a person
+    changed the case (a contact logged), not a scan."""
     nxt = standing.next
     cur = await conn.execute(
         "update followup.cases set next_contact_code = %s, next_contact_opens_on = %s, next_contact_due_on = %s,"
         " next_contact_overdue_after = %s, failed_in_a_row = %s, last_attempt_on = %s,"
         " unreachable_since = case when %s::boolean is null then unreachable_since"
         "   when %s::boolean then coalesce(unreachable_since, now()) else null end,"
-        " next_check_on = coalesce(%s, next_check_on) where case_id = %s returning *",
+        " next_check_on = coalesce(%s, next_check_on),"
+        " updated_at = case when %s then now() else updated_at end where case_id = %s returning *",
         (nxt.code if nxt else None, nxt.opens_on if nxt else None, nxt.due_on if nxt else None,
          nxt.overdue_after if nxt else None, standing.failed_in_a_row, last_attempt_on, unreachable, unreachable,
-         next_check_on, case_id))
+         next_check_on, touched, case_id))
     row = await cur.fetchone()
     assert row is not None
     return row
