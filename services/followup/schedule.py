@@ -20,10 +20,10 @@ Pure: no I/O except reading the schedule files.
 from __future__ import annotations
 
 import calendar
-from functools import cache
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType

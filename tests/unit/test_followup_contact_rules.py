@@ -12,6 +12,7 @@ from contracts.events import CaseAssignedV1, CaseUnreachableV1, ContactDueV1, Pl
 from contracts.reference import FollowupStatus
 from services.followup import domain
 from services.followup.schedule import Attempt, ContactState, shipped, standing
+from services.followup.timers import TimerSettings
 from services.notifications import domain as notices
 
 RETURNED = date(2026, 1, 10)  # M1 due 10 February, opens the 3rd, on time until the 24th
@@ -87,3 +88,12 @@ def test_follow_up_notices_go_to_the_manager_in_french_and_english_without_a_nam
         case_id="c", owner_org_id="dgme", from_org_id="dgme", to_org_id="iom", reason_code="X", legal_basis=None,
         assigned_by_org_id="dgme", version=1))
     assert (assigned.org_id, assigned.kind) == ("iom", "followup.case_assigned")
+
+
+def test_the_scan_settings_come_from_the_environment_and_a_bad_value_refuses_to_start() -> None:
+    assert TimerSettings.from_env({}) == TimerSettings(batch=500, scan_seconds=60.0)
+    assert TimerSettings.from_env({"SEGIN_FOLLOWUP_SCAN_SECONDS": "1", "SEGIN_FOLLOWUP_SCAN_BATCH": "50"}) == \
+        TimerSettings(batch=50, scan_seconds=1.0)
+    for name, value in (("SEGIN_FOLLOWUP_SCAN_SECONDS", "0"), ("SEGIN_FOLLOWUP_SCAN_BATCH", "lots")):
+        with pytest.raises(ValueError, match=name):
+            TimerSettings.from_env({name: value})
