@@ -226,6 +226,15 @@ def marks_due(standing: Standing) -> list[tuple[str, Mark]]:
     return found
 
 
+def marks_told(marks: list[tuple[str, Mark]]) -> list[tuple[str, Mark]]:
+    """Which of the marks fired together are told: every DUE one, and of the OVERDUE ones only the
+    latest contact. Several contacts overdue at once happen only when a case is first looked at long
+    after its return (cases known before contacts existed, a late registration, a long outage): one
+    notice says the case is behind; the earlier contacts are marked without a notice, never told later."""
+    overdue = [m for m in marks if m[1] == Mark.OVERDUE]
+    return [m for m in marks if m[1] == Mark.DUE or m == overdue[-1]]
+
+
 def next_check_on(standing: Standing, today: date) -> date:
     """The first day after ``today`` a mark may fire for this case, once those due by ``today`` fired:
     an upcoming contact's window opening, a due one's passing (``date.max``: none ever will, unless a

@@ -8,6 +8,8 @@ open cases whose ``next_check_on`` has come (``FOR UPDATE SKIP LOCKED``), comput
 per (case, contact, kind) in ``contact_marks`` and writes its event in the same transaction, then
 moves ``next_check_on`` to the next day something may fire. A mark already there never fires again,
 so a crash anywhere, a second replica or a second scan fires nothing twice. Closed cases are skipped.
+Of several contacts overdue at once (a case first looked at long after its return) only the latest
+is told (``domain.marks_told``).
 """
 
 from __future__ import annotations
@@ -66,10 +68,13 @@ async def _contact_batch(conn: Connection, today: date, batch: int) -> tuple[int
         attempts = await store.attempts_of(conn, [r["case_id"] for r in rows])
         wanted: list[tuple[uuid.UUID, str, str]] = []
         facts: dict[tuple[uuid.UUID, str], dict[str, Any]] = {}
+        told: set[tuple[uuid.UUID, str, str]] = set()
         for row in rows:
             standing = contacts.stand(row, attempts[row["case_id"]], today)
             schedule = contacts.schedule_of(row)
-            for code, mark in domain.marks_due(standing):
+            due = domain.marks_due(standing)
+            told |= {(row["case_id"], code, mark.value) for code, mark in domain.marks_told(due)}
+            for code, mark in due:
                 wanted.append((row["case_id"], code, mark.value))
                 contact = next(c for c in standing.contacts if c.code == code)
                 facts[(row["case_id"], code)] = {
@@ -81,7 +86,8 @@ async def _contact_batch(conn: Connection, today: date, batch: int) -> tuple[int
         new = await store.set_marks(conn, wanted)  # only marks not there before fire
         for mark in domain.Mark:
             payloads = [(EVENTS[mark](**facts[(case_id, code)]), str(case_id))
-                        for case_id, code, kind in wanted if kind == mark.value and (case_id, code, kind) in new]
+                        for case_id, code, kind in wanted
+                        if kind == mark.value and (case_id, code, kind) in new & told]
             if payloads:
                 await add_events(conn, store.SCHEMA, CHANNELS[mark], payloads)
                 fired[mark] = len(payloads)

@@ -267,3 +267,17 @@ async def test_the_data_subject_export_holds_the_contacts_with_their_notes(follo
     assert [(c["note"], c["next_step"]) for c in export["contacts"]] == [(NOTE, NEXT_STEP)]
     entry = (await audit_rows(followup_pool, "followup"))[-1]
     assert entry["operation"] == "dsar.export" and {"contact_note", "gbv"} <= set(entry["field_categories"])
+
+
+async def test_a_case_first_seen_long_after_its_return_is_told_once_that_it_is_behind(
+        followup_pool: AsyncConnectionPool) -> None:
+    """As after migration 0002: M1 and M3 are both overdue on 1 June; one notice (M3), both marked."""
+    case_id = await new_case(followup_pool)
+    assert (await scan(followup_pool, date(2026, 6, 1)))["OVERDUE"] == 1
+    assert [e["data"]["contact_code"] for e in await events(followup_pool, case_id, CONTACT_OVERDUE.event_type)] == [
+        "M3"]
+    async with followup_pool.connection() as conn:
+        cur = await conn.execute("select contact_code, kind from followup.contact_marks where case_id = %s"
+                                 " order by contact_code", (case_id,))
+        assert [(r["contact_code"], r["kind"]) for r in await cur.fetchall()] == [("M1", "OVERDUE"), ("M3", "OVERDUE")]
+    assert (await scan(followup_pool, date(2026, 6, 2)))["OVERDUE"] == 0

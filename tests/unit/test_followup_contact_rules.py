@@ -97,3 +97,12 @@ def test_the_scan_settings_come_from_the_environment_and_a_bad_value_refuses_to_
     for name, value in (("SEGIN_FOLLOWUP_SCAN_SECONDS", "0"), ("SEGIN_FOLLOWUP_SCAN_BATCH", "lots")):
         with pytest.raises(ValueError, match=name):
             TimerSettings.from_env({name: value})
+
+
+def test_of_several_contacts_overdue_at_once_only_the_latest_is_told() -> None:
+    long_after = at(date(2026, 7, 1))  # M1 and M3 overdue, M6 due
+    marks = domain.marks_due(long_after)
+    assert marks == [("M1", domain.Mark.OVERDUE), ("M3", domain.Mark.OVERDUE), ("M6", domain.Mark.DUE)]
+    assert domain.marks_told(marks) == [("M3", domain.Mark.OVERDUE), ("M6", domain.Mark.DUE)]
+    assert domain.marks_told([("M1", domain.Mark.DUE)]) == [("M1", domain.Mark.DUE)]
+    assert domain.marks_told([]) == []
