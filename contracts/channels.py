@@ -70,6 +70,7 @@ CONSUMERS = [
     ConsumerChannel("notifications-referral-events", "notifications", REFERRAL_STREAM.name),
     ConsumerChannel("intake-followup", "intake", FOLLOWUP_STREAM.name),
     ConsumerChannel("followup-intake", "followup", INTAKE_STREAM.name),
+    ConsumerChannel("notifications-followup-events", "notifications", FOLLOWUP_STREAM.name),
 ]
 
 ARRIVAL_REGISTERED = EventChannel(
@@ -156,6 +157,41 @@ CASE_REOPENED = EventChannel(
     events.CaseReopenedV1,
     "A closed follow-up was opened again.",
 )
+CONTACT_LOGGED = EventChannel(
+    "evt.followup.contact_logged.v1",
+    "ml.segin.followup.contact_logged.v1",
+    FOLLOWUP_STREAM.name,
+    events.ContactLoggedV1,
+    "A follow-up contact was logged (date, mode, reached or not; never its note).",
+)
+CONTACT_DUE = EventChannel(
+    "evt.followup.contact_due.v1",
+    "ml.segin.followup.contact_due.v1",
+    FOLLOWUP_STREAM.name,
+    events.ContactDueV1,
+    "A scheduled follow-up contact's window opened (once per case and contact): the manager is told.",
+)
+CONTACT_OVERDUE = EventChannel(
+    "evt.followup.contact_overdue.v1",
+    "ml.segin.followup.contact_overdue.v1",
+    FOLLOWUP_STREAM.name,
+    events.ContactOverdueV1,
+    "A scheduled follow-up contact is overdue (once per case and contact): the manager is told.",
+)
+CASE_UNREACHABLE = EventChannel(
+    "evt.followup.case_unreachable.v1",
+    "ml.segin.followup.case_unreachable.v1",
+    FOLLOWUP_STREAM.name,
+    events.CaseUnreachableV1,
+    "A person could not be reached the schedule's number of times in a row (once, until reached again).",
+)
+PLAN_OVERDUE = EventChannel(
+    "evt.followup.plan_overdue.v1",
+    "ml.segin.followup.plan_overdue.v1",
+    FOLLOWUP_STREAM.name,
+    events.PlanOverdueV1,
+    "A case still has no reintegration plan past its due day (once per case): the manager is told.",
+)
 SURVEY_RECORDED = EventChannel(
     "evt.followup.survey_recorded.v1",
     "ml.segin.followup.survey_recorded.v1",
@@ -165,7 +201,8 @@ SURVEY_RECORDED = EventChannel(
 )
 EVENT_CHANNELS = [ARRIVAL_REGISTERED, SHARING_CHANGED, REFERRAL_CREATED, REFERRAL_STATUS_CHANGED,
                   DIRECTORY_SERVICE_CHANGED, REFERRAL_DEADLINE, NEED_UNASSIGNED,
-                  CASE_ASSIGNED, PLAN_SAVED, PLAN_ACTION_UPDATED, CASE_CLOSED, CASE_REOPENED, SURVEY_RECORDED]
+                  CASE_ASSIGNED, PLAN_SAVED, PLAN_ACTION_UPDATED, CASE_CLOSED, CASE_REOPENED,
+                  CONTACT_LOGGED, CONTACT_DUE, CONTACT_OVERDUE, CASE_UNREACHABLE, PLAN_OVERDUE, SURVEY_RECORDED]
 
 _WHOSE = (("intake", "intake's"), ("referral", "referral's"), ("notifications", "notifications'"),
           ("followup", "follow-up's"))
@@ -258,7 +295,8 @@ REQUESTS += [
                    "Cases the caller's organisation manages that have no plan yet, with their due date.",
                    Page[replies.MissingPlanView]),
     RequestChannel("svc.followup.subject_access", commands.CaseRef,
-                   "Steward: a person's follow-up, plan, hand-overs and survey answers.", list[_followup]),
+                   "Steward: a person's follow-up, plan, hand-overs, contacts (with their notes) and survey answers.",
+                   list[_followup]),
     RequestChannel("svc.followup.record_survey", commands.RecordSurvey,
                    "Record a survey (answers checked against the instrument's version) for a case (the manager).",
                    replies.SurveyView),
@@ -268,6 +306,17 @@ REQUESTS += [
     RequestChannel("svc.followup.statistics", commands.FollowupStatisticsRequest,
                    "Follow-up aggregates (plans on time, composite scores), small cells suppressed.",
                    replies.FollowupStatisticsView),
+    RequestChannel("svc.followup.log_contact", commands.LogContact,
+                   "Log a follow-up contact with the person (the managing organisation), once per key.", _followup),
+    RequestChannel("svc.followup.followups_due", commands.ContactWorkListRequest,
+                   "Cases the caller's organisation manages whose next contact is due, or opens within N days.",
+                   Page[replies.ContactDueView]),
+    RequestChannel("svc.followup.followups_overdue", commands.PageRequest,
+                   "Cases the caller's organisation manages whose next contact is overdue.",
+                   Page[replies.ContactDueView]),
+    RequestChannel("svc.followup.unreachable_cases", commands.PageRequest,
+                   "Cases the caller's organisation manages whose person could not be reached.",
+                   Page[replies.UnreachableCaseView]),
 ]
 REQUEST_SUBJECTS = {channel.subject: channel for channel in REQUESTS}
 

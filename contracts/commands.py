@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 import unicodedata
 from datetime import UTC, date, datetime
 from typing import Annotated
@@ -21,6 +22,7 @@ from pydantic import (
 from contracts.reference import (
     ArrivalPoint,
     ClosureReason,
+    ContactMode,
     DirectoryStatus,
     GivenBy,
     LegalBasis,
@@ -657,3 +659,34 @@ class InstrumentRef(Strict):
 
 class FollowupStatisticsRequest(Strict):
     """Follow-up aggregates for the coordinating body: nothing to choose yet (the dimensions are fixed)."""
+
+
+# A contact's note: what the case worker heard. Personal data (it may touch health, violence, a
+# child's situation): it stays in the follow-up service's tables, never in an event, a log or an
+# audit record, and on a case with a sensitive vulnerability it is shown only with that scope.
+ContactNote = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_visible_text)]
+
+
+class ContactInput(Strict):
+    """One follow-up contact, as the case worker logs it. ``date`` may be neither in the future nor
+    before the person's arrival (checked by the service, against its clock and its copy of the case)."""
+
+    date: _dt.date
+    mode: ContactMode
+    reached: bool
+    next_step: PlanText | None = None
+    note: ContactNote | None = None
+
+
+class LogContact(Strict):
+    """Log a contact with the person whose follow-up the caller's organisation manages (once per key)."""
+
+    idempotency_key: Annotated[str, AfterValidator(_single_line)] = Field(min_length=8, max_length=200)
+    case_id: Identifier
+    input: ContactInput
+
+
+class ContactWorkListRequest(PageRequest):
+    """A page of a follow-up work list; ``within_days``: how far ahead "due" looks (followupsDue)."""
+
+    within_days: int = Field(default=7, ge=0, le=90)

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict
 from contracts.reference import (
     ArrivalPoint,
     ClosureReason,
+    ContactMode,
     DeadlineKind,
     DirectoryStatus,
     LegalBasis,
@@ -252,3 +253,54 @@ class SurveyRecordedV1(Event):
     social: float | None
     psychosocial: float | None
     composite: float | None
+
+
+class ContactLoggedV1(Event):
+    """A follow-up contact was logged (never its note nor its next step: they stay in follow-up)."""
+
+    case_id: str
+    manager_org_id: str
+    contact_id: str
+    date: date
+    mode: ContactMode
+    reached: bool
+    failed_in_a_row: int
+    unreachable: bool
+
+
+class ScheduledContactFacts(Event):
+    """One scheduled contact of a case, and the organisation managing the case (to be told)."""
+
+    case_id: str
+    manager_org_id: str
+    schedule_id: str
+    schedule_version: int
+    contact_code: str
+    opens_on: date
+    due_on: date
+    overdue_after: date
+
+
+class ContactDueV1(ScheduledContactFacts):
+    """A scheduled contact's window opened (once per case and contact)."""
+
+
+class ContactOverdueV1(ScheduledContactFacts):
+    """A scheduled contact's window passed without a contact reaching the person (once per case and contact)."""
+
+
+class CaseUnreachableV1(Event):
+    """The person could not be reached the schedule's number of times in a row (once, until reached again)."""
+
+    case_id: str
+    manager_org_id: str
+    failed_in_a_row: int
+    last_attempt_on: date
+
+
+class PlanOverdueV1(Event):
+    """A case's follow-up still has no reintegration plan past its due day (once per case)."""
+
+    case_id: str
+    manager_org_id: str
+    plan_due_on: date

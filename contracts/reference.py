@@ -259,6 +259,24 @@ class FollowupStatus(StrEnum):
     CLOSED = "CLOSED"
 
 
+class ContactMode(StrEnum):
+    """How a follow-up contact with a returned person was made."""
+
+    VISIT = "VISIT"  # a home (or community) visit
+    PHONE = "PHONE"
+    OFFICE = "OFFICE"  # the person came to the organisation's office
+
+
+class ContactState(StrEnum):
+    """Where one scheduled follow-up contact of a case stands on a given day (services/followup/schedule.py)."""
+
+    UPCOMING = "UPCOMING"  # its window has not opened yet
+    DUE = "DUE"  # within its window
+    OVERDUE = "OVERDUE"  # past its window, not done
+    DONE = "DONE"  # a contact that reached the person counted for it
+    MISSED = "MISSED"  # never done, and a later one was
+
+
 class ClosureReason(StrEnum):
     """Why a case's follow-up was closed."""
 

@@ -8,6 +8,7 @@ in a client's screen.
 
 from __future__ import annotations
 
+import datetime as _dt
 from datetime import date, datetime
 from typing import Any, Generic, TypeVar
 
@@ -16,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel
 from contracts.reference import (
     ArrivalPoint,
     ClosureReason,
+    ContactMode,
+    ContactState,
     DirectoryStatus,
     FollowupStatus,
     GivenBy,
@@ -377,10 +380,39 @@ class SurveyView(Reply):
     recorded_at: datetime
 
 
-class FollowupCaseView(Reply):
-    """A case's follow-up: who manages it, its plan, whether the plan is late, its state and history.
+class ScheduledContactView(Reply):
+    """One contact of the case's follow-up schedule, where it stands as of the time of the answer."""
 
-    ``plan_overdue``: no plan yet and ``plan_due_on`` has passed (as of the time of the answer).
+    code: str
+    opens_on: date
+    due_on: date
+    overdue_after: date  # the last day it is on time
+    state: ContactState
+    done_on: date | None
+    on_time: bool | None  # None until done
+
+
+class ContactView(Reply):
+    """One logged follow-up contact. ``note`` is None when there is none, or when the case has a
+    sensitive vulnerability whose scope the caller lacks: then ``note_restricted`` names that scope."""
+
+    id: str
+    date: _dt.date
+    mode: ContactMode
+    reached: bool
+    next_step: str | None
+    note: str | None
+    note_restricted: str | None = None
+    logged_by_org_id: str
+    logged_at: datetime
+
+
+class FollowupCaseView(Reply):
+    """A case's follow-up: who manages it, its plan, whether the plan is late, its state and history,
+    its schedule of contacts, the contacts logged (newest first) and the surveys taken (oldest first).
+
+    ``plan_overdue``: no plan yet and ``plan_due_on`` has passed (as of the time of the answer);
+    ``schedule`` the same, computed from the schedule the case follows (``schedule_id``/``schedule_version``).
     """
 
     case_id: str
@@ -396,6 +428,12 @@ class FollowupCaseView(Reply):
     version: int
     assignments: list[AssignmentView]
     updated_at: datetime
+    schedule_id: str
+    schedule_version: int
+    schedule: list[ScheduledContactView]
+    contacts: list[ContactView] | None  # None: for neither the owner nor the manager
+    failed_in_a_row: int  # contacts in a row that did not reach the person
+    unreachable: bool  # failed_in_a_row reached the schedule's threshold
     surveys: list[SurveyView] = []  # oldest first (by the day taken)
 
 
@@ -408,6 +446,30 @@ class MissingPlanView(Reply):
     plan_due_on: date
     overdue: bool
     managed_since: datetime
+
+
+class ContactDueView(Reply):
+    """A case the caller's organisation manages whose next scheduled contact is due soon, due or
+    overdue (a row of ``followupsDue`` and ``followupsOverdue``)."""
+
+    case_id: str
+    arrival_date: date
+    destination_region: str
+    contact_code: str
+    opens_on: date
+    due_on: date
+    overdue_after: date
+    state: ContactState
+
+
+class UnreachableCaseView(Reply):
+    """A case the caller's organisation manages whose person could not be reached (``unreachableCases``)."""
+
+    case_id: str
+    arrival_date: date
+    destination_region: str
+    failed_in_a_row: int
+    unreachable_since: datetime
 
 
 # --- the audit trail (every service) ------------------------------------------------------------

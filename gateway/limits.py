@@ -51,11 +51,13 @@ SERVICE_CALLS: dict[str, int] = {
     "Query.case": 1, "Query.incomingReferrals": 1, "Query.notifications": 1, "Query.statistics": 1,
     "Query.auditTrail": 1, "Query.subjectAccessRequest": 8, "Case.referrals": 1,
     "Query.followupCase": 1, "Query.plansMissing": 1, "Query.surveyInstrument": 1, "Query.followupStatistics": 1,
+    "Query.followupsDue": 1, "Query.followupsOverdue": 1, "Query.unreachableCases": 1,
     "Query.outgoingReferrals": 1, "Query.overdueCounts": OVERDUE_COUNTS_COST, "Mutation.referCase": 1,
     **{f"Mutation.{name}": 1 for name in (
         "registerArrival", "recordConsent", "withdrawConsent", "recordLegalBasis", "acceptReferral",
         "rejectReferral", "completeReferral", "revokeReferral", "markNotificationRead",
-        "assignCaseManagement", "savePlan", "updatePlanAction", "closeCase", "reopenCase", "recordSurvey")},
+        "assignCaseManagement", "savePlan", "updatePlanAction", "closeCase", "reopenCase", "recordSurvey",
+        "logContact")},
 }
 
 

@@ -28,6 +28,8 @@ from gateway.types import (
     AuditEntry,
     Case,
     ClosureReason,
+    ContactDueConnection,
+    ContactMode,
     DirectoryService,
     DirectoryServiceConnection,
     DirectoryStatus,
@@ -61,6 +63,7 @@ from gateway.types import (
     SubjectAccessExport,
     Survey,
     SurveyInstrument,
+    UnreachableCaseConnection,
     Vulnerability,
     Weekday,
 )
@@ -223,6 +226,21 @@ class SurveyInput:
     answers: list[SurveyAnswerInput]
     instrument_id: str = "RSS"
     instrument_version: int | None = strawberry.field(default=None, description="Default: the latest version.")
+
+
+@strawberry.input(description="One follow-up contact with the person.")
+class ContactInput:
+    date: dt.date = strawberry.field(description="When it was made: not in the future, not before arrival.")
+    mode: ContactMode
+    reached: bool = strawberry.field(description="Whether it reached the person (failed attempts in a row make the "
+                                                 "person unreachable).")
+    next_step: str | None = strawberry.field(default=None, description="What comes next (at most 500 characters); "
+                                                                       "never sent in events.")
+    note: str | None = strawberry.field(default=None, description="What was heard (at most 2,000 characters): "
+                                                                  "personal data, shown to the case's owner and "
+                                                                  "manager only, behind the sensitive scopes of the "
+                                                                  "case's categories; never in events, logs or "
+                                                                  "audit records.")
 
 
 def _list_args(first: int, after: str | None, status: Any, priority: Any, overdue_only: bool) -> dict[str, Any]:
@@ -401,6 +419,28 @@ class Query:
                             ) -> MissingPlanConnection:
         data = await info.context.ask("svc.followup.plans_missing", _page_args(first, after))
         return MissingPlanConnection.from_record(replies.Page[replies.MissingPlanView].model_validate(data))
+
+    @strawberry.field(description="Cases your organisation manages whose next scheduled contact is due, or opens "
+                                  "within withinDays days; soonest first, no totals.")
+    async def followups_due(self, info: Info[Context, None], first: int = 20, after: str | None = None,
+                            within_days: int = 7) -> ContactDueConnection:
+        request = _validated(commands.ContactWorkListRequest, "", **_page_args(first, after), within_days=within_days)
+        data = await info.context.ask("svc.followup.followups_due", request.model_dump(mode="json"))
+        return ContactDueConnection.from_record(replies.Page[replies.ContactDueView].model_validate(data))
+
+    @strawberry.field(description="Cases your organisation manages whose next scheduled contact is overdue; longest "
+                                  "overdue first, no totals.")
+    async def followups_overdue(self, info: Info[Context, None], first: int = 20, after: str | None = None
+                                ) -> ContactDueConnection:
+        data = await info.context.ask("svc.followup.followups_overdue", _page_args(first, after))
+        return ContactDueConnection.from_record(replies.Page[replies.ContactDueView].model_validate(data))
+
+    @strawberry.field(description="Cases your organisation manages whose person could not be reached (the "
+                                  "schedule's number of failed contacts in a row); latest first, no totals.")
+    async def unreachable_cases(self, info: Info[Context, None], first: int = 20, after: str | None = None
+                                ) -> UnreachableCaseConnection:
+        data = await info.context.ask("svc.followup.unreachable_cases", _page_args(first, after))
+        return UnreachableCaseConnection.from_record(replies.Page[replies.UnreachableCaseView].model_validate(data))
 
     @strawberry.field(description="Organisations taking part in Segin.")
     async def organisations(self, info: Info[Context, None]) -> list[Organisation]:
@@ -616,6 +656,15 @@ class Mutation:
             _under_input(exc, {"case_id": "caseId", "idempotency_key": "idempotencyKey"})
             raise
         return Survey.from_record(replies.SurveyView.model_validate(data))
+
+    @strawberry.mutation(description="Log a follow-up contact with the person (the managing organisation). Retrying "
+                                     "with the same idempotencyKey never logs twice.")
+    async def log_contact(self, info: Info[Context, None], case_id: strawberry.ID, input: ContactInput,
+                          idempotency_key: str) -> FollowupCase:
+        request = _validated(commands.LogContact, "", case_id=_id(case_id, "caseId"), input=strawberry.asdict(input),
+                             idempotency_key=idempotency_key)
+        data = await info.context.ask("svc.followup.log_contact", request.model_dump(mode="json"))
+        return FollowupCase.from_record(replies.FollowupCaseView.model_validate(data))
 
     @strawberry.mutation(description="Mark one of your organisation's notifications as read.")
     async def mark_notification_read(self, info: Info[Context, None], id: strawberry.ID) -> Notification:

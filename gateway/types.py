@@ -439,7 +439,8 @@ class SubjectAccessExport:
     referrals: JSON
     notifications: JSON
     followup: JSON = strawberry.field(description="The person's follow-up: manager, hand-overs, reintegration plan, "
-                                                  "surveys with every answer and their scores.")
+                                                  "schedule and contacts with their notes, surveys with every "
+                                                  "answer and their scores.")
     access_log: list[AuditEntry]
     access_log_complete: bool
 
@@ -453,6 +454,50 @@ ReintegrationDimension = strawberry.enum(reference.ReintegrationDimension,
 PlanActionStatus = strawberry.enum(reference.PlanActionStatus, description="Where a plan action stands; PLANNED and "
                                                                            "IN_PROGRESS are open.")
 FOLLOWUP_LIST: TypeAdapter[list[replies.FollowupCaseView]] = TypeAdapter(list[replies.FollowupCaseView])
+ContactMode = strawberry.enum(reference.ContactMode, description="How a follow-up contact was made.")
+ContactState = strawberry.enum(reference.ContactState, description="Where a scheduled follow-up contact stands.")
+
+
+@strawberry.type(description="One contact of the case's follow-up schedule, where it stands now.")
+class ScheduledContact:
+    code: str = strawberry.field(description="The schedule's code for it, e.g. M1 (one month after return).")
+    opens_on: dt.date = strawberry.field(description="A contact from this day on counts for it.")
+    due_on: dt.date
+    overdue_after: dt.date = strawberry.field(description="The last day it is on time.")
+    state: ContactState
+    done_on: dt.date | None
+    on_time: bool | None = strawberry.field(description="Done by overdueAfter; null until done.")
+
+    @classmethod
+    def from_record(cls, rec: replies.ScheduledContactView) -> "ScheduledContact":
+        return cls(code=rec.code, opens_on=rec.opens_on, due_on=rec.due_on, overdue_after=rec.overdue_after,
+                   state=rec.state, done_on=rec.done_on, on_time=rec.on_time)
+
+
+@strawberry.type(description="One logged follow-up contact with the person.")
+class Contact:
+    id: strawberry.ID
+    date: dt.date
+    mode: ContactMode
+    reached: bool
+    next_step: str | None
+    logged_by_org_id: str
+    logged_at: dt.datetime
+    record: strawberry.Private[replies.ContactView]
+
+    @strawberry.field(description="What the case worker noted: the case's owner and manager only; on a case with a "
+                                  "sensitive vulnerability, only with that category's sensitive:* scope (else null "
+                                  "with RESTRICTED). Never sent in events, logs or audit records.")
+    def note(self) -> str | None:
+        if self.record.note_restricted:
+            raise restricted(self.record.note_restricted)
+        return self.record.note
+
+    @classmethod
+    def from_record(cls, rec: replies.ContactView) -> "Contact":
+        return cls(id=strawberry.ID(rec.id), date=rec.date, mode=rec.mode, reached=rec.reached,
+                   next_step=rec.next_step, logged_by_org_id=rec.logged_by_org_id, logged_at=rec.logged_at,
+                   record=rec)
 
 
 @strawberry.type(description="One action of a reintegration plan goal.")
@@ -657,6 +702,12 @@ class FollowupCase:
     version: int = strawberry.field(description="Send it back with a change: a stale one is refused (CONFLICT).")
     assignments: list[CaseAssignment]
     updated_at: dt.datetime
+    schedule_id: str = strawberry.field(description="The follow-up schedule the case follows (kept from its start).")
+    schedule_version: int
+    schedule: list[ScheduledContact] = strawberry.field(description="Each scheduled contact and where it stands now.")
+    contacts: list[Contact] | None = strawberry.field(description="The contacts logged, newest first.")
+    failed_in_a_row: int = strawberry.field(description="Contacts in a row that did not reach the person.")
+    unreachable: bool = strawberry.field(description="failedInARow reached the schedule's threshold.")
     surveys: list[Survey] = strawberry.field(description="Surveys taken, oldest first, with their stored scores.")
 
     @strawberry.field(description="The organisation managing the case's follow-up.")
@@ -671,6 +722,10 @@ class FollowupCase:
                    plan_due_on=rec.plan_due_on, plan_overdue=rec.plan_overdue,
                    plan=ReintegrationPlan.from_record(rec.plan) if rec.plan else None, version=rec.version,
                    assignments=[CaseAssignment.from_record(a) for a in rec.assignments], updated_at=rec.updated_at,
+                   schedule_id=rec.schedule_id, schedule_version=rec.schedule_version,
+                   schedule=[ScheduledContact.from_record(c) for c in rec.schedule],
+                   contacts=None if rec.contacts is None else [Contact.from_record(c) for c in rec.contacts],
+                   failed_in_a_row=rec.failed_in_a_row, unreachable=rec.unreachable,
                    surveys=[Survey.from_record(v) for v in rec.surveys])
 
 
@@ -698,6 +753,60 @@ class MissingPlanConnection:
     @classmethod
     def from_record(cls, rec: replies.Page[replies.MissingPlanView]) -> "MissingPlanConnection":
         return cls(nodes=[MissingPlan.from_record(n) for n in rec.nodes], page_info=PageInfo.from_record(rec.page_info))
+
+
+@strawberry.type(description="A case your organisation manages and its next scheduled contact.")
+class ContactDue:
+    case_id: strawberry.ID
+    arrival_date: dt.date
+    destination_region: Region
+    contact_code: str
+    opens_on: dt.date
+    due_on: dt.date
+    overdue_after: dt.date
+    state: ContactState
+
+    @classmethod
+    def from_record(cls, rec: replies.ContactDueView) -> "ContactDue":
+        return cls(case_id=strawberry.ID(rec.case_id), arrival_date=rec.arrival_date,
+                   destination_region=region(rec.destination_region), contact_code=rec.contact_code,
+                   opens_on=rec.opens_on, due_on=rec.due_on, overdue_after=rec.overdue_after, state=rec.state)
+
+
+@strawberry.type
+class ContactDueConnection:
+    nodes: list[ContactDue]
+    page_info: PageInfo
+
+    @classmethod
+    def from_record(cls, rec: replies.Page[replies.ContactDueView]) -> "ContactDueConnection":
+        return cls(nodes=[ContactDue.from_record(n) for n in rec.nodes], page_info=PageInfo.from_record(rec.page_info))
+
+
+@strawberry.type(description="A case your organisation manages whose person could not be reached.")
+class UnreachableCase:
+    case_id: strawberry.ID
+    arrival_date: dt.date
+    destination_region: Region
+    failed_in_a_row: int
+    unreachable_since: dt.datetime
+
+    @classmethod
+    def from_record(cls, rec: replies.UnreachableCaseView) -> "UnreachableCase":
+        return cls(case_id=strawberry.ID(rec.case_id), arrival_date=rec.arrival_date,
+                   destination_region=region(rec.destination_region), failed_in_a_row=rec.failed_in_a_row,
+                   unreachable_since=rec.unreachable_since)
+
+
+@strawberry.type
+class UnreachableCaseConnection:
+    nodes: list[UnreachableCase]
+    page_info: PageInfo
+
+    @classmethod
+    def from_record(cls, rec: replies.Page[replies.UnreachableCaseView]) -> "UnreachableCaseConnection":
+        return cls(nodes=[UnreachableCase.from_record(n) for n in rec.nodes],
+                   page_info=PageInfo.from_record(rec.page_info))
 
 
 # --- the service directory ----------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from kernel.natsauth import NatsAuth
@@ -70,3 +71,20 @@ def plan_due_days() -> int:
     if days < 1:
         raise ValueError("SEGIN_PLAN_DUE_DAYS must be at least 1")
     return days
+
+
+def positive(text: str, kind: type[float] | type[int]) -> float:
+    """``text`` as a number > 0 of ``kind`` (ValueError otherwise)."""
+    value = kind(text.strip())
+    if not value > 0:
+        raise ValueError(text)
+    return value
+
+
+def positive_setting(environ: Mapping[str, str], name: str, default: str, kind: type[float] | type[int]) -> float:
+    """A setting that must be a number > 0 (a scan interval, a batch size): a bad value refuses to start,
+    naming the variable, rather than being silently replaced by the default."""
+    try:
+        return positive(environ.get(name, default), kind)
+    except ValueError:
+        raise ValueError(f"{name}: '{environ.get(name)}' is not a number > 0") from None

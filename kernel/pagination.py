@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from kernel.errors import BadInput
@@ -62,4 +62,30 @@ def page(rows: list[dict[str, Any]], first: int) -> dict[str, Any]:
     """Rows were fetched with ``limit first + 1``: the extra row only tells there is a next page."""
     nodes = rows[:first]
     end = encode_cursor(nodes[-1]["created_at"], nodes[-1]["id"]) if nodes else None
+    return {"nodes": nodes, "page_info": {"has_next_page": len(rows) > first, "end_cursor": end}}
+
+
+# Work lists ordered by a day (a contact's due date), soonest first: the row's ``sort_on`` and ``id``.
+
+def date_keyset_query(query: str, params: list[Any], first: int, after: str | None) -> tuple[str, list[Any]]:
+    """Append "soonest first on (sort_on, id), after the cursor, one row more than asked" to a
+    ``select … sort_on, … id … where …`` whose ``sort_on`` is a date."""
+    params = list(params)
+    if after:
+        on, row_id = decode(after, 2)
+        try:
+            day = date.fromisoformat(on)
+        except (ValueError, TypeError) as exc:
+            raise BadInput(INVALID_CURSOR, field="after") from exc
+        query = f"select * from ({query}) d where (sort_on, id) > (%s, %s)"
+        params += [day, _uuid(str(row_id))]
+    else:
+        query = f"select * from ({query}) d where true"
+    return query + " order by sort_on, id limit %s", [*params, first + 1]
+
+
+def date_page(rows: list[dict[str, Any]], first: int) -> dict[str, Any]:
+    """``page`` for rows fetched with ``date_keyset_query``."""
+    nodes = rows[:first]
+    end = encode([nodes[-1]["sort_on"].isoformat(), str(nodes[-1]["id"])]) if nodes else None
     return {"nodes": nodes, "page_info": {"has_next_page": len(rows) > first, "end_cursor": end}}

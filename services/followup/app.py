@@ -11,6 +11,8 @@ from contracts.commands import (
     CloseCase,
     FollowupStatisticsRequest,
     InstrumentRef,
+    ContactWorkListRequest,
+    LogContact,
     PageRequest,
     RecordSurvey,
     ReopenCase,
@@ -18,18 +20,23 @@ from contracts.commands import (
     UpdatePlanAction,
 )
 from contracts.replies import (
+    ContactDueView,
     FollowupCaseView,
     FollowupStatisticsView,
     InstrumentView,
     MissingPlanView,
     Page,
     SurveyView,
+    UnreachableCaseView,
 )
 from kernel.bus import ConsumerSpec, by_type
 from kernel.rpc import Endpoint
-from kernel.runtime import ServiceApp
-from services.followup import handlers, statistics, surveys
+from kernel.runtime import PeriodicTask, ServiceApp
+from services.followup import contacts, handlers, statistics, surveys, timers
+from services.followup.schedule import shipped
 from services.followup.store import SCHEMA
+
+shipped()  # the schedules, checked at start: a bad file stops the service with its line and reason
 
 APP = ServiceApp(
     name="followup",
@@ -51,6 +58,13 @@ APP = ServiceApp(
                                ("followup:read", "followup:write", "followup:manage"), InstrumentView),
         "statistics": Endpoint(statistics.statistics, FollowupStatisticsRequest, "statistics:read",
                                FollowupStatisticsView),
+        # Contacts (issue 9, item 3) and the work lists of the managing organisation (item 6).
+        "log_contact": Endpoint(handlers.log_contact, LogContact, "followup:write", FollowupCaseView),
+        "followups_due": Endpoint(contacts.followups_due, ContactWorkListRequest, "followup:read",
+                                  Page[ContactDueView]),
+        "followups_overdue": Endpoint(contacts.followups_overdue, PageRequest, "followup:read", Page[ContactDueView]),
+        "unreachable_cases": Endpoint(contacts.unreachable_cases, PageRequest, "followup:read",
+                                      Page[UnreachableCaseView]),
     },
     consumers=[
         # The cases to follow (owner, arrival date, region) and who they may be shared with for FOLLOW_UP.
@@ -58,5 +72,9 @@ APP = ServiceApp(
             ARRIVAL_REGISTERED.event_type: handlers.on_arrival_registered,
             SHARING_CHANGED.event_type: handlers.on_sharing_changed,
         })),
+    ],
+    tasks=[
+        # Scheduled contacts due and overdue, plans overdue: told to the manager once each (timers.py).
+        PeriodicTask("followup-timers", timers.scan_due, timers.scan_seconds),
     ],
 )

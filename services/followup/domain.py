@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
+from enum import StrEnum
 
 from services.followup import instrument as rss
 
@@ -18,10 +19,13 @@ from contracts.events import SharingRecipient, covering_basis
 from contracts.reference import (
     OPEN_ACTION_STATES,
     SensitiveCategory,
+    ContactState,
     FollowupStatus,
     LegalBasis,
     PlanActionStatus,
+    SensitiveCategory,
 )
+from services.followup.schedule import Standing
 
 OPEN, CLOSED = FollowupStatus.OPEN, FollowupStatus.CLOSED
 REGISTERED = "REGISTERED"  # reason code of the first "assignment": the owner manages its own case
@@ -275,3 +279,77 @@ def tally(rows: Iterable[tuple[Cell, bool]]) -> tuple[list[tuple[Cell, int]], di
         counts[keys] = counts.get(keys, 0) + 1
         own[keys] = own.get(keys, 0) + int(mine)
     return sorted(counts.items()), own
+
+
+# --- contacts and their timers (schedule.py says where a case stands; these say what follows) -------
+
+
+def check_contact(case: FollowupCase, on: date, today: date) -> None:
+    """A contact is logged on an open follow-up, dated neither after ``today`` nor before arrival."""
+    if case.status == CLOSED:
+        raise Refused("A closed follow-up takes no contact: re-open it first.", "CASE_CLOSED", "caseId")
+    if on > today:
+        raise Refused("input.date: a contact cannot be dated in the future.", "BAD_USER_INPUT", "input.date")
+    if on < case.arrival_date:
+        raise Refused("input.date: a contact cannot be dated before the person's arrival.", "BAD_USER_INPUT",
+                      "input.date")
+
+
+def note_scopes(categories: Iterable[str] | None) -> list[str]:
+    """The scopes a token needs to read a contact's note: one per sensitive category of the case's
+    vulnerabilities; every category's when they are not known (a case older than contacts)."""
+    known = list(SensitiveCategory) if categories is None else [SensitiveCategory(c) for c in categories]
+    return sorted({c.scope for c in known})
+
+
+def missing_note_scope(categories: Iterable[str] | None, scopes: frozenset[str]) -> str | None:
+    """The first scope the caller lacks to read the case's contact notes (None: it may read them)."""
+    return next((s for s in note_scopes(categories) if s not in scopes), None)
+
+
+class Mark(StrEnum):
+    """What a scan tells the managing organisation about a scheduled contact, once each."""
+
+    DUE = "DUE"  # its window opened
+    OVERDUE = "OVERDUE"  # its window passed and nobody reached the person
+
+
+def marks_due(standing: Standing) -> list[tuple[str, Mark]]:
+    """The marks a case's standing calls for now: DUE for a contact within its window, OVERDUE for one
+    past it. A contact already overdue when first seen (the scan did not run while it was due, or the
+    case came late) is told as overdue only: a "due" notice for it would be stale."""
+    found = []
+    for contact in standing.contacts:
+        if contact.state == ContactState.DUE:
+            found.append((contact.code, Mark.DUE))
+        elif contact.state == ContactState.OVERDUE:
+            found.append((contact.code, Mark.OVERDUE))
+    return found
+
+
+def marks_told(marks: list[tuple[str, Mark]]) -> list[tuple[str, Mark]]:
+    """Which of the marks fired together are told: every DUE one, and of the OVERDUE ones only the
+    latest contact. Several contacts overdue at once happen only when a case is first looked at long
+    after its return (cases known before contacts existed, a late registration, a long outage): one
+    notice says the case is behind; the earlier contacts are marked without a notice, never told later."""
+    overdue = [m for m in marks if m[1] == Mark.OVERDUE]
+    return [m for m in marks if m[1] == Mark.DUE or m == overdue[-1]]
+
+
+def next_check_on(standing: Standing, today: date) -> date:
+    """The first day after ``today`` a mark may fire for this case, once those due by ``today`` fired:
+    an upcoming contact's window opening, a due one's passing (``date.max``: none ever will, unless a
+    new contact is logged, which never makes a mark fire earlier)."""
+    days = [c.opens_on if c.state == ContactState.UPCOMING else c.overdue_after + timedelta(days=1)
+            for c in standing.contacts if c.state in (ContactState.UPCOMING, ContactState.DUE)]
+    return min((d for d in days if d > today), default=date.max)
+
+
+def unreachable_change(standing: Standing, flagged: bool) -> bool | None:
+    """True: the case just became unreachable (announce it once); False: reached again (clear the
+    flag, so a later run of failures is announced again); None: no change."""
+    if standing.unreachable and not flagged:
+        return True
+    if flagged and not standing.unreachable:
+        return False
+    return None

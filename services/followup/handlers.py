@@ -18,11 +18,20 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
-from contracts.channels import CASE_ASSIGNED, CASE_CLOSED, CASE_REOPENED, PLAN_ACTION_UPDATED, PLAN_SAVED
+from contracts.channels import (
+    CASE_ASSIGNED,
+    CASE_CLOSED,
+    CASE_REOPENED,
+    CASE_UNREACHABLE,
+    CONTACT_LOGGED,
+    PLAN_ACTION_UPDATED,
+    PLAN_SAVED,
+)
 from contracts.commands import (
     AssignCaseManagement,
     CaseRef,
     CloseCase,
+    LogContact,
     PageRequest,
     ReopenCase,
     SavePlan,
@@ -33,12 +42,20 @@ from contracts.events import (
     CaseAssignedV1,
     CaseClosedV1,
     CaseReopenedV1,
+    CaseUnreachableV1,
+    ContactLoggedV1,
     PlanActionUpdatedV1,
     PlanSavedV1,
     SharingChangedV1,
     SharingRecipient,
 )
-from contracts.reference import LegalBasis, PlanActionStatus, Purpose, ReintegrationDimension
+from contracts.reference import (
+    SENSITIVE_VULNERABILITIES,
+    LegalBasis,
+    PlanActionStatus,
+    Purpose,
+    ReintegrationDimension,
+)
 from contracts.replies import FollowupCaseView, MissingPlanView, Page, SurveyView
 from kernel.audit import AuditPurpose
 from kernel.config import plan_due_days
@@ -48,7 +65,8 @@ from kernel.events import CloudEvent
 from kernel.outbox import add_event
 from kernel.pagination import page
 from kernel.tokens import Principal
-from services.followup import domain, store, views
+from services.followup import contacts, domain, store, views
+from services.followup.schedule import Attempt, shipped
 
 Clock = Callable[[], datetime]
 STEWARD_SCOPE = "followup:manage"
@@ -96,17 +114,29 @@ def _categories(view: FollowupCaseView, base: list[str]) -> list[str]:
 
 
 async def _view(conn: Connection, row: dict[str, Any], principal: Principal, now: datetime
-                ) -> tuple[FollowupCaseView, str | None]:
-    """The follow-up as the caller may see it now: the plan and surveys only for its owner and manager,
-    the psychosocial answers only with ``sensitive:health``."""
+                ) -> tuple[FollowupCaseView, str | None, list[str]]:
+    """The follow-up as the caller may see it now: the plan, the contacts and the surveys only for its
+    owner and manager, a contact's note only with the scope of each sensitive category of the case,
+    the psychosocial answers only with ``sensitive:health``. Also the categories of data shown (for
+    the audit record)."""
     case_id = row["case_id"]
     standing = domain.standing(store.to_case(row), principal.org_id, principal.org_type)
     goals = await store.plan(conn, case_id) if standing else []
     surveys = await _surveys(conn, case_id, psychosocial_answers=_psychosocial_answers(principal)) if standing else []
-    view = views.case_view(row, goals, await store.assignments(conn, case_id), now.date(), plan_due_days(), surveys)
+    every_contact = await store.contacts(conn, case_id)  # newest first
+    logged = every_contact if standing else None
+    restricted = domain.missing_note_scope(row["sensitive_categories"], principal.scopes)
+    attempts = [Attempt(c["contact_date"], c["reached"]) for c in reversed(every_contact)]
+    view = views.case_view(row, goals, await store.assignments(conn, case_id), now.date(), plan_due_days(),
+                           contacts.stand(row, attempts, now.date()), logged, restricted, surveys)
     if standing is None:
         view = view.model_copy(update={"plan": None, "surveys": []})
-    return view, standing
+    shown = WITH_PLAN if view.plan else FOLLOW_UP
+    if logged:
+        shown = [*shown, "contact"]
+        if restricted is None and any(c["note"] for c in logged):
+            shown = [*shown, *contacts.categories_read(row)]
+    return view, standing, _categories(view, shown)
 
 
 async def get_case(pool: AsyncConnectionPool, principal: Principal, request: CaseRef, *,
@@ -120,9 +150,8 @@ async def get_case(pool: AsyncConnectionPool, principal: Principal, request: Cas
             await store.TRAIL.denied(conn, principal, "followup.read", [case_id])
             view = None
         else:
-            view, _ = await _view(conn, row, principal, now)
-            await store.TRAIL.allowed(conn, principal, "followup.read", [case_id], _categories(view, WITH_PLAN),
-                                      _purpose(standing))
+            view, _, shown = await _view(conn, row, principal, now)
+            await store.TRAIL.allowed(conn, principal, "followup.read", [case_id], shown, _purpose(standing))
     if view is None:
         raise _not_found()
     return view
@@ -152,9 +181,8 @@ async def _command(pool: AsyncConnectionPool, principal: Principal, case_id: uui
         if refusal is not None or row is None:
             await store.TRAIL.denied(conn, principal, f"followup.{operation}", [case_id])
         else:
-            view, standing = await _view(conn, row, principal, now)
-            await store.TRAIL.allowed(conn, principal, f"followup.{operation}", [case_id],
-                                      _categories(view, WITH_PLAN if view.plan else FOLLOW_UP), _purpose(standing))
+            view, standing, shown = await _view(conn, row, principal, now)
+            await store.TRAIL.allowed(conn, principal, f"followup.{operation}", [case_id], shown, _purpose(standing))
     if refusal is not None:
         raise refusal
     assert view is not None
@@ -272,6 +300,47 @@ async def reopen_case(pool: AsyncConnectionPool, principal: Principal, request: 
     return await _command(pool, principal, case_id, "reopen", decide, clock())
 
 
+async def log_contact(pool: AsyncConnectionPool, principal: Principal, request: LogContact, *,
+                      clock: Clock = utcnow) -> FollowupCaseView:
+    """Log a contact with the person (the managing organisation), once per idempotency key; announced
+    without its note or next step. The case's standing is kept for the work lists, and crossing the
+    schedule's number of failed attempts in a row flags the case unreachable, announced once (until
+    a contact reaches the person again)."""
+    case_id = parse_id(request.case_id, "caseId")
+    now = clock()
+
+    async def decide(conn: Connection, row: dict[str, Any], case: domain.FollowupCase) -> dict[str, Any]:
+        async def produce() -> dict[str, Any]:
+            domain.may_write(case, principal.org_id, principal.org_type)
+            domain.check_contact(case, request.input.date, now.date())
+            contact_id = await store.insert_contact(conn, case_id, request.input, principal.org_id)
+            attempts = (await store.attempts_of(conn, [case_id]))[case_id]
+            standing = contacts.stand(row, attempts, now.date())
+            change = domain.unreachable_change(standing, row["unreachable_since"] is not None)
+            # Contacts are appended: the follow-up's version (what a plan being edited was read at) stays.
+            saved = await store.save_standing(conn, case_id, standing, last_attempt_on=contacts.last_attempt(attempts),
+                                              unreachable=change, touched=True)
+            await add_event(conn, store.SCHEMA, CONTACT_LOGGED, ContactLoggedV1(
+                case_id=str(case_id), manager_org_id=case.manager_org_id, contact_id=str(contact_id),
+                date=request.input.date, mode=request.input.mode, reached=request.input.reached,
+                failed_in_a_row=standing.failed_in_a_row, unreachable=standing.unreachable), subject=str(case_id))
+            if change is True:
+                await add_event(conn, store.SCHEMA, CASE_UNREACHABLE, CaseUnreachableV1(
+                    case_id=str(case_id), manager_org_id=case.manager_org_id,
+                    failed_in_a_row=standing.failed_in_a_row,
+                    last_attempt_on=contacts.last_attempt(attempts) or request.input.date), subject=str(case_id))
+            return {"case_id": str(case_id), "contact_id": str(contact_id), "version": saved["version"]}
+
+        await idempotent(conn, store.SCHEMA, org_id=principal.org_id, subject=principal.subject,
+                         operation="log_contact", key=request.idempotency_key, produce=produce,
+                         request=request.model_dump(mode="json", exclude={"idempotency_key"}))
+        current = await store.get_case(conn, case_id)
+        assert current is not None
+        return current
+
+    return await _command(pool, principal, case_id, "log_contact", decide, now)
+
+
 async def plans_missing(pool: AsyncConnectionPool, principal: Principal, request: PageRequest, *,
                         clock: Clock = utcnow) -> Page[MissingPlanView]:
     """Open cases the caller's organisation manages with no plan yet, with their due day; no totals."""
@@ -288,19 +357,22 @@ async def plans_missing(pool: AsyncConnectionPool, principal: Principal, request
 
 async def subject_access(pool: AsyncConnectionPool, principal: Principal, request: CaseRef, *,
                          clock: Clock = utcnow) -> list[FollowupCaseView]:
-    """A person's follow-up whole (plan, hand-overs, surveys with every answer), for the platform steward's
-    export. Audited."""
+    """A person's follow-up whole (plan, hand-overs, contacts with their notes, surveys with every
+    answer), for the platform steward's export. Audited."""
     case_id = parse_id(request.case_id, "caseId")
     now = clock()
     async with pool.connection() as conn, conn.transaction():
         row = await store.get_case(conn, case_id)
-        found = []
-        if row is not None:  # the person's own answers, all of them: the export is for the person
+        found, shown = [], WITH_PLAN + SURVEYS + PSYCHOSOCIAL_ANSWERS
+        if row is not None:  # the person's own export: contacts with their notes, every answer
+            logged = await store.contacts(conn, case_id)
             found = [views.case_view(row, await store.plan(conn, case_id), await store.assignments(conn, case_id),
-                                     now.date(), plan_due_days(), await _surveys(conn, case_id,
-                                                                                 psychosocial_answers=True))]
-        await store.TRAIL.allowed(conn, principal, "dsar.export", [case_id],
-                                  WITH_PLAN + SURVEYS + PSYCHOSOCIAL_ANSWERS, AuditPurpose.DATA_SUBJECT_REQUEST)
+                                     now.date(), plan_due_days(), await contacts.standing_of(conn, row, now.date()),
+                                     logged, surveys=await _surveys(conn, case_id, psychosocial_answers=True))]
+            if logged:
+                shown = [*shown, "contact", *contacts.categories_read(row)]
+        await store.TRAIL.allowed(conn, principal, "dsar.export", [case_id], shown,
+                                  AuditPurpose.DATA_SUBJECT_REQUEST)
     return found
 
 
@@ -317,9 +389,20 @@ def _arrival_recipients(arrival: ArrivalRegisteredV1) -> list[SharingRecipient]:
 
 
 async def on_arrival_registered(conn: Connection, event: CloudEvent) -> None:
-    """A new case: its owner manages its follow-up until it hands it over (a redelivery changes nothing)."""
+    """A new case: its owner manages its follow-up until it hands it over, on the latest DEFAULT
+    schedule (a redelivery changes nothing, but fills in the sensitive categories of a case known
+    before they were kept). Its next contact is known at once for the work lists; the scan looks at
+    it at its next tick."""
     arrival = ArrivalRegisteredV1.model_validate(event.data)
-    await store.save_case(conn, arrival, _arrival_recipients(arrival))
+    schedule = shipped().latest()
+    sensitive = sorted({SENSITIVE_VULNERABILITIES[v].value for v in arrival.vulnerabilities
+                        if v in SENSITIVE_VULNERABILITIES})
+    if await store.save_case(conn, arrival, _arrival_recipients(arrival), (schedule.id, schedule.version), sensitive):
+        case_id = uuid.UUID(arrival.case_id)
+        row = await store.get_case(conn, case_id)
+        assert row is not None
+        await store.save_standing(conn, case_id, contacts.stand(row, [], utcnow().date()), last_attempt_on=None,
+                                  unreachable=None)
 
 
 async def on_sharing_changed(conn: Connection, event: CloudEvent) -> None:

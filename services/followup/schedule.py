@@ -23,12 +23,13 @@ import calendar
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
-from enum import StrEnum
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from contracts.reference import ContactState
 from kernel.datafile import DataFileError, Lines, dotted, load_schema, parse, read
 
 FOLDER = Path(str(resources.files("services.followup").joinpath("schedules")))
@@ -39,14 +40,6 @@ OPENS_DAYS_BEFORE, OVERDUE_DAYS_AFTER = 14, 14  # when a schedule file does not 
 
 class ScheduleError(DataFileError):
     """A schedule file cannot be used: every problem found, each with its line."""
-
-
-class ContactState(StrEnum):
-    UPCOMING = "UPCOMING"
-    DUE = "DUE"
-    OVERDUE = "OVERDUE"
-    DONE = "DONE"
-    MISSED = "MISSED"
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,3 +205,10 @@ def _build(data: dict[str, Any], lines: Lines, file: Path | str) -> Schedule:
         raise ScheduleError(file, problems)
     return Schedule(data["id"], data["version"], data["title"]["fr"], data["title"]["en"], tuple(planned),
                     data["unreachable_after_failed_attempts"])
+
+
+@cache
+def shipped() -> Schedules:
+    """The schedules packaged with the service, loaded once per process (at start: ``app.py`` asks, so
+    a bad file stops the service before it serves anything)."""
+    return load_schedules()

@@ -8,14 +8,15 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from contracts.commands import PlanGoalInput
+from contracts.commands import ContactInput, PlanGoalInput
 from contracts.events import ArrivalRegisteredV1, SharingRecipient
 from contracts.reference import ClosureReason, FollowupStatus, LegalBasis, PlanActionStatus
 from kernel.audit import Trail
 from kernel.db import Connection
-from kernel.pagination import keyset_query
+from kernel.pagination import date_keyset_query, keyset_query
 from services.followup.domain import REGISTERED, FollowupCase
 from services.followup.instrument import Assessment
+from services.followup.schedule import Attempt, Standing
 
 SCHEMA = "followup"
 TRAIL = Trail(SCHEMA)  # follow-up's audit trail: one call per handler
@@ -25,18 +26,26 @@ def _recipients_json(recipients: list[SharingRecipient]) -> Jsonb:
     return Jsonb([r.model_dump(mode="json") for r in recipients])
 
 
-async def save_case(conn: Connection, arrival: ArrivalRegisteredV1, recipients: list[SharingRecipient]) -> bool:
-    """Start following a new case, managed by its owner; False when it was known already (a redelivery)."""
+async def save_case(conn: Connection, arrival: ArrivalRegisteredV1, recipients: list[SharingRecipient],
+                    schedule: tuple[str, int], sensitive_categories: list[str]) -> bool:
+    """Start following a new case, managed by its owner, on ``schedule`` (id, version); False when it
+    was known already (a redelivery, which only fills in the sensitive categories of a case known
+    before they were kept)."""
     cur = await conn.execute(
         "insert into followup.cases (case_id, owner_org_id, manager_org_id, arrival_date, destination_region,"
-        " followup_recipients) values (%s, %s, %s, %s, %s, %s) on conflict (case_id) do nothing",
+        " followup_recipients, schedule_id, schedule_version, sensitive_categories)"
+        " values (%s, %s, %s, %s, %s, %s, %s, %s, %s) on conflict (case_id) do update"
+        " set sensitive_categories = coalesce(followup.cases.sensitive_categories, excluded.sensitive_categories)"
+        " returning (xmax = 0) as inserted",
         (arrival.case_id, arrival.owner_org_id, arrival.owner_org_id, arrival.arrival_date,
-         arrival.destination_region, _recipients_json(recipients)),
+         arrival.destination_region, _recipients_json(recipients), *schedule, sensitive_categories),
     )
-    if cur.rowcount == 1:
+    row = await cur.fetchone()
+    inserted = bool(row and row["inserted"])
+    if inserted:
         await insert_assignment(conn, arrival.case_id, None, arrival.owner_org_id, REGISTERED, None,
                                 arrival.owner_org_id)
-    return cur.rowcount == 1
+    return inserted
 
 
 async def set_recipients(conn: Connection, case_id: str, recipients: list[SharingRecipient]) -> None:
@@ -225,4 +234,131 @@ async def latest_composite_rows(conn: Connection, org_id: str) -> list[dict[str,
         " (c.owner_org_id = %s or c.manager_org_id = %s) as own"
         " from followup.surveys s join followup.cases c on c.case_id = s.case_id"
         " order by s.case_id, s.taken_on desc, s.recorded_at desc, s.id desc", (org_id, org_id))
+    return list(await cur.fetchall())
+
+
+# --- contacts (services/followup/contacts.py) and their timers (timers.py) ------------------------
+
+
+async def insert_contact(conn: Connection, case_id: uuid.UUID, contact: ContactInput, org_id: str) -> uuid.UUID:
+    contact_id = uuid.uuid4()
+    await conn.execute(
+        "insert into followup.contacts (id, case_id, contact_date, mode, reached, next_step, note, logged_by_org_id)"
+        " values (%s, %s, %s, %s, %s, %s, %s, %s)",
+        (contact_id, case_id, contact.date, contact.mode.value, contact.reached, contact.next_step, contact.note,
+         org_id))
+    return contact_id
+
+
+async def contacts(conn: Connection, case_id: uuid.UUID) -> list[dict[str, Any]]:
+    """A case's contact log, newest first."""
+    cur = await conn.execute("select * from followup.contacts where case_id = %s"
+                             " order by contact_date desc, logged_at desc, id desc", (case_id,))
+    return list(await cur.fetchall())
+
+
+async def attempts_of(conn: Connection, case_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Attempt]]:
+    """The date and outcome of every contact of these cases (what the schedule needs), in one query,
+    in the order they happened (contacts of one day in the order they were logged)."""
+    found: dict[uuid.UUID, list[Attempt]] = {c: [] for c in case_ids}
+    cur = await conn.execute("select case_id, contact_date, reached from followup.contacts where case_id = any(%s)"
+                             " order by contact_date, logged_at, id", (case_ids,))
+    for row in await cur.fetchall():
+        found[row["case_id"]].append(Attempt(row["contact_date"], row["reached"]))
+    return found
+
+
+async def save_standing(conn: Connection, case_id: uuid.UUID, standing: Standing, *, last_attempt_on: date | None,
+                        unreachable: bool | None, next_check_on: date | None = None, touched: bool = False
+                        ) -> dict[str, Any]:
+    """Keep where the case stands (its next contact, failures in a row) for the work lists; set or
+    clear ``unreachable_since`` (``unreachable`` True/False; None: leave it), and the scan's next
+    look (None: leave it; a contact logged never makes a mark fire earlier); ``touched``: a person
+    changed the case (a contact logged), not a scan."""
+    nxt = standing.next
+    cur = await conn.execute(
+        "update followup.cases set next_contact_code = %s, next_contact_opens_on = %s, next_contact_due_on = %s,"
+        " next_contact_overdue_after = %s, failed_in_a_row = %s, last_attempt_on = %s,"
+        " unreachable_since = case when %s::boolean is null then unreachable_since"
+        "   when %s::boolean then coalesce(unreachable_since, now()) else null end,"
+        " next_check_on = coalesce(%s, next_check_on),"
+        " updated_at = case when %s then now() else updated_at end where case_id = %s returning *",
+        (nxt.code if nxt else None, nxt.opens_on if nxt else None, nxt.due_on if nxt else None,
+         nxt.overdue_after if nxt else None, standing.failed_in_a_row, last_attempt_on, unreachable, unreachable,
+         next_check_on, touched, case_id))
+    row = await cur.fetchone()
+    assert row is not None
+    return row
+
+
+# Literal state (not a parameter) so the planner matches the partial index cases_contact_check.
+_CLAIM_CONTACT_CHECKS = ("select * from followup.cases where status = 'OPEN' and next_check_on <= %s"
+                         " order by next_check_on limit %s for update skip locked")
+_CLAIM_PLAN_OVERDUE = ("select * from followup.cases where status = 'OPEN' and not has_plan"
+                       " and plan_overdue_flagged_at is null and arrival_date < %s"
+                       " order by arrival_date limit %s for update skip locked")
+
+
+async def claim_contact_checks(conn: Connection, today: date, limit: int) -> list[dict[str, Any]]:
+    """Lock open cases with something that may fire by ``today``; rows another transaction holds (a
+    concurrent scan, a contact being logged) are skipped and picked up by a later scan."""
+    cur = await conn.execute(_CLAIM_CONTACT_CHECKS, (today, limit))
+    return list(await cur.fetchall())
+
+
+async def claim_plan_overdue(conn: Connection, arrived_before: date, limit: int) -> list[dict[str, Any]]:
+    cur = await conn.execute(_CLAIM_PLAN_OVERDUE, (arrived_before, limit))
+    return list(await cur.fetchall())
+
+
+async def set_marks(conn: Connection, marks: list[tuple[uuid.UUID, str, str]]) -> set[tuple[uuid.UUID, str, str]]:
+    """Record (case, contact code, kind) marks; returns those new (a mark already there never fires again)."""
+    if not marks:
+        return set()
+    cur = await conn.execute(
+        "insert into followup.contact_marks (case_id, contact_code, kind)"
+        " select * from unnest(%s::uuid[], %s::text[], %s::text[]) on conflict do nothing"
+        " returning case_id, contact_code, kind",
+        ([m[0] for m in marks], [m[1] for m in marks], [m[2] for m in marks]))
+    return {(r["case_id"], r["contact_code"], r["kind"]) for r in await cur.fetchall()}
+
+
+async def flag_plan_overdue(conn: Connection, case_ids: list[uuid.UUID]) -> None:
+    await conn.execute("update followup.cases set plan_overdue_flagged_at = now()"
+                       " where case_id = any(%s) and plan_overdue_flagged_at is null", (case_ids,))
+
+
+# --- work lists: the caller's open managed cases (one index range of cases_next_contact each) -----
+
+_NEXT_CONTACT = ("select case_id as id, next_contact_due_on as sort_on, arrival_date, destination_region,"
+                 " next_contact_code, next_contact_opens_on, next_contact_due_on, next_contact_overdue_after"
+                 " from followup.cases where manager_org_id = %s and status = 'OPEN' and next_contact_code is not null")
+
+
+async def contacts_due(conn: Connection, org_id: str, today: date, horizon: date, first: int, after: str | None
+                       ) -> list[dict[str, Any]]:
+    """Open cases ``org_id`` manages whose next contact is not overdue and opens by ``horizon``, soonest first."""
+    query, params = date_keyset_query(
+        _NEXT_CONTACT + " and next_contact_overdue_after >= %s and next_contact_opens_on <= %s",
+        [org_id, today, horizon], first, after)
+    cur = await conn.execute(query, params)  # type: ignore[arg-type]
+    return list(await cur.fetchall())
+
+
+async def contacts_overdue(conn: Connection, org_id: str, today: date, first: int, after: str | None
+                           ) -> list[dict[str, Any]]:
+    """Open cases ``org_id`` manages whose next contact is overdue, the longest overdue first."""
+    query, params = date_keyset_query(_NEXT_CONTACT + " and next_contact_overdue_after < %s", [org_id, today],
+                                      first, after)
+    cur = await conn.execute(query, params)  # type: ignore[arg-type]
+    return list(await cur.fetchall())
+
+
+async def unreachable(conn: Connection, org_id: str, first: int, after: str | None) -> list[dict[str, Any]]:
+    """Open cases ``org_id`` manages flagged unreachable, the latest flagged first."""
+    query, params = keyset_query(
+        "select * from (select case_id as id, unreachable_since as created_at, arrival_date, destination_region,"
+        " failed_in_a_row from followup.cases where manager_org_id = %s and status = 'OPEN'"
+        " and unreachable_since is not null) u where true", [org_id], first, after)
+    cur = await conn.execute(query, params)  # type: ignore[arg-type]
     return list(await cur.fetchall())

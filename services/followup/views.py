@@ -9,6 +9,8 @@ from contracts.reference import FollowupStatus, PlanActionStatus
 from contracts.reference import ReintegrationDimension
 from contracts.replies import (
     AssignmentView,
+    ContactDueView,
+    ContactView,
     FollowupCaseView,
     InstrumentIndicatorView,
     InstrumentOptionView,
@@ -17,11 +19,14 @@ from contracts.replies import (
     PlanActionView,
     PlanGoalView,
     PlanView,
+    ScheduledContactView,
     SurveyAnswerView,
     SurveyView,
+    UnreachableCaseView,
 )
 from services.followup import domain
 from services.followup.instrument import Instrument
+from services.followup.schedule import ContactState, Standing
 
 
 def plan_view(row: dict[str, Any], goals: list[dict[str, Any]], today: date) -> PlanView | None:
@@ -67,9 +72,20 @@ def instrument_view(instrument: Instrument, latest_version: int) -> InstrumentVi
             for i in instrument.indicators])
 
 
+def contact_view(row: dict[str, Any], restricted: str | None) -> ContactView:
+    """One logged contact; its note left out (``restricted``: the scope the caller lacks) when it may not see it."""
+    return ContactView(id=str(row["id"]), date=row["contact_date"], mode=row["mode"], reached=row["reached"],
+                       next_step=row["next_step"], note=None if restricted else row["note"],
+                       note_restricted=restricted, logged_by_org_id=row["logged_by_org_id"],
+                       logged_at=row["logged_at"])
+
+
 def case_view(row: dict[str, Any], goals: list[dict[str, Any]], assignments: list[dict[str, Any]], today: date,
-              due_days: int, surveys: list[SurveyView] | None = None) -> FollowupCaseView:
-    """The follow-up as of ``today``: ``plan_overdue`` and each action's ``overdue`` depend on it."""
+              due_days: int, standing: Standing, contacts: list[dict[str, Any]] | None,
+              note_restricted: str | None = None, surveys: list[SurveyView] | None = None) -> FollowupCaseView:
+    """The follow-up as of ``today``: ``plan_overdue``, each action's ``overdue`` and the schedule's
+    states depend on it. ``contacts`` None: not for this caller; ``note_restricted``: the scope the
+    caller lacks to read the notes (None: it may)."""
     due_on = domain.plan_due_on(row["arrival_date"], due_days)
     return FollowupCaseView(
         case_id=str(row["case_id"]), owner_org_id=row["owner_org_id"], manager_org_id=row["manager_org_id"],
@@ -81,6 +97,12 @@ def case_view(row: dict[str, Any], goals: list[dict[str, Any]], assignments: lis
                                     reason_code=a["reason_code"], legal_basis=a["legal_basis"],
                                     assigned_at=a["assigned_at"], assigned_by_org_id=a["assigned_by_org_id"])
                      for a in assignments],
+        schedule_id=row["schedule_id"], schedule_version=row["schedule_version"],
+        schedule=[ScheduledContactView(code=c.code, opens_on=c.opens_on, due_on=c.due_on,
+                                       overdue_after=c.overdue_after, state=c.state, done_on=c.done_on,
+                                       on_time=c.on_time) for c in standing.contacts],
+        contacts=None if contacts is None else [contact_view(c, note_restricted) for c in contacts],
+        failed_in_a_row=standing.failed_in_a_row, unreachable=standing.unreachable,
         surveys=surveys or [],
     )
 
@@ -91,3 +113,19 @@ def missing_plan_view(row: dict[str, Any], today: date, due_days: int) -> Missin
                            destination_region=row["destination_region"], plan_due_on=due_on,
                            overdue=domain.plan_overdue(FollowupStatus.OPEN, False, due_on, today),
                            managed_since=row["created_at"])
+
+
+def contact_due_view(row: dict[str, Any], today: date) -> ContactDueView:
+    """A row of ``followupsDue``/``followupsOverdue``: the case's next contact, its state as of ``today``."""
+    opens, overdue_after = row["next_contact_opens_on"], row["next_contact_overdue_after"]
+    state = (ContactState.UPCOMING if today < opens else ContactState.DUE if today <= overdue_after
+             else ContactState.OVERDUE)
+    return ContactDueView(case_id=str(row["id"]), arrival_date=row["arrival_date"],
+                          destination_region=row["destination_region"], contact_code=row["next_contact_code"],
+                          opens_on=opens, due_on=row["next_contact_due_on"], overdue_after=overdue_after, state=state)
+
+
+def unreachable_view(row: dict[str, Any]) -> UnreachableCaseView:
+    return UnreachableCaseView(case_id=str(row["id"]), arrival_date=row["arrival_date"],
+                               destination_region=row["destination_region"], failed_in_a_row=row["failed_in_a_row"],
+                               unreachable_since=row["created_at"])

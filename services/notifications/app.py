@@ -5,8 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from contracts.channels import (
+    CASE_ASSIGNED,
+    CASE_UNREACHABLE,
+    CONTACT_DUE,
+    CONTACT_OVERDUE,
+    FOLLOWUP_STREAM,
     NEED_UNASSIGNED,
     NOTIFICATIONS_STREAM,
+    PLAN_OVERDUE,
     REFERRAL_CREATED,
     REFERRAL_DEADLINE,
     REFERRAL_STATUS_CHANGED,
@@ -37,6 +43,14 @@ APP = ServiceApp(
             REFERRAL_STATUS_CHANGED.event_type: handlers.on_referral_status_changed,
             REFERRAL_DEADLINE.event_type: handlers.on_referral_deadline,
             NEED_UNASSIGNED.event_type: handlers.on_need_unassigned,
+        })),
+        # Follow-up: contacts due or overdue, a person unreachable, a plan overdue, a hand-over (to the new manager).
+        ConsumerSpec("notifications-followup-events", FOLLOWUP_STREAM.name, "evt.followup.>", by_type({
+            CONTACT_DUE.event_type: handlers.on_contact_due,
+            CONTACT_OVERDUE.event_type: handlers.on_contact_overdue,
+            CASE_UNREACHABLE.event_type: handlers.on_case_unreachable,
+            PLAN_OVERDUE.event_type: handlers.on_plan_overdue,
+            CASE_ASSIGNED.event_type: handlers.on_case_assigned,
         })),
     ],
 )

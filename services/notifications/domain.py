@@ -1,10 +1,19 @@
-"""What to tell whom when a referral is created. No I/O."""
+"""What to tell whom when a referral is created or changes, or a case's follow-up needs its manager. No I/O."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from contracts.events import NeedUnassignedV1, ReferralCreatedV1, ReferralDeadlineV1, ReferralStatusChangedV1
+from contracts.events import (
+    CaseAssignedV1,
+    CaseUnreachableV1,
+    NeedUnassignedV1,
+    PlanOverdueV1,
+    ReferralCreatedV1,
+    ReferralDeadlineV1,
+    ReferralStatusChangedV1,
+    ScheduledContactFacts,
+)
 from contracts.reference import SENSITIVE_SERVICES, DeadlineKind, ReferralStatus, ServiceCategory, UnassignedReason
 
 CATEGORY_WORDS: dict[ServiceCategory, tuple[str, str]] = {
@@ -192,3 +201,39 @@ def notices_for_unassigned(event: NeedUnassignedV1, coordinator_org_id: str) -> 
     others = [] if event.from_org_id in told else [event.from_org_id]
     return unmet + _rerouted(event.rerouted_from, event.rerouted_by_org_id, event.from_org_id, others,
                              event.service_category)
+
+
+# --- follow-up (evt.followup.*): the organisation managing the case is told; titles name no one ----
+
+CONTACT_DUE_TITLES = ("Contact de suivi à faire ({code}, prévu le {due})", "Follow-up contact due ({code}, on {due})")
+CONTACT_OVERDUE_TITLES = ("Contact de suivi en retard ({code}, prévu le {due})",
+                          "Follow-up contact overdue ({code}, due {due})")
+UNREACHABLE_TITLES = ("Personne injoignable après {n} tentatives de suivi",
+                      "Person unreachable after {n} follow-up attempts")
+PLAN_OVERDUE_TITLES = ("Plan de réintégration en retard (attendu le {due})", "Reintegration plan overdue (due {due})")
+ASSIGNED_TITLES = ("Suivi d'un cas confié à votre organisation", "A case's follow-up was handed to your organisation")
+
+
+def notice_for_contact(event: ScheduledContactFacts, overdue: bool) -> Notice:
+    """A scheduled contact due or overdue: told to the managing organisation (codes and dates only)."""
+    fr, en = CONTACT_OVERDUE_TITLES if overdue else CONTACT_DUE_TITLES
+    due = event.due_on.isoformat()
+    return Notice(event.manager_org_id, "followup.contact_overdue" if overdue else "followup.contact_due",
+                  fr.format(code=event.contact_code, due=due), en.format(code=event.contact_code, due=due))
+
+
+def notice_for_unreachable(event: CaseUnreachableV1) -> Notice:
+    fr, en = UNREACHABLE_TITLES
+    return Notice(event.manager_org_id, "followup.case_unreachable", fr.format(n=event.failed_in_a_row),
+                  en.format(n=event.failed_in_a_row))
+
+
+def notice_for_plan_overdue(event: PlanOverdueV1) -> Notice:
+    fr, en = PLAN_OVERDUE_TITLES
+    due = event.plan_due_on.isoformat()
+    return Notice(event.manager_org_id, "followup.plan_overdue", fr.format(due=due), en.format(due=due))
+
+
+def notice_for_assignment(event: CaseAssignedV1) -> Notice:
+    """A case's follow-up handed over: the new manager is told (also when it goes back to the owner)."""
+    return Notice(event.to_org_id, "followup.case_assigned", *ASSIGNED_TITLES)

@@ -6,7 +6,17 @@ from __future__ import annotations
 from psycopg_pool import AsyncConnectionPool
 
 from contracts.commands import CaseRef, MarkRead, NotificationsRequest
-from contracts.events import NeedUnassignedV1, ReferralCreatedV1, ReferralDeadlineV1, ReferralStatusChangedV1
+from contracts.events import (
+    CaseAssignedV1,
+    CaseUnreachableV1,
+    ContactDueV1,
+    ContactOverdueV1,
+    NeedUnassignedV1,
+    PlanOverdueV1,
+    ReferralCreatedV1,
+    ReferralDeadlineV1,
+    ReferralStatusChangedV1,
+)
 from contracts.replies import NotificationExport, NotificationView, Page
 from kernel.audit import AuditPurpose
 from kernel.config import coordinator_org_id
@@ -45,6 +55,35 @@ async def on_need_unassigned(conn: Connection, event: CloudEvent) -> None:
     need = NeedUnassignedV1.model_validate(event.data)
     for notice in domain.notices_for_unassigned(need, coordinator_org_id()):
         await store.insert(conn, notice, need.priority.value, need.referral_id, need.case_id, event.id)
+
+
+# --- follow-up: the managing organisation is told (each once per event: the inbox and the unique key) ----
+
+
+async def on_contact_due(conn: Connection, event: CloudEvent) -> None:
+    due = ContactDueV1.model_validate(event.data)
+    await store.insert(conn, domain.notice_for_contact(due, overdue=False), "NORMAL", None, due.case_id, event.id)
+
+
+async def on_contact_overdue(conn: Connection, event: CloudEvent) -> None:
+    overdue = ContactOverdueV1.model_validate(event.data)
+    await store.insert(conn, domain.notice_for_contact(overdue, overdue=True), "HIGH", None, overdue.case_id,
+                       event.id)
+
+
+async def on_case_unreachable(conn: Connection, event: CloudEvent) -> None:
+    flagged = CaseUnreachableV1.model_validate(event.data)
+    await store.insert(conn, domain.notice_for_unreachable(flagged), "HIGH", None, flagged.case_id, event.id)
+
+
+async def on_plan_overdue(conn: Connection, event: CloudEvent) -> None:
+    late = PlanOverdueV1.model_validate(event.data)
+    await store.insert(conn, domain.notice_for_plan_overdue(late), "NORMAL", None, late.case_id, event.id)
+
+
+async def on_case_assigned(conn: Connection, event: CloudEvent) -> None:
+    assigned = CaseAssignedV1.model_validate(event.data)
+    await store.insert(conn, domain.notice_for_assignment(assigned), "NORMAL", None, assigned.case_id, event.id)
 
 
 async def list_notifications(pool: AsyncConnectionPool, principal: Principal, request: NotificationsRequest

@@ -14,7 +14,8 @@ SCHEMA = "notifications"
 TRAIL = Trail(SCHEMA)  # notifications' audit trail: one call per handler
 
 
-async def insert(conn: Connection, notice: Notice, priority: str, referral_id: str, case_id: str, event_id: str) -> None:
+async def insert(conn: Connection, notice: Notice, priority: str, referral_id: str | None, case_id: str,
+                 event_id: str) -> None:
     await conn.execute(
         "insert into notifications.notifications (id, org_id, kind, priority, title_fr, title_en, referral_id,"
         " case_id, source_event_id, scope, audience) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"

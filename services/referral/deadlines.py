@@ -29,6 +29,7 @@ from contracts.channels import REFERRAL_DEADLINE
 from contracts.events import ReferralDeadlineV1
 from contracts.reference import SENSITIVE_SERVICES, DeadlineKind, LegalBasis, Priority, ReferralStatus, ServiceCategory
 from kernel.audit import AuditPurpose, service_principal
+from kernel.config import positive, positive_setting
 from kernel.db import Connection
 from kernel.outbox import add_events
 from services.referral import store
@@ -72,26 +73,12 @@ class DeadlineSettings:
         for item in filter(None, (i.strip() for i in environ.get(GRACE_ENV, "").split(","))):
             name, _, hours = item.partition("=")
             try:
-                grace[Priority(name.strip().upper())] = timedelta(hours=_positive(hours, float))
+                grace[Priority(name.strip().upper())] = timedelta(hours=positive(hours, float))
             except ValueError:
                 raise ValueError(f"{GRACE_ENV}: '{item}' is not PRIORITY=HOURS with a priority among "
                                  f"{', '.join(p.value for p in Priority)} and hours > 0") from None
-        return cls(grace=grace, batch=int(_setting(environ, BATCH_ENV, "500", int)),
-                   scan_seconds=_setting(environ, SCAN_SECONDS_ENV, "60", float))
-
-
-def _positive(text: str, kind: type[float] | type[int]) -> float:
-    value = kind(text.strip())
-    if not value > 0:
-        raise ValueError(text)
-    return value
-
-
-def _setting(environ: Mapping[str, str], name: str, default: str, kind: type[float] | type[int]) -> float:
-    try:
-        return _positive(environ.get(name, default), kind)
-    except ValueError:
-        raise ValueError(f"{name}: '{environ.get(name)}' is not a number > 0") from None
+        return cls(grace=grace, batch=int(positive_setting(environ, BATCH_ENV, "500", int)),
+                   scan_seconds=positive_setting(environ, SCAN_SECONDS_ENV, "60", float))
 
 
 # --- the rules (pure) ---------------------------------------------------------------------------

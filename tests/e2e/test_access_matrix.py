@@ -21,7 +21,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.e2e.conftest import Api, arrival, eventually
+from tests.e2e.conftest import ARRIVED_ON, Api, arrival, eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -359,6 +359,39 @@ def test_follow_up_management_opens_the_case_to_the_manager_only_while_consent_c
     assert codes(ask(api, tokens("ame"), CASE, {"id": case_id})) == {"case": "NOT_FOUND"}
     eventually(lambda: codes(ask(api, tokens("ame"), FOLLOWUP, {"case": case_id})) == {"followupCase": "NOT_FOUND"})
     assert ask(api, tokens("dgme"), FOLLOWUP, {"case": case_id})["data"]["followupCase"]["managerOrgId"] == "ame"
+
+
+CONTACT = ("mutation($case: ID!) { logContact(caseId: $case, idempotencyKey: \"matrix-contact-0001\", input: {date: "
+           "\"" + ARRIVED_ON + "\", mode: VISIT, reached: false, note: \"Note de matrice\"}) { failedInARow } }")
+CONTACTS = "query($case: ID!) { followupCase(caseId: $case) { contacts { reached note } } }"
+WORK_LISTS = "{ followupsDue(first: 100, withinDays: 90) { nodes { caseId } } }"
+
+
+def test_follow_up_contacts_are_written_by_the_manager_and_read_by_it_and_the_owner_only(
+        api: Api, tokens: Tokens) -> None:
+    """Rule 11, contacts: the managing organisation logs them; the owner and the manager read them (the
+    note too, here no sensitive category); an uninvolved organisation cannot tell the case exists, the
+    statistics-only observatory and the steward cannot act; work lists are the manager's own."""
+    man = api.register("dgme", arrival(givenName=f"Contact{uuid.uuid4().hex[:6]}", sex="MALE", estimatedAge=30,
+                                       vulnerabilities=[], consent={"given": True, "recipientOrgIds": ["ame"],
+                                                                    "purposes": ["FOLLOW_UP"]}))
+    case_id = man["data"]["registerArrival"]["id"]
+    eventually(lambda: ask(api, tokens("dgme"), FOLLOWUP, {"case": case_id})["data"])
+    assert ask(api, tokens("dgme"), ASSIGN, {"case": case_id, "org": "ame"})["data"]["assignCaseManagement"]
+    assert ask(api, tokens("ame"), CONTACT, {"case": case_id})["data"]["logContact"] == {"failedInARow": 1}
+    for org in ("ame", "dgme"):
+        assert ask(api, tokens(org), CONTACTS, {"case": case_id})["data"]["followupCase"]["contacts"] == [
+            {"reached": False, "note": "Note de matrice"}], org
+    refusals = {"dgme": "FORBIDDEN", "iom": "NOT_FOUND", "unicef": "NOT_FOUND", "cnrm": "INSUFFICIENT_SCOPE",
+                "segin-steward": "NOT_FOUND"}
+    for org, code in refusals.items():
+        assert codes(ask(api, tokens(org), CONTACT, {"case": case_id})) == {"logContact": code}, org
+    for org in ("iom", "unicef"):
+        assert codes(ask(api, tokens(org), CONTACTS, {"case": case_id})) == {"followupCase": "NOT_FOUND"}, org
+    assert case_id in [n["caseId"] for n in ask(api, tokens("ame"), WORK_LISTS)["data"]["followupsDue"]["nodes"]]
+    for org in ("dgme", "iom", "unicef"):
+        assert case_id not in [n["caseId"] for n in ask(api, tokens(org), WORK_LISTS)["data"]["followupsDue"]["nodes"]]
+    assert codes(ask(api, tokens("cnrm"), WORK_LISTS)) == {"followupsDue": "INSUFFICIENT_SCOPE"}
 
 
 def test_vital_interest_access_survives_the_absence_of_consent(api: Api, tokens: Tokens,

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from devstack.platform import Platform
-from tests.e2e.conftest import Api
+from tests.e2e.conftest import ARRIVED_ON, Api
 
 pytestmark = pytest.mark.e2e
 
@@ -75,7 +75,7 @@ def test_mutation_via_get_is_refused_and_writes_nothing(api: Api, platform: Plat
     mutation = f"""mutation {{
       registerArrival(idempotencyKey: "{uuid.uuid4()}", input: {{
         givenName: "{name}", familyName: "Keita", sex: MALE, estimatedAge: 30, countryReturnedFrom: "DZ",
-        arrivalPoint: GAO, arrivalDate: "2026-11-01", destinationRegion: "07", vulnerabilities: [],
+        arrivalPoint: GAO, arrivalDate: "{ARRIVED_ON}", destinationRegion: "07", vulnerabilities: [],
         consent: {{given: false}}
       }}) {{ id }}
     }}"""

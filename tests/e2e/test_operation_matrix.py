@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.e2e.conftest import Api, arrival, eventually
+from tests.e2e.conftest import ARRIVED_ON, Api, arrival, eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -52,7 +52,7 @@ OPERATIONS: dict[str, tuple[str, dict[str, str]]] = {
                              {"dgme": SC, "unicef": SC, "csref-gao": SC, "ame": SC, "cnrm": SC, "segin-steward": A}),
     "registerArrival": ("mutation { registerArrival(idempotencyKey: \"%KEY%\", input: {givenName: \"Test\", "
                         "familyName: \"Matrice\", sex: MALE, estimatedAge: 40, countryReturnedFrom: \"DZ\", "
-                        "arrivalPoint: GAO, arrivalDate: \"2026-11-01\", destinationRegion: \"07\", "
+                        "arrivalPoint: GAO, arrivalDate: \"" + ARRIVED_ON + "\", destinationRegion: \"07\", "
                         "consent: {given: false}}) { id } }",
                         {"dgme": A, "unicef": SC, "csref-gao": SC, "ame": A, "cnrm": SC, "segin-steward": SC}),
     "recordConsent": (f"mutation($case: ID!) {{ recordConsent(caseId: $case, consent: {CONSENT}) {{ caseId }} }}",
@@ -125,13 +125,24 @@ OPERATIONS: dict[str, tuple[str, dict[str, str]]] = {
     "closeCase": ("mutation($case: ID!) { closeCase(caseId: $case, reason: UNREACHABLE, version: 0) { status } }",
                   {"dgme": A, "unicef": NF, "csref-gao": SC, "ame": NF, "cnrm": SC, "segin-steward": NF}),
     # An open follow-up cannot be re-opened: the manager gets as far as the state check.
+    # Contacts (issue 9, item 3): written by the manager only, like the plan (the subject arrived twelve days ago).
+    "logContact": ("mutation($case: ID!) { logContact(caseId: $case, idempotencyKey: \"%KEY%\", input: {date: "
+                   "\"" + ARRIVED_ON + "\", mode: OFFICE, reached: true, note: \"Matrice\"}) { contacts { reached } } }",
+                   {"dgme": A, "unicef": NF, "csref-gao": SC, "ame": NF, "cnrm": SC, "segin-steward": NF}),
+    # Work lists (item 6): each organisation's own managed cases, no totals.
+    "followupsDue": ("{ followupsDue(withinDays: 30) { nodes { caseId } } }",
+                     {"dgme": A, "unicef": A, "csref-gao": SC, "ame": A, "cnrm": SC, "segin-steward": SC}),
+    "followupsOverdue": ("{ followupsOverdue { nodes { caseId } } }",
+                         {"dgme": A, "unicef": A, "csref-gao": SC, "ame": A, "cnrm": SC, "segin-steward": SC}),
+    "unreachableCases": ("{ unreachableCases { nodes { caseId } } }",
+                         {"dgme": A, "unicef": A, "csref-gao": SC, "ame": A, "cnrm": SC, "segin-steward": SC}),
     "reopenCase": ("mutation($case: ID!) { reopenCase(caseId: $case, reason: \"CONTACT_RESUMED\", version: 0) "
                    "{ status } }",
                    {"dgme": "INVALID_TRANSITION", "unicef": NF, "csref-gao": SC, "ame": NF, "cnrm": SC,
                     "segin-steward": NF}),
     # Surveys (issue 9, item 4): the manager records (the rule for plan writes); any follow-up scope reads the form.
     "recordSurvey": ("mutation($case: ID!) { recordSurvey(caseId: $case, idempotencyKey: \"%KEY%\", input: "
-                     f"{{takenOn: \"2026-11-25\", answers: {SURVEY_ANSWERS}}}) {{ id }} }}",
+                     f"{{takenOn: \"{ARRIVED_ON}\", answers: {SURVEY_ANSWERS}}}) {{ id }} }}",
                      {"dgme": A, "unicef": NF, "csref-gao": SC, "ame": NF, "cnrm": SC, "segin-steward": NF}),
     "surveyInstrument": ("{ surveyInstrument(version: 1) { version indicators { code } } }",
                          {"dgme": A, "unicef": A, "csref-gao": SC, "ame": A, "cnrm": SC, "segin-steward": A}),

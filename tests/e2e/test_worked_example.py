@@ -556,6 +556,39 @@ def test_unicef_takes_over_her_follow_up_and_saves_her_plan(api: Api, girl: dict
     assert not [n for n in data(api.gql("unicef", PLANS_MISSING))["plansMissing"]["nodes"] if n["caseId"] == case_id]
 
 
+LOG_CONTACT = """mutation($case: ID!, $key: String!, $on: Date!) { logContact(caseId: $case, idempotencyKey: $key,
+  input: {date: $on, mode: PHONE, reached: true, nextStep: "Visite à Gao avec sa tante",
+  note: "Elle dort mal ; sa tante demande un rendez-vous au CSRef"}) { failedInARow unreachable
+  schedule { code dueOn state } contacts { date mode reached note } } }"""
+DUE_SOON = "{ followupsDue(withinDays: 30) { nodes { caseId contactCode dueOn state } } }"
+OWNER_CONTACTS = "query($case: ID!) { followupCase(caseId: $case) { contacts { note } } }"
+
+
+def test_unicef_logs_a_first_contact_and_sees_her_schedule(api: Api, girl: dict[str, Any]) -> None:
+    """README, "Follow-up": the schedule (1, 3, 6, 12 months), a phone call logged, the note behind the
+    sensitive scopes of her categories (UNICEF lacks sensitive:health), the contact due soon listed."""
+    case_id = girl["case_id"]
+    if api.gql("unicef", OWNER_CONTACTS, {"case": case_id}).get("errors"):  # run alone: the hand-over above first
+        data(gql_with(api, girl["token"], FOLLOW_UP_CONSENT, {"case": case_id}))
+        eventually(lambda: gql_with(api, girl["token"], ASSIGN, {"case": case_id}).get("data"))
+    key = f"unicef-{case_id}-contact-1"
+    body = api.gql("unicef", LOG_CONTACT, {"case": case_id, "key": key, "on": today().isoformat()})
+    logged = body["data"]["logContact"]
+    arrived = date.fromisoformat(girl["input"]["arrivalDate"])
+    assert [s["code"] for s in logged["schedule"]] == ["M1", "M3", "M6", "M12"]
+    assert logged["schedule"][0]["state"] == "UPCOMING" and (logged["failedInARow"], logged["unreachable"]) == (0, False)
+    assert date.fromisoformat(logged["schedule"][0]["dueOn"]) - arrived in (timedelta(days=d) for d in range(28, 32))
+    assert logged["contacts"] == [{"date": today().isoformat(), "mode": "PHONE", "reached": True, "note": None}]
+    assert [(e["extensions"]["code"], e["extensions"]["scope"]) for e in body["errors"]] == [
+        ("RESTRICTED", "sensitive:health")]
+    again = api.gql("unicef", LOG_CONTACT, {"case": case_id, "key": key, "on": today().isoformat()})
+    assert len(again["data"]["logContact"]["contacts"]) == 1  # the same request again logs nothing more
+    owner = data(gql_with(api, girl["token"], OWNER_CONTACTS, {"case": case_id}))  # DGME holds every sensitive scope
+    assert owner["followupCase"]["contacts"] == [{"note": "Elle dort mal ; sa tante demande un rendez-vous au CSRef"}]
+    due = [n for n in data(api.gql("unicef", DUE_SOON))["followupsDue"]["nodes"] if n["caseId"] == case_id]
+    assert [(n["contactCode"], n["state"]) for n in due] == [("M1", "UPCOMING")]
+
+
 # --- her first Reintegration Sustainability Survey (README, "Follow-up") -----------------------------
 
 FORM = "{ surveyInstrument { id version indicators { code dimension questionFr options { code labelFr } } } }"

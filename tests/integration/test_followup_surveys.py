@@ -203,8 +203,9 @@ async def test_only_the_manager_records_the_owner_and_manager_read_and_psychosoc
 
     reads = [r for r in await audit_rows(followup_pool, "followup") if r["operation"] == "followup.read"
              and r["outcome"] == "allowed"]
+    # No plan yet: the reads showed the follow-up and the surveys, not a plan.
     assert [r["field_categories"] for r in reads][-2:] == [
-        ["follow_up", "plan", "survey"], ["follow_up", "plan", "survey", "survey_psychosocial"]]
+        ["follow_up", "survey"], ["follow_up", "survey", "survey_psychosocial"]]
     assert "DISTRESS" not in json.dumps([dict(r) for r in await audit_rows(followup_pool, "followup")], default=str)
 
     # A closed follow-up takes no survey.

@@ -202,6 +202,13 @@ def test_every_service_may_consume_only_the_streams_it_declares() -> None:
     consumed = [s for s in followup["publish"]["allow"] if ".CONSUMER." in s and "KV_" not in s]
     assert consumed and all("INTAKE_EVENTS.followup-intake" in s for s in consumed)
     assert followup["subscribe"]["allow"][0] == "svc.followup.>"
+    notifications = permissions("notifications")
+    assert notifications is not None
+    consumed = [s for s in notifications["publish"]["allow"] if ".CONSUMER." in s and "KV_" not in s]
+    assert any("FOLLOWUP_EVENTS.notifications-followup-events" in s for s in consumed)
+    assert all(("REFERRAL_EVENTS.notifications-referral-events" in s
+                or "FOLLOWUP_EVENTS.notifications-followup-events" in s) for s in consumed)
+    assert "dlq.notifications-followup-events" in notifications["publish"]["allow"]
     assert permissions(OPERATOR) is None
 
 
