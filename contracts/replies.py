@@ -551,7 +551,8 @@ class FollowupStatisticsView(Reply):
     ``minimum_cell`` cases the caller's organisation neither registered nor manages, and every count is
     rounded to a multiple of five. Cell keys: ``[region or arrival month, PLAN_ON_TIME | NO_PLAN_ON_TIME
     | NOT_YET_DUE]`` for plans, ``[region or months since return (0-3, 3-6, 6-12, 12+), band]`` for the
-    latest composite score of each case."""
+    latest composite score of each case, ``[scheduled contact (M1, M3…), ON_TIME | LATE | NOT_MADE]``
+    for the contacts whose fate is known."""
 
     plan_due_days: int
     minimum_cell: int
@@ -559,5 +560,4 @@ class FollowupStatisticsView(Reply):
     plans_by_arrival_month: list[StatisticsCell]
     composite_by_region: list[StatisticsCell]
     composite_by_months_since_return: list[StatisticsCell]
-    # Contacts made on time need the contact log (issue 9, item 5), which is not built yet: always None.
-    contacts_on_time: list[StatisticsCell] | None = None
+    contacts_on_time: list[StatisticsCell]

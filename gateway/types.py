@@ -653,8 +653,8 @@ class SurveyInstrument:
                        for i in rec.indicators])
 
 
-def _cells(cells: list[replies.StatisticsCell] | None) -> list[StatisticsCell] | None:
-    return None if cells is None else [StatisticsCell(keys=c.keys, count=c.count) for c in cells]
+def _cells(cells: list[replies.StatisticsCell]) -> list[StatisticsCell]:
+    return [StatisticsCell(keys=c.keys, count=c.count) for c in cells]
 
 
 @strawberry.type(description="Follow-up counts of cases across all organisations, rounded to a multiple of 5; a "
@@ -672,16 +672,17 @@ class FollowupStatistics:
         description="The latest composite score's band of each surveyed case; keys: [region code, band or NO_SCORE].")
     composite_by_months_since_return: list[StatisticsCell] = strawberry.field(
         description="keys: [months from arrival to the latest survey (0-3, 3-6, 6-12, 12+), band or NO_SCORE].")
-    contacts_on_time: list[StatisticsCell] | None = strawberry.field(
-        description="Not available yet (needs the contact log): always null.")
+    contacts_on_time: list[StatisticsCell] = strawberry.field(
+        description="Scheduled contacts whose fate is known, by contact: [M1|M3|M6|M12, ON_TIME | LATE | "
+                    "NOT_MADE] (made by the end of their window, after it, or not made).")
 
     @classmethod
     def from_record(cls, rec: replies.FollowupStatisticsView) -> "FollowupStatistics":
         return cls(plan_due_days=rec.plan_due_days, minimum_cell=rec.minimum_cell,
-                   plans_by_region=_cells(rec.plans_by_region) or [],
-                   plans_by_arrival_month=_cells(rec.plans_by_arrival_month) or [],
-                   composite_by_region=_cells(rec.composite_by_region) or [],
-                   composite_by_months_since_return=_cells(rec.composite_by_months_since_return) or [],
+                   plans_by_region=_cells(rec.plans_by_region),
+                   plans_by_arrival_month=_cells(rec.plans_by_arrival_month),
+                   composite_by_region=_cells(rec.composite_by_region),
+                   composite_by_months_since_return=_cells(rec.composite_by_months_since_return),
                    contacts_on_time=_cells(rec.contacts_on_time))
 
 

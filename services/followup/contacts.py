@@ -10,8 +10,7 @@ index range of the caller's own open cases (decision record 0018), not a computa
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
@@ -20,18 +19,14 @@ from contracts.commands import ContactWorkListRequest, PageRequest
 from contracts.reference import SensitiveCategory
 from contracts.replies import ContactDueView, Page, UnreachableCaseView
 from kernel.audit import AuditPurpose
+from kernel.clock import Clock, utcnow
 from kernel.db import Connection
 from kernel.pagination import date_page, page
 from kernel.tokens import Principal
-from services.followup import store, views
+from services.followup import answering, store, views
 from services.followup.schedule import Attempt, Schedule, Standing, shipped, standing
 
-Clock = Callable[[], datetime]
-FOLLOW_UP = ["follow_up"]
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def schedule_of(row: dict[str, Any]) -> Schedule:
@@ -88,7 +83,7 @@ async def _contact_page(conn: Connection, principal: Principal, rows: list[dict[
     result = Page[ContactDueView](nodes=[views.contact_due_view(r, today) for r in found["nodes"]],
                                   page_info=found["page_info"])
     if result.nodes:
-        await store.TRAIL.allowed(conn, principal, operation, [n.case_id for n in result.nodes], FOLLOW_UP,
+        await store.TRAIL.allowed(conn, principal, operation, [n.case_id for n in result.nodes], answering.FOLLOW_UP,
                                   AuditPurpose.FOLLOW_UP)
     return result
 
@@ -102,5 +97,5 @@ async def unreachable_cases(pool: AsyncConnectionPool, principal: Principal, req
                                            page_info=found["page_info"])
         if result.nodes:
             await store.TRAIL.allowed(conn, principal, "followup.list_unreachable",
-                                      [uuid.UUID(n.case_id) for n in result.nodes], FOLLOW_UP, AuditPurpose.FOLLOW_UP)
+                                      [uuid.UUID(n.case_id) for n in result.nodes], answering.FOLLOW_UP, AuditPurpose.FOLLOW_UP)
     return result

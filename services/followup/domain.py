@@ -12,19 +12,17 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
 
-from services.followup import instrument as rss
-
 from contracts.commands import PlanGoalInput, SurveyAnswerInput
 from contracts.events import SharingRecipient, covering_basis
 from contracts.reference import (
     OPEN_ACTION_STATES,
-    SensitiveCategory,
     ContactState,
     FollowupStatus,
     LegalBasis,
     PlanActionStatus,
     SensitiveCategory,
 )
+from services.followup import instrument as rss
 from services.followup.schedule import Standing
 
 OPEN, CLOSED = FollowupStatus.OPEN, FollowupStatus.CLOSED
@@ -265,6 +263,23 @@ def months_since_return(arrival_date: date, on: date) -> str:
     """The bucket of whole months between arrival and ``on``: 0-3, 3-6, 6-12 or 12+ (lower bound included)."""
     months = (on.year - arrival_date.year) * 12 + on.month - arrival_date.month - (on.day < arrival_date.day)
     return next((label for limit, label in MONTHS_SINCE_RETURN if months < limit), MORE_THAN_A_YEAR)
+
+
+ON_TIME, LATE, NOT_MADE = "ON_TIME", "LATE", "NOT_MADE"
+
+
+def contact_timeliness(standing: Standing, open_case: bool) -> list[tuple[str, str]]:
+    """Each scheduled contact whose fate is known, as (code, ON_TIME | LATE | NOT_MADE): made by its
+    overdue date, made after it, or missed. A contact still ahead or within its window is not
+    counted yet; nor is an overdue one on a closed case (closing ends the schedule: it was not
+    forgotten, it was no longer due)."""
+    found = []
+    for contact in standing.contacts:
+        if contact.state == ContactState.DONE:
+            found.append((contact.code, ON_TIME if contact.on_time else LATE))
+        elif contact.state == ContactState.MISSED or (contact.state == ContactState.OVERDUE and open_case):
+            found.append((contact.code, NOT_MADE))
+    return found
 
 
 Cell = tuple[str, ...]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
@@ -58,45 +58,18 @@ from contracts.reference import (
 )
 from contracts.replies import FollowupCaseView, MissingPlanView, Page, SurveyView
 from kernel.audit import AuditPurpose
+from kernel.clock import Clock, utcnow
 from kernel.config import plan_due_days
 from kernel.db import Connection, idempotent
-from kernel.errors import NotFound, SeginError, parse_id
+from kernel.errors import SeginError, parse_id
 from kernel.events import CloudEvent
 from kernel.outbox import add_event
 from kernel.pagination import page
 from kernel.tokens import Principal
-from services.followup import contacts, domain, store, views
+from services.followup import answering, contacts, domain, store, views
 from services.followup.schedule import Attempt, shipped
 
-Clock = Callable[[], datetime]
 STEWARD_SCOPE = "followup:manage"
-FOLLOW_UP = ["follow_up"]  # audit category: who manages the case, its state
-WITH_PLAN = ["follow_up", "plan"]  # … and the plan's text
-SURVEYS = ["survey"]  # survey answers (economic, social) and scores
-PSYCHOSOCIAL_ANSWERS = ["survey_psychosocial"]  # the psychosocial answers: health data
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def _not_found() -> NotFound:
-    # The same answer as intake's for "absent" and "not for you": a case's existence is personal data.
-    return NotFound("No such case, or it is not shared with your organisation.", field="caseId")
-
-
-def _refusal(exc: domain.Refused) -> SeginError:
-    if exc.code == "NOT_FOUND":
-        return NotFound(exc.message, field=exc.field)
-    return SeginError(exc.message, field=exc.field, code=exc.code, problems=exc.problems)
-
-
-def _purpose(standing: str | None) -> AuditPurpose:
-    return AuditPurpose.CASE_MANAGEMENT if standing == "OWNER" else AuditPurpose.FOLLOW_UP
-
-
-def _psychosocial_answers(principal: Principal) -> bool:
-    return domain.PSYCHOSOCIAL_ANSWERS_SCOPE in principal.scopes
 
 
 async def _surveys(conn: Connection, case_id: uuid.UUID, *, psychosocial_answers: bool) -> list[SurveyView]:
@@ -107,9 +80,9 @@ def _categories(view: FollowupCaseView, base: list[str]) -> list[str]:
     """What of the case's personal data an answer showed (codes for the audit trail): ``base`` and the surveys."""
     shown = list(base)
     if view.surveys:
-        shown += SURVEYS
+        shown += answering.SURVEYS
         if any(s.psychosocial_answers is not None for s in view.surveys):
-            shown += PSYCHOSOCIAL_ANSWERS
+            shown += answering.PSYCHOSOCIAL_ANSWERS
     return shown
 
 
@@ -122,7 +95,8 @@ async def _view(conn: Connection, row: dict[str, Any], principal: Principal, now
     case_id = row["case_id"]
     standing = domain.standing(store.to_case(row), principal.org_id, principal.org_type)
     goals = await store.plan(conn, case_id) if standing else []
-    surveys = await _surveys(conn, case_id, psychosocial_answers=_psychosocial_answers(principal)) if standing else []
+    psychosocial = answering.sees_psychosocial_answers(principal)
+    surveys = await _surveys(conn, case_id, psychosocial_answers=psychosocial) if standing else []
     every_contact = await store.contacts(conn, case_id)  # newest first
     logged = every_contact if standing else None
     restricted = domain.missing_note_scope(row["sensitive_categories"], principal.scopes)
@@ -131,7 +105,7 @@ async def _view(conn: Connection, row: dict[str, Any], principal: Principal, now
                            contacts.stand(row, attempts, now.date()), logged, restricted, surveys)
     if standing is None:
         view = view.model_copy(update={"plan": None, "surveys": []})
-    shown = WITH_PLAN if view.plan else FOLLOW_UP
+    shown = answering.WITH_PLAN if view.plan else answering.FOLLOW_UP
     if logged:
         shown = [*shown, "contact"]
         if restricted is None and any(c["note"] for c in logged):
@@ -151,9 +125,10 @@ async def get_case(pool: AsyncConnectionPool, principal: Principal, request: Cas
             view = None
         else:
             view, _, shown = await _view(conn, row, principal, now)
-            await store.TRAIL.allowed(conn, principal, "followup.read", [case_id], shown, _purpose(standing))
+            await store.TRAIL.allowed(conn, principal, "followup.read", [case_id], shown,
+                                      answering.purpose(standing))
     if view is None:
-        raise _not_found()
+        raise answering.not_found()
     return view
 
 
@@ -169,20 +144,21 @@ async def _command(pool: AsyncConnectionPool, principal: Principal, case_id: uui
     async with pool.connection() as conn, conn.transaction():
         row = await store.get_case(conn, case_id, lock=True)
         if row is None:
-            refusal = _not_found()
+            refusal = answering.not_found()
         else:
             try:
                 async with conn.transaction():
                     row = await decide(conn, row, store.to_case(row))
             except domain.Refused as exc:
-                refusal = _refusal(exc)
+                refusal = answering.refusal(exc)
             except SeginError as exc:
                 refusal = exc
         if refusal is not None or row is None:
             await store.TRAIL.denied(conn, principal, f"followup.{operation}", [case_id])
         else:
             view, standing, shown = await _view(conn, row, principal, now)
-            await store.TRAIL.allowed(conn, principal, f"followup.{operation}", [case_id], shown, _purpose(standing))
+            await store.TRAIL.allowed(conn, principal, f"followup.{operation}", [case_id], shown,
+                                      answering.purpose(standing))
     if refusal is not None:
         raise refusal
     assert view is not None
@@ -351,7 +327,7 @@ async def plans_missing(pool: AsyncConnectionPool, principal: Principal, request
                                        page_info=found["page_info"])
         if result.nodes:
             await store.TRAIL.allowed(conn, principal, "followup.list_plans_missing", [n.case_id for n in result.nodes],
-                                      FOLLOW_UP, AuditPurpose.FOLLOW_UP)
+                                      answering.FOLLOW_UP, AuditPurpose.FOLLOW_UP)
     return result
 
 
@@ -363,7 +339,7 @@ async def subject_access(pool: AsyncConnectionPool, principal: Principal, reques
     now = clock()
     async with pool.connection() as conn, conn.transaction():
         row = await store.get_case(conn, case_id)
-        found, shown = [], WITH_PLAN + SURVEYS + PSYCHOSOCIAL_ANSWERS
+        found, shown = [], answering.WITH_PLAN + answering.SURVEYS + answering.PSYCHOSOCIAL_ANSWERS
         if row is not None:  # the person's own export: contacts with their notes, every answer
             logged = await store.contacts(conn, case_id)
             found = [views.case_view(row, await store.plan(conn, case_id), await store.assignments(conn, case_id),
@@ -376,7 +352,7 @@ async def subject_access(pool: AsyncConnectionPool, principal: Principal, reques
     return found
 
 
-# --- events from intake: the cases to follow, and who they may be shared with for FOLLOW_UP ----------
+# --- events from intake: the cases to follow, and who they may be shared with for FOLLOW_UP -------
 
 
 def _arrival_recipients(arrival: ArrivalRegisteredV1) -> list[SharingRecipient]:

@@ -5,22 +5,27 @@ Counted per case: whether its first plan was saved within ``SEGIN_PLAN_DUE_DAYS`
 region, by arrival month), and the band of its latest composite score (by region, by months between
 arrival and that survey). A cell is shown only when it holds at least ``minimum_cell`` cases the
 caller's organisation neither registered nor manages (its own could be decoys), rounded to a multiple
-of five. Contacts made on time need the contact log, which is not built yet (``contacts_on_time``).
+of five. Contacts made on time: each scheduled contact whose fate is known (made by its overdue date,
+made late, or not made), by contact (M1, M3…), from each case's standing against its own schedule.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import date
+from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
 from contracts.commands import FollowupStatisticsRequest
+from contracts.reference import FollowupStatus
 from contracts.replies import FollowupStatisticsView, StatisticsCell
+from kernel.clock import Clock, utcnow
 from kernel.config import plan_due_days
 from kernel.statistics import minimum_cell, suppress_small_cells
 from kernel.tokens import Principal
-from services.followup import domain, store
-from services.followup.handlers import Clock, utcnow
+from services.followup import contacts, domain, store
+from services.followup.schedule import Attempt
 
 DIMENSIONS = 2  # every table crosses two dimensions (e.g. region × band)
 
@@ -31,12 +36,18 @@ def _cells(rows: Iterable[tuple[tuple[str, ...], bool]], minimum: int) -> list[S
     return [StatisticsCell(keys=list(keys), count=n) for keys, n in kept]
 
 
+def _contacts(row: dict[str, Any], today: date) -> list[tuple[str, str]]:
+    attempts = [Attempt(on, reached) for on, reached in zip(row["contact_dates"], row["reached"], strict=True)]
+    return domain.contact_timeliness(contacts.stand(row, attempts, today), row["status"] == FollowupStatus.OPEN)
+
+
 async def statistics(pool: AsyncConnectionPool, principal: Principal, request: FollowupStatisticsRequest, *,
                      clock: Clock = utcnow) -> FollowupStatisticsView:
     today, due_days, minimum = clock().date(), plan_due_days(), minimum_cell(DIMENSIONS)
     async with pool.connection() as conn:
         plans = await store.plan_rows(conn, principal.org_id)
         scores = await store.latest_composite_rows(conn, principal.org_id)
+        contact_rows = await store.contact_rows(conn, principal.org_id)
     timeliness = [(r, domain.plan_timeliness(r["arrival_date"], r["first_plan_on"], today, due_days)) for r in plans]
     bands = [(r, r["composite_band"] or domain.NO_SCORE) for r in scores]
     return FollowupStatisticsView(
@@ -48,5 +59,6 @@ async def statistics(pool: AsyncConnectionPool, principal: Principal, request: F
         composite_by_months_since_return=_cells(
             (((domain.months_since_return(r["arrival_date"], r["taken_on"]), b), r["own"]) for r, b in bands),
             minimum),
-        contacts_on_time=None,  # TODO(contacts): the contact log (issue 9, item 5) fills this in
+        contacts_on_time=_cells((((code, outcome), r["own"]) for r in contact_rows
+                                 for code, outcome in _contacts(r, today)), minimum),
     )

@@ -226,6 +226,21 @@ async def plan_rows(conn: Connection, org_id: str) -> list[dict[str, Any]]:
     return list(await cur.fetchall())
 
 
+async def contact_rows(conn: Connection, org_id: str) -> list[dict[str, Any]]:
+    """Every case with what its schedule's standing needs (schedule, arrival, status, the date and
+    outcome of each contact in the order they happened) and whether it is ``org_id``'s own."""
+    cur = await conn.execute(
+        "select c.case_id, c.schedule_id, c.schedule_version, c.arrival_date, c.status,"
+        " (c.owner_org_id = %s or c.manager_org_id = %s) as own,"
+        " coalesce(array_agg(k.contact_date order by k.contact_date, k.logged_at, k.id)"
+        "   filter (where k.id is not null), '{}') as contact_dates,"
+        " coalesce(array_agg(k.reached order by k.contact_date, k.logged_at, k.id)"
+        "   filter (where k.id is not null), '{}') as reached"
+        " from followup.cases c left join followup.contacts k on k.case_id = c.case_id group by c.case_id",
+        (org_id, org_id))
+    return list(await cur.fetchall())
+
+
 async def latest_composite_rows(conn: Connection, org_id: str) -> list[dict[str, Any]]:
     """Each surveyed case's latest survey (by the day taken): its composite band, the day taken, and the
     case's region, arrival date and whether it is ``org_id``'s own."""

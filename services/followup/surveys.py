@@ -20,22 +20,12 @@ from contracts.channels import SURVEY_RECORDED
 from contracts.commands import InstrumentRef, RecordSurvey
 from contracts.events import SurveyRecordedV1
 from contracts.replies import InstrumentView, SurveyView
+from kernel.clock import Clock, utcnow
 from kernel.db import idempotent
 from kernel.errors import SeginError, parse_id
 from kernel.outbox import add_event
 from kernel.tokens import Principal
-from services.followup import domain, instrument, store, views
-from services.followup.handlers import (
-    FOLLOW_UP,
-    PSYCHOSOCIAL_ANSWERS,
-    SURVEYS,
-    Clock,
-    _not_found,
-    _psychosocial_answers,
-    _purpose,
-    _refusal,
-    utcnow,
-)
+from services.followup import answering, domain, instrument, store, views
 
 
 async def record_survey(pool: AsyncConnectionPool, principal: Principal, request: RecordSurvey, *,
@@ -50,7 +40,7 @@ async def record_survey(pool: AsyncConnectionPool, principal: Principal, request
     async with pool.connection() as conn, conn.transaction():
         row = await store.get_case(conn, case_id, lock=True)
         if row is None:
-            refusal = _not_found()
+            refusal = answering.not_found()
         else:
             case = store.to_case(row)
             try:
@@ -80,18 +70,19 @@ async def record_survey(pool: AsyncConnectionPool, principal: Principal, request
                                             request=request.model_dump(mode="json", exclude={"idempotency_key"}))
                     survey = await store.survey(conn, uuid.UUID(done["survey_id"]))
             except domain.Refused as exc:
-                refusal = _refusal(exc)
+                refusal = answering.refusal(exc)
             except SeginError as exc:
                 refusal = exc
         if refusal is not None or survey is None:
             await store.TRAIL.denied(conn, principal, "followup.record_survey", [case_id])
         else:
             await store.TRAIL.allowed(conn, principal, "followup.record_survey", [case_id],
-                                      FOLLOW_UP + SURVEYS + PSYCHOSOCIAL_ANSWERS, _purpose(standing))
+                                      answering.FOLLOW_UP + answering.SURVEYS + answering.PSYCHOSOCIAL_ANSWERS,
+                                      answering.purpose(standing))
     if refusal is not None:
         raise refusal
     assert survey is not None
-    return views.survey_view(survey, psychosocial_answers=_psychosocial_answers(principal))
+    return views.survey_view(survey, psychosocial_answers=answering.sees_psychosocial_answers(principal))
 
 
 async def get_instrument(pool: AsyncConnectionPool, principal: Principal, request: InstrumentRef, *,
@@ -102,5 +93,5 @@ async def get_instrument(pool: AsyncConnectionPool, principal: Principal, reques
     try:
         found = domain.resolve_instrument(registry, request.id, request.version)
     except domain.Refused as exc:
-        raise _refusal(exc) from None
+        raise answering.refusal(exc) from None
     return views.instrument_view(found, registry.latest(found.id).version)

@@ -27,6 +27,7 @@ from contracts.reference import (
 )
 from contracts.replies import ReferralView
 from kernel.audit import AuditPurpose, service_principal
+from kernel.clock import Clock, utcnow
 from kernel.db import Connection
 from kernel.errors import BadInput, NotFound, SeginError, parse_id
 from kernel.events import CloudEvent
@@ -34,7 +35,7 @@ from kernel.outbox import add_event
 from kernel.tokens import Principal
 from services.referral import domain, manual_domain, manual_store, routing, rules, store
 from services.referral.views import audit_categories, referral_view
-from services.referral.worklists import Clock, shown, utcnow
+from services.referral.worklists import shown
 
 
 async def on_arrival_registered(conn: Connection, event: CloudEvent) -> None:

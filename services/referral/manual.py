@@ -34,6 +34,7 @@ from contracts.events import ReferralCreatedV1
 from contracts.reference import SENSITIVE_SERVICES, Priority, ServiceCategory, hidden_services
 from contracts.replies import ReferralView
 from kernel.audit import AuditPurpose
+from kernel.clock import Clock, utcnow
 from kernel.db import idempotent
 from kernel.errors import BadInput, Conflict, Forbidden, NotFound, SeginError, parse_id
 from kernel.outbox import add_event
@@ -41,7 +42,6 @@ from kernel.tokens import Principal
 from services.referral import manual_domain, manual_store, store
 from services.referral.handlers import visible
 from services.referral.views import referral_view
-from services.referral.worklists import Clock, utcnow
 
 OPERATION = "refer"  # the idempotency keys' operation
 

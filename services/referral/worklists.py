@@ -9,8 +9,7 @@ function takes as ``clock`` (the endpoints use the wall clock; tests move it).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
@@ -19,18 +18,13 @@ from contracts.commands import OverdueCountsRequest, ReferralListRequest
 from contracts.reference import hidden_services
 from contracts.replies import OverdueCounts, OverdueCountsView, Page, ReferralView
 from kernel.audit import AuditPurpose
+from kernel.clock import Clock, utcnow
 from kernel.config import coordinator_org_id
 from kernel.db import Connection
 from kernel.pagination import page
 from kernel.tokens import Principal
 from services.referral import manual_store, store
 from services.referral.views import audit_categories, referral_view
-
-Clock = Callable[[], datetime]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 async def shown(conn: Connection, rows: list[dict[str, Any]], principal: Principal, now: datetime

@@ -16,7 +16,7 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from contracts.channels import ARRIVAL_REGISTERED, SURVEY_RECORDED
-from contracts.commands import FollowupStatisticsRequest
+from contracts.commands import CloseCase, FollowupStatisticsRequest, LogContact
 from contracts.events import ArrivalRegisteredV1
 from contracts.reference import ArrivalPoint, Purpose, Vulnerability
 from kernel.errors import SeginError
@@ -280,7 +280,10 @@ async def test_statistics_count_plans_on_time_and_latest_scores_and_hide_small_c
         await record(followup_pool, ame, c, taken_on="2026-11-25", version=1)
 
     seen = await stats(followup_pool, CNRM)
-    assert (seen["plan_due_days"], seen["minimum_cell"], seen["contacts_on_time"]) == (30, 5, None)
+    assert (seen["plan_due_days"], seen["minimum_cell"]) == (30, 5)
+    # Nobody was contacted: the nine cases of November missed their first two contacts (nine, shown as ten).
+    assert seen["contacts_on_time"] == [{"keys": ["M1", "NOT_MADE"], "count": 10},
+                                        {"keys": ["M3", "NOT_MADE"], "count": 10}]
     assert cell(seen["plans_by_region"], "07", "PLAN_ON_TIME") == 5  # six, rounded to a multiple of five
     assert cell(seen["plans_by_region"], "07", "NO_PLAN_ON_TIME") is None  # two: suppressed
     assert cell(seen["plans_by_region"], "09", "NO_PLAN_ON_TIME") is None  # one person: never shown
@@ -304,3 +307,39 @@ async def test_statistics_count_plans_on_time_and_latest_scores_and_hide_small_c
     assert cell(iom["composite_by_region"], "07", "PARTIAL") is None
     assert cell(iom["plans_by_region"], "07", "NOT_YET_DUE") == 5
     assert lone and late and fresh
+
+
+async def test_statistics_count_contacts_made_on_time_late_or_not_at_all_by_scheduled_contact(
+        followup_pool: AsyncConnectionPool) -> None:
+    """Arrived 1 November: M1 due 1 December (on time until 15 December), M3 due 1 February (on time
+    from 18 January until 15 February). As of 1 March both are decided for every case."""
+    ame = caller("ame", "NGO", "followup:read followup:write")
+
+    async def contact(case_id: str, on: date, reached: bool = True) -> None:
+        await handlers.log_contact(followup_pool, ame, LogContact(
+            idempotency_key=str(uuid.uuid4()), case_id=case_id,
+            input={"date": on, "mode": "PHONE", "reached": reached}), clock=lambda: TODAY)
+
+    regular = [await new_case(followup_pool, owner="ame") for _ in range(5)]
+    for c in regular:  # M1 on time, M3 a few days late
+        await contact(c, date(2026, 11, 28))
+        await contact(c, date(2027, 2, 20))
+    skipped = [await new_case(followup_pool, owner="ame") for _ in range(5)]
+    for c in skipped:  # nobody reached at one month (a failed call), reached at three: M1 missed, M3 on time
+        await contact(c, date(2026, 12, 5), reached=False)
+        await contact(c, date(2027, 1, 25))
+    forgotten = await new_case(followup_pool, owner="ame")  # never contacted: both not made
+    closed = [await new_case(followup_pool, owner="ame") for _ in range(5)]
+    for c in closed:  # closed in November: their contacts were no longer due, not forgotten
+        await handlers.close_case(followup_pool, ame, CloseCase(case_id=c, reason="RE_MIGRATED", version=0))
+
+    seen = (await stats(followup_pool, CNRM))["contacts_on_time"]
+    assert cell(seen, "M1", "ON_TIME") == 5
+    assert cell(seen, "M3", "LATE") == 5
+    assert cell(seen, "M3", "ON_TIME") == 5
+    assert cell(seen, "M1", "NOT_MADE") == 5  # six (five missed, one forgotten), rounded to five
+    assert cell(seen, "M3", "NOT_MADE") is None  # one: suppressed; the closed cases do not count
+    assert [c["keys"][0] for c in seen] == sorted(c["keys"][0] for c in seen)  # only M1 and M3 are decided yet
+    assert {c["keys"][0] for c in seen} == {"M1", "M3"} and forgotten
+    # AME's own cases never make a cell appear to AME.
+    assert (await stats(followup_pool, caller("ame", "NGO", "statistics:read")))["contacts_on_time"] == []
