@@ -167,8 +167,11 @@ async def save_plan(pool: AsyncConnectionPool, principal: Principal, request: Sa
     case_id = parse_id(request.case_id, "caseId")
 
     async def decide(conn: Connection, row: dict[str, Any], case: domain.FollowupCase) -> dict[str, Any]:
+        # Before the key is looked up: a replay must not answer an organisation that no longer manages
+        # the case, nor a key used elsewhere tell a stranger that the case exists (IDEMPOTENCY_KEY_REUSED).
+        domain.may_write(case, principal.org_id, principal.org_type)
+
         async def produce() -> dict[str, Any]:
-            domain.may_write(case, principal.org_id, principal.org_type)
             domain.check_version(case, request.version)
             domain.check_plan(case, request.goals, await store.action_states(conn, case_id))
             saved, actions = await store.replace_plan(conn, case_id, principal.org_id, request.goals)

@@ -1,0 +1,185 @@
+"""Security review of follow-up (review2): the platform attacked as each kind of organisation.
+
+Each test names the attack; the assertions are what must hold.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.e2e.conftest import Api, arrival, eventually
+from tests.e2e.test_followup import ASSIGN, CLOSE, FOLLOWUP, MISSING, REOPEN, SAVE, UPDATE, code, followup, reads
+
+pytestmark = pytest.mark.e2e
+
+WITHDRAW = """mutation($case: ID!, $consent: ID!) { withdrawConsent(caseId: $case, consentId: $consent) {
+  sharing { id withdrawnAt } } }"""
+FULL = """mutation($case: ID!, $version: Int!, $key: String!, $goals: [PlanGoalInput!]!) {
+  savePlan(caseId: $case, version: $version, goals: $goals, idempotencyKey: $key) { caseId ownerOrgId managerOrgId
+  status closureReason arrivalDate destinationRegion { code } version assignments { fromOrgId toOrgId reasonCode }
+  plan { goals { description } } } }"""
+GOALS = [{"dimension": "ECONOMIC", "description": "Reprendre l'élevage de chèvres à Kidal",
+          "actions": [{"description": "Achat de cinq chèvres", "targetDate": "2027-01-15"}]}]
+
+
+def new_case(api: Api, org: str = "dgme", **consent: Any) -> tuple[str, str]:
+    """A case of ``org`` (an adult), consent as given; its id and consent id, once follow-up knows it."""
+    body = api.register(org, arrival(
+        givenName=f"Revue{uuid.uuid4().hex[:6]}", sex="MALE", estimatedAge=30, vulnerabilities=[],
+        consent={"given": True, "purposes": ["FOLLOW_UP"], **consent}))
+    assert not body.get("errors"), body
+    case = body["data"]["registerArrival"]
+    eventually(lambda: not api.gql(org, FOLLOWUP, {"case": case["id"]}).get("errors"))
+    return case["id"], case["sharing"][0]["id"]
+
+
+def handed(api: Api, case_id: str, frm: str, to: str) -> None:
+    body = api.gql(frm, ASSIGN, {"case": case_id, "org": to})
+    assert not body.get("errors"), body
+    eventually(lambda: reads(api, to, case_id))
+
+
+# --- idempotency keys: a replay must not skip the access check ---------------------------------------
+
+
+def test_a_previous_manager_replaying_its_plan_key_learns_nothing(api: Api) -> None:
+    case_id, _ = new_case(api, recipientOrgIds=["iom", "croix-rouge"])
+    handed(api, case_id, "dgme", "iom")
+    version = followup(api, "iom", case_id)["version"]
+    key = f"review-{uuid.uuid4()}"
+    saved = api.gql("iom", FULL, {"case": case_id, "version": version, "goals": GOALS, "key": key})
+    assert not saved.get("errors"), saved
+    handed(api, case_id, "iom", "croix-rouge")
+    api.gql("croix-rouge", CLOSE, {"case": case_id, "version": followup(api, "croix-rouge", case_id)["version"]})
+    # IOM no longer manages the case: the same request again must be refused as for any stranger,
+    # not answered with who manages the case now, its state, closure reason and hand-overs.
+    replay = api.gql("iom", FULL, {"case": case_id, "version": version, "goals": GOALS, "key": key})
+    assert replay["data"] is None and code(replay) == ("NOT_FOUND", "caseId"), replay
+
+
+def test_a_reused_key_on_someone_elses_case_does_not_tell_it_exists(api: Api) -> None:
+    own, _ = new_case(api, "ame", recipientOrgIds=["iom"])
+    key = f"review-{uuid.uuid4()}"
+    first = api.gql("ame", SAVE, {"case": own, "version": followup(api, "ame", own)["version"], "goals": GOALS,
+                                  "key": key})
+    assert not first.get("errors"), first
+    theirs, _ = new_case(api, "dgme", recipientOrgIds=["iom"])
+    absent = str(uuid.uuid4())
+    answers = {name: code(api.gql("ame", SAVE, {"case": case, "version": 0, "goals": GOALS, "key": key}))
+               for name, case in (("theirs", theirs), ("absent", absent))}
+    assert answers["theirs"] == answers["absent"] == ("NOT_FOUND", "caseId"), answers
+
+
+# --- who may act -------------------------------------------------------------------------------------
+
+
+def test_previous_manager_owner_and_strangers_cannot_write_and_cannot_tell_cases_apart(api: Api) -> None:
+    case_id, _ = new_case(api, recipientOrgIds=["iom", "croix-rouge"])
+    handed(api, case_id, "dgme", "iom")
+    saved = api.gql("iom", SAVE, {"case": case_id, "version": followup(api, "iom", case_id)["version"],
+                                  "goals": GOALS, "key": f"review-{uuid.uuid4()}"})["data"]["savePlan"]
+    action = saved["plan"]["goals"][0]["actions"][0]["id"]
+    handed(api, case_id, "iom", "croix-rouge")
+    eventually(lambda: not reads(api, "iom", case_id))
+    version = followup(api, "croix-rouge", case_id)["version"]
+    absent = str(uuid.uuid4())
+    for org in ("iom", "ame", "unicef"):  # previous manager, uninvolved, referral-capable org
+        for case in (case_id, absent):
+            assert code(api.gql(org, FOLLOWUP, {"case": case})) == ("NOT_FOUND", "caseId"), (org, case)
+            assert code(api.gql(org, ASSIGN, {"case": case, "org": "dgme"})) == ("NOT_FOUND", "caseId"), (org, case)
+            assert code(api.gql(org, CLOSE, {"case": case, "version": version})) == ("NOT_FOUND", "caseId")
+            assert code(api.gql(org, UPDATE, {"case": case, "action": action, "version": version})) == (
+                "NOT_FOUND", "caseId")
+        assert case_id not in [n["caseId"] for n in api.gql(org, MISSING)["data"]["plansMissing"]["nodes"]]
+    # The owner is told why (it knows the case), and still cannot write.
+    assert code(api.gql("dgme", CLOSE, {"case": case_id, "version": version})) == ("FORBIDDEN", "caseId")
+    assert code(api.gql("dgme", REOPEN, {"case": case_id, "version": version})) == ("FORBIDDEN", "caseId")
+
+
+def test_statistics_only_client_and_steward_cannot_read_follow_up(api: Api) -> None:
+    case_id, _ = new_case(api, recipientOrgIds=["iom"])
+    for org in ("cnrm", "segin-steward"):
+        for case in (case_id, str(uuid.uuid4())):
+            body = api.gql(org, FOLLOWUP, {"case": case})
+            assert body["data"] is None and code(body)[0] == "INSUFFICIENT_SCOPE", (org, body)
+        assert code(api.gql(org, MISSING))[0] == "INSUFFICIENT_SCOPE"
+    assert code(api.gql("cnrm", ASSIGN, {"case": case_id, "org": "iom"}))[0] == "INSUFFICIENT_SCOPE"
+
+
+def test_consent_to_a_type_covers_a_manager_of_that_type_and_no_other(api: Api) -> None:
+    case_id, _ = new_case(api, recipientOrgTypes=["INTERNATIONAL"])
+    refused = api.gql("dgme", ASSIGN, {"case": case_id, "org": "croix-rouge"})  # an NGO
+    assert code(refused) == ("NO_LEGAL_BASIS", "organizationId"), refused
+    handed(api, case_id, "dgme", "iom")
+    assert followup(api, "iom", case_id)["managerOrgId"] == "iom"
+    assert not reads(api, "unicef", case_id)  # same type, not the manager
+
+
+def test_handing_back_to_the_owner_closes_the_previous_managers_view(api: Api) -> None:
+    case_id, _ = new_case(api, recipientOrgIds=["iom"])
+    handed(api, case_id, "dgme", "iom")
+    assert not api.gql("iom", ASSIGN, {"case": case_id, "org": "dgme"}).get("errors")
+    eventually(lambda: not reads(api, "iom", case_id))
+    assert code(api.gql("iom", FOLLOWUP, {"case": case_id})) == ("NOT_FOUND", "caseId")
+    assert followup(api, "dgme", case_id)["managerOrgId"] == "dgme"
+
+
+# --- consent withdrawn -------------------------------------------------------------------------------
+
+
+def test_after_withdrawal_the_manager_can_neither_act_nor_hand_over(api: Api) -> None:
+    case_id, consent_id = new_case(api, recipientOrgIds=["iom", "croix-rouge"])
+    handed(api, case_id, "dgme", "iom")
+    version = followup(api, "iom", case_id)["version"]
+    assert api.gql("dgme", WITHDRAW, {"case": case_id, "consent": consent_id})["data"]["withdrawConsent"]
+    eventually(lambda: code(api.gql("iom", FOLLOWUP, {"case": case_id})) == ("NOT_FOUND", "caseId"))
+    assert code(api.gql("iom", ASSIGN, {"case": case_id, "org": "croix-rouge"})) == ("NOT_FOUND", "caseId")
+    assert code(api.gql("iom", SAVE, {"case": case_id, "version": version, "goals": GOALS,
+                                      "key": f"review-{uuid.uuid4()}"})) == ("NOT_FOUND", "caseId")
+    # The steward cannot hand it to an organisation the withdrawn consent named.
+    assert code(api.gql("segin-steward", ASSIGN, {"case": case_id, "org": "croix-rouge"})) == (
+        "NO_LEGAL_BASIS", "organizationId")
+
+
+# --- what reaches logs and error messages -----------------------------------------------------------
+
+
+def test_refused_plan_text_is_not_echoed_nor_logged(api: Api) -> None:
+    case_id, _ = new_case(api, recipientOrgIds=["iom"])
+    marker = f"Fatoumata{uuid.uuid4().hex[:8]}"
+    version = followup(api, "dgme", case_id)["version"]
+    bad = [{"dimension": "SOCIAL", "description": f"{marker} " + "x" * 600, "actions": []},
+           {"dimension": "SOCIAL", "description": f"{marker}\x07bell", "actions": []}]
+    body = api.gql("dgme", SAVE, {"case": case_id, "version": version, "goals": bad, "key": f"review-{uuid.uuid4()}"})
+    assert body["data"] is None and code(body)[0] == "BAD_USER_INPUT"
+    assert marker not in json.dumps(body), body
+    time.sleep(1)
+    for process in ("gateway", "intake", "followup"):
+        assert marker not in (api.platform.log_dir / f"{process}.log").read_text(), process
+
+
+# --- cost --------------------------------------------------------------------------------------------
+
+
+def test_a_largest_plan_costs_bounded_work(api: Api) -> None:
+    case_id, _ = new_case(api, recipientOrgIds=["iom"])
+    goals = [{"dimension": "ECONOMIC", "description": "g" * 500,
+              "actions": [{"description": "a" * 400, "targetDate": "2027-01-15"} for _ in range(30)]}
+             for _ in range(30)]
+    version = followup(api, "dgme", case_id)["version"]
+    started = time.monotonic()
+    body = api.gql("dgme", SAVE, {"case": case_id, "version": version, "goals": goals,
+                                  "key": f"review-{uuid.uuid4()}"})
+    took = time.monotonic() - started
+    print(f"largest plan: {took:.2f}s, errors={body.get('errors')}")
+    with psycopg.connect(api.platform.database_url) as conn:
+        [(actions,)] = conn.execute("select count(*) from followup.plan_actions where case_id = %s",
+                                    (case_id,)).fetchall()
+    print(f"actions stored: {actions}")
+    assert took < 10
