@@ -91,6 +91,10 @@ def assignment_basis(case: FollowupCase, *, caller_org_id: str, caller_org_type:
     """
     if not steward:
         may_write(case, caller_org_id, caller_org_type)
+    elif to_org_id == caller_org_id and caller_org_id != case.manager_org_id:
+        # followup:manage hands a case over without reading it: taking it on would open the plan to the steward.
+        raise Refused("The platform steward hands a follow-up over; it does not take it on.", "FORBIDDEN",
+                      "organizationId")
     if case.status == CLOSED:
         raise Refused("A closed follow-up cannot be handed over: re-open it first.", "CASE_CLOSED", "caseId")
     if to_org_id == case.manager_org_id:

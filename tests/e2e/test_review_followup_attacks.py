@@ -183,3 +183,27 @@ def test_a_largest_plan_costs_bounded_work(api: Api) -> None:
                                     (case_id,)).fetchall()
     print(f"actions stored: {actions}")
     assert took < 10
+
+
+# --- the steward ---------------------------------------------------------------------------------------
+
+UPDATE_FULL = """mutation($case: ID!, $action: ID!, $version: Int!) { updatePlanAction(caseId: $case, actionId: $action,
+  version: $version, status: IN_PROGRESS) { managerOrgId plan { goals { description actions { description } } } } }"""
+
+
+def test_the_steward_cannot_make_itself_manager_to_read_the_plan(api: Api) -> None:
+    """followup:manage hands a case over "without reading the case": it must not hand it to itself
+    (the steward, a STATE organisation, is covered by consent given to "government services")."""
+    case_id, _ = new_case(api, recipientOrgIds=["iom"], recipientOrgTypes=["STATE"])
+    handed(api, case_id, "dgme", "iom")
+    saved = api.gql("iom", SAVE, {"case": case_id, "version": followup(api, "iom", case_id)["version"],
+                                  "goals": GOALS, "key": f"review-{uuid.uuid4()}"})["data"]["savePlan"]
+    action = saved["plan"]["goals"][0]["actions"][0]["id"]
+    taken = api.gql("segin-steward", ASSIGN, {"case": case_id, "org": "segin-steward"})
+    if not taken.get("errors"):
+        version = followup(api, "dgme", case_id)["version"]
+        seen = api.gql("segin-steward", UPDATE_FULL, {"case": case_id, "action": action, "version": version})
+        assert not seen.get("errors"), seen
+        plan_text = json.dumps(seen["data"]["updatePlanAction"]["plan"], ensure_ascii=False)
+        pytest.fail(f"the steward took the case over and read its plan: {plan_text}")
+    assert code(taken)[0] in ("FORBIDDEN", "NO_LEGAL_BASIS"), taken

@@ -78,6 +78,12 @@ def test_only_the_manager_or_the_steward_hands_over() -> None:
     assert assign(managed, "croix-rouge", "NGO", by="segin-steward", steward=True) == LegalBasis.CONSENT
 
 
+def test_the_steward_does_not_hand_a_case_to_itself() -> None:
+    covered = case(recipients=(SharingRecipient(org_type="STATE", legal_basis=LegalBasis.CONSENT),))
+    assert refusal(lambda: assign(covered, "segin-steward", "STATE", by="segin-steward", steward=True)) == (
+        "FORBIDDEN", "organizationId")
+
+
 def test_a_manager_whose_basis_was_withdrawn_can_no_longer_act() -> None:
     assert refusal(lambda: assign(case(manager_org_id="iom", recipients=()), "dgme", by="iom")) == ("NOT_FOUND",
                                                                                                     "caseId")
