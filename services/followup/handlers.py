@@ -257,7 +257,8 @@ async def plans_missing(pool: AsyncConnectionPool, principal: Principal, request
     """Open cases the caller's organisation manages with no plan yet, with their due day; no totals."""
     today, due_days = clock().date(), plan_due_days()
     async with pool.connection() as conn, conn.transaction():
-        found = page(await store.plans_missing(conn, principal.org_id, request.first, request.after), request.first)
+        found = page(await store.plans_missing(conn, principal.org_id, principal.org_type, request.first,
+                                                request.after), request.first)
         result = Page[MissingPlanView](nodes=[views.missing_plan_view(r, today, due_days) for r in found["nodes"]],
                                        page_info=found["page_info"])
         if result.nodes:

@@ -160,11 +160,15 @@ async def reopen(conn: Connection, case_id: uuid.UUID) -> dict[str, Any]:
     return await bump(conn, case_id, status=FollowupStatus.OPEN.value, closure_reason=None)
 
 
-async def plans_missing(conn: Connection, org_id: str, first: int, after: str | None) -> list[dict[str, Any]]:
-    """Open cases ``org_id`` manages without a plan, newest hand-over first (keyset-paged on it)."""
+async def plans_missing(conn: Connection, org_id: str, org_type: str | None, first: int, after: str | None
+                        ) -> list[dict[str, Any]]:
+    """Open cases ``org_id`` manages without a plan, newest hand-over first (keyset-paged on it); a case
+    handed over only while a basis covers ``org_id`` for FOLLOW_UP (``domain.standing``), as when read."""
     query, params = keyset_query(
         "select * from (select case_id as id, managed_since as created_at, arrival_date, destination_region"
-        " from followup.cases where manager_org_id = %s and status = 'OPEN' and not has_plan) m where true",
-        [org_id], first, after)
+        " from followup.cases where manager_org_id = %s and status = 'OPEN' and not has_plan"
+        " and (owner_org_id = manager_org_id or followup_recipients @> %s"
+        " or (%s::text is not null and followup_recipients @> %s))) m where true",
+        [org_id, Jsonb([{"org_id": org_id}]), org_type, Jsonb([{"org_type": org_type}])], first, after)
     cur = await conn.execute(query, params)  # type: ignore[arg-type]
     return list(await cur.fetchall())

@@ -45,6 +45,11 @@ def handed(api: Api, case_id: str, frm: str, to: str) -> None:
     eventually(lambda: reads(api, to, case_id))
 
 
+def hidden_from(api: Api, org: str, case_id: str) -> bool:
+    body = api.gql(org, FOLLOWUP, {"case": case_id})
+    return bool(body.get("errors")) and code(body) == ("NOT_FOUND", "caseId")
+
+
 # --- idempotency keys: a replay must not skip the access check ---------------------------------------
 
 
@@ -138,7 +143,7 @@ def test_after_withdrawal_the_manager_can_neither_act_nor_hand_over(api: Api) ->
     handed(api, case_id, "dgme", "iom")
     version = followup(api, "iom", case_id)["version"]
     assert api.gql("dgme", WITHDRAW, {"case": case_id, "consent": consent_id})["data"]["withdrawConsent"]
-    eventually(lambda: code(api.gql("iom", FOLLOWUP, {"case": case_id})) == ("NOT_FOUND", "caseId"))
+    eventually(lambda: hidden_from(api, "iom", case_id))
     assert code(api.gql("iom", ASSIGN, {"case": case_id, "org": "croix-rouge"})) == ("NOT_FOUND", "caseId")
     assert code(api.gql("iom", SAVE, {"case": case_id, "version": version, "goals": GOALS,
                                       "key": f"review-{uuid.uuid4()}"})) == ("NOT_FOUND", "caseId")
@@ -207,3 +212,20 @@ def test_the_steward_cannot_make_itself_manager_to_read_the_plan(api: Api) -> No
         plan_text = json.dumps(seen["data"]["updatePlanAction"]["plan"], ensure_ascii=False)
         pytest.fail(f"the steward took the case over and read its plan: {plan_text}")
     assert code(taken)[0] in ("FORBIDDEN", "NO_LEGAL_BASIS"), taken
+
+
+def test_withdrawing_consent_takes_the_case_off_the_managers_plans_missing(api: Api) -> None:
+    """Withdrawal ends the manager's access to the case: its work list must not keep showing the
+    person's case id, arrival date and region (by id, and by type)."""
+    for consent in ({"recipientOrgIds": ["iom"]}, {"recipientOrgTypes": ["INTERNATIONAL"]}):
+        case_id, consent_id = new_case(api, **consent)
+        handed(api, case_id, "dgme", "iom")
+        listed = lambda: [n["caseId"] for n in api.gql("iom", MISSING)["data"]["plansMissing"]["nodes"]]  # noqa: E731
+        assert case_id in listed()
+        assert api.gql("dgme", WITHDRAW, {"case": case_id, "consent": consent_id})["data"]["withdrawConsent"]
+        eventually(lambda: hidden_from(api, "iom", case_id))
+        assert case_id not in listed(), consent
+    # The owner managing its own case needs no basis: its case stays listed.
+    own, own_consent = new_case(api, recipientOrgIds=["iom"])
+    assert api.gql("dgme", WITHDRAW, {"case": own, "consent": own_consent})["data"]["withdrawConsent"]
+    assert own in [n["caseId"] for n in api.gql("dgme", MISSING)["data"]["plansMissing"]["nodes"]]
