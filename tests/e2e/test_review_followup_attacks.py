@@ -229,3 +229,23 @@ def test_withdrawing_consent_takes_the_case_off_the_managers_plans_missing(api: 
     own, own_consent = new_case(api, recipientOrgIds=["iom"])
     assert api.gql("dgme", WITHDRAW, {"case": own, "consent": own_consent})["data"]["withdrawConsent"]
     assert own in [n["caseId"] for n in api.gql("dgme", MISSING)["data"]["plansMissing"]["nodes"]]
+
+
+# --- personal data in events -------------------------------------------------------------------------
+
+
+def test_a_plan_actions_referral_id_cannot_carry_text_into_events(api: Api) -> None:
+    """``referralId`` is announced in ``plan_saved.linked_referral_ids``: it must be an id, not free text."""
+    case_id, _ = new_case(api, recipientOrgIds=["iom"])
+    marker = f"Kadiatou Traore{uuid.uuid4().hex[:6]} VIH"
+    goals = [{"dimension": "SOCIAL", "description": "Suivi", "actions": [
+        {"description": "Orientation", "targetDate": "2027-01-15", "referralId": marker}]}]
+    body = api.gql("dgme", SAVE, {"case": case_id, "version": followup(api, "dgme", case_id)["version"],
+                                  "goals": goals, "key": f"review-{uuid.uuid4()}"})
+    with psycopg.connect(api.platform.database_url) as conn:
+        events = json.dumps([r[0] for r in conn.execute(
+            "select envelope from followup.outbox where envelope->>'subject' = %s", (case_id,)).fetchall()],
+            ensure_ascii=False)
+    assert marker not in events
+    assert body["data"] is None and code(body) == ("BAD_USER_INPUT", "goals.0.actions.0.referralId"), body
+    assert marker not in json.dumps(body, ensure_ascii=False)
