@@ -249,3 +249,26 @@ def test_a_plan_actions_referral_id_cannot_carry_text_into_events(api: Api) -> N
     assert marker not in events
     assert body["data"] is None and code(body) == ("BAD_USER_INPUT", "goals.0.actions.0.referralId"), body
     assert marker not in json.dumps(body, ensure_ascii=False)
+
+
+def test_one_request_of_aliased_plan_saves_costs_bounded_work(api: Api) -> None:
+    """Mutations run in order, so aliases with versions v, v+1, … each save the whole plan, and the
+    plan variable is sent once: one small request rewrites the largest plan many times."""
+    case_id, _ = new_case(api, recipientOrgIds=["iom"])
+    goals = [{"dimension": "ECONOMIC", "description": "g" * 500,
+              "actions": [{"description": "a" * 400, "targetDate": "2027-01-15"} for _ in range(30)]}
+             for _ in range(30)]
+    version = followup(api, "dgme", case_id)["version"]
+    n = 30
+    aliases = " ".join(
+        f'a{i}: savePlan(caseId: $case, version: {version + i}, goals: $goals, idempotencyKey: "review-{uuid.uuid4()}")'
+        f" {{ version plan {{ goals {{ description actions {{ description }} }} }} }}" for i in range(n))
+    query = f"mutation($case: ID!, $goals: [PlanGoalInput!]!) {{ {aliases} }}"
+    started = time.monotonic()
+    response = api.post(query, {"case": case_id, "goals": goals}, token=api.token("dgme"))
+    took = time.monotonic() - started
+    body = response.json()
+    saved = sum(1 for v in (body.get("data") or {}).values() if v)
+    print(f"aliased saves: {saved}/{n} in {took:.2f}s, request {len(json.dumps(goals))} B,"
+          f" response {len(response.content)} B, errors: {[e['extensions'].get('code') for e in body.get('errors', [])][:3]}")
+    assert saved <= 5 or took < 5
