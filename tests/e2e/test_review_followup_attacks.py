@@ -272,3 +272,34 @@ def test_one_request_of_aliased_plan_saves_costs_bounded_work(api: Api) -> None:
     print(f"aliased saves: {saved}/{n} in {took:.2f}s, request {len(json.dumps(goals))} B,"
           f" response {len(response.content)} B, errors: {[e['extensions'].get('code') for e in body.get('errors', [])][:3]}")
     assert saved <= 5 or took < 5
+
+
+# --- the bus -------------------------------------------------------------------------------------------
+
+
+def test_an_internal_token_for_another_service_is_refused_by_follow_up(api: Api) -> None:
+    import asyncio
+
+    from tests.e2e.helpers_tokens import ask_service, internal_token
+
+    case_id, _ = new_case(api, recipientOrgIds=["iom"])
+    for service in ("intake", "referral", "notifications"):
+        token = internal_token(api.platform, api.token("dgme"), service)
+        reply = asyncio.run(ask_service(api.platform, "svc.followup.get_case", {"case_id": case_id}, token))
+        assert "data" not in reply and reply.get("error", {}).get("code") == "UNAUTHENTICATED", (service, reply)
+    token = internal_token(api.platform, api.token("dgme"), "followup")
+    reply = asyncio.run(ask_service(api.platform, "svc.followup.get_case", {"case_id": case_id}, token))
+    assert reply.get("data", {}).get("case_id") == case_id, reply
+
+
+def test_services_cannot_publish_follow_up_events_nor_call_follow_up() -> None:
+    from kernel.natsauth import permissions
+
+    for role in ("intake", "referral", "notifications", "gateway"):
+        allowed = permissions(role)["publish"]["allow"]  # type: ignore[index]
+        assert not [s for s in allowed if s.startswith("evt.") and s != f"evt.{role}.>"], role
+        assert ("svc.>" in allowed) == (role == "gateway"), role
+    followup_perms = permissions("followup")
+    assert followup_perms is not None
+    assert [s for s in followup_perms["publish"]["allow"] if s.startswith("evt.")] == ["evt.followup.>"]
+    assert followup_perms["subscribe"]["allow"][0] == "svc.followup.>"
