@@ -303,3 +303,22 @@ def test_services_cannot_publish_follow_up_events_nor_call_follow_up() -> None:
     assert followup_perms is not None
     assert [s for s in followup_perms["publish"]["allow"] if s.startswith("evt.")] == ["evt.followup.>"]
     assert followup_perms["subscribe"]["allow"][0] == "svc.followup.>"
+
+
+def test_a_final_action_state_cannot_be_undone_by_saving_the_plan_again(api: Api) -> None:
+    """DONE and CANCELLED are final (updatePlanAction refuses DONE -> PLANNED), but savePlan keeps an
+    action by id with whatever status it is sent: the rule is bypassed (and closure's cancellations too)."""
+    case_id, _ = new_case(api, recipientOrgIds=["iom"])
+    saved = api.gql("dgme", SAVE, {"case": case_id, "version": followup(api, "dgme", case_id)["version"],
+                                   "goals": GOALS, "key": f"review-{uuid.uuid4()}"})["data"]["savePlan"]
+    action = saved["plan"]["goals"][0]["actions"][0]["id"]
+    done = api.gql("dgme", """mutation($case: ID!, $action: ID!, $version: Int!) { updatePlanAction(caseId: $case,
+      actionId: $action, version: $version, status: DONE) { version } }""",
+                   {"case": case_id, "action": action, "version": saved["version"]})["data"]["updatePlanAction"]
+    goals = [{**GOALS[0], "actions": [{**GOALS[0]["actions"][0], "id": action, "status": "PLANNED"}]}]
+    again = api.gql("dgme", SAVE, {"case": case_id, "version": done["version"], "goals": goals,
+                                   "key": f"review-{uuid.uuid4()}"})
+    states = [a["status"] for g in (again["data"] or {}).get("savePlan", {}).get("plan", {}).get("goals", [])
+              for a in g["actions"]] if again.get("data") else []
+    assert states != ["PLANNED"], again
+    assert code(again) == ("INVALID_TRANSITION", "goals.0.actions.0.status"), again
