@@ -322,3 +322,13 @@ def test_a_final_action_state_cannot_be_undone_by_saving_the_plan_again(api: Api
               for a in g["actions"]] if again.get("data") else []
     assert states != ["PLANNED"], again
     assert code(again) == ("INVALID_TRANSITION", "goals.0.actions.0.status"), again
+
+
+def test_a_batch_of_operations_in_one_request_is_not_run(api: Api) -> None:
+    """A JSON array of operations would get a call budget each: not accepted."""
+    import httpx
+
+    one = {"query": MISSING}
+    response = httpx.post(api.platform.graphql_url, json=[one, one],
+                          headers={"Authorization": f"Bearer {api.token('dgme')}"}, timeout=30)
+    assert response.status_code >= 400 or "data" not in response.text, response.text
