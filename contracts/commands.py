@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import unicodedata
+import uuid
 from datetime import UTC, date, datetime
 from typing import Annotated
 
@@ -545,6 +546,17 @@ MAX_GOALS = 30
 MAX_ACTIONS = 30
 
 
+def _referral_id(value: str) -> str:
+    """A referral's id (a UUID): it is announced in ``plan_saved`` events, so it may not carry text."""
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise ValueError("not a referral id") from None
+
+
+ReferralId = Annotated[Identifier, AfterValidator(_referral_id)]
+
+
 class AssignCaseManagement(Strict):
     """Hand a case's follow-up to another organisation (the current manager, or the platform steward).
 
@@ -563,7 +575,7 @@ class PlanActionInput(Strict):
 
     id: Identifier | None = Field(default=None, description="An action of the plan you read; none: a new action")
     description: PlanText
-    referral_id: Identifier | None = None
+    referral_id: ReferralId | None = None
     target_date: date
     status: PlanActionStatus = PlanActionStatus.PLANNED
 

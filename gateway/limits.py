@@ -44,6 +44,10 @@ TOO_LARGE = "REQUEST_TOO_LARGE"
 # referral of the caller's organisation (the coordinator's, of every organisation). It weighs as
 # this many calls, statically and at run time (``Context.ask``), so aliasing it cannot multiply it.
 OVERDUE_COUNTS_COST = 5
+# A plan save rewrites the whole plan (up to 30 goals of 30 actions) and answers it whole; mutations
+# run one after the other, so aliases with versions v, v+1, … would each rewrite it. Weighed so that
+# one request holds a few at most.
+SAVE_PLAN_COST = 10
 
 # Fields whose resolver asks a service, and how many calls one occurrence makes. The DSAR export
 # pages through audit trails with what is left of the budget (and says when it stopped short).
@@ -56,8 +60,8 @@ SERVICE_CALLS: dict[str, int] = {
     **{f"Mutation.{name}": 1 for name in (
         "registerArrival", "recordConsent", "withdrawConsent", "recordLegalBasis", "acceptReferral",
         "rejectReferral", "completeReferral", "revokeReferral", "markNotificationRead",
-        "assignCaseManagement", "savePlan", "updatePlanAction", "closeCase", "reopenCase", "recordSurvey",
-        "logContact")},
+        "assignCaseManagement", "updatePlanAction", "closeCase", "reopenCase", "recordSurvey", "logContact")},
+    "Mutation.savePlan": SAVE_PLAN_COST,
 }
 
 

@@ -20,7 +20,7 @@ from kernel.errors import SeginError
 from gateway.documents import DocumentCache, Documents
 from gateway.graphql_context import Context, as_graphql_error, input_error
 from gateway.graphql_guard import RequestGuard, SeginSchema
-from gateway.limits import OVERDUE_COUNTS_COST, GraphQLLimits
+from gateway.limits import OVERDUE_COUNTS_COST, SAVE_PLAN_COST, GraphQLLimits
 from gateway.types import (
     ArrivalPoint,
     AuditConnection,
@@ -613,7 +613,7 @@ class Mutation:
                         goals: list[PlanGoalInput], idempotency_key: str) -> FollowupCase:
         request = _validated(commands.SavePlan, "", case_id=_id(case_id, "caseId"), version=version,
                              goals=[strawberry.asdict(g) for g in goals], idempotency_key=idempotency_key)
-        data = await info.context.ask("svc.followup.save_plan", request.model_dump(mode="json"))
+        data = await info.context.ask("svc.followup.save_plan", request.model_dump(mode="json"), cost=SAVE_PLAN_COST)
         return FollowupCase.from_record(replies.FollowupCaseView.model_validate(data))
 
     @strawberry.mutation(description="Move one action of a case's plan to another state (the managing organisation), "

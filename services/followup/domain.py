@@ -7,7 +7,7 @@ test moves the clock instead of sleeping.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
@@ -98,6 +98,10 @@ def assignment_basis(case: FollowupCase, *, caller_org_id: str, caller_org_type:
     """
     if not steward:
         may_write(case, caller_org_id, caller_org_type)
+    elif to_org_id == caller_org_id and caller_org_id != case.manager_org_id:
+        # followup:manage hands a case over without reading it: taking it on would open the plan to the steward.
+        raise Refused("The platform steward hands a follow-up over; it does not take it on.", "FORBIDDEN",
+                      "organizationId")
     if case.status == CLOSED:
         raise Refused("A closed follow-up cannot be handed over: re-open it first.", "CASE_CLOSED", "caseId")
     if to_org_id == case.manager_org_id:
@@ -114,16 +118,22 @@ def assignment_basis(case: FollowupCase, *, caller_org_id: str, caller_org_type:
 # --- the plan -----------------------------------------------------------------------------------------
 
 
-def check_plan(case: FollowupCase, goals: list[PlanGoalInput], known_action_ids: Iterable[str]) -> None:
-    """A plan may only be written to an open follow-up; an action id given must be one of the plan's."""
+def check_plan(case: FollowupCase, goals: list[PlanGoalInput], known: Mapping[str, PlanActionStatus]) -> None:
+    """A plan may only be written to an open follow-up; an action id given must be one of the plan's
+    (``known``: id and state), and a kept action's state may only move as ``update_action`` allows."""
     if case.status == CLOSED:
         raise Refused("A closed follow-up has no plan to change: re-open it first.", "CASE_CLOSED", "caseId")
-    known = set(known_action_ids)
     for g, goal in enumerate(goals):
         for a, action in enumerate(goal.actions):
-            if action.id is not None and action.id not in known:
+            if action.id is None:
+                continue
+            if action.id not in known:
                 raise Refused("No such action in this case's plan (leave id out for a new action).", "BAD_USER_INPUT",
                               f"goals.{g}.actions.{a}.id")
+            old = known[action.id]
+            if action.status != old and action.status not in ACTION_TRANSITIONS[old]:
+                raise Refused(f"An action {old} cannot become {action.status}.", "INVALID_TRANSITION",
+                              f"goals.{g}.actions.{a}.status")
 
 
 # An action moves on while open; DONE and CANCELLED are final (a new action takes up what remains).

@@ -194,8 +194,11 @@ async def save_plan(pool: AsyncConnectionPool, principal: Principal, request: Sa
     case_id = parse_id(request.case_id, "caseId")
 
     async def decide(conn: Connection, row: dict[str, Any], case: domain.FollowupCase) -> dict[str, Any]:
+        # Before the key is looked up: a replay must not answer an organisation that no longer manages
+        # the case, nor a key used elsewhere tell a stranger that the case exists (IDEMPOTENCY_KEY_REUSED).
+        domain.may_write(case, principal.org_id, principal.org_type)
+
         async def produce() -> dict[str, Any]:
-            domain.may_write(case, principal.org_id, principal.org_type)
             domain.check_version(case, request.version)
             domain.check_plan(case, request.goals, await store.action_states(conn, case_id))
             saved, actions = await store.replace_plan(conn, case_id, principal.org_id, request.goals)
@@ -322,7 +325,8 @@ async def plans_missing(pool: AsyncConnectionPool, principal: Principal, request
     """Open cases the caller's organisation manages with no plan yet, with their due day; no totals."""
     today, due_days = clock().date(), plan_due_days()
     async with pool.connection() as conn, conn.transaction():
-        found = page(await store.plans_missing(conn, principal.org_id, request.first, request.after), request.first)
+        found = page(await store.plans_missing(conn, principal.org_id, principal.org_type, request.first,
+                                                request.after), request.first)
         result = Page[MissingPlanView](nodes=[views.missing_plan_view(r, today, due_days) for r in found["nodes"]],
                                        page_info=found["page_info"])
         if result.nodes:

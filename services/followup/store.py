@@ -112,19 +112,22 @@ async def replace_plan(conn: Connection, case_id: uuid.UUID, org_id: str, goals:
                        ) -> tuple[dict[str, Any], int]:
     """Write the whole plan anew (an action keeps its id when given); returns the case row and how many actions."""
     await conn.execute("delete from followup.plan_goals where case_id = %s", (case_id,))
-    count = 0
+    goal_rows, action_rows = [], []
     for g, goal in enumerate(goals):
         goal_id = uuid.uuid4()
-        await conn.execute("insert into followup.plan_goals (id, case_id, position, dimension, description)"
-                           " values (%s, %s, %s, %s, %s)", (goal_id, case_id, g, goal.dimension.value, goal.description))
+        goal_rows.append((goal_id, case_id, g, goal.dimension.value, goal.description))
         for action in goal.actions:
-            count += 1
             action_id = uuid.UUID(action.id) if action.id else uuid.uuid4()
-            await conn.execute(
+            action_rows.append((action_id, goal_id, case_id, len(action_rows) + 1, action.description,
+                                action.referral_id, action.target_date, action.status.value))
+    count = len(action_rows)
+    async with conn.cursor() as cur:  # one pipelined batch per table, not a round trip per row
+        await cur.executemany("insert into followup.plan_goals (id, case_id, position, dimension, description)"
+                              " values (%s, %s, %s, %s, %s)", goal_rows)
+        if action_rows:
+            await cur.executemany(
                 "insert into followup.plan_actions (id, goal_id, case_id, position, description, referral_id,"
-                " target_date, status) values (%s, %s, %s, %s, %s, %s, %s, %s)",
-                (action_id, goal_id, case_id, count, action.description, action.referral_id, action.target_date,
-                 action.status.value))
+                " target_date, status) values (%s, %s, %s, %s, %s, %s, %s, %s)", action_rows)
     cur = await conn.execute(
         "update followup.cases set has_plan = true, plan_saved_at = now(), plan_saved_by_org_id = %s,"
         " first_plan_saved_at = coalesce(first_plan_saved_at, now()),"
@@ -172,12 +175,16 @@ async def reopen(conn: Connection, case_id: uuid.UUID) -> dict[str, Any]:
     return await bump(conn, case_id, status=FollowupStatus.OPEN.value, closure_reason=None)
 
 
-async def plans_missing(conn: Connection, org_id: str, first: int, after: str | None) -> list[dict[str, Any]]:
-    """Open cases ``org_id`` manages without a plan, newest hand-over first (keyset-paged on it)."""
+async def plans_missing(conn: Connection, org_id: str, org_type: str | None, first: int, after: str | None
+                        ) -> list[dict[str, Any]]:
+    """Open cases ``org_id`` manages without a plan, newest hand-over first (keyset-paged on it); a case
+    handed over only while a basis covers ``org_id`` for FOLLOW_UP (``domain.standing``), as when read."""
     query, params = keyset_query(
         "select * from (select case_id as id, managed_since as created_at, arrival_date, destination_region"
-        " from followup.cases where manager_org_id = %s and status = 'OPEN' and not has_plan) m where true",
-        [org_id], first, after)
+        " from followup.cases where manager_org_id = %s and status = 'OPEN' and not has_plan"
+        " and (owner_org_id = manager_org_id or followup_recipients @> %s"
+        " or (%s::text is not null and followup_recipients @> %s))) m where true",
+        [org_id, Jsonb([{"org_id": org_id}]), org_type, Jsonb([{"org_type": org_type}])], first, after)
     cur = await conn.execute(query, params)  # type: ignore[arg-type]
     return list(await cur.fetchall())
 

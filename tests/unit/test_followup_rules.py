@@ -78,6 +78,12 @@ def test_only_the_manager_or_the_steward_hands_over() -> None:
     assert assign(managed, "croix-rouge", "NGO", by="segin-steward", steward=True) == LegalBasis.CONSENT
 
 
+def test_the_steward_does_not_hand_a_case_to_itself() -> None:
+    covered = case(recipients=(SharingRecipient(org_type="STATE", legal_basis=LegalBasis.CONSENT),))
+    assert refusal(lambda: assign(covered, "segin-steward", "STATE", by="segin-steward", steward=True)) == (
+        "FORBIDDEN", "organizationId")
+
+
 def test_a_manager_whose_basis_was_withdrawn_can_no_longer_act() -> None:
     assert refusal(lambda: assign(case(manager_org_id="iom", recipients=()), "dgme", by="iom")) == ("NOT_FOUND",
                                                                                                     "caseId")
@@ -141,13 +147,22 @@ def test_a_stale_version_is_a_conflict() -> None:
 def test_a_plan_may_keep_its_own_actions_only() -> None:
     own = "0b9a4c43-6f2b-4a3e-9d2c-1b1e8f1f0a01"
     action = {"id": own, "description": "Formation", "target_date": "2026-12-20"}
-    domain.check_plan(case(), goals({"description": "Formation", "target_date": "2026-12-20"}), [])
-    domain.check_plan(case(), goals(action), [own])
+    domain.check_plan(case(), goals({"description": "Formation", "target_date": "2026-12-20"}), {})
+    domain.check_plan(case(), goals(action), {own: PlanActionStatus.PLANNED})
     other = {"id": "5c8e1a3e-0000-4000-8000-000000000000", "description": "x", "target_date": "2026-12-20"}
-    assert refusal(lambda: domain.check_plan(case(), goals(other), [own])) == ("BAD_USER_INPUT",
-                                                                               "goals.0.actions.0.id")
-    assert refusal(lambda: domain.check_plan(case(status=FollowupStatus.CLOSED), goals(), [])) == ("CASE_CLOSED",
+    assert refusal(lambda: domain.check_plan(case(), goals(other), {own: PlanActionStatus.PLANNED})) == (
+        "BAD_USER_INPUT", "goals.0.actions.0.id")
+    assert refusal(lambda: domain.check_plan(case(status=FollowupStatus.CLOSED), goals(), {})) == ("CASE_CLOSED",
                                                                                                   "caseId")
+
+
+def test_saving_the_plan_cannot_undo_a_final_action_state() -> None:
+    own = "0b9a4c43-6f2b-4a3e-9d2c-1b1e8f1f0a01"
+    kept = {"id": own, "description": "Formation", "target_date": "2026-12-20", "status": "PLANNED"}
+    assert refusal(lambda: domain.check_plan(case(), goals(kept), {own: PlanActionStatus.DONE})) == (
+        "INVALID_TRANSITION", "goals.0.actions.0.status")
+    domain.check_plan(case(), goals({**kept, "status": "DONE"}), {own: PlanActionStatus.DONE})
+    domain.check_plan(case(), goals({**kept, "status": "IN_PROGRESS"}), {own: PlanActionStatus.PLANNED})
 
 
 def test_a_plan_needs_goals_in_known_dimensions_and_visible_text() -> None:
