@@ -1,5 +1,5 @@
 """Sharing changes in order (decision record 0020): intake numbers each case's sharing changes, and
-follow-up applies a change's coverage only if it is newer than the one they hold, so a
+follow-up and referral apply a change's coverage only if it is newer than the one they hold, so a
 late ``sharing_changed`` (its first delivery failed and was retried while the next one went through)
 never restores withdrawn consent. A change for a case not known yet is retried, never dropped.
 
@@ -38,6 +38,8 @@ from kernel.events import CloudEvent, new_event
 from services.followup import handlers as followup
 from services.followup.app import APP as FOLLOWUP
 from services.intake.app import APP as INTAKE_APP
+from services.referral import handlers as referral
+from services.referral import store as referral_store
 from tests.integration.services import call, deliver, outbox, principal, register
 from tests.integration.test_outbox_and_consumer import Running, eventually
 
@@ -188,6 +190,81 @@ async def test_events_from_before_versions_apply_as_they_come_until_a_versioned_
     old = change(case_id, 0).model_dump(mode="json")
     del old["sharing_version"]
     assert SharingChangedV1.model_validate(old).sharing_version == 0
+
+
+# --- referral ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def shelter(referral_pool: AsyncConnectionPool) -> None:
+    async with referral_pool.connection() as conn, conn.transaction():
+        await referral_store.upsert_directory_service(conn, SHELTER, "Shelter", "NGO", "COUNTER_TRAFFICKING", [])
+
+
+async def shelter_referral(pool: AsyncConnectionPool, case_id: str) -> tuple[str, str]:
+    async with pool.connection() as conn:
+        [row] = [r for r in await referral_store.referrals_of_case(conn, uuid.UUID(case_id))
+                 if r["to_org_id"] == SHELTER]
+    return str(row["id"]), row["status"]
+
+
+async def test_referral_ignores_a_late_change_revoked_stays_revoked(referral_pool: AsyncConnectionPool,
+                                                                     shelter: None) -> None:
+    case_id = str(uuid.uuid4())
+    await deliver(referral_pool, referral.on_arrival_registered, ARRIVAL_REGISTERED, arrival(case_id), case_id)
+    referral_id, status = await shelter_referral(referral_pool, case_id)
+    assert status == "AWAITING_CONSENT"
+    await deliver(referral_pool, referral.on_sharing_changed, SHARING_CHANGED, change(case_id, 2, SHELTER), case_id)
+    assert (await shelter_referral(referral_pool, case_id))[1] == "PENDING"
+    await deliver(referral_pool, referral.on_sharing_changed, SHARING_CHANGED,
+                  change(case_id, 3, what="CONSENT_WITHDRAWN"), case_id)
+    assert (await shelter_referral(referral_pool, case_id))[1] == "REVOKED"
+    announced = len(await outbox(referral_pool, "referral", referral_id))
+    # Version 2 late: its consent is gone; the coverage stays empty, nothing moves, nothing is announced.
+    await deliver(referral_pool, referral.on_sharing_changed, SHARING_CHANGED, change(case_id, 2, SHELTER), case_id)
+    assert await held(referral_pool, "referral.cases", "referral_recipients", case_id) == ([], 3)
+    assert (await shelter_referral(referral_pool, case_id))[1] == "REVOKED"
+    assert len(await outbox(referral_pool, "referral", referral_id)) == announced
+
+
+async def test_referral_ignores_a_late_change_a_waiting_referral_does_not_go_live(
+        referral_pool: AsyncConnectionPool, shelter: None) -> None:
+    case_id = str(uuid.uuid4())
+    await deliver(referral_pool, referral.on_arrival_registered, ARRIVAL_REGISTERED, arrival(case_id), case_id)
+    # Consent given (2) then withdrawn (3); 3 is delivered first, 2 late.
+    await deliver(referral_pool, referral.on_sharing_changed, SHARING_CHANGED,
+                  change(case_id, 3, what="CONSENT_WITHDRAWN"), case_id)
+    await deliver(referral_pool, referral.on_sharing_changed, SHARING_CHANGED, change(case_id, 2, SHELTER), case_id)
+    assert (await shelter_referral(referral_pool, case_id))[1] == "AWAITING_CONSENT"
+    assert await held(referral_pool, "referral.cases", "referral_recipients", case_id) == ([], 3)
+
+
+async def test_referral_retries_a_change_for_a_case_it_does_not_know_yet(referral_pool: AsyncConnectionPool,
+                                                                         shelter: None) -> None:
+    """Dropped, the referral would wait for a consent already given (routed on the registration's)."""
+    case_id = str(uuid.uuid4())
+    with pytest.raises(RetryLater):
+        await deliver(referral_pool, referral.on_sharing_changed, SHARING_CHANGED, change(case_id, 2, SHELTER),
+                      case_id)
+    await deliver(referral_pool, referral.on_arrival_registered, ARRIVAL_REGISTERED, arrival(case_id), case_id)
+    assert (await shelter_referral(referral_pool, case_id))[1] == "AWAITING_CONSENT"
+    await deliver(referral_pool, referral.on_sharing_changed, SHARING_CHANGED, change(case_id, 2, SHELTER), case_id)
+    assert (await shelter_referral(referral_pool, case_id))[1] == "PENDING"
+
+
+async def test_referral_still_revokes_for_a_case_routed_before_it_kept_cases(referral_pool: AsyncConnectionPool,
+                                                                             shelter: None) -> None:
+    """A case routed before referral kept its own copy of cases (migration 0004) has referrals but no
+    row: a withdrawal must still revoke them, not wait for a registration that will not come again."""
+    case_id = str(uuid.uuid4())
+    await deliver(referral_pool, referral.on_arrival_registered, ARRIVAL_REGISTERED,
+                  arrival(case_id, recipients=[SHELTER]), case_id)
+    assert (await shelter_referral(referral_pool, case_id))[1] == "PENDING"
+    async with referral_pool.connection() as conn:
+        await conn.execute("delete from referral.cases where case_id = %s", (case_id,))
+    await deliver(referral_pool, referral.on_sharing_changed, SHARING_CHANGED,
+                  change(case_id, 2, what="CONSENT_WITHDRAWN"), case_id)
+    assert (await shelter_referral(referral_pool, case_id))[1] == "REVOKED"
 
 
 # --- through NATS: the follow-up's consumer redelivers a change that came before its case ---------
