@@ -49,6 +49,9 @@ class ArrivalRegisteredV1(Event):
     # Routing attributes for eligibility (a service's age range and sexes); absent from earlier producers.
     sex: Sex = Sex.UNKNOWN
     age_years: int | None = None
+    # The case's sharing version this consent is (1 at registration; see SharingChangedV1). 0: an
+    # event from a producer before versions, applied as before unless a versioned state is known.
+    sharing_version: int = 0
 
 
 class ReferralFacts(Event):
@@ -109,13 +112,20 @@ class SharingCoverage(Event):
 class SharingChangedV1(Event):
     """Consent or another legal basis was recorded or withdrawn for a case.
 
-    Carries the resulting coverage per purpose, so consumers need no history to act on it.
+    Carries the resulting coverage per purpose, so consumers need no history to act on it, and the
+    case's sharing version, so they can put it in order: events are not delivered in order (a
+    failed delivery is retried later while the next one goes through), and a consumer applies a
+    coverage only if its version is newer than the one it holds (decision record 0020).
     """
 
     case_id: str
     owner_org_id: str
     change: str  # CONSENT_RECORDED | CONSENT_WITHDRAWN | LEGAL_BASIS_RECORDED
     coverage: list[SharingCoverage]
+    # Raised by every sharing change of the case (the registration's consent is 1). 0: an event
+    # from a producer before versions (still in the streams), applied as before, in the order it
+    # arrives, unless a versioned coverage is already applied (which is then necessarily newer).
+    sharing_version: int = 0
 
 
 class ReferralStatusChangedV1(ReferralFacts):

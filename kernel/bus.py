@@ -30,6 +30,13 @@ log = logging.getLogger(__name__)
 EventHandler = Callable[[Connection, CloudEvent], Awaitable[None]]
 
 
+class RetryLater(Exception):
+    """An event arrived before one it depends on (a case's change before its registration): the
+    handler raises this, its transaction (inbox row included) rolls back, and the consumer delivers
+    the event again with back-off, like any failure, dead-lettering it only after ``max_deliver``
+    attempts. Never acknowledge such an event without effect: that would lose it."""
+
+
 async def connect(url: str, name: str, auth: NatsAuth | None = None) -> Client:
     """Connect with endless reconnection: a NATS restart delays work, it must not stop a process.
 
@@ -219,7 +226,8 @@ class EventConsumer:
                     await self._dead_letter(msg, f"{type(exc).__name__}: {exc}"[:500])
                 else:
                     log.warning(
-                        "event handler failed, will retry",
+                        "event arrived early, will retry" if isinstance(exc, RetryLater)
+                        else "event handler failed, will retry",
                         extra={"consumer": self.spec.durable, "event_id": event.id, "delivery": delivered,
                                "error": type(exc).__name__},
                     )

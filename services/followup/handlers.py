@@ -58,6 +58,7 @@ from contracts.reference import (
 )
 from contracts.replies import FollowupCaseView, MissingPlanView, Page, SurveyView
 from kernel.audit import AuditPurpose
+from kernel.bus import RetryLater
 from kernel.clock import Clock, utcnow
 from kernel.config import plan_due_days
 from kernel.db import Connection, idempotent
@@ -386,7 +387,11 @@ async def on_arrival_registered(conn: Connection, event: CloudEvent) -> None:
 
 
 async def on_sharing_changed(conn: Connection, event: CloudEvent) -> None:
-    """Consent or another basis recorded or withdrawn: who the case may now be followed up by."""
+    """Consent or another basis recorded or withdrawn: who the case may now be followed up by, if this
+    change is newer than the one applied (events come out of order: a late one never restores a
+    withdrawn consent). A case not known yet (its ``arrival_registered`` not handled yet) is retried
+    later, never dropped: dropped, the registration's consent would stand instead of this change."""
     change = SharingChangedV1.model_validate(event.data)
     recipients = next((c.recipients for c in change.coverage if c.purpose == Purpose.FOLLOW_UP), [])
-    await store.set_recipients(conn, change.case_id, recipients)
+    if await store.set_recipients(conn, change.case_id, recipients, change.sharing_version) is None:
+        raise RetryLater(f"sharing change {change.sharing_version} of case {change.case_id} came before the case")

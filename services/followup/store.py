@@ -31,14 +31,16 @@ async def save_case(conn: Connection, arrival: ArrivalRegisteredV1, recipients: 
     """Start following a new case, managed by its owner, on ``schedule`` (id, version); False when it
     was known already (a redelivery, which only fills in the sensitive categories of a case known
     before they were kept)."""
+    # A known case keeps its coverage: the registration's is the first (version 1), whatever came after is newer.
     cur = await conn.execute(
         "insert into followup.cases (case_id, owner_org_id, manager_org_id, arrival_date, destination_region,"
-        " followup_recipients, schedule_id, schedule_version, sensitive_categories)"
-        " values (%s, %s, %s, %s, %s, %s, %s, %s, %s) on conflict (case_id) do update"
+        " followup_recipients, sharing_version, schedule_id, schedule_version, sensitive_categories)"
+        " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) on conflict (case_id) do update"
         " set sensitive_categories = coalesce(followup.cases.sensitive_categories, excluded.sensitive_categories)"
         " returning (xmax = 0) as inserted",
         (arrival.case_id, arrival.owner_org_id, arrival.owner_org_id, arrival.arrival_date,
-         arrival.destination_region, _recipients_json(recipients), *schedule, sensitive_categories),
+         arrival.destination_region, _recipients_json(recipients), arrival.sharing_version, *schedule,
+         sensitive_categories),
     )
     row = await cur.fetchone()
     inserted = bool(row and row["inserted"])
@@ -48,9 +50,20 @@ async def save_case(conn: Connection, arrival: ArrivalRegisteredV1, recipients: 
     return inserted
 
 
-async def set_recipients(conn: Connection, case_id: str, recipients: list[SharingRecipient]) -> None:
-    await conn.execute("update followup.cases set followup_recipients = %s where case_id = %s",
-                       (_recipients_json(recipients), case_id))
+async def set_recipients(conn: Connection, case_id: str, recipients: list[SharingRecipient], version: int
+                         ) -> bool | None:
+    """Apply a sharing change's coverage if its version is newer than the one held (an unversioned
+    event, 0, only while no versioned one was applied): True if applied, False if older (a late or
+    repeated event, ignored), None if the case is not known yet."""
+    cur = await conn.execute(
+        "update followup.cases set followup_recipients = %(recipients)s, sharing_version = %(version)s"
+        " where case_id = %(case)s"
+        " and (sharing_version < %(version)s or (%(version)s = 0 and sharing_version = 0))",
+        {"case": case_id, "recipients": _recipients_json(recipients), "version": version})
+    if cur.rowcount == 1:
+        return True
+    cur = await conn.execute("select from followup.cases where case_id = %s", (case_id,))
+    return False if await cur.fetchone() is not None else None
 
 
 async def get_case(conn: Connection, case_id: uuid.UUID, *, lock: bool = False) -> dict[str, Any] | None:

@@ -66,6 +66,7 @@ async def _create_case(conn: Connection, principal: Principal, arrival: Register
             consent_given=arrival.consent.given, consent_recipient_org_ids=arrival.consent.recipient_org_ids,
             consent_recipient_org_types=arrival.consent.recipient_org_types, consent_purposes=arrival.consent.purposes,
             sex=arrival.sex, age_years=arrival.age_on(datetime.now(UTC).date()),
+            sharing_version=store.FIRST_SHARING_VERSION,
         ),
         subject=str(case_id),
     )
@@ -145,11 +146,12 @@ async def _owned_case(conn: Connection, principal: Principal, case_id: uuid.UUID
     return case
 
 
-async def _announce_sharing(conn: Connection, case: dict[str, Any], change: str) -> list[dict[str, Any]]:
+async def _announce_sharing(conn: Connection, case: dict[str, Any], change: str, version: int
+                            ) -> list[dict[str, Any]]:
     rows = await store.sharing_rows(conn, case["id"])
     await add_event(conn, store.SCHEMA, SHARING_CHANGED, SharingChangedV1(
         case_id=str(case["id"]), owner_org_id=case["owner_org_id"], change=change,
-        coverage=domain.coverage(store.to_basis(r) for r in rows)), subject=str(case["id"]))
+        coverage=domain.coverage(store.to_basis(r) for r in rows), sharing_version=version), subject=str(case["id"]))
     return rows
 
 
@@ -162,8 +164,10 @@ async def _sharing_command(pool: AsyncConnectionPool, principal: Principal, case
     async with pool.connection() as conn, conn.transaction():  # the refusal's audit record commits too
         case = await _owned_case(conn, principal, case_id, operation)
         if case is not None:
+            # First: the case stays locked until commit, so the coverage announced is the one of this version.
+            version = await store.next_sharing_version(conn, case_id)
             await apply(conn)
-            rows = await _announce_sharing(conn, case, change)
+            rows = await _announce_sharing(conn, case, change, version)
             await store.TRAIL.allowed(conn, principal, operation, [case_id], ["consent"],
                                       AuditPurpose.CASE_MANAGEMENT)
     if case is None:

@@ -13,6 +13,7 @@ from services.intake.domain import Basis, Grant
 
 SCHEMA = "intake"
 TRAIL = Trail(SCHEMA)  # intake's audit trail: one call per handler
+FIRST_SHARING_VERSION = 1  # a new case's sharing version (its consent at registration); the column's default
 
 
 async def insert_case(conn: Connection, case_id: uuid.UUID, org_id: str, actor: str, arrival: RegisterArrival) -> None:
@@ -66,6 +67,16 @@ async def withdraw_consent(conn: Connection, case_id: uuid.UUID, consent_id: uui
         (actor, consent_id, case_id, LegalBasis.CONSENT.value),
     )
     return cur.rowcount == 1
+
+
+async def next_sharing_version(conn: Connection, case_id: uuid.UUID) -> int:
+    """Raise the case's sharing version for a change about to be made, and lock the case until commit:
+    concurrent changes of one case are made one after the other, so versions follow their coverage."""
+    cur = await conn.execute("update intake.cases set sharing_version = sharing_version + 1 where id = %s"
+                             " returning sharing_version", (case_id,))
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row["sharing_version"])
 
 
 async def sharing_rows(conn: Connection, case_id: uuid.UUID) -> list[dict[str, Any]]:

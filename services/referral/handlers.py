@@ -27,6 +27,7 @@ from contracts.reference import (
 )
 from contracts.replies import ReferralView
 from kernel.audit import AuditPurpose, service_principal
+from kernel.bus import RetryLater
 from kernel.clock import Clock, utcnow
 from kernel.db import Connection
 from kernel.errors import BadInput, NotFound, SeginError, parse_id
@@ -60,11 +61,22 @@ async def _announce(conn: Connection, row: dict[str, Any], old_status: ReferralS
 
 
 async def on_sharing_changed(conn: Connection, event: CloudEvent) -> None:
-    """Consent recorded: waiting referrals go live. Consent withdrawn: referrals resting on it are revoked."""
+    """Consent recorded: waiting referrals go live. Consent withdrawn: referrals resting on it are revoked.
+
+    Only a change newer than the one applied counts (events come out of order): a late one neither
+    sends a referral live on withdrawn consent nor revokes one a newer consent covers. A case not
+    known yet is retried later, never dropped: dropped, its referrals would be routed on the
+    registration's consent and stay there."""
     change = SharingChangedV1.model_validate(event.data)
     recipients = next((c.recipients for c in change.coverage if c.purpose == Purpose.REFERRAL), [])
-    await store.set_case_recipients(conn, change.case_id, recipients)
+    applied = await store.set_case_recipients(conn, change.case_id, recipients, change.sharing_version)
+    if applied is False:
+        return
     referrals = await store.referrals_of_case(conn, parse_id(change.case_id, "case_id"), lock=True)
+    if applied is None and not referrals:
+        raise RetryLater(f"sharing change {change.sharing_version} of case {change.case_id} came before the case")
+    # Unknown but with referrals: routed before this service kept cases (migration 0004); no version
+    # is held for it, so the change is applied as it comes, as before.
     types = await store.org_types(conn, sorted({r["to_org_id"] for r in referrals if r["to_org_id"]}))
     changed: set[str] = set()
     for step in domain.reassess(referrals, lambda org: domain.basis_for(recipients, org, types.get(org))):

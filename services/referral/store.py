@@ -291,20 +291,32 @@ async def set_mark(conn: Connection, column: str, referral_ids: list[uuid.UUID],
 
 
 async def save_case(conn: Connection, arrival: ArrivalRegisteredV1, recipients: list[SharingRecipient]) -> None:
-    """Remember a new case's routing facts and who it may be shared with for referral."""
+    """Remember a new case's routing facts and who it may be shared with for referral (its sharing
+    version: the registration's). A known case keeps its coverage: whatever came after is newer."""
     await conn.execute(
         "insert into referral.cases (case_id, owner_org_id, arrival_point, arrival_date, destination_region,"
-        " is_child, sex, age_years, vulnerabilities, referral_recipients)"
-        " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) on conflict (case_id) do nothing",
+        " is_child, sex, age_years, vulnerabilities, referral_recipients, sharing_version)"
+        " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) on conflict (case_id) do nothing",
         (arrival.case_id, arrival.owner_org_id, arrival.arrival_point.value, arrival.arrival_date,
          arrival.destination_region, arrival.is_child, arrival.sex.value, arrival.age_years,
-         [v.value for v in arrival.vulnerabilities], _recipients_json(recipients)),
+         [v.value for v in arrival.vulnerabilities], _recipients_json(recipients), arrival.sharing_version),
     )
 
 
-async def set_case_recipients(conn: Connection, case_id: str, recipients: list[SharingRecipient]) -> None:
-    await conn.execute("update referral.cases set referral_recipients = %s, updated_at = now() where case_id = %s",
-                       (_recipients_json(recipients), case_id))
+async def set_case_recipients(conn: Connection, case_id: str, recipients: list[SharingRecipient], version: int
+                              ) -> bool | None:
+    """Apply a sharing change's coverage if its version is newer than the one held (an unversioned
+    event, 0, only while no versioned one was applied): True if applied, False if older (a late or
+    repeated event, ignored), None if the case is not known."""
+    cur = await conn.execute(
+        "update referral.cases set referral_recipients = %(recipients)s, sharing_version = %(version)s,"
+        " updated_at = now() where case_id = %(case)s"
+        " and (sharing_version < %(version)s or (%(version)s = 0 and sharing_version = 0))",
+        {"case": case_id, "recipients": _recipients_json(recipients), "version": version})
+    if cur.rowcount == 1:
+        return True
+    cur = await conn.execute("select from referral.cases where case_id = %s", (case_id,))
+    return False if await cur.fetchone() is not None else None
 
 
 async def get_case(conn: Connection, case_id: uuid.UUID | str) -> dict[str, Any] | None:
