@@ -320,16 +320,24 @@ def check_contact(case: FollowupCase, on: date, today: date) -> None:
                       "input.date")
 
 
-def note_scopes(categories: Iterable[str] | None) -> list[str]:
-    """The scopes a token needs to read a contact's note: one per sensitive category of the case's
-    vulnerabilities; every category's when they are not known (a case older than contacts)."""
+def free_text_scopes(categories: Iterable[str] | None) -> list[str]:
+    """The scopes a token needs to read a case's free text (the plan's goal and action descriptions, a
+    contact's note and next step): one per sensitive category of the case's vulnerabilities; every
+    category's when they are not known (a case older than contacts). Free text about a person may
+    say what intake's flags say, so it is behind the same scopes (decision records 0017, 0018)."""
     known = list(SensitiveCategory) if categories is None else [SensitiveCategory(c) for c in categories]
     return sorted({c.scope for c in known})
 
 
-def missing_note_scope(categories: Iterable[str] | None, scopes: frozenset[str]) -> str | None:
-    """The first scope the caller lacks to read the case's contact notes (None: it may read them)."""
-    return next((s for s in note_scopes(categories) if s not in scopes), None)
+def missing_free_text_scope(categories: Iterable[str] | None, scopes: frozenset[str]) -> str | None:
+    """The first scope the caller lacks to read the case's free text (None: it may read it all)."""
+    return next((s for s in free_text_scopes(categories) if s not in scopes), None)
+
+
+def free_text_categories(categories: Iterable[str] | None) -> list[str]:
+    """The sensitive categories reading a case's free text touches, for the audit record (every one
+    when they are not known)."""
+    return sorted(categories) if categories is not None else sorted(c.value for c in SensitiveCategory)
 
 
 class Mark(StrEnum):

@@ -89,9 +89,9 @@ def _categories(view: FollowupCaseView, base: list[str]) -> list[str]:
 async def _view(conn: Connection, row: dict[str, Any], principal: Principal, now: datetime
                 ) -> tuple[FollowupCaseView, str | None, list[str]]:
     """The follow-up as the caller may see it now: the plan, the contacts and the surveys only for its
-    owner and manager, a contact's note only with the scope of each sensitive category of the case,
-    the psychosocial answers only with ``sensitive:health``. Also the categories of data shown (for
-    the audit record)."""
+    owner and manager; the case's free text (the plan's goals and actions, a contact's note and next
+    step) only with the scope of each sensitive category of the case; the psychosocial answers only
+    with ``sensitive:health``. Also the categories of data shown (for the audit record)."""
     case_id = row["case_id"]
     standing = domain.standing(store.to_case(row), principal.org_id, principal.org_type)
     goals = await store.plan(conn, case_id) if standing else []
@@ -99,18 +99,31 @@ async def _view(conn: Connection, row: dict[str, Any], principal: Principal, now
     surveys = await _surveys(conn, case_id, psychosocial_answers=psychosocial) if standing else []
     every_contact = await store.contacts(conn, case_id)  # newest first
     logged = every_contact if standing else None
-    restricted = domain.missing_note_scope(row["sensitive_categories"], principal.scopes)
+    restricted = domain.missing_free_text_scope(row["sensitive_categories"], principal.scopes)
     attempts = [Attempt(c["contact_date"], c["reached"]) for c in reversed(every_contact)]
     view = views.case_view(row, goals, await store.assignments(conn, case_id), now.date(), plan_due_days(),
                            contacts.stand(row, attempts, now.date()), logged, restricted, surveys)
     if standing is None:
         view = view.model_copy(update={"plan": None, "surveys": []})
-    shown = answering.WITH_PLAN if view.plan else answering.FOLLOW_UP
+    return view, standing, _categories(view, _shown(row, view, logged, restricted))
+
+
+def _shown(row: dict[str, Any], view: FollowupCaseView, logged: list[dict[str, Any]] | None,
+           restricted: str | None) -> list[str]:
+    """The categories of the follow-up's data an answer showed, surveys aside: the plan's text and the
+    case's sensitive categories only when the text was shown, its structure otherwise; the contacts,
+    and their notes with the case's categories when shown."""
+    if view.plan is None:
+        shown = list(answering.FOLLOW_UP)
+    elif restricted:
+        shown = list(answering.PLAN_STRUCTURE)
+    else:
+        shown = [*answering.WITH_PLAN, *domain.free_text_categories(row["sensitive_categories"])]
     if logged:
         shown = [*shown, "contact"]
-        if restricted is None and any(c["note"] for c in logged):
+        if restricted is None and any(c["note"] or c["next_step"] for c in logged):
             shown = [*shown, *contacts.categories_read(row)]
-    return view, standing, _categories(view, shown)
+    return shown
 
 
 async def get_case(pool: AsyncConnectionPool, principal: Principal, request: CaseRef, *,
@@ -344,7 +357,8 @@ async def subject_access(pool: AsyncConnectionPool, principal: Principal, reques
     async with pool.connection() as conn, conn.transaction():
         row = await store.get_case(conn, case_id)
         found, shown = [], answering.WITH_PLAN + answering.SURVEYS + answering.PSYCHOSOCIAL_ANSWERS
-        if row is not None:  # the person's own export: contacts with their notes, every answer
+        if row is not None:  # the person's own export: the plan's text, contacts with their notes, every answer
+            shown = [*shown, *domain.free_text_categories(row["sensitive_categories"])]
             logged = await store.contacts(conn, case_id)
             found = [views.case_view(row, await store.plan(conn, case_id), await store.assignments(conn, case_id),
                                      now.date(), plan_due_days(), await contacts.standing_of(conn, row, now.date()),

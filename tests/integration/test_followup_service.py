@@ -257,3 +257,63 @@ async def test_intake_opens_the_case_to_the_manager_once_per_hand_over_and_never
     async with intake_pool.connection() as conn, conn.transaction():  # the first hand-over, delivered again late
         await intake_handlers.on_case_assigned(conn, first)
     assert (await reads(NGO), await reads(MANAGER)) == (True, False)
+
+
+# --- the case's free text behind its sensitive scopes (security review, finding 1) ---------------------
+
+
+async def _gbv_case(pool: AsyncConnectionPool) -> str:
+    """DGME's case of a GBV survivor; consent covers IOM and the Red Cross for follow-up."""
+    case_id = str(uuid.uuid4())
+    await deliver(pool, handlers.on_arrival_registered, ARRIVAL_REGISTERED, ArrivalRegisteredV1(
+        case_id=case_id, owner_org_id=OWNER, arrival_point=ArrivalPoint.BAMAKO_AIRPORT, arrival_date=date(2026, 11, 1),
+        destination_region="07", is_child=False, vulnerabilities=[Vulnerability.GBV_SURVIVOR], consent_given=True,
+        consent_recipient_org_ids=[MANAGER, NGO], consent_purposes=[Purpose.FOLLOW_UP]), case_id)
+    return case_id
+
+
+async def test_plan_text_on_a_sensitive_case_needs_its_scopes_the_structure_does_not(
+        followup_pool: AsyncConnectionPool) -> None:
+    case_id = await _gbv_case(followup_pool)
+    iom_gbv = caller(MANAGER, "INTERNATIONAL", "followup:read followup:write sensitive:gbv")
+    await ask(followup_pool, DGME, "assign", case_id=case_id, organization_id=MANAGER,
+              organization_type="INTERNATIONAL", reason="SPECIALISED_SUPPORT")
+    saved = await ask(followup_pool, iom_gbv, "save_plan", case_id=case_id, version=1, goals=plan(),
+                      idempotency_key="iom-gbv-plan-1")
+    assert saved["plan"]["goals"][0]["description"] == PLAN_TEXT  # the writer holds sensitive:gbv
+    await ask(followup_pool, iom_gbv, "assign", case_id=case_id, organization_id=NGO, organization_type="NGO",
+              reason="PSYCHOSOCIAL_SUPPORT")
+    for reader in (CR, DGME):  # the new manager, the owner: neither holds sensitive:gbv
+        seen = (await ask(followup_pool, reader, "get_case", case_id=case_id))["plan"]
+        assert [(g["dimension"], g["description"], g["text_restricted"]) for g in seen["goals"]] == [
+            ("ECONOMIC", None, "sensitive:gbv"), ("PSYCHOSOCIAL", None, "sensitive:gbv")]
+        [action] = seen["goals"][0]["actions"]
+        assert (action["description"], action["text_restricted"], action["status"], action["target_date"]) == (
+            None, "sensitive:gbv", "PLANNED", "2026-12-15")
+        assert PLAN_TEXT not in json.dumps(seen, ensure_ascii=False)
+    # The work goes on: the manager moves an action without reading its text.
+    moved = await ask(followup_pool, CR, "update_action", case_id=case_id, action_id=action["id"],
+                      status="IN_PROGRESS", version=3)
+    assert moved["plan"]["goals"][0]["actions"][0]["status"] == "IN_PROGRESS"
+    cr_gbv = caller(NGO, "NGO", "followup:read followup:write sensitive:gbv")
+    assert (await ask(followup_pool, cr_gbv, "get_case", case_id=case_id))["plan"]["goals"][0]["description"] == (
+        PLAN_TEXT)
+    reads = [r["field_categories"] for r in await audit_rows(followup_pool, "followup")
+             if r["operation"] == "followup.read"]
+    assert reads[-3:] == [["follow_up", "plan_structure"], ["follow_up", "plan_structure"],
+                          ["follow_up", "gbv", "plan"]]
+    # The person's own export holds the text.
+    [export] = await ask(followup_pool, principal("segin-steward", "audit:read"), "subject_access", case_id=case_id)
+    assert export["plan"]["goals"][0]["description"] == PLAN_TEXT
+    assert export["plan"]["goals"][0]["text_restricted"] is None
+    assert "gbv" in (await audit_rows(followup_pool, "followup"))[-1]["field_categories"]
+
+
+async def test_plan_text_on_a_case_without_sensitive_flags_is_shown_to_owner_and_manager(
+        followup_pool: AsyncConnectionPool, case_id: str) -> None:
+    await ask(followup_pool, DGME, "save_plan", case_id=case_id, version=0, goals=plan(),
+              idempotency_key="dgme-plain-plan")
+    seen = await ask(followup_pool, DGME, "get_case", case_id=case_id)
+    assert (seen["plan"]["goals"][0]["description"], seen["plan"]["goals"][0]["text_restricted"]) == (PLAN_TEXT, None)
+    read = [r for r in await audit_rows(followup_pool, "followup") if r["operation"] == "followup.read"][-1]
+    assert read["field_categories"] == ["follow_up", "plan"]
