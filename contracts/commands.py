@@ -22,6 +22,7 @@ from pydantic import (
 
 from contracts.reference import (
     ArrivalPoint,
+    AssignmentReason,
     ClosureReason,
     ContactMode,
     DirectoryStatus,
@@ -33,6 +34,7 @@ from contracts.reference import (
     Purpose,
     ReferralStatus,
     ReintegrationDimension,
+    ReopenReason,
     ServiceCategory,
     Sex,
     StatisticsDimension,
@@ -567,7 +569,7 @@ class AssignCaseManagement(Strict):
     case_id: Identifier
     organization_id: Identifier
     organization_type: OrganisationType | None = None
-    reason: Code
+    reason: AssignmentReason  # a closed list: a reason is announced in case_assigned, never free text
 
 
 class PlanActionInput(Strict):
@@ -625,10 +627,10 @@ class CloseCase(Strict):
 
 
 class ReopenCase(Strict):
-    """Re-open a closed follow-up, with a reason code."""
+    """Re-open a closed follow-up, with a reason from a closed list (it is announced in case_reopened)."""
 
     case_id: Identifier
-    reason: Code
+    reason: ReopenReason
     version: int = Field(ge=0)
 
 

@@ -23,6 +23,7 @@ from gateway.graphql_guard import RequestGuard, SeginSchema
 from gateway.limits import OVERDUE_COUNTS_COST, SAVE_PLAN_COST, GraphQLLimits
 from gateway.types import (
     ArrivalPoint,
+    AssignmentReason,
     AuditConnection,
     AuditedService,
     AuditEntry,
@@ -53,6 +54,7 @@ from gateway.types import (
     Referral,
     ReferralConnection,
     ReferralStatus,
+    ReopenReason,
     Region,
     ReintegrationDimension,
     ServiceCategory,
@@ -596,7 +598,8 @@ class Mutation:
                                      "recorded legal basis, must cover that organisation for FOLLOW_UP; it may then "
                                      "read the case, and the previous manager keeps only what another basis allows.")
     async def assign_case_management(self, info: Info[Context, None], case_id: strawberry.ID,
-                                     organization_id: strawberry.ID, reason: str) -> FollowupCase:
+                                     organization_id: strawberry.ID,
+                                     reason: AssignmentReason) -> FollowupCase:
         org_id = _id(organization_id, "organizationId")
         await _known_organisations(info.context, [org_id], "organizationId")
         record = await info.context.registry.organisation(org_id)
@@ -633,8 +636,8 @@ class Mutation:
         data = await info.context.ask("svc.followup.close", request.model_dump(mode="json"))
         return FollowupCase.from_record(replies.FollowupCaseView.model_validate(data))
 
-    @strawberry.mutation(description="Re-open a closed follow-up, with a reason code (the managing organisation).")
-    async def reopen_case(self, info: Info[Context, None], case_id: strawberry.ID, reason: str,
+    @strawberry.mutation(description="Re-open a closed follow-up, with its reason (the managing organisation).")
+    async def reopen_case(self, info: Info[Context, None], case_id: strawberry.ID, reason: ReopenReason,
                           version: int) -> FollowupCase:
         request = _validated(commands.ReopenCase, "", case_id=_id(case_id, "caseId"), reason=reason, version=version)
         data = await info.context.ask("svc.followup.reopen", request.model_dump(mode="json"))

@@ -449,6 +449,9 @@ class SubjectAccessExport:
 
 FollowupStatus = strawberry.enum(reference.FollowupStatus, description="Whether a case's follow-up is open or closed.")
 ClosureReason = strawberry.enum(reference.ClosureReason, description="Why a case's follow-up was closed.")
+AssignmentReason = strawberry.enum(reference.AssignmentReason, description="Why a case's follow-up was handed over "
+                                                                           "(a closed list: never a name).")
+ReopenReason = strawberry.enum(reference.ReopenReason, description="Why a closed follow-up was opened again.")
 ReintegrationDimension = strawberry.enum(reference.ReintegrationDimension,
                                          description="The dimensions of a reintegration plan.")
 PlanActionStatus = strawberry.enum(reference.PlanActionStatus, description="Where a plan action stands; PLANNED and "

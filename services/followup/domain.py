@@ -50,10 +50,22 @@ class FollowupCase:
     version: int
     arrival_date: date
     recipients: tuple[SharingRecipient, ...] = ()  # who the case may be shared with for FOLLOW_UP
+    manager_org_type: str | None = None  # the manager's type at hand-over (None: unknown, or the owner)
 
     def basis_for(self, org_id: str, org_type: str | None) -> LegalBasis | None:
         """The recorded basis letting ``org_id`` follow the case up (the same rule as for referrals)."""
         return covering_basis(list(self.recipients), org_id, org_type)
+
+    def manager_covered(self) -> bool:
+        """Whether a basis still lets the manager follow the case up. The owner managing its own case
+        needs none. When the manager's type is not known (a hand-over older than it was kept), any
+        basis given to a type of organisation is taken to cover it: the owner is then refused rather
+        than let take a case a basis may still cover (the steward can)."""
+        if self.manager_org_id == self.owner_org_id:
+            return True
+        if self.basis_for(self.manager_org_id, self.manager_org_type) is not None:
+            return True
+        return self.manager_org_type is None and any(r.org_type for r in self.recipients)
 
 
 # --- who may see and act ----------------------------------------------------------------------------
@@ -93,15 +105,21 @@ def assignment_basis(case: FollowupCase, *, caller_org_id: str, caller_org_type:
     whose own case it is), or Refused saying why not.
 
     The current manager may hand the case over, and the platform steward (``followup:manage``) may
-    for any case. The new organisation needs consent (or another recorded basis) covering it, by
-    id or by type, for the purpose FOLLOW_UP: the rule referrals follow for REFERRAL.
+    for any case. The owner may too once no basis covers the manager any more (consent withdrawn):
+    the manager can no longer act, and the case must not wait for the steward (decision record
+    0017). While a basis covers the manager, the owner may not take the case from it. The new
+    organisation needs consent (or another recorded basis) covering it, by id or by type, for the
+    purpose FOLLOW_UP: the rule referrals follow for REFERRAL.
     """
-    if not steward:
+    if steward:
+        if to_org_id == caller_org_id and caller_org_id != case.manager_org_id:
+            # followup:manage hands a case over without reading it: taking it on would open the plan to the steward.
+            raise Refused("The platform steward hands a follow-up over; it does not take it on.", "FORBIDDEN",
+                          "organizationId")
+    elif caller_org_id == case.owner_org_id and not case.manager_covered():
+        pass  # the owner takes the case back, or hands it on, from a manager no basis covers any more
+    else:
         may_write(case, caller_org_id, caller_org_type)
-    elif to_org_id == caller_org_id and caller_org_id != case.manager_org_id:
-        # followup:manage hands a case over without reading it: taking it on would open the plan to the steward.
-        raise Refused("The platform steward hands a follow-up over; it does not take it on.", "FORBIDDEN",
-                      "organizationId")
     if case.status == CLOSED:
         raise Refused("A closed follow-up cannot be handed over: re-open it first.", "CASE_CLOSED", "caseId")
     if to_org_id == case.manager_org_id:

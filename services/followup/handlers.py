@@ -180,21 +180,22 @@ async def _command(pool: AsyncConnectionPool, principal: Principal, case_id: uui
 
 async def assign(pool: AsyncConnectionPool, principal: Principal, request: AssignCaseManagement, *,
                  clock: Clock = utcnow) -> FollowupCaseView:
-    """Hand the case's follow-up to another organisation a basis covers; announced, so that intake
-    opens the case to the new manager and closes it to the old one (unless it is the owner)."""
+    """Hand the case's follow-up to another organisation a basis covers (the manager, the steward, or
+    the owner once no basis covers the manager); announced, so that intake opens the case to the new
+    manager and closes it to the old one (unless it is the owner)."""
     case_id = parse_id(request.case_id, "caseId")
 
     async def decide(conn: Connection, row: dict[str, Any], case: domain.FollowupCase) -> dict[str, Any]:
+        to_org_type = request.organization_type.value if request.organization_type else None
         basis = domain.assignment_basis(
             case, caller_org_id=principal.org_id, caller_org_type=principal.org_type,
-            steward=STEWARD_SCOPE in principal.scopes, to_org_id=request.organization_id,
-            to_org_type=request.organization_type.value if request.organization_type else None)
-        row = await store.set_manager(conn, case_id, request.organization_id)
-        await store.insert_assignment(conn, case_id, case.manager_org_id, request.organization_id, request.reason,
-                                      basis, principal.org_id)
+            steward=STEWARD_SCOPE in principal.scopes, to_org_id=request.organization_id, to_org_type=to_org_type)
+        row = await store.set_manager(conn, case_id, request.organization_id, to_org_type)
+        await store.insert_assignment(conn, case_id, case.manager_org_id, request.organization_id,
+                                      request.reason.value, basis, principal.org_id)
         await add_event(conn, store.SCHEMA, CASE_ASSIGNED, CaseAssignedV1(
             case_id=str(case_id), owner_org_id=case.owner_org_id, from_org_id=case.manager_org_id,
-            to_org_id=request.organization_id, reason_code=request.reason, legal_basis=basis,
+            to_org_id=request.organization_id, reason_code=request.reason.value, legal_basis=basis,
             assigned_by_org_id=principal.org_id, version=row["version"]), subject=str(case_id))
         return row
 
@@ -285,7 +286,7 @@ async def reopen_case(pool: AsyncConnectionPool, principal: Principal, request: 
         domain.reopen(case)
         row = await store.reopen(conn, case_id)
         await add_event(conn, store.SCHEMA, CASE_REOPENED, CaseReopenedV1(
-            case_id=str(case_id), manager_org_id=case.manager_org_id, reason_code=request.reason,
+            case_id=str(case_id), manager_org_id=case.manager_org_id, reason_code=request.reason.value,
             version=row["version"]), subject=str(case_id))
         return row
 

@@ -64,6 +64,7 @@ def to_case(row: dict[str, Any]) -> FollowupCase:
         case_id=str(row["case_id"]), owner_org_id=row["owner_org_id"], manager_org_id=row["manager_org_id"],
         status=FollowupStatus(row["status"]), version=row["version"], arrival_date=row["arrival_date"],
         recipients=tuple(SharingRecipient.model_validate(r) for r in row["followup_recipients"]),
+        manager_org_type=row.get("manager_org_type"),
     )
 
 
@@ -77,10 +78,11 @@ async def insert_assignment(conn: Connection, case_id: str | uuid.UUID, from_org
     )
 
 
-async def set_manager(conn: Connection, case_id: uuid.UUID, org_id: str) -> dict[str, Any]:
+async def set_manager(conn: Connection, case_id: uuid.UUID, org_id: str, org_type: str | None = None
+                      ) -> dict[str, Any]:
     cur = await conn.execute(
-        "update followup.cases set manager_org_id = %s, managed_since = now(), version = version + 1,"
-        " updated_at = now() where case_id = %s returning *", (org_id, case_id))
+        "update followup.cases set manager_org_id = %s, manager_org_type = %s, managed_since = now(),"
+        " version = version + 1, updated_at = now() where case_id = %s returning *", (org_id, org_type, case_id))
     row = await cur.fetchone()
     assert row is not None
     return row

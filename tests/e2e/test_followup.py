@@ -26,7 +26,7 @@ FOLLOWUP = """query($case: ID!) { followupCase(caseId: $case) { caseId managerOr
   closureReason version planDueOn planOverdue plan { savedByOrgId goals { dimension description actions { id
   description status targetDate overdue } } } assignments { fromOrgId toOrgId reasonCode legalBasis } } }"""
 ASSIGN = """mutation($case: ID!, $org: ID!) { assignCaseManagement(caseId: $case, organizationId: $org,
-  reason: "SPECIALISED_SUPPORT") { managerOrgId version } }"""
+  reason: SPECIALISED_SUPPORT) { managerOrgId version } }"""
 SAVE = """mutation($case: ID!, $version: Int!, $key: String!, $goals: [PlanGoalInput!]!) {
   savePlan(caseId: $case, version: $version, goals: $goals, idempotencyKey: $key) { version plan { goals {
   actions { id status } } } } }"""
@@ -34,7 +34,7 @@ UPDATE = """mutation($case: ID!, $action: ID!, $version: Int!) { updatePlanActio
   version: $version, status: IN_PROGRESS) { version } }"""
 CLOSE = """mutation($case: ID!, $version: Int!) { closeCase(caseId: $case, reason: REINTEGRATED, version: $version) {
   status closureReason version plan { goals { actions { status } } } } }"""
-REOPEN = """mutation($case: ID!, $version: Int!) { reopenCase(caseId: $case, reason: "CONTACT_RESUMED",
+REOPEN = """mutation($case: ID!, $version: Int!) { reopenCase(caseId: $case, reason: CONTACT_RESUMED,
   version: $version) { status version } }"""
 MISSING = "{ plansMissing(first: 100) { nodes { caseId planDueOn overdue } pageInfo { hasNextPage endCursor } } }"
 GOAL_TEXT = "Relancer un petit commerce de tissus au marché de Gao"

@@ -317,3 +317,61 @@ async def test_plan_text_on_a_case_without_sensitive_flags_is_shown_to_owner_and
     assert (seen["plan"]["goals"][0]["description"], seen["plan"]["goals"][0]["text_restricted"]) == (PLAN_TEXT, None)
     read = [r for r in await audit_rows(followup_pool, "followup") if r["operation"] == "followup.read"][-1]
     assert read["field_categories"] == ["follow_up", "plan"]
+
+
+# --- reasons are closed lists (security review, finding 2) ---------------------------------------------
+
+
+async def test_a_reason_outside_the_list_is_refused_and_announces_nothing_while_old_reasons_still_read(
+        followup_pool: AsyncConnectionPool, case_id: str) -> None:
+    assert (await refused(followup_pool, DGME, "assign", case_id=case_id, organization_id=MANAGER,
+                          organization_type="INTERNATIONAL", reason="AMINATA_COULIBALY_VIH_POSITIVE"))[0] == (
+        "BAD_USER_INPUT")
+    assert await outbox(followup_pool, "followup", case_id) == []
+    # A hand-over stored before the list keeps its code, and the follow-up still reads.
+    async with followup_pool.connection() as conn:
+        await conn.execute("update followup.assignments set reason_code = 'OLD_FREE_CODE' where case_id = %s",
+                           (case_id,))
+    seen = await ask(followup_pool, DGME, "get_case", case_id=case_id)
+    assert [a["reason_code"] for a in seen["assignments"]] == ["OLD_FREE_CODE"]
+    await ask(followup_pool, DGME, "close", case_id=case_id, reason="RE_MIGRATED", version=0)
+    assert (await refused(followup_pool, DGME, "reopen", case_id=case_id, reason="MARIAM_TRAORE", version=1))[0] == (
+        "BAD_USER_INPUT")
+    await ask(followup_pool, DGME, "reopen", case_id=case_id, reason="RETURNED_AGAIN", version=1)
+    reopened = (await outbox(followup_pool, "followup", case_id))[-1]
+    assert reopened["data"]["reason_code"] == "RETURNED_AGAIN"
+
+
+# --- the owner takes the case back once no basis covers the manager (security review, finding 3) -------
+
+
+async def test_after_withdrawal_the_owner_takes_the_case_back_audited_and_announced(
+        followup_pool: AsyncConnectionPool, case_id: str) -> None:
+    await ask(followup_pool, DGME, "assign", case_id=case_id, organization_id=MANAGER,
+              organization_type="INTERNATIONAL", reason="SPECIALISED_SUPPORT")
+    # While consent covers IOM, the owner may not take the case from it.
+    assert await refused(followup_pool, DGME, "assign", case_id=case_id, organization_id=OWNER,
+                         organization_type="STATE", reason="RETURN_TO_OWNER") == ("FORBIDDEN", "caseId")
+    await deliver(followup_pool, handlers.on_sharing_changed, SHARING_CHANGED, SharingChangedV1(
+        case_id=case_id, owner_org_id=OWNER, change="CONSENT_WITHDRAWN",
+        coverage=[SharingCoverage(purpose=Purpose.FOLLOW_UP, recipients=[])]), case_id)
+    assert await refused(followup_pool, IOM, "assign", case_id=case_id, organization_id=OWNER,
+                         organization_type="STATE", reason="RETURN_TO_OWNER") == ("NOT_FOUND", "caseId")
+    # Nobody else is covered: the owner can only take it back, not hand it on.
+    assert await refused(followup_pool, DGME, "assign", case_id=case_id, organization_id=NGO,
+                         organization_type="NGO", reason="CLOSER_TO_HOME") == ("NO_LEGAL_BASIS", "organizationId")
+    back = await ask(followup_pool, DGME, "assign", case_id=case_id, organization_id=OWNER,
+                     organization_type="STATE", reason="CONSENT_WITHDRAWN")
+    assert back["manager_org_id"] == OWNER and back["assignments"][-1] | {"assigned_at": None} == {
+        "from_org_id": MANAGER, "to_org_id": OWNER, "reason_code": "CONSENT_WITHDRAWN", "legal_basis": None,
+        "assigned_at": None, "assigned_by_org_id": OWNER}
+    event = (await outbox(followup_pool, "followup", case_id))[-1]
+    assert (event["type"], event["data"]["from_org_id"], event["data"]["to_org_id"], event["data"]["reason_code"]) == (
+        CASE_ASSIGNED.event_type, MANAGER, OWNER, "CONSENT_WITHDRAWN")
+    entry = (await audit_rows(followup_pool, "followup"))[-1]
+    assert (entry["operation"], entry["org_id"], entry["outcome"], entry["purpose"]) == (
+        "followup.assign", OWNER, "allowed", "case_management")
+    # The owner manages its case again: it writes the plan.
+    saved = await ask(followup_pool, DGME, "save_plan", case_id=case_id, version=back["version"], goals=plan(),
+                      idempotency_key="dgme-after-withdrawal")
+    assert saved["plan"]["goals"][0]["description"] == PLAN_TEXT

@@ -9,7 +9,7 @@ from datetime import date
 import pytest
 from pydantic import ValidationError
 
-from contracts.commands import CloseCase, PlanGoalInput, SavePlan
+from contracts.commands import AssignCaseManagement, CloseCase, PlanGoalInput, ReopenCase, SavePlan
 from contracts.events import SharingRecipient
 from contracts.reference import ClosureReason, FollowupStatus, LegalBasis, PlanActionStatus
 from kernel.config import plan_due_days
@@ -82,6 +82,31 @@ def test_the_steward_does_not_hand_a_case_to_itself() -> None:
     covered = case(recipients=(SharingRecipient(org_type="STATE", legal_basis=LegalBasis.CONSENT),))
     assert refusal(lambda: assign(covered, "segin-steward", "STATE", by="segin-steward", steward=True)) == (
         "FORBIDDEN", "organizationId")
+
+
+def test_once_no_basis_covers_the_manager_its_owner_takes_the_case_back_or_hands_it_on() -> None:
+    """Consent withdrawn: the manager can no longer act, so the owner may hand the case over (ADR 0017)."""
+    orphaned = case(manager_org_id="iom", manager_org_type="INTERNATIONAL",
+                    recipients=(SharingRecipient(org_type="NGO", legal_basis=LegalBasis.CONSENT),))
+    assert not orphaned.manager_covered()
+    assert assign(orphaned, "dgme", "STATE", by="dgme") is None
+    assert assign(orphaned, "croix-rouge", "NGO", by="dgme") == LegalBasis.CONSENT  # on to one a basis covers
+    assert refusal(lambda: assign(orphaned, "unhcr", "INTERNATIONAL", by="dgme")) == ("NO_LEGAL_BASIS",
+                                                                                       "organizationId")
+    assert refusal(lambda: assign(orphaned, "dgme", "STATE", by="ame")) == ("NOT_FOUND", "caseId")
+    assert refusal(lambda: assign(replace(orphaned, status=FollowupStatus.CLOSED), "dgme", "STATE", by="dgme")) == (
+        "CASE_CLOSED", "caseId")
+
+
+def test_while_a_basis_covers_the_manager_the_owner_may_not_take_the_case() -> None:
+    by_type = case(manager_org_id="croix-rouge", manager_org_type="NGO")  # covered by consent to NGOs
+    assert by_type.manager_covered()
+    assert refusal(lambda: assign(by_type, "dgme", "STATE", by="dgme")) == ("FORBIDDEN", "caseId")
+    # A hand-over older than the manager's type: any consent to a type may still cover it, so the owner waits.
+    unknown = case(manager_org_id="croix-rouge", manager_org_type=None)
+    assert unknown.manager_covered()
+    assert not case(manager_org_id="croix-rouge", recipients=()).manager_covered()
+    assert case().manager_covered()  # the owner managing its own case needs no basis
 
 
 def test_a_manager_whose_basis_was_withdrawn_can_no_longer_act() -> None:
@@ -205,6 +230,22 @@ def test_closure_reasons_are_the_six_codes() -> None:
     CloseCase.model_validate({"case_id": "c1", "reason": "RE_MIGRATED", "version": 1})
     with pytest.raises(ValidationError):
         CloseCase.model_validate({"case_id": "c1", "reason": "BORED", "version": 1})
+
+
+@pytest.mark.parametrize("reason", ["AMINATA_COULIBALY_VIH_POSITIVE", "TRAORE", "specialised support", ""])
+def test_hand_over_and_reopening_reasons_are_closed_lists_so_no_name_reaches_an_event(reason: str) -> None:
+    with pytest.raises(ValidationError):
+        AssignCaseManagement.model_validate({"case_id": "c1", "organization_id": "iom", "reason": reason})
+    with pytest.raises(ValidationError):
+        ReopenCase.model_validate({"case_id": "c1", "reason": reason, "version": 1})
+
+
+def test_the_reasons_already_in_use_stay_valid() -> None:
+    for reason in ("SPECIALISED_SUPPORT", "CHILD_PROTECTION_MANDATE", "CLOSER_TO_HOME", "MANAGER_LEFT",
+                   "CONSENT_WITHDRAWN", "RETURN_TO_OWNER", "OTHER"):
+        AssignCaseManagement.model_validate({"case_id": "c1", "organization_id": "iom", "reason": reason})
+    for reason in ("CONTACT_RESUMED", "RETURNED_AGAIN", "NEW_NEEDS", "CLOSED_IN_ERROR", "OTHER"):
+        ReopenCase.model_validate({"case_id": "c1", "reason": reason, "version": 1})
 
 
 def test_closing_closes_the_open_actions_only_and_reopening_needs_a_closed_case() -> None:
