@@ -576,7 +576,9 @@ class PlanActionInput(Strict):
     """One action of a goal: what, by when, its state, and the referral it rests on if any."""
 
     id: Identifier | None = Field(default=None, description="An action of the plan you read; none: a new action")
-    description: PlanText
+    # None: keep the action's text as saved (a caller without the case's sensitive scopes cannot read
+    # it, and must not have to re-type it to change the plan); required for a new action.
+    description: PlanText | None = None
     referral_id: ReferralId | None = None
     target_date: date
     status: PlanActionStatus = PlanActionStatus.PLANNED
@@ -585,8 +587,9 @@ class PlanActionInput(Strict):
 class PlanGoalInput(Strict):
     """One goal of a reintegration plan, in one dimension, with its actions."""
 
+    id: Identifier | None = Field(default=None, description="A goal of the plan you read; none: a new goal")
     dimension: ReintegrationDimension
-    description: PlanText
+    description: PlanText | None = None  # None: keep the goal's text as saved (as for an action); required for a new goal
     actions: list[PlanActionInput] = Field(default_factory=list, max_length=MAX_ACTIONS)
 
 

@@ -199,8 +199,10 @@ class ReferralOutcomeInput:
 @strawberry.input(description="One action of a plan goal. Give the id of an action of the plan you read to keep it; "
                                "leave it out for a new action.")
 class PlanActionInput:
-    description: str = strawberry.field(description="What will be done (at most 500 characters); seen by the case's "
-                                                    "owner and manager only, never sent in events.")
+    description: str | None = strawberry.field(
+        default=None, description="What will be done (at most 500 characters); seen by the case's owner and manager "
+                                  "only (on a sensitive case, with its sensitive:* scopes), never sent in events. "
+                                  "Required for a new action; left out, the action (id) keeps its saved text.")
     target_date: dt.date
     status: PlanActionStatus = reference.PlanActionStatus.PLANNED
     referral_id: strawberry.ID | None = strawberry.field(default=None, description="The referral it rests on, if any.")
@@ -210,8 +212,12 @@ class PlanActionInput:
 @strawberry.input(description="One goal of a reintegration plan, in one dimension, with its actions.")
 class PlanGoalInput:
     dimension: ReintegrationDimension
-    description: str = strawberry.field(description="The goal (at most 500 characters).")
+    description: str | None = strawberry.field(
+        default=None, description="The goal (at most 500 characters). Required for a new goal; left out, the goal "
+                                  "(id) keeps its saved text.")
     actions: list[PlanActionInput] = strawberry.field(default_factory=list)
+    id: strawberry.ID | None = strawberry.field(default=None, description="A goal of the plan you read, to keep it "
+                                                                          "(and its text); leave it out for a new goal.")
 
 
 @strawberry.input(description="One answer: an indicator's code and the chosen option's code, or DECLINED when the "

@@ -136,15 +136,34 @@ def assignment_basis(case: FollowupCase, *, caller_org_id: str, caller_org_type:
 # --- the plan -----------------------------------------------------------------------------------------
 
 
-def check_plan(case: FollowupCase, goals: list[PlanGoalInput], known: Mapping[str, PlanActionStatus]) -> None:
-    """A plan may only be written to an open follow-up; an action id given must be one of the plan's
-    (``known``: id and state), and a kept action's state may only move as ``update_action`` allows."""
+def check_plan(case: FollowupCase, goals: list[PlanGoalInput], known: Mapping[str, PlanActionStatus],
+               known_goals: Iterable[str] = ()) -> None:
+    """A plan may only be written to an open follow-up; a goal or action id given must be one of the
+    plan's (``known``: action id and state; ``known_goals``), once; a kept action's state may only
+    move as ``update_action`` allows. A description left out keeps the saved text of the goal or
+    action named by its id (a manager without the case's sensitive scopes cannot read it), so a new
+    goal or action needs one."""
     if case.status == CLOSED:
         raise Refused("A closed follow-up has no plan to change: re-open it first.", "CASE_CLOSED", "caseId")
+    goal_ids, action_ids = set(known_goals), set()
+    seen_goals: set[str] = set()
     for g, goal in enumerate(goals):
+        if goal.id is not None and (goal.id not in goal_ids or goal.id in seen_goals):
+            raise Refused("No such goal in this case's plan, or given twice (leave id out for a new goal).",
+                          "BAD_USER_INPUT", f"goals.{g}.id")
+        if goal.id is not None:
+            seen_goals.add(goal.id)
+        if goal.id is None and goal.description is None:
+            raise Refused("A new goal needs a description.", "BAD_USER_INPUT", f"goals.{g}.description")
         for a, action in enumerate(goal.actions):
             if action.id is None:
+                if action.description is None:
+                    raise Refused("A new action needs a description.", "BAD_USER_INPUT",
+                                  f"goals.{g}.actions.{a}.description")
                 continue
+            if action.id in action_ids:
+                raise Refused("An action is given twice.", "BAD_USER_INPUT", f"goals.{g}.actions.{a}.id")
+            action_ids.add(action.id)
             if action.id not in known:
                 raise Refused("No such action in this case's plan (leave id out for a new action).", "BAD_USER_INPUT",
                               f"goals.{g}.actions.{a}.id")

@@ -214,7 +214,8 @@ async def save_plan(pool: AsyncConnectionPool, principal: Principal, request: Sa
 
         async def produce() -> dict[str, Any]:
             domain.check_version(case, request.version)
-            domain.check_plan(case, request.goals, await store.action_states(conn, case_id))
+            domain.check_plan(case, request.goals, await store.action_states(conn, case_id),
+                              await store.goal_ids(conn, case_id))
             saved, actions = await store.replace_plan(conn, case_id, principal.org_id, request.goals)
             await add_event(conn, store.SCHEMA, PLAN_SAVED, PlanSavedV1(
                 case_id=str(case_id), manager_org_id=principal.org_id, version=saved["version"],

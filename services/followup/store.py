@@ -110,17 +110,29 @@ async def action_states(conn: Connection, case_id: uuid.UUID) -> dict[str, PlanA
     return {str(r["id"]): PlanActionStatus(r["status"]) for r in await cur.fetchall()}
 
 
+async def goal_ids(conn: Connection, case_id: uuid.UUID) -> set[str]:
+    cur = await conn.execute("select id from followup.plan_goals where case_id = %s", (case_id,))
+    return {str(r["id"]) for r in await cur.fetchall()}
+
+
 async def replace_plan(conn: Connection, case_id: uuid.UUID, org_id: str, goals: list[PlanGoalInput]
                        ) -> tuple[dict[str, Any], int]:
-    """Write the whole plan anew (an action keeps its id when given); returns the case row and how many actions."""
+    """Write the whole plan anew (a goal or an action keeps its id, and its text when none is given,
+    when the id is given: ``domain.check_plan`` checked them); returns the case row and how many actions."""
+    cur = await conn.execute("select id, description from followup.plan_goals where case_id = %s", (case_id,))
+    goal_text = {str(r["id"]): r["description"] for r in await cur.fetchall()}
+    cur = await conn.execute("select id, description from followup.plan_actions where case_id = %s", (case_id,))
+    action_text = {str(r["id"]): r["description"] for r in await cur.fetchall()}
     await conn.execute("delete from followup.plan_goals where case_id = %s", (case_id,))
     goal_rows, action_rows = [], []
     for g, goal in enumerate(goals):
-        goal_id = uuid.uuid4()
-        goal_rows.append((goal_id, case_id, g, goal.dimension.value, goal.description))
+        goal_id = uuid.UUID(goal.id) if goal.id else uuid.uuid4()
+        goal_rows.append((goal_id, case_id, g, goal.dimension.value,
+                          goal.description if goal.description is not None else goal_text[str(goal_id)]))
         for action in goal.actions:
             action_id = uuid.UUID(action.id) if action.id else uuid.uuid4()
-            action_rows.append((action_id, goal_id, case_id, len(action_rows) + 1, action.description,
+            action_rows.append((action_id, goal_id, case_id, len(action_rows) + 1,
+                                action.description if action.description is not None else action_text[str(action_id)],
                                 action.referral_id, action.target_date, action.status.value))
     count = len(action_rows)
     async with conn.cursor() as cur:  # one pipelined batch per table, not a round trip per row

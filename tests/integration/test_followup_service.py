@@ -295,9 +295,21 @@ async def test_plan_text_on_a_sensitive_case_needs_its_scopes_the_structure_does
     moved = await ask(followup_pool, CR, "update_action", case_id=case_id, action_id=action["id"],
                       status="IN_PROGRESS", version=3)
     assert moved["plan"]["goals"][0]["actions"][0]["status"] == "IN_PROGRESS"
+    # … and changes the plan by ids, leaving the text it cannot read out: the text is kept, not overwritten.
+    [economic, psychosocial] = moved["plan"]["goals"]
+    resaved = await ask(followup_pool, CR, "save_plan", case_id=case_id, version=moved["version"], goals=[
+        {"id": economic["id"], "dimension": "ECONOMIC", "actions": [
+            {"id": action["id"], "target_date": "2026-12-20", "status": "IN_PROGRESS"},
+            {"description": "Accompagnement au marché", "target_date": "2027-01-10"}]},
+        {"id": psychosocial["id"], "dimension": "PSYCHOSOCIAL", "actions": []}],
+        idempotency_key="cr-gbv-plan-2")
+    assert [a["target_date"] for a in resaved["plan"]["goals"][0]["actions"]] == ["2026-12-20", "2027-01-10"]
     cr_gbv = caller(NGO, "NGO", "followup:read followup:write sensitive:gbv")
-    assert (await ask(followup_pool, cr_gbv, "get_case", case_id=case_id))["plan"]["goals"][0]["description"] == (
-        PLAN_TEXT)
+    whole = (await ask(followup_pool, cr_gbv, "get_case", case_id=case_id))["plan"]
+    assert [g["description"] for g in whole["goals"]] == [PLAN_TEXT, "Soutien psychosocial"]
+    assert [a["description"] for a in whole["goals"][0]["actions"]] == ["Formation en gestion",
+                                                                         "Accompagnement au marché"]
+    assert whole["goals"][0]["id"] == economic["id"]
     reads = [r["field_categories"] for r in await audit_rows(followup_pool, "followup")
              if r["operation"] == "followup.read"]
     assert reads[-3:] == [["follow_up", "plan_structure"], ["follow_up", "plan_structure"],

@@ -181,6 +181,28 @@ def test_a_plan_may_keep_its_own_actions_only() -> None:
                                                                                                   "caseId")
 
 
+def test_a_goal_or_action_kept_by_id_may_leave_its_text_out_a_new_one_may_not() -> None:
+    """A manager without the case's sensitive scopes cannot read the plan's text: it changes the plan
+    by sending ids without descriptions, and the saved text is kept (never overwritten by a guess)."""
+    own, goal = "0b9a4c43-6f2b-4a3e-9d2c-1b1e8f1f0a01", "7d4f2a10-0000-4000-8000-0000000000aa"
+    kept = [PlanGoalInput.model_validate({"id": goal, "dimension": "ECONOMIC", "actions": [
+        {"id": own, "target_date": "2026-12-20"}, {"description": "Nouvelle action", "target_date": "2026-12-30"}]})]
+    domain.check_plan(case(), kept, {own: PlanActionStatus.PLANNED}, {goal})
+    assert refusal(lambda: domain.check_plan(case(), kept, {own: PlanActionStatus.PLANNED}, set())) == (
+        "BAD_USER_INPUT", "goals.0.id")
+    twice = [kept[0], kept[0].model_copy(update={"actions": []})]
+    assert refusal(lambda: domain.check_plan(case(), twice, {own: PlanActionStatus.PLANNED}, {goal})) == (
+        "BAD_USER_INPUT", "goals.1.id")
+    new_goal = [PlanGoalInput.model_validate({"dimension": "SOCIAL", "actions": []})]
+    assert refusal(lambda: domain.check_plan(case(), new_goal, {})) == ("BAD_USER_INPUT", "goals.0.description")
+    new_action = goals({"target_date": "2026-12-20"})
+    assert refusal(lambda: domain.check_plan(case(), new_action, {})) == ("BAD_USER_INPUT",
+                                                                          "goals.0.actions.0.description")
+    same_action = goals({"id": own, "target_date": "2026-12-20"}, {"id": own, "target_date": "2026-12-21"})
+    assert refusal(lambda: domain.check_plan(case(), same_action, {own: PlanActionStatus.PLANNED})) == (
+        "BAD_USER_INPUT", "goals.0.actions.1.id")
+
+
 def test_saving_the_plan_cannot_undo_a_final_action_state() -> None:
     own = "0b9a4c43-6f2b-4a3e-9d2c-1b1e8f1f0a01"
     kept = {"id": own, "description": "Formation", "target_date": "2026-12-20", "status": "PLANNED"}
