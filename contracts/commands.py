@@ -22,6 +22,7 @@ from pydantic import (
 
 from contracts.reference import (
     ArrivalPoint,
+    AssignmentReason,
     ClosureReason,
     ContactMode,
     DirectoryStatus,
@@ -33,6 +34,7 @@ from contracts.reference import (
     Purpose,
     ReferralStatus,
     ReintegrationDimension,
+    ReopenReason,
     ServiceCategory,
     Sex,
     StatisticsDimension,
@@ -567,14 +569,16 @@ class AssignCaseManagement(Strict):
     case_id: Identifier
     organization_id: Identifier
     organization_type: OrganisationType | None = None
-    reason: Code
+    reason: AssignmentReason  # a closed list: a reason is announced in case_assigned, never free text
 
 
 class PlanActionInput(Strict):
     """One action of a goal: what, by when, its state, and the referral it rests on if any."""
 
     id: Identifier | None = Field(default=None, description="An action of the plan you read; none: a new action")
-    description: PlanText
+    # None: keep the action's text as saved (a caller without the case's sensitive scopes cannot read
+    # it, and must not have to re-type it to change the plan); required for a new action.
+    description: PlanText | None = None
     referral_id: ReferralId | None = None
     target_date: date
     status: PlanActionStatus = PlanActionStatus.PLANNED
@@ -583,8 +587,9 @@ class PlanActionInput(Strict):
 class PlanGoalInput(Strict):
     """One goal of a reintegration plan, in one dimension, with its actions."""
 
+    id: Identifier | None = Field(default=None, description="A goal of the plan you read; none: a new goal")
     dimension: ReintegrationDimension
-    description: PlanText
+    description: PlanText | None = None  # None: keep the goal's text as saved (as for an action); required for a new goal
     actions: list[PlanActionInput] = Field(default_factory=list, max_length=MAX_ACTIONS)
 
 
@@ -625,10 +630,10 @@ class CloseCase(Strict):
 
 
 class ReopenCase(Strict):
-    """Re-open a closed follow-up, with a reason code."""
+    """Re-open a closed follow-up, with a reason from a closed list (it is announced in case_reopened)."""
 
     case_id: Identifier
-    reason: Code
+    reason: ReopenReason
     version: int = Field(ge=0)
 
 

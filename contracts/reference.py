@@ -286,3 +286,32 @@ class ClosureReason(StrEnum):
     DECEASED = "DECEASED"
     TRANSFERRED = "TRANSFERRED"  # followed elsewhere, outside Segin
     DECLINED_SUPPORT = "DECLINED_SUPPORT"  # the person declined further support
+
+
+class AssignmentReason(StrEnum):
+    """Why a case's follow-up was handed to another organisation: a closed list, so that a reason,
+    stored and announced in ``followup.case_assigned``, can never carry a name or a condition.
+    (Hand-overs stored before the list keep the code they were given; ``REGISTERED``, the owner's
+    first "assignment" at registration, is the service's own and is not given by a caller.)"""
+
+    SPECIALISED_SUPPORT = "SPECIALISED_SUPPORT"  # the new manager offers support the case needs
+    CHILD_PROTECTION_MANDATE = "CHILD_PROTECTION_MANDATE"  # a child: the child-protection actor's mandate
+    ECONOMIC_REINTEGRATION = "ECONOMIC_REINTEGRATION"
+    PSYCHOSOCIAL_SUPPORT = "PSYCHOSOCIAL_SUPPORT"
+    CLOSER_TO_HOME = "CLOSER_TO_HOME"  # an organisation present where the person lives
+    RELOCATION = "RELOCATION"  # the person moved
+    CAPACITY = "CAPACITY"  # the manager cannot take on more cases
+    MANAGER_LEFT = "MANAGER_LEFT"  # the manager no longer works in the area, or on follow-up
+    CONSENT_WITHDRAWN = "CONSENT_WITHDRAWN"  # the basis covering the manager ended: the owner takes it back
+    RETURN_TO_OWNER = "RETURN_TO_OWNER"
+    OTHER = "OTHER"
+
+
+class ReopenReason(StrEnum):
+    """Why a closed follow-up was opened again: a closed list, for the same reason as ``AssignmentReason``."""
+
+    RETURNED_AGAIN = "RETURNED_AGAIN"  # the person was returned to Mali again
+    NEW_NEEDS = "NEW_NEEDS"  # new needs came up after closure
+    CONTACT_RESUMED = "CONTACT_RESUMED"  # a person closed as unreachable was found again
+    CLOSED_IN_ERROR = "CLOSED_IN_ERROR"
+    OTHER = "OTHER"

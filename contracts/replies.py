@@ -314,8 +314,12 @@ class NotificationExport(NotificationView):
 
 
 class PlanActionView(Reply):
+    """One action of a goal. ``description`` is None when the case has a sensitive vulnerability whose
+    scope the caller lacks: then ``text_restricted`` names that scope (the rule of contact notes)."""
+
     id: str
-    description: str
+    description: str | None
+    text_restricted: str | None = None
     referral_id: str | None
     target_date: date
     status: PlanActionStatus
@@ -324,9 +328,12 @@ class PlanActionView(Reply):
 
 
 class PlanGoalView(Reply):
+    """One goal; ``description`` None with ``text_restricted`` as for an action."""
+
     id: str
     dimension: ReintegrationDimension
-    description: str
+    description: str | None
+    text_restricted: str | None = None
     actions: list[PlanActionView]
 
 
@@ -393,8 +400,9 @@ class ScheduledContactView(Reply):
 
 
 class ContactView(Reply):
-    """One logged follow-up contact. ``note`` is None when there is none, or when the case has a
-    sensitive vulnerability whose scope the caller lacks: then ``note_restricted`` names that scope."""
+    """One logged follow-up contact. ``note`` and ``next_step`` are None when there is none, or when the
+    case has a sensitive vulnerability whose scope the caller lacks: then ``text_restricted`` names
+    that scope (the case's free text, plan included, follows one rule)."""
 
     id: str
     date: _dt.date
@@ -402,7 +410,7 @@ class ContactView(Reply):
     reached: bool
     next_step: str | None
     note: str | None
-    note_restricted: str | None = None
+    text_restricted: str | None = None
     logged_by_org_id: str
     logged_at: datetime
 

@@ -23,6 +23,7 @@ from gateway.graphql_guard import RequestGuard, SeginSchema
 from gateway.limits import OVERDUE_COUNTS_COST, SAVE_PLAN_COST, GraphQLLimits
 from gateway.types import (
     ArrivalPoint,
+    AssignmentReason,
     AuditConnection,
     AuditedService,
     AuditEntry,
@@ -53,6 +54,7 @@ from gateway.types import (
     Referral,
     ReferralConnection,
     ReferralStatus,
+    ReopenReason,
     Region,
     ReintegrationDimension,
     ServiceCategory,
@@ -197,8 +199,10 @@ class ReferralOutcomeInput:
 @strawberry.input(description="One action of a plan goal. Give the id of an action of the plan you read to keep it; "
                                "leave it out for a new action.")
 class PlanActionInput:
-    description: str = strawberry.field(description="What will be done (at most 500 characters); seen by the case's "
-                                                    "owner and manager only, never sent in events.")
+    description: str | None = strawberry.field(
+        default=None, description="What will be done (at most 500 characters); seen by the case's owner and manager "
+                                  "only (on a sensitive case, with its sensitive:* scopes), never sent in events. "
+                                  "Required for a new action; left out, the action (id) keeps its saved text.")
     target_date: dt.date
     status: PlanActionStatus = reference.PlanActionStatus.PLANNED
     referral_id: strawberry.ID | None = strawberry.field(default=None, description="The referral it rests on, if any.")
@@ -208,8 +212,12 @@ class PlanActionInput:
 @strawberry.input(description="One goal of a reintegration plan, in one dimension, with its actions.")
 class PlanGoalInput:
     dimension: ReintegrationDimension
-    description: str = strawberry.field(description="The goal (at most 500 characters).")
+    description: str | None = strawberry.field(
+        default=None, description="The goal (at most 500 characters). Required for a new goal; left out, the goal "
+                                  "(id) keeps its saved text.")
     actions: list[PlanActionInput] = strawberry.field(default_factory=list)
+    id: strawberry.ID | None = strawberry.field(default=None, description="A goal of the plan you read, to keep it "
+                                                                          "(and its text); leave it out for a new goal.")
 
 
 @strawberry.input(description="One answer: an indicator's code and the chosen option's code, or DECLINED when the "
@@ -596,7 +604,8 @@ class Mutation:
                                      "recorded legal basis, must cover that organisation for FOLLOW_UP; it may then "
                                      "read the case, and the previous manager keeps only what another basis allows.")
     async def assign_case_management(self, info: Info[Context, None], case_id: strawberry.ID,
-                                     organization_id: strawberry.ID, reason: str) -> FollowupCase:
+                                     organization_id: strawberry.ID,
+                                     reason: AssignmentReason) -> FollowupCase:
         org_id = _id(organization_id, "organizationId")
         await _known_organisations(info.context, [org_id], "organizationId")
         record = await info.context.registry.organisation(org_id)
@@ -633,8 +642,8 @@ class Mutation:
         data = await info.context.ask("svc.followup.close", request.model_dump(mode="json"))
         return FollowupCase.from_record(replies.FollowupCaseView.model_validate(data))
 
-    @strawberry.mutation(description="Re-open a closed follow-up, with a reason code (the managing organisation).")
-    async def reopen_case(self, info: Info[Context, None], case_id: strawberry.ID, reason: str,
+    @strawberry.mutation(description="Re-open a closed follow-up, with its reason (the managing organisation).")
+    async def reopen_case(self, info: Info[Context, None], case_id: strawberry.ID, reason: ReopenReason,
                           version: int) -> FollowupCase:
         request = _validated(commands.ReopenCase, "", case_id=_id(case_id, "caseId"), reason=reason, version=version)
         data = await info.context.ask("svc.followup.reopen", request.model_dump(mode="json"))

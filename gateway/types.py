@@ -449,6 +449,9 @@ class SubjectAccessExport:
 
 FollowupStatus = strawberry.enum(reference.FollowupStatus, description="Whether a case's follow-up is open or closed.")
 ClosureReason = strawberry.enum(reference.ClosureReason, description="Why a case's follow-up was closed.")
+AssignmentReason = strawberry.enum(reference.AssignmentReason, description="Why a case's follow-up was handed over "
+                                                                           "(a closed list: never a name).")
+ReopenReason = strawberry.enum(reference.ReopenReason, description="Why a closed follow-up was opened again.")
 ReintegrationDimension = strawberry.enum(reference.ReintegrationDimension,
                                          description="The dimensions of a reintegration plan.")
 PlanActionStatus = strawberry.enum(reference.PlanActionStatus, description="Where a plan action stands; PLANNED and "
@@ -474,60 +477,78 @@ class ScheduledContact:
                    state=rec.state, done_on=rec.done_on, on_time=rec.on_time)
 
 
+FREE_TEXT_RULE = ("the case's owner and manager only; on a case with a sensitive vulnerability, only with the "
+                  "sensitive:* scope of each of its categories (else null with RESTRICTED naming the scope). "
+                  "Never sent in events, logs or audit records.")
+
+
+def _free_text(value: str | None, restricted_by: str | None) -> str | None:
+    """A case's free text (plan, contact), or the RESTRICTED error naming the scope the token lacks."""
+    if restricted_by:
+        raise restricted(restricted_by)
+    return value
+
+
 @strawberry.type(description="One logged follow-up contact with the person.")
 class Contact:
     id: strawberry.ID
     date: dt.date
     mode: ContactMode
     reached: bool
-    next_step: str | None
     logged_by_org_id: str
     logged_at: dt.datetime
     record: strawberry.Private[replies.ContactView]
 
-    @strawberry.field(description="What the case worker noted: the case's owner and manager only; on a case with a "
-                                  "sensitive vulnerability, only with that category's sensitive:* scope (else null "
-                                  "with RESTRICTED). Never sent in events, logs or audit records.")
+    @strawberry.field(description=f"What the case worker noted: {FREE_TEXT_RULE}")
     def note(self) -> str | None:
-        if self.record.note_restricted:
-            raise restricted(self.record.note_restricted)
-        return self.record.note
+        return _free_text(self.record.note, self.record.text_restricted)
+
+    @strawberry.field(description=f"The next step agreed, as the case worker wrote it: {FREE_TEXT_RULE}")
+    def next_step(self) -> str | None:
+        return _free_text(self.record.next_step, self.record.text_restricted)
 
     @classmethod
     def from_record(cls, rec: replies.ContactView) -> "Contact":
         return cls(id=strawberry.ID(rec.id), date=rec.date, mode=rec.mode, reached=rec.reached,
-                   next_step=rec.next_step, logged_by_org_id=rec.logged_by_org_id, logged_at=rec.logged_at,
-                   record=rec)
+                   logged_by_org_id=rec.logged_by_org_id, logged_at=rec.logged_at, record=rec)
 
 
 @strawberry.type(description="One action of a reintegration plan goal.")
 class PlanAction:
     id: strawberry.ID
-    description: str
     referral_id: strawberry.ID | None = strawberry.field(description="The referral this action rests on, if any.")
     target_date: dt.date
     status: PlanActionStatus
     overdue: bool = strawberry.field(description="Open past its target date, as of now.")
     updated_at: dt.datetime
+    record: strawberry.Private[replies.PlanActionView]
+
+    @strawberry.field(description=f"What is to be done: {FREE_TEXT_RULE}")
+    def description(self) -> str | None:
+        return _free_text(self.record.description, self.record.text_restricted)
 
     @classmethod
     def from_record(cls, rec: replies.PlanActionView) -> "PlanAction":
-        return cls(id=strawberry.ID(rec.id), description=rec.description,
-                   referral_id=strawberry.ID(rec.referral_id) if rec.referral_id else None,
-                   target_date=rec.target_date, status=rec.status, overdue=rec.overdue, updated_at=rec.updated_at)
+        return cls(id=strawberry.ID(rec.id), referral_id=strawberry.ID(rec.referral_id) if rec.referral_id else None,
+                   target_date=rec.target_date, status=rec.status, overdue=rec.overdue, updated_at=rec.updated_at,
+                   record=rec)
 
 
 @strawberry.type(description="One goal of a reintegration plan, in one dimension.")
 class PlanGoal:
     id: strawberry.ID
     dimension: ReintegrationDimension
-    description: str
     actions: list[PlanAction]
+    record: strawberry.Private[replies.PlanGoalView]
+
+    @strawberry.field(description=f"The goal: {FREE_TEXT_RULE}")
+    def description(self) -> str | None:
+        return _free_text(self.record.description, self.record.text_restricted)
 
     @classmethod
     def from_record(cls, rec: replies.PlanGoalView) -> "PlanGoal":
-        return cls(id=strawberry.ID(rec.id), dimension=rec.dimension, description=rec.description,
-                   actions=[PlanAction.from_record(a) for a in rec.actions])
+        return cls(id=strawberry.ID(rec.id), dimension=rec.dimension,
+                   actions=[PlanAction.from_record(a) for a in rec.actions], record=rec)
 
 
 @strawberry.type(description="A case's reintegration plan as last saved.")

@@ -11,6 +11,7 @@ from services.followup import domain
 
 FOLLOW_UP = ["follow_up"]  # who manages the case, its state
 WITH_PLAN = ["follow_up", "plan"]  # … and the plan's text
+PLAN_STRUCTURE = ["follow_up", "plan_structure"]  # … the plan without its text (dimensions, states, dates)
 SURVEYS = ["survey"]  # survey answers (economic, social) and scores
 PSYCHOSOCIAL_ANSWERS = ["survey_psychosocial"]  # the psychosocial answers: health data
 

@@ -16,14 +16,13 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from contracts.commands import ContactWorkListRequest, PageRequest
-from contracts.reference import SensitiveCategory
 from contracts.replies import ContactDueView, Page, UnreachableCaseView
 from kernel.audit import AuditPurpose
 from kernel.clock import Clock, utcnow
 from kernel.db import Connection
 from kernel.pagination import date_page, page
 from kernel.tokens import Principal
-from services.followup import answering, store, views
+from services.followup import answering, domain, store, views
 from services.followup.schedule import Attempt, Schedule, Standing, shipped, standing
 
 
@@ -48,10 +47,9 @@ def last_attempt(attempts: list[Attempt]) -> date | None:
 
 
 def categories_read(row: dict[str, Any]) -> list[str]:
-    """Audit categories of reading a case's contact notes: the note, and the case's sensitive
-    categories (every one when they are not known)."""
-    known = row["sensitive_categories"]
-    return ["contact_note", *(known if known is not None else [c.value for c in SensitiveCategory])]
+    """Audit categories of reading a case's contact notes and next steps: the note, and the case's
+    sensitive categories (every one when they are not known)."""
+    return ["contact_note", *domain.free_text_categories(row["sensitive_categories"])]
 
 
 # --- work lists -------------------------------------------------------------------------------------

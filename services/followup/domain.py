@@ -50,10 +50,22 @@ class FollowupCase:
     version: int
     arrival_date: date
     recipients: tuple[SharingRecipient, ...] = ()  # who the case may be shared with for FOLLOW_UP
+    manager_org_type: str | None = None  # the manager's type at hand-over (None: unknown, or the owner)
 
     def basis_for(self, org_id: str, org_type: str | None) -> LegalBasis | None:
         """The recorded basis letting ``org_id`` follow the case up (the same rule as for referrals)."""
         return covering_basis(list(self.recipients), org_id, org_type)
+
+    def manager_covered(self) -> bool:
+        """Whether a basis still lets the manager follow the case up. The owner managing its own case
+        needs none. When the manager's type is not known (a hand-over older than it was kept), any
+        basis given to a type of organisation is taken to cover it: the owner is then refused rather
+        than let take a case a basis may still cover (the steward can)."""
+        if self.manager_org_id == self.owner_org_id:
+            return True
+        if self.basis_for(self.manager_org_id, self.manager_org_type) is not None:
+            return True
+        return self.manager_org_type is None and any(r.org_type for r in self.recipients)
 
 
 # --- who may see and act ----------------------------------------------------------------------------
@@ -93,15 +105,21 @@ def assignment_basis(case: FollowupCase, *, caller_org_id: str, caller_org_type:
     whose own case it is), or Refused saying why not.
 
     The current manager may hand the case over, and the platform steward (``followup:manage``) may
-    for any case. The new organisation needs consent (or another recorded basis) covering it, by
-    id or by type, for the purpose FOLLOW_UP: the rule referrals follow for REFERRAL.
+    for any case. The owner may too once no basis covers the manager any more (consent withdrawn):
+    the manager can no longer act, and the case must not wait for the steward (decision record
+    0017). While a basis covers the manager, the owner may not take the case from it. The new
+    organisation needs consent (or another recorded basis) covering it, by id or by type, for the
+    purpose FOLLOW_UP: the rule referrals follow for REFERRAL.
     """
-    if not steward:
+    if steward:
+        if to_org_id == caller_org_id and caller_org_id != case.manager_org_id:
+            # followup:manage hands a case over without reading it: taking it on would open the plan to the steward.
+            raise Refused("The platform steward hands a follow-up over; it does not take it on.", "FORBIDDEN",
+                          "organizationId")
+    elif caller_org_id == case.owner_org_id and not case.manager_covered():
+        pass  # the owner takes the case back, or hands it on, from a manager no basis covers any more
+    else:
         may_write(case, caller_org_id, caller_org_type)
-    elif to_org_id == caller_org_id and caller_org_id != case.manager_org_id:
-        # followup:manage hands a case over without reading it: taking it on would open the plan to the steward.
-        raise Refused("The platform steward hands a follow-up over; it does not take it on.", "FORBIDDEN",
-                      "organizationId")
     if case.status == CLOSED:
         raise Refused("A closed follow-up cannot be handed over: re-open it first.", "CASE_CLOSED", "caseId")
     if to_org_id == case.manager_org_id:
@@ -118,15 +136,34 @@ def assignment_basis(case: FollowupCase, *, caller_org_id: str, caller_org_type:
 # --- the plan -----------------------------------------------------------------------------------------
 
 
-def check_plan(case: FollowupCase, goals: list[PlanGoalInput], known: Mapping[str, PlanActionStatus]) -> None:
-    """A plan may only be written to an open follow-up; an action id given must be one of the plan's
-    (``known``: id and state), and a kept action's state may only move as ``update_action`` allows."""
+def check_plan(case: FollowupCase, goals: list[PlanGoalInput], known: Mapping[str, PlanActionStatus],
+               known_goals: Iterable[str] = ()) -> None:
+    """A plan may only be written to an open follow-up; a goal or action id given must be one of the
+    plan's (``known``: action id and state; ``known_goals``), once; a kept action's state may only
+    move as ``update_action`` allows. A description left out keeps the saved text of the goal or
+    action named by its id (a manager without the case's sensitive scopes cannot read it), so a new
+    goal or action needs one."""
     if case.status == CLOSED:
         raise Refused("A closed follow-up has no plan to change: re-open it first.", "CASE_CLOSED", "caseId")
+    goal_ids, action_ids = set(known_goals), set()
+    seen_goals: set[str] = set()
     for g, goal in enumerate(goals):
+        if goal.id is not None and (goal.id not in goal_ids or goal.id in seen_goals):
+            raise Refused("No such goal in this case's plan, or given twice (leave id out for a new goal).",
+                          "BAD_USER_INPUT", f"goals.{g}.id")
+        if goal.id is not None:
+            seen_goals.add(goal.id)
+        if goal.id is None and goal.description is None:
+            raise Refused("A new goal needs a description.", "BAD_USER_INPUT", f"goals.{g}.description")
         for a, action in enumerate(goal.actions):
             if action.id is None:
+                if action.description is None:
+                    raise Refused("A new action needs a description.", "BAD_USER_INPUT",
+                                  f"goals.{g}.actions.{a}.description")
                 continue
+            if action.id in action_ids:
+                raise Refused("An action is given twice.", "BAD_USER_INPUT", f"goals.{g}.actions.{a}.id")
+            action_ids.add(action.id)
             if action.id not in known:
                 raise Refused("No such action in this case's plan (leave id out for a new action).", "BAD_USER_INPUT",
                               f"goals.{g}.actions.{a}.id")
@@ -320,16 +357,24 @@ def check_contact(case: FollowupCase, on: date, today: date) -> None:
                       "input.date")
 
 
-def note_scopes(categories: Iterable[str] | None) -> list[str]:
-    """The scopes a token needs to read a contact's note: one per sensitive category of the case's
-    vulnerabilities; every category's when they are not known (a case older than contacts)."""
+def free_text_scopes(categories: Iterable[str] | None) -> list[str]:
+    """The scopes a token needs to read a case's free text (the plan's goal and action descriptions, a
+    contact's note and next step): one per sensitive category of the case's vulnerabilities; every
+    category's when they are not known (a case older than contacts). Free text about a person may
+    say what intake's flags say, so it is behind the same scopes (decision records 0017, 0018)."""
     known = list(SensitiveCategory) if categories is None else [SensitiveCategory(c) for c in categories]
     return sorted({c.scope for c in known})
 
 
-def missing_note_scope(categories: Iterable[str] | None, scopes: frozenset[str]) -> str | None:
-    """The first scope the caller lacks to read the case's contact notes (None: it may read them)."""
-    return next((s for s in note_scopes(categories) if s not in scopes), None)
+def missing_free_text_scope(categories: Iterable[str] | None, scopes: frozenset[str]) -> str | None:
+    """The first scope the caller lacks to read the case's free text (None: it may read it all)."""
+    return next((s for s in free_text_scopes(categories) if s not in scopes), None)
+
+
+def free_text_categories(categories: Iterable[str] | None) -> list[str]:
+    """The sensitive categories reading a case's free text touches, for the audit record (every one
+    when they are not known)."""
+    return sorted(categories) if categories is not None else sorted(c.value for c in SensitiveCategory)
 
 
 class Mark(StrEnum):

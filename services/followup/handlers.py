@@ -90,9 +90,9 @@ def _categories(view: FollowupCaseView, base: list[str]) -> list[str]:
 async def _view(conn: Connection, row: dict[str, Any], principal: Principal, now: datetime
                 ) -> tuple[FollowupCaseView, str | None, list[str]]:
     """The follow-up as the caller may see it now: the plan, the contacts and the surveys only for its
-    owner and manager, a contact's note only with the scope of each sensitive category of the case,
-    the psychosocial answers only with ``sensitive:health``. Also the categories of data shown (for
-    the audit record)."""
+    owner and manager; the case's free text (the plan's goals and actions, a contact's note and next
+    step) only with the scope of each sensitive category of the case; the psychosocial answers only
+    with ``sensitive:health``. Also the categories of data shown (for the audit record)."""
     case_id = row["case_id"]
     standing = domain.standing(store.to_case(row), principal.org_id, principal.org_type)
     goals = await store.plan(conn, case_id) if standing else []
@@ -100,18 +100,31 @@ async def _view(conn: Connection, row: dict[str, Any], principal: Principal, now
     surveys = await _surveys(conn, case_id, psychosocial_answers=psychosocial) if standing else []
     every_contact = await store.contacts(conn, case_id)  # newest first
     logged = every_contact if standing else None
-    restricted = domain.missing_note_scope(row["sensitive_categories"], principal.scopes)
+    restricted = domain.missing_free_text_scope(row["sensitive_categories"], principal.scopes)
     attempts = [Attempt(c["contact_date"], c["reached"]) for c in reversed(every_contact)]
     view = views.case_view(row, goals, await store.assignments(conn, case_id), now.date(), plan_due_days(),
                            contacts.stand(row, attempts, now.date()), logged, restricted, surveys)
     if standing is None:
         view = view.model_copy(update={"plan": None, "surveys": []})
-    shown = answering.WITH_PLAN if view.plan else answering.FOLLOW_UP
+    return view, standing, _categories(view, _shown(row, view, logged, restricted))
+
+
+def _shown(row: dict[str, Any], view: FollowupCaseView, logged: list[dict[str, Any]] | None,
+           restricted: str | None) -> list[str]:
+    """The categories of the follow-up's data an answer showed, surveys aside: the plan's text and the
+    case's sensitive categories only when the text was shown, its structure otherwise; the contacts,
+    and their notes with the case's categories when shown."""
+    if view.plan is None:
+        shown = list(answering.FOLLOW_UP)
+    elif restricted:
+        shown = list(answering.PLAN_STRUCTURE)
+    else:
+        shown = [*answering.WITH_PLAN, *domain.free_text_categories(row["sensitive_categories"])]
     if logged:
         shown = [*shown, "contact"]
-        if restricted is None and any(c["note"] for c in logged):
+        if restricted is None and any(c["note"] or c["next_step"] for c in logged):
             shown = [*shown, *contacts.categories_read(row)]
-    return view, standing, _categories(view, shown)
+    return shown
 
 
 async def get_case(pool: AsyncConnectionPool, principal: Principal, request: CaseRef, *,
@@ -168,21 +181,22 @@ async def _command(pool: AsyncConnectionPool, principal: Principal, case_id: uui
 
 async def assign(pool: AsyncConnectionPool, principal: Principal, request: AssignCaseManagement, *,
                  clock: Clock = utcnow) -> FollowupCaseView:
-    """Hand the case's follow-up to another organisation a basis covers; announced, so that intake
-    opens the case to the new manager and closes it to the old one (unless it is the owner)."""
+    """Hand the case's follow-up to another organisation a basis covers (the manager, the steward, or
+    the owner once no basis covers the manager); announced, so that intake opens the case to the new
+    manager and closes it to the old one (unless it is the owner)."""
     case_id = parse_id(request.case_id, "caseId")
 
     async def decide(conn: Connection, row: dict[str, Any], case: domain.FollowupCase) -> dict[str, Any]:
+        to_org_type = request.organization_type.value if request.organization_type else None
         basis = domain.assignment_basis(
             case, caller_org_id=principal.org_id, caller_org_type=principal.org_type,
-            steward=STEWARD_SCOPE in principal.scopes, to_org_id=request.organization_id,
-            to_org_type=request.organization_type.value if request.organization_type else None)
-        row = await store.set_manager(conn, case_id, request.organization_id)
-        await store.insert_assignment(conn, case_id, case.manager_org_id, request.organization_id, request.reason,
-                                      basis, principal.org_id)
+            steward=STEWARD_SCOPE in principal.scopes, to_org_id=request.organization_id, to_org_type=to_org_type)
+        row = await store.set_manager(conn, case_id, request.organization_id, to_org_type)
+        await store.insert_assignment(conn, case_id, case.manager_org_id, request.organization_id,
+                                      request.reason.value, basis, principal.org_id)
         await add_event(conn, store.SCHEMA, CASE_ASSIGNED, CaseAssignedV1(
             case_id=str(case_id), owner_org_id=case.owner_org_id, from_org_id=case.manager_org_id,
-            to_org_id=request.organization_id, reason_code=request.reason, legal_basis=basis,
+            to_org_id=request.organization_id, reason_code=request.reason.value, legal_basis=basis,
             assigned_by_org_id=principal.org_id, version=row["version"]), subject=str(case_id))
         return row
 
@@ -201,7 +215,8 @@ async def save_plan(pool: AsyncConnectionPool, principal: Principal, request: Sa
 
         async def produce() -> dict[str, Any]:
             domain.check_version(case, request.version)
-            domain.check_plan(case, request.goals, await store.action_states(conn, case_id))
+            domain.check_plan(case, request.goals, await store.action_states(conn, case_id),
+                              await store.goal_ids(conn, case_id))
             saved, actions = await store.replace_plan(conn, case_id, principal.org_id, request.goals)
             await add_event(conn, store.SCHEMA, PLAN_SAVED, PlanSavedV1(
                 case_id=str(case_id), manager_org_id=principal.org_id, version=saved["version"],
@@ -273,7 +288,7 @@ async def reopen_case(pool: AsyncConnectionPool, principal: Principal, request: 
         domain.reopen(case)
         row = await store.reopen(conn, case_id)
         await add_event(conn, store.SCHEMA, CASE_REOPENED, CaseReopenedV1(
-            case_id=str(case_id), manager_org_id=case.manager_org_id, reason_code=request.reason,
+            case_id=str(case_id), manager_org_id=case.manager_org_id, reason_code=request.reason.value,
             version=row["version"]), subject=str(case_id))
         return row
 
@@ -345,7 +360,8 @@ async def subject_access(pool: AsyncConnectionPool, principal: Principal, reques
     async with pool.connection() as conn, conn.transaction():
         row = await store.get_case(conn, case_id)
         found, shown = [], answering.WITH_PLAN + answering.SURVEYS + answering.PSYCHOSOCIAL_ANSWERS
-        if row is not None:  # the person's own export: contacts with their notes, every answer
+        if row is not None:  # the person's own export: the plan's text, contacts with their notes, every answer
+            shown = [*shown, *domain.free_text_categories(row["sensitive_categories"])]
             logged = await store.contacts(conn, case_id)
             found = [views.case_view(row, await store.plan(conn, case_id), await store.assignments(conn, case_id),
                                      now.date(), plan_due_days(), await contacts.standing_of(conn, row, now.date()),

@@ -77,6 +77,7 @@ def to_case(row: dict[str, Any]) -> FollowupCase:
         case_id=str(row["case_id"]), owner_org_id=row["owner_org_id"], manager_org_id=row["manager_org_id"],
         status=FollowupStatus(row["status"]), version=row["version"], arrival_date=row["arrival_date"],
         recipients=tuple(SharingRecipient.model_validate(r) for r in row["followup_recipients"]),
+        manager_org_type=row.get("manager_org_type"),
     )
 
 
@@ -90,10 +91,11 @@ async def insert_assignment(conn: Connection, case_id: str | uuid.UUID, from_org
     )
 
 
-async def set_manager(conn: Connection, case_id: uuid.UUID, org_id: str) -> dict[str, Any]:
+async def set_manager(conn: Connection, case_id: uuid.UUID, org_id: str, org_type: str | None = None
+                      ) -> dict[str, Any]:
     cur = await conn.execute(
-        "update followup.cases set manager_org_id = %s, managed_since = now(), version = version + 1,"
-        " updated_at = now() where case_id = %s returning *", (org_id, case_id))
+        "update followup.cases set manager_org_id = %s, manager_org_type = %s, managed_since = now(),"
+        " version = version + 1, updated_at = now() where case_id = %s returning *", (org_id, org_type, case_id))
     row = await cur.fetchone()
     assert row is not None
     return row
@@ -121,17 +123,29 @@ async def action_states(conn: Connection, case_id: uuid.UUID) -> dict[str, PlanA
     return {str(r["id"]): PlanActionStatus(r["status"]) for r in await cur.fetchall()}
 
 
+async def goal_ids(conn: Connection, case_id: uuid.UUID) -> set[str]:
+    cur = await conn.execute("select id from followup.plan_goals where case_id = %s", (case_id,))
+    return {str(r["id"]) for r in await cur.fetchall()}
+
+
 async def replace_plan(conn: Connection, case_id: uuid.UUID, org_id: str, goals: list[PlanGoalInput]
                        ) -> tuple[dict[str, Any], int]:
-    """Write the whole plan anew (an action keeps its id when given); returns the case row and how many actions."""
+    """Write the whole plan anew (a goal or an action keeps its id, and its text when none is given,
+    when the id is given: ``domain.check_plan`` checked them); returns the case row and how many actions."""
+    cur = await conn.execute("select id, description from followup.plan_goals where case_id = %s", (case_id,))
+    goal_text = {str(r["id"]): r["description"] for r in await cur.fetchall()}
+    cur = await conn.execute("select id, description from followup.plan_actions where case_id = %s", (case_id,))
+    action_text = {str(r["id"]): r["description"] for r in await cur.fetchall()}
     await conn.execute("delete from followup.plan_goals where case_id = %s", (case_id,))
     goal_rows, action_rows = [], []
     for g, goal in enumerate(goals):
-        goal_id = uuid.uuid4()
-        goal_rows.append((goal_id, case_id, g, goal.dimension.value, goal.description))
+        goal_id = uuid.UUID(goal.id) if goal.id else uuid.uuid4()
+        goal_rows.append((goal_id, case_id, g, goal.dimension.value,
+                          goal.description if goal.description is not None else goal_text[str(goal_id)]))
         for action in goal.actions:
             action_id = uuid.UUID(action.id) if action.id else uuid.uuid4()
-            action_rows.append((action_id, goal_id, case_id, len(action_rows) + 1, action.description,
+            action_rows.append((action_id, goal_id, case_id, len(action_rows) + 1,
+                                action.description if action.description is not None else action_text[str(action_id)],
                                 action.referral_id, action.target_date, action.status.value))
     count = len(action_rows)
     async with conn.cursor() as cur:  # one pipelined batch per table, not a round trip per row

@@ -29,12 +29,22 @@ from services.followup.instrument import Instrument
 from services.followup.schedule import ContactState, Standing
 
 
-def plan_view(row: dict[str, Any], goals: list[dict[str, Any]], today: date) -> PlanView | None:
+def plan_view(row: dict[str, Any], goals: list[dict[str, Any]], today: date,
+              restricted: str | None = None) -> PlanView | None:
+    """The plan as saved; its text (goal and action descriptions) left out when the caller lacks
+    ``restricted``, a scope of the case's sensitive categories. Its structure (dimensions, states,
+    dates, ids, referrals) stays, so that the work goes on."""
     if not row["has_plan"]:
         return None
+
+    def text(value: str) -> str | None:
+        return None if restricted else value
+
     return PlanView(saved_at=row["plan_saved_at"], saved_by_org_id=row["plan_saved_by_org_id"], goals=[
-        PlanGoalView(id=str(g["id"]), dimension=g["dimension"], description=g["description"], actions=[
-            PlanActionView(id=str(a["id"]), description=a["description"], referral_id=a["referral_id"],
+        PlanGoalView(id=str(g["id"]), dimension=g["dimension"], description=text(g["description"]),
+                     text_restricted=restricted, actions=[
+            PlanActionView(id=str(a["id"]), description=text(a["description"]), text_restricted=restricted,
+                           referral_id=a["referral_id"],
                            target_date=a["target_date"], status=a["status"], updated_at=a["updated_at"],
                            overdue=domain.action_overdue(PlanActionStatus(a["status"]), a["target_date"], today))
             for a in g["actions"]])
@@ -73,26 +83,27 @@ def instrument_view(instrument: Instrument, latest_version: int) -> InstrumentVi
 
 
 def contact_view(row: dict[str, Any], restricted: str | None) -> ContactView:
-    """One logged contact; its note left out (``restricted``: the scope the caller lacks) when it may not see it."""
+    """One logged contact; its note and next step left out (``restricted``: the scope the caller lacks)
+    when it may not see them."""
     return ContactView(id=str(row["id"]), date=row["contact_date"], mode=row["mode"], reached=row["reached"],
-                       next_step=row["next_step"], note=None if restricted else row["note"],
-                       note_restricted=restricted, logged_by_org_id=row["logged_by_org_id"],
+                       next_step=None if restricted else row["next_step"], note=None if restricted else row["note"],
+                       text_restricted=restricted, logged_by_org_id=row["logged_by_org_id"],
                        logged_at=row["logged_at"])
 
 
 def case_view(row: dict[str, Any], goals: list[dict[str, Any]], assignments: list[dict[str, Any]], today: date,
               due_days: int, standing: Standing, contacts: list[dict[str, Any]] | None,
-              note_restricted: str | None = None, surveys: list[SurveyView] | None = None) -> FollowupCaseView:
+              text_restricted: str | None = None, surveys: list[SurveyView] | None = None) -> FollowupCaseView:
     """The follow-up as of ``today``: ``plan_overdue``, each action's ``overdue`` and the schedule's
-    states depend on it. ``contacts`` None: not for this caller; ``note_restricted``: the scope the
-    caller lacks to read the notes (None: it may)."""
+    states depend on it. ``contacts`` None: not for this caller; ``text_restricted``: the scope the
+    caller lacks to read the case's free text, the plan's and the contacts' (None: it may)."""
     due_on = domain.plan_due_on(row["arrival_date"], due_days)
     return FollowupCaseView(
         case_id=str(row["case_id"]), owner_org_id=row["owner_org_id"], manager_org_id=row["manager_org_id"],
         status=row["status"], closure_reason=row["closure_reason"], arrival_date=row["arrival_date"],
         destination_region=row["destination_region"], plan_due_on=due_on,
         plan_overdue=domain.plan_overdue(FollowupStatus(row["status"]), row["has_plan"], due_on, today),
-        plan=plan_view(row, goals, today), version=row["version"], updated_at=row["updated_at"],
+        plan=plan_view(row, goals, today, text_restricted), version=row["version"], updated_at=row["updated_at"],
         assignments=[AssignmentView(from_org_id=a["from_org_id"], to_org_id=a["to_org_id"],
                                     reason_code=a["reason_code"], legal_basis=a["legal_basis"],
                                     assigned_at=a["assigned_at"], assigned_by_org_id=a["assigned_by_org_id"])
@@ -101,7 +112,7 @@ def case_view(row: dict[str, Any], goals: list[dict[str, Any]], assignments: lis
         schedule=[ScheduledContactView(code=c.code, opens_on=c.opens_on, due_on=c.due_on,
                                        overdue_after=c.overdue_after, state=c.state, done_on=c.done_on,
                                        on_time=c.on_time) for c in standing.contacts],
-        contacts=None if contacts is None else [contact_view(c, note_restricted) for c in contacts],
+        contacts=None if contacts is None else [contact_view(c, text_restricted) for c in contacts],
         failed_in_a_row=standing.failed_in_a_row, unreachable=standing.unreachable,
         surveys=surveys or [],
     )

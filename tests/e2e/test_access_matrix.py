@@ -328,7 +328,7 @@ def test_consent_opens_access_and_withdrawing_it_closes_access_at_once(
 
 FOLLOWUP = "query($case: ID!) { followupCase(caseId: $case) { managerOrgId } }"
 ASSIGN = ("mutation($case: ID!, $org: ID!) { assignCaseManagement(caseId: $case, organizationId: $org, "
-          "reason: \"SPECIALISED_SUPPORT\") { managerOrgId } }")
+          "reason: SPECIALISED_SUPPORT) { managerOrgId } }")
 
 
 def test_follow_up_management_opens_the_case_to_the_manager_only_while_consent_covers_it(

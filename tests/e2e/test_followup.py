@@ -26,7 +26,7 @@ FOLLOWUP = """query($case: ID!) { followupCase(caseId: $case) { caseId managerOr
   closureReason version planDueOn planOverdue plan { savedByOrgId goals { dimension description actions { id
   description status targetDate overdue } } } assignments { fromOrgId toOrgId reasonCode legalBasis } } }"""
 ASSIGN = """mutation($case: ID!, $org: ID!) { assignCaseManagement(caseId: $case, organizationId: $org,
-  reason: "SPECIALISED_SUPPORT") { managerOrgId version } }"""
+  reason: SPECIALISED_SUPPORT) { managerOrgId version } }"""
 SAVE = """mutation($case: ID!, $version: Int!, $key: String!, $goals: [PlanGoalInput!]!) {
   savePlan(caseId: $case, version: $version, goals: $goals, idempotencyKey: $key) { version plan { goals {
   actions { id status } } } } }"""
@@ -34,7 +34,7 @@ UPDATE = """mutation($case: ID!, $action: ID!, $version: Int!) { updatePlanActio
   version: $version, status: IN_PROGRESS) { version } }"""
 CLOSE = """mutation($case: ID!, $version: Int!) { closeCase(caseId: $case, reason: REINTEGRATED, version: $version) {
   status closureReason version plan { goals { actions { status } } } } }"""
-REOPEN = """mutation($case: ID!, $version: Int!) { reopenCase(caseId: $case, reason: "CONTACT_RESUMED",
+REOPEN = """mutation($case: ID!, $version: Int!) { reopenCase(caseId: $case, reason: CONTACT_RESUMED,
   version: $version) { status version } }"""
 MISSING = "{ plansMissing(first: 100) { nodes { caseId planDueOn overdue } pageInfo { hasNextPage endCursor } } }"
 GOAL_TEXT = "Relancer un petit commerce de tissus au marché de Gao"
@@ -212,3 +212,41 @@ def test_the_steward_export_holds_the_follow_up_and_who_touched_it(api: Api, ret
     assert ("ame", "followup.read", "denied", "access_check") in log
     assert ("iom", "case.read", "allowed", "follow_up") in log  # intake's trail: the manager read the case
     assert export["accessLogComplete"] is True
+
+
+def test_a_manager_without_the_cases_sensitive_scope_works_on_the_plan_without_its_text(api: Api) -> None:
+    """On a GBV survivor's case, AME (no sensitive:gbv) manages the follow-up: it sees the plan's
+    structure, not its text (RESTRICTED), and changes the plan by ids, leaving the text it cannot read
+    out; the text is kept, as the steward's export shows."""
+    body = api.register("dgme", arrival(
+        givenName=f"Kadi{uuid.uuid4().hex[:6]}", sex="FEMALE", estimatedAge=26, vulnerabilities=["GBV_SURVIVOR"],
+        consent={"given": True, "recipientOrgIds": ["ame"], "purposes": ["FOLLOW_UP"]}))
+    case_id = body["data"]["registerArrival"]["id"]
+    eventually(lambda: (api.gql("dgme", FOLLOWUP, {"case": case_id}).get("data") or {}).get("followupCase"))
+    ids = """mutation($case: ID!, $version: Int!, $key: String!, $goals: [PlanGoalInput!]!) {
+      savePlan(caseId: $case, version: $version, goals: $goals, idempotencyKey: $key) { version plan { goals {
+      id dimension actions { id status targetDate } } } } }"""
+    first = api.gql("dgme", ids, {"case": case_id, "version": 0, "key": f"gbv-{uuid.uuid4()}", "goals": [
+        {"dimension": "PSYCHOSOCIAL", "description": GOAL_TEXT, "actions": [
+            {"description": ACTION_TEXT, "targetDate": "2027-01-15"}]}]})
+    assert not first.get("errors"), first
+    [goal] = first["data"]["savePlan"]["plan"]["goals"]
+    handed = api.gql("dgme", ASSIGN, {"case": case_id, "org": "ame"})
+    assert not handed.get("errors"), handed
+    seen = api.gql("ame", FOLLOWUP, {"case": case_id})
+    assert {e["extensions"]["code"] for e in seen["errors"]} == {"RESTRICTED"}
+    assert GOAL_TEXT not in json.dumps(seen, ensure_ascii=False) and ACTION_TEXT not in json.dumps(seen,
+                                                                                                ensure_ascii=False)
+    plan = seen["data"]["followupCase"]["plan"]
+    assert [(a["status"], a["targetDate"]) for a in plan["goals"][0]["actions"]] == [("PLANNED", "2027-01-15")]
+    again = api.gql("ame", ids, {"case": case_id, "version": seen["data"]["followupCase"]["version"],
+                                 "key": f"gbv-{uuid.uuid4()}", "goals": [
+        {"id": goal["id"], "dimension": "PSYCHOSOCIAL", "actions": [
+            {"id": goal["actions"][0]["id"], "targetDate": "2027-01-15", "status": "IN_PROGRESS"},
+            {"description": "Groupe de parole au centre", "targetDate": "2027-02-01"}]}]})
+    assert not again.get("errors"), again
+    export = api.gql("segin-steward", DSAR, {"id": case_id})["data"]["subjectAccessRequest"]["followup"]
+    [held] = export
+    assert held["plan"]["goals"][0]["description"] == GOAL_TEXT
+    assert [(a["description"], a["status"]) for a in held["plan"]["goals"][0]["actions"]] == [
+        (ACTION_TEXT, "IN_PROGRESS"), ("Groupe de parole au centre", "PLANNED")]

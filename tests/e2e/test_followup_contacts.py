@@ -33,7 +33,7 @@ NEXT_STEP = "Rappeler après la foire de Gao"
 FOLLOWUP = """query($case: ID!) { followupCase(caseId: $case) { managerOrgId version failedInARow unreachable
   schedule { code state doneOn onTime } contacts { date mode reached nextStep note } } }"""
 ASSIGN = """mutation($case: ID!) { assignCaseManagement(caseId: $case, organizationId: "unicef",
-  reason: "CHILD_PROTECTION_MANDATE") { managerOrgId } }"""
+  reason: CHILD_PROTECTION_MANDATE) { managerOrgId } }"""
 LOG = """mutation($case: ID!, $key: String!, $input: ContactInput!) { logContact(caseId: $case, input: $input,
   idempotencyKey: $key) { failedInARow unreachable schedule { code state } contacts { reached note } } }"""
 LISTS = """{ followupsDue(first: 100, withinDays: 7) { nodes { caseId contactCode state } }

@@ -26,7 +26,7 @@ HISTORY = """query($case: ID!) { followupCase(caseId: $case) { surveys { id take
   instrumentDigest economic social psychosocial composite economicBand socialBand psychosocialBand compositeBand
   answers { indicator dimension option } psychosocialAnswers { indicator option } recordedByOrgId } } }"""
 ASSIGN = """mutation($case: ID!) { assignCaseManagement(caseId: $case, organizationId: "iom",
-  reason: "SPECIALISED_SUPPORT") { managerOrgId } }"""
+  reason: SPECIALISED_SUPPORT) { managerOrgId } }"""
 STATISTICS = """{ followupStatistics { planDueDays minimumCell contactsOnTime { keys count }
   plansByRegion { keys count } plansByArrivalMonth { keys count } compositeByRegion { keys count }
   compositeByMonthsSinceReturn { keys count } } }"""

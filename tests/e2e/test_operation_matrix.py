@@ -112,7 +112,7 @@ OPERATIONS: dict[str, tuple[str, dict[str, str]]] = {
                      {"dgme": A, "unicef": A, "csref-gao": SC, "ame": A, "cnrm": SC, "segin-steward": SC}),
     # The steward (followup:manage) may hand any case over, without reading it.
     "assignCaseManagement": ("mutation($case: ID!) { assignCaseManagement(caseId: $case, organizationId: "
-                             "\"csref-gao\", reason: \"CLOSER_TO_HOME\") { managerOrgId } }",
+                             "\"csref-gao\", reason: CLOSER_TO_HOME) { managerOrgId } }",
                              {"dgme": A, "unicef": NF, "csref-gao": SC, "ame": NF, "cnrm": SC, "segin-steward": A}),
     "savePlan": ("mutation($case: ID!) { savePlan(caseId: $case, version: 0, idempotencyKey: \"%KEY%\", goals: "
                  "[{dimension: SOCIAL, description: \"Matrice\", actions: [{description: \"Matrice\", "
@@ -136,7 +136,7 @@ OPERATIONS: dict[str, tuple[str, dict[str, str]]] = {
                          {"dgme": A, "unicef": A, "csref-gao": SC, "ame": A, "cnrm": SC, "segin-steward": SC}),
     "unreachableCases": ("{ unreachableCases { nodes { caseId } } }",
                          {"dgme": A, "unicef": A, "csref-gao": SC, "ame": A, "cnrm": SC, "segin-steward": SC}),
-    "reopenCase": ("mutation($case: ID!) { reopenCase(caseId: $case, reason: \"CONTACT_RESUMED\", version: 0) "
+    "reopenCase": ("mutation($case: ID!) { reopenCase(caseId: $case, reason: CONTACT_RESUMED, version: 0) "
                    "{ status } }",
                    {"dgme": "INVALID_TRANSITION", "unicef": NF, "csref-gao": SC, "ame": NF, "cnrm": SC,
                     "segin-steward": NF}),

@@ -519,7 +519,7 @@ def test_mark_unknown_notification_is_not_found(api: Api, bad_id: str) -> None:
 FOLLOW_UP_CONSENT = """mutation($case: ID!) { recordConsent(caseId: $case, consent: {given: true,
   recipientOrgIds: ["unicef"], purposes: [FOLLOW_UP], givenBy: GUARDIAN, guardianName: "Mariam Traoré"}) { caseId } }"""
 ASSIGN = """mutation($case: ID!) { assignCaseManagement(caseId: $case, organizationId: "unicef",
-  reason: "CHILD_PROTECTION_MANDATE") { managerOrgId version } }"""
+  reason: CHILD_PROTECTION_MANDATE) { managerOrgId version } }"""
 PLANS_MISSING = "{ plansMissing(first: 100) { nodes { caseId planDueOn overdue } } }"
 SAVE_PLAN = """mutation Plan($case: ID!, $version: Int!, $goals: [PlanGoalInput!]!, $key: String!) {
   savePlan(caseId: $case, version: $version, goals: $goals, idempotencyKey: $key) { managerOrgId version planOverdue

@@ -226,9 +226,12 @@ async def test_a_note_on_a_sensitive_case_is_shown_only_with_its_categorys_scope
     await log(followup_pool, case_id, date(2026, 2, 12), True)
     without = await call_ok(followup_pool, IOM, "get_case", case_id=case_id)
     [contact] = without["contacts"]
-    assert (contact["note"], contact["note_restricted"], contact["next_step"]) == (None, "sensitive:health", NEXT_STEP)
+    # The next step is free text too: behind the same scopes as the note (it used to be shown).
+    assert (contact["note"], contact["text_restricted"], contact["next_step"]) == (None, "sensitive:health", None)
+    assert (contact["mode"], contact["reached"]) == ("VISIT", True)  # the structure stays
     with_scope = await call_ok(followup_pool, IOM_HEALTH, "get_case", case_id=case_id)
-    assert [(c["note"], c["note_restricted"]) for c in with_scope["contacts"]] == [(NOTE, None)]
+    assert [(c["note"], c["next_step"], c["text_restricted"]) for c in with_scope["contacts"]] == [
+        (NOTE, NEXT_STEP, None)]
     read = [r for r in await audit_rows(followup_pool, "followup") if r["operation"] == "followup.read"]
     assert "contact_note" not in read[-2]["field_categories"]
     assert {"contact_note", "health"} <= set(read[-1]["field_categories"])

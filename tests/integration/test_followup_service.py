@@ -257,3 +257,133 @@ async def test_intake_opens_the_case_to_the_manager_once_per_hand_over_and_never
     async with intake_pool.connection() as conn, conn.transaction():  # the first hand-over, delivered again late
         await intake_handlers.on_case_assigned(conn, first)
     assert (await reads(NGO), await reads(MANAGER)) == (True, False)
+
+
+# --- the case's free text behind its sensitive scopes (security review, finding 1) ---------------------
+
+
+async def _gbv_case(pool: AsyncConnectionPool) -> str:
+    """DGME's case of a GBV survivor; consent covers IOM and the Red Cross for follow-up."""
+    case_id = str(uuid.uuid4())
+    await deliver(pool, handlers.on_arrival_registered, ARRIVAL_REGISTERED, ArrivalRegisteredV1(
+        case_id=case_id, owner_org_id=OWNER, arrival_point=ArrivalPoint.BAMAKO_AIRPORT, arrival_date=date(2026, 11, 1),
+        destination_region="07", is_child=False, vulnerabilities=[Vulnerability.GBV_SURVIVOR], consent_given=True,
+        consent_recipient_org_ids=[MANAGER, NGO], consent_purposes=[Purpose.FOLLOW_UP]), case_id)
+    return case_id
+
+
+async def test_plan_text_on_a_sensitive_case_needs_its_scopes_the_structure_does_not(
+        followup_pool: AsyncConnectionPool) -> None:
+    case_id = await _gbv_case(followup_pool)
+    iom_gbv = caller(MANAGER, "INTERNATIONAL", "followup:read followup:write sensitive:gbv")
+    await ask(followup_pool, DGME, "assign", case_id=case_id, organization_id=MANAGER,
+              organization_type="INTERNATIONAL", reason="SPECIALISED_SUPPORT")
+    saved = await ask(followup_pool, iom_gbv, "save_plan", case_id=case_id, version=1, goals=plan(),
+                      idempotency_key="iom-gbv-plan-1")
+    assert saved["plan"]["goals"][0]["description"] == PLAN_TEXT  # the writer holds sensitive:gbv
+    await ask(followup_pool, iom_gbv, "assign", case_id=case_id, organization_id=NGO, organization_type="NGO",
+              reason="PSYCHOSOCIAL_SUPPORT")
+    for reader in (CR, DGME):  # the new manager, the owner: neither holds sensitive:gbv
+        seen = (await ask(followup_pool, reader, "get_case", case_id=case_id))["plan"]
+        assert [(g["dimension"], g["description"], g["text_restricted"]) for g in seen["goals"]] == [
+            ("ECONOMIC", None, "sensitive:gbv"), ("PSYCHOSOCIAL", None, "sensitive:gbv")]
+        [action] = seen["goals"][0]["actions"]
+        assert (action["description"], action["text_restricted"], action["status"], action["target_date"]) == (
+            None, "sensitive:gbv", "PLANNED", "2026-12-15")
+        assert PLAN_TEXT not in json.dumps(seen, ensure_ascii=False)
+    # The work goes on: the manager moves an action without reading its text.
+    moved = await ask(followup_pool, CR, "update_action", case_id=case_id, action_id=action["id"],
+                      status="IN_PROGRESS", version=3)
+    assert moved["plan"]["goals"][0]["actions"][0]["status"] == "IN_PROGRESS"
+    # … and changes the plan by ids, leaving the text it cannot read out: the text is kept, not overwritten.
+    [economic, psychosocial] = moved["plan"]["goals"]
+    resaved = await ask(followup_pool, CR, "save_plan", case_id=case_id, version=moved["version"], goals=[
+        {"id": economic["id"], "dimension": "ECONOMIC", "actions": [
+            {"id": action["id"], "target_date": "2026-12-20", "status": "IN_PROGRESS"},
+            {"description": "Accompagnement au marché", "target_date": "2027-01-10"}]},
+        {"id": psychosocial["id"], "dimension": "PSYCHOSOCIAL", "actions": []}],
+        idempotency_key="cr-gbv-plan-2")
+    assert [a["target_date"] for a in resaved["plan"]["goals"][0]["actions"]] == ["2026-12-20", "2027-01-10"]
+    cr_gbv = caller(NGO, "NGO", "followup:read followup:write sensitive:gbv")
+    whole = (await ask(followup_pool, cr_gbv, "get_case", case_id=case_id))["plan"]
+    assert [g["description"] for g in whole["goals"]] == [PLAN_TEXT, "Soutien psychosocial"]
+    assert [a["description"] for a in whole["goals"][0]["actions"]] == ["Formation en gestion",
+                                                                         "Accompagnement au marché"]
+    assert whole["goals"][0]["id"] == economic["id"]
+    reads = [r["field_categories"] for r in await audit_rows(followup_pool, "followup")
+             if r["operation"] == "followup.read"]
+    assert reads[-3:] == [["follow_up", "plan_structure"], ["follow_up", "plan_structure"],
+                          ["follow_up", "gbv", "plan"]]
+    # The person's own export holds the text.
+    [export] = await ask(followup_pool, principal("segin-steward", "audit:read"), "subject_access", case_id=case_id)
+    assert export["plan"]["goals"][0]["description"] == PLAN_TEXT
+    assert export["plan"]["goals"][0]["text_restricted"] is None
+    assert "gbv" in (await audit_rows(followup_pool, "followup"))[-1]["field_categories"]
+
+
+async def test_plan_text_on_a_case_without_sensitive_flags_is_shown_to_owner_and_manager(
+        followup_pool: AsyncConnectionPool, case_id: str) -> None:
+    await ask(followup_pool, DGME, "save_plan", case_id=case_id, version=0, goals=plan(),
+              idempotency_key="dgme-plain-plan")
+    seen = await ask(followup_pool, DGME, "get_case", case_id=case_id)
+    assert (seen["plan"]["goals"][0]["description"], seen["plan"]["goals"][0]["text_restricted"]) == (PLAN_TEXT, None)
+    read = [r for r in await audit_rows(followup_pool, "followup") if r["operation"] == "followup.read"][-1]
+    assert read["field_categories"] == ["follow_up", "plan"]
+
+
+# --- reasons are closed lists (security review, finding 2) ---------------------------------------------
+
+
+async def test_a_reason_outside_the_list_is_refused_and_announces_nothing_while_old_reasons_still_read(
+        followup_pool: AsyncConnectionPool, case_id: str) -> None:
+    assert (await refused(followup_pool, DGME, "assign", case_id=case_id, organization_id=MANAGER,
+                          organization_type="INTERNATIONAL", reason="AMINATA_COULIBALY_VIH_POSITIVE"))[0] == (
+        "BAD_USER_INPUT")
+    assert await outbox(followup_pool, "followup", case_id) == []
+    # A hand-over stored before the list keeps its code, and the follow-up still reads.
+    async with followup_pool.connection() as conn:
+        await conn.execute("update followup.assignments set reason_code = 'OLD_FREE_CODE' where case_id = %s",
+                           (case_id,))
+    seen = await ask(followup_pool, DGME, "get_case", case_id=case_id)
+    assert [a["reason_code"] for a in seen["assignments"]] == ["OLD_FREE_CODE"]
+    await ask(followup_pool, DGME, "close", case_id=case_id, reason="RE_MIGRATED", version=0)
+    assert (await refused(followup_pool, DGME, "reopen", case_id=case_id, reason="MARIAM_TRAORE", version=1))[0] == (
+        "BAD_USER_INPUT")
+    await ask(followup_pool, DGME, "reopen", case_id=case_id, reason="RETURNED_AGAIN", version=1)
+    reopened = (await outbox(followup_pool, "followup", case_id))[-1]
+    assert reopened["data"]["reason_code"] == "RETURNED_AGAIN"
+
+
+# --- the owner takes the case back once no basis covers the manager (security review, finding 3) -------
+
+
+async def test_after_withdrawal_the_owner_takes_the_case_back_audited_and_announced(
+        followup_pool: AsyncConnectionPool, case_id: str) -> None:
+    await ask(followup_pool, DGME, "assign", case_id=case_id, organization_id=MANAGER,
+              organization_type="INTERNATIONAL", reason="SPECIALISED_SUPPORT")
+    # While consent covers IOM, the owner may not take the case from it.
+    assert await refused(followup_pool, DGME, "assign", case_id=case_id, organization_id=OWNER,
+                         organization_type="STATE", reason="RETURN_TO_OWNER") == ("FORBIDDEN", "caseId")
+    await deliver(followup_pool, handlers.on_sharing_changed, SHARING_CHANGED, SharingChangedV1(
+        case_id=case_id, owner_org_id=OWNER, change="CONSENT_WITHDRAWN",
+        coverage=[SharingCoverage(purpose=Purpose.FOLLOW_UP, recipients=[])]), case_id)
+    assert await refused(followup_pool, IOM, "assign", case_id=case_id, organization_id=OWNER,
+                         organization_type="STATE", reason="RETURN_TO_OWNER") == ("NOT_FOUND", "caseId")
+    # Nobody else is covered: the owner can only take it back, not hand it on.
+    assert await refused(followup_pool, DGME, "assign", case_id=case_id, organization_id=NGO,
+                         organization_type="NGO", reason="CLOSER_TO_HOME") == ("NO_LEGAL_BASIS", "organizationId")
+    back = await ask(followup_pool, DGME, "assign", case_id=case_id, organization_id=OWNER,
+                     organization_type="STATE", reason="CONSENT_WITHDRAWN")
+    assert back["manager_org_id"] == OWNER and back["assignments"][-1] | {"assigned_at": None} == {
+        "from_org_id": MANAGER, "to_org_id": OWNER, "reason_code": "CONSENT_WITHDRAWN", "legal_basis": None,
+        "assigned_at": None, "assigned_by_org_id": OWNER}
+    event = (await outbox(followup_pool, "followup", case_id))[-1]
+    assert (event["type"], event["data"]["from_org_id"], event["data"]["to_org_id"], event["data"]["reason_code"]) == (
+        CASE_ASSIGNED.event_type, MANAGER, OWNER, "CONSENT_WITHDRAWN")
+    entry = (await audit_rows(followup_pool, "followup"))[-1]
+    assert (entry["operation"], entry["org_id"], entry["outcome"], entry["purpose"]) == (
+        "followup.assign", OWNER, "allowed", "case_management")
+    # The owner manages its case again: it writes the plan.
+    saved = await ask(followup_pool, DGME, "save_plan", case_id=case_id, version=back["version"], goals=plan(),
+                      idempotency_key="dgme-after-withdrawal")
+    assert saved["plan"]["goals"][0]["description"] == PLAN_TEXT

@@ -38,12 +38,39 @@ def test_a_contact_is_dated_neither_in_the_future_nor_before_arrival_on_an_open_
 
 
 def test_a_note_needs_the_scope_of_each_sensitive_category_and_every_one_when_unknown() -> None:
-    assert domain.note_scopes([]) == []
-    assert domain.note_scopes(["health", "child_protection"]) == ["sensitive:child_protection", "sensitive:health"]
-    assert len(domain.note_scopes(None)) == 4
-    assert domain.missing_note_scope(["health"], frozenset({"sensitive:health"})) is None
-    assert domain.missing_note_scope(["health", "gbv"], frozenset({"sensitive:health"})) == "sensitive:gbv"
-    assert domain.missing_note_scope(None, frozenset()) == "sensitive:child_protection"
+    assert domain.free_text_scopes([]) == []
+    assert domain.free_text_scopes(["health", "child_protection"]) == ["sensitive:child_protection", "sensitive:health"]
+    assert len(domain.free_text_scopes(None)) == 4
+    assert domain.missing_free_text_scope(["health"], frozenset({"sensitive:health"})) is None
+    assert domain.missing_free_text_scope(["health", "gbv"], frozenset({"sensitive:health"})) == "sensitive:gbv"
+    assert domain.missing_free_text_scope(None, frozenset()) == "sensitive:child_protection"
+    assert domain.free_text_categories(["health"]) == ["health"]
+    assert domain.free_text_categories(None) == ["child_protection", "gbv", "health", "trafficking"]
+
+
+def test_the_plans_text_is_hidden_with_the_scope_missing_and_its_structure_kept() -> None:
+    """One rule for a case's free text: the plan's goals and actions as a contact's note and next step."""
+    from datetime import UTC, datetime
+
+    from services.followup import views
+
+    row = {"has_plan": True, "plan_saved_at": datetime(2026, 2, 1, tzinfo=UTC), "plan_saved_by_org_id": "iom"}
+    goals = [{"id": "g1", "dimension": "PSYCHOSOCIAL", "description": "Suivi après les violences subies", "actions": [
+        {"id": "a1", "description": "Groupe de parole", "referral_id": None, "target_date": date(2026, 2, 1),
+         "status": "PLANNED", "updated_at": datetime(2026, 2, 1, tzinfo=UTC)}]}]
+    hidden = views.plan_view(row, goals, date(2026, 2, 5), "sensitive:gbv")
+    assert hidden is not None
+    [goal] = hidden.goals
+    [action] = goal.actions
+    assert (goal.dimension, goal.description, goal.text_restricted) == ("PSYCHOSOCIAL", None, "sensitive:gbv")
+    assert (action.description, action.text_restricted, action.status, action.overdue) == (
+        None, "sensitive:gbv", "PLANNED", True)
+    shown = views.plan_view(row, goals, date(2026, 2, 5))
+    assert shown is not None and shown.goals[0].description == "Suivi après les violences subies"
+    contact = {"id": "c1", "contact_date": date(2026, 2, 3), "mode": "PHONE", "reached": True, "next_step": "Visite",
+               "note": "Note", "logged_by_org_id": "iom", "logged_at": datetime(2026, 2, 3, tzinfo=UTC)}
+    kept = views.contact_view(contact, "sensitive:gbv")
+    assert (kept.note, kept.next_step, kept.text_restricted, kept.reached) == (None, None, "sensitive:gbv", True)
 
 
 def test_a_contact_is_marked_due_in_its_window_and_overdue_after_it_and_the_scan_looks_again_then() -> None:

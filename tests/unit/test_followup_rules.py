@@ -9,7 +9,7 @@ from datetime import date
 import pytest
 from pydantic import ValidationError
 
-from contracts.commands import CloseCase, PlanGoalInput, SavePlan
+from contracts.commands import AssignCaseManagement, CloseCase, PlanGoalInput, ReopenCase, SavePlan
 from contracts.events import SharingRecipient
 from contracts.reference import ClosureReason, FollowupStatus, LegalBasis, PlanActionStatus
 from kernel.config import plan_due_days
@@ -84,6 +84,31 @@ def test_the_steward_does_not_hand_a_case_to_itself() -> None:
         "FORBIDDEN", "organizationId")
 
 
+def test_once_no_basis_covers_the_manager_its_owner_takes_the_case_back_or_hands_it_on() -> None:
+    """Consent withdrawn: the manager can no longer act, so the owner may hand the case over (ADR 0017)."""
+    orphaned = case(manager_org_id="iom", manager_org_type="INTERNATIONAL",
+                    recipients=(SharingRecipient(org_type="NGO", legal_basis=LegalBasis.CONSENT),))
+    assert not orphaned.manager_covered()
+    assert assign(orphaned, "dgme", "STATE", by="dgme") is None
+    assert assign(orphaned, "croix-rouge", "NGO", by="dgme") == LegalBasis.CONSENT  # on to one a basis covers
+    assert refusal(lambda: assign(orphaned, "unhcr", "INTERNATIONAL", by="dgme")) == ("NO_LEGAL_BASIS",
+                                                                                       "organizationId")
+    assert refusal(lambda: assign(orphaned, "dgme", "STATE", by="ame")) == ("NOT_FOUND", "caseId")
+    assert refusal(lambda: assign(replace(orphaned, status=FollowupStatus.CLOSED), "dgme", "STATE", by="dgme")) == (
+        "CASE_CLOSED", "caseId")
+
+
+def test_while_a_basis_covers_the_manager_the_owner_may_not_take_the_case() -> None:
+    by_type = case(manager_org_id="croix-rouge", manager_org_type="NGO")  # covered by consent to NGOs
+    assert by_type.manager_covered()
+    assert refusal(lambda: assign(by_type, "dgme", "STATE", by="dgme")) == ("FORBIDDEN", "caseId")
+    # A hand-over older than the manager's type: any consent to a type may still cover it, so the owner waits.
+    unknown = case(manager_org_id="croix-rouge", manager_org_type=None)
+    assert unknown.manager_covered()
+    assert not case(manager_org_id="croix-rouge", recipients=()).manager_covered()
+    assert case().manager_covered()  # the owner managing its own case needs no basis
+
+
 def test_a_manager_whose_basis_was_withdrawn_can_no_longer_act() -> None:
     assert refusal(lambda: assign(case(manager_org_id="iom", recipients=()), "dgme", by="iom")) == ("NOT_FOUND",
                                                                                                     "caseId")
@@ -156,6 +181,28 @@ def test_a_plan_may_keep_its_own_actions_only() -> None:
                                                                                                   "caseId")
 
 
+def test_a_goal_or_action_kept_by_id_may_leave_its_text_out_a_new_one_may_not() -> None:
+    """A manager without the case's sensitive scopes cannot read the plan's text: it changes the plan
+    by sending ids without descriptions, and the saved text is kept (never overwritten by a guess)."""
+    own, goal = "0b9a4c43-6f2b-4a3e-9d2c-1b1e8f1f0a01", "7d4f2a10-0000-4000-8000-0000000000aa"
+    kept = [PlanGoalInput.model_validate({"id": goal, "dimension": "ECONOMIC", "actions": [
+        {"id": own, "target_date": "2026-12-20"}, {"description": "Nouvelle action", "target_date": "2026-12-30"}]})]
+    domain.check_plan(case(), kept, {own: PlanActionStatus.PLANNED}, {goal})
+    assert refusal(lambda: domain.check_plan(case(), kept, {own: PlanActionStatus.PLANNED}, set())) == (
+        "BAD_USER_INPUT", "goals.0.id")
+    twice = [kept[0], kept[0].model_copy(update={"actions": []})]
+    assert refusal(lambda: domain.check_plan(case(), twice, {own: PlanActionStatus.PLANNED}, {goal})) == (
+        "BAD_USER_INPUT", "goals.1.id")
+    new_goal = [PlanGoalInput.model_validate({"dimension": "SOCIAL", "actions": []})]
+    assert refusal(lambda: domain.check_plan(case(), new_goal, {})) == ("BAD_USER_INPUT", "goals.0.description")
+    new_action = goals({"target_date": "2026-12-20"})
+    assert refusal(lambda: domain.check_plan(case(), new_action, {})) == ("BAD_USER_INPUT",
+                                                                          "goals.0.actions.0.description")
+    same_action = goals({"id": own, "target_date": "2026-12-20"}, {"id": own, "target_date": "2026-12-21"})
+    assert refusal(lambda: domain.check_plan(case(), same_action, {own: PlanActionStatus.PLANNED})) == (
+        "BAD_USER_INPUT", "goals.0.actions.1.id")
+
+
 def test_saving_the_plan_cannot_undo_a_final_action_state() -> None:
     own = "0b9a4c43-6f2b-4a3e-9d2c-1b1e8f1f0a01"
     kept = {"id": own, "description": "Formation", "target_date": "2026-12-20", "status": "PLANNED"}
@@ -205,6 +252,22 @@ def test_closure_reasons_are_the_six_codes() -> None:
     CloseCase.model_validate({"case_id": "c1", "reason": "RE_MIGRATED", "version": 1})
     with pytest.raises(ValidationError):
         CloseCase.model_validate({"case_id": "c1", "reason": "BORED", "version": 1})
+
+
+@pytest.mark.parametrize("reason", ["AMINATA_COULIBALY_VIH_POSITIVE", "TRAORE", "specialised support", ""])
+def test_hand_over_and_reopening_reasons_are_closed_lists_so_no_name_reaches_an_event(reason: str) -> None:
+    with pytest.raises(ValidationError):
+        AssignCaseManagement.model_validate({"case_id": "c1", "organization_id": "iom", "reason": reason})
+    with pytest.raises(ValidationError):
+        ReopenCase.model_validate({"case_id": "c1", "reason": reason, "version": 1})
+
+
+def test_the_reasons_already_in_use_stay_valid() -> None:
+    for reason in ("SPECIALISED_SUPPORT", "CHILD_PROTECTION_MANDATE", "CLOSER_TO_HOME", "MANAGER_LEFT",
+                   "CONSENT_WITHDRAWN", "RETURN_TO_OWNER", "OTHER"):
+        AssignCaseManagement.model_validate({"case_id": "c1", "organization_id": "iom", "reason": reason})
+    for reason in ("CONTACT_RESUMED", "RETURNED_AGAIN", "NEW_NEEDS", "CLOSED_IN_ERROR", "OTHER"):
+        ReopenCase.model_validate({"case_id": "c1", "reason": reason, "version": 1})
 
 
 def test_closing_closes_the_open_actions_only_and_reopening_needs_a_closed_case() -> None:
