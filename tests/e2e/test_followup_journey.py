@@ -66,7 +66,7 @@ FOLLOWUP = """query($case: ID!) { followupCase(caseId: $case) { caseId ownerOrgI
   schedule { code state doneOn onTime } contacts { date mode reached nextStep note }
   surveys { id takenOn instrumentId instrumentVersion economic social psychosocial composite compositeBand
   answers { indicator option } psychosocialAnswers { indicator option } recordedByOrgId } } }"""
-ASSIGN = """mutation($case: ID!, $org: ID!, $reason: String!) { assignCaseManagement(caseId: $case,
+ASSIGN = """mutation($case: ID!, $org: ID!, $reason: AssignmentReason!) { assignCaseManagement(caseId: $case,
   organizationId: $org, reason: $reason) { managerOrgId version } }"""
 SAVE = """mutation($case: ID!, $version: Int!, $key: String!, $goals: [PlanGoalInput!]!) {
   savePlan(caseId: $case, version: $version, goals: $goals, idempotencyKey: $key) { managerOrgId version
@@ -77,7 +77,7 @@ RECORD = """mutation($case: ID!, $key: String!, $input: SurveyInput!) { recordSu
   idempotencyKey: $key) { id takenOn instrumentVersion economic social psychosocial composite compositeBand } }"""
 CLOSE = """mutation($case: ID!, $version: Int!) { closeCase(caseId: $case, reason: REINTEGRATED, version: $version) {
   status closureReason version plan { goals { actions { status } } } } }"""
-REOPEN = """mutation($case: ID!, $version: Int!) { reopenCase(caseId: $case, reason: "CONTACT_RESUMED",
+REOPEN = """mutation($case: ID!, $version: Int!) { reopenCase(caseId: $case, reason: CONTACT_RESUMED,
   version: $version) { status closureReason version } }"""
 LISTS = """{ followupsDue(first: 100, withinDays: 7) { nodes { caseId contactCode state } }
   unreachableCases(first: 100) { nodes { caseId failedInARow } }
