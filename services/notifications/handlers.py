@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
@@ -94,20 +95,34 @@ async def list_notifications(pool: AsyncConnectionPool, principal: Principal, re
         found = page(rows, request.first)
         result = Page[NotificationView](nodes=[notification_view(r) for r in found["nodes"]],
                                         page_info=found["page_info"])
-        case_ids = {n.case_id for n in result.nodes if n.case_id}
-        if case_ids:
-            await store.TRAIL.allowed(conn, principal, "notification.list", case_ids, ["referral"],
-                                      AuditPurpose.REFERRAL)
+        await _audit(conn, principal, "notification.list", [(n.kind, n.case_id) for n in result.nodes])
     return result
+
+
+def _about(kind: str) -> tuple[list[str], AuditPurpose]:
+    """What a notice of this kind tells of a case, for the audit trail: a referral, or a follow-up."""
+    if kind.startswith("followup."):
+        return ["follow_up"], AuditPurpose.FOLLOW_UP
+    return ["referral"], AuditPurpose.REFERRAL
+
+
+async def _audit(conn: Connection, principal: Principal, operation: str, shown: list[tuple[str, Any]]) -> None:
+    """One allowed entry per kind of work shown (referral, follow-up), naming the cases concerned."""
+    groups: dict[tuple[tuple[str, ...], AuditPurpose], set[Any]] = {}
+    for kind, case_id in shown:
+        if case_id:
+            categories, purpose = _about(kind)
+            groups.setdefault((tuple(categories), purpose), set()).add(case_id)
+    for (categories, purpose), case_ids in sorted(groups.items()):
+        await store.TRAIL.allowed(conn, principal, operation, case_ids, list(categories), purpose)
 
 
 async def mark_read(pool: AsyncConnectionPool, principal: Principal, request: MarkRead) -> NotificationView:
     notification_id = parse_id(request.notification_id, "id", not_found="No such notification.")
     async with pool.connection() as conn, conn.transaction():
         row = await store.mark_read(conn, principal.org_id, principal.scopes, notification_id)
-        if row is not None and row["case_id"]:
-            await store.TRAIL.allowed(conn, principal, "notification.mark_read", [row["case_id"]], ["referral"],
-                                      AuditPurpose.REFERRAL)
+        if row is not None:
+            await _audit(conn, principal, "notification.mark_read", [(row["kind"], row["case_id"])])
     if row is None:
         raise NotFound("No such notification.", field="id")
     return notification_view(row)
@@ -119,6 +134,7 @@ async def subject_access(pool: AsyncConnectionPool, principal: Principal, reques
     case_id = parse_id(request.case_id, "caseId")
     async with pool.connection() as conn, conn.transaction():
         rows = await store.about_case(conn, case_id)
-        await store.TRAIL.allowed(conn, principal, "dsar.export", [case_id], ["referral"],
+        categories = sorted({c for r in rows for c in _about(r["kind"])[0]}) or ["referral"]
+        await store.TRAIL.allowed(conn, principal, "dsar.export", [case_id], categories,
                                   AuditPurpose.DATA_SUBJECT_REQUEST)
     return [notification_export(r) for r in rows]

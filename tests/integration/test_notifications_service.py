@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from contracts.channels import REFERRAL_CREATED, REFERRAL_STATUS_CHANGED
-from contracts.events import ReferralCreatedV1, ReferralStatusChangedV1
+from contracts.channels import CASE_ASSIGNED, REFERRAL_CREATED, REFERRAL_STATUS_CHANGED
+from contracts.events import CaseAssignedV1, ReferralCreatedV1, ReferralStatusChangedV1
 from contracts.reference import LegalBasis, Priority, ReferralStatus, ServiceCategory
 from kernel.errors import SeginError
 from services.notifications import handlers
@@ -90,3 +90,19 @@ async def test_scope_and_input_are_checked_before_any_transaction(notifications_
     assert counting.statements == []
     [entry] = await audit_rows(notifications_pool, "notifications")
     assert (entry["operation"], entry["outcome"]) == ("notifications.list", "denied")
+
+
+async def test_reading_follow_up_and_referral_notices_is_audited_as_what_each_is_about(
+        notifications_pool: AsyncConnectionPool) -> None:
+    """A follow-up notice is follow-up work: its reading is audited as such, not as a referral."""
+    referral = created(ReferralStatus.PENDING, ServiceCategory.SHELTER)
+    await deliver(notifications_pool, handlers.on_referral_created, REFERRAL_CREATED, referral, referral.referral_id)
+    handed = CaseAssignedV1(case_id=str(uuid.uuid4()), owner_org_id=OWNER, from_org_id=OWNER, to_org_id=SHELTER,
+                            reason_code="SPECIALISED_SUPPORT", legal_basis=LegalBasis.CONSENT,
+                            assigned_by_org_id=OWNER, version=2)
+    await deliver(notifications_pool, handlers.on_case_assigned, CASE_ASSIGNED, handed, handed.case_id)
+    assert sorted(await notices(notifications_pool, SHELTER, "")) == ["followup.case_assigned", "referral.received"]
+    listed = [r for r in await audit_rows(notifications_pool, "notifications") if r["org_id"] == SHELTER]
+    about = {(r["purpose"], tuple(r["field_categories"]), tuple(str(c) for c in r["case_ids"])) for r in listed}
+    assert about == {("follow_up", ("follow_up",), (handed.case_id,)),
+                     ("referral", ("referral",), (referral.case_id,))}
