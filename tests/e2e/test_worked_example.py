@@ -626,3 +626,25 @@ def test_unicef_records_her_first_survey_and_her_psychosocial_answers_need_the_h
     owner = data(gql_with(api, girl["token"], SURVEYS, {"case": case_id}))["followupCase"]["surveys"]
     assert [(s["instrumentVersion"], s["composite"], s["compositeBand"]) for s in owner] == [(2, 0.6, "PARTIAL")]
     assert len(owner[0]["psychosocialAnswers"]) == 5  # DGME's token holds sensitive:health
+
+
+CLOSE = """mutation($case: ID!, $version: Int!) { closeCase(caseId: $case, reason: REINTEGRATED, version: $version) {
+  status closureReason version plan { goals { actions { status } } } } }"""
+REOPEN = """mutation($case: ID!, $version: Int!) { reopenCase(caseId: $case, reason: RETURNED_AGAIN, version: $version) {
+  status closureReason version } }"""
+VERSION = "query($case: ID!) { followupCase(caseId: $case) { version } }"
+
+
+def test_unicef_closes_her_follow_up_and_re_opens_it(api: Api, girl: dict[str, Any]) -> None:
+    """README, "Follow-up: closing and re-opening" (after the steps above): closing cancels the open
+    actions; a closed follow-up takes no contact; re-opening takes it up again."""
+    case_id = girl["case_id"]
+    version = data(api.gql("unicef", VERSION, {"case": case_id}))["followupCase"]["version"]  # 2, after her plan
+    closed = data(api.gql("unicef", CLOSE, {"case": case_id, "version": version}))["closeCase"]
+    assert (closed["status"], closed["closureReason"], closed["version"]) == ("CLOSED", "REINTEGRATED", version + 1)
+    assert {a["status"] for g in closed["plan"]["goals"] for a in g["actions"]} == {"CANCELLED"}
+    late = api.gql("unicef", LOG_CONTACT, {"case": case_id, "key": f"unicef-{case_id}-contact-closed",
+                                           "on": today().isoformat()})
+    assert [e["extensions"]["code"] for e in late["errors"]] == ["CASE_CLOSED"]
+    reopened = data(api.gql("unicef", REOPEN, {"case": case_id, "version": version + 1}))["reopenCase"]
+    assert reopened == {"status": "OPEN", "closureReason": None, "version": version + 2}
