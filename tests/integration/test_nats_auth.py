@@ -129,9 +129,19 @@ async def _subscription_refused(reader: Peer, writer: Peer, forbidden: str, targ
     refused_sub = await reader.nc.subscribe(forbidden)
     allowed_sub = await reader.nc.subscribe(allowed)
     await reader.nc.flush()
-    await writer.nc.publish(target, b"Authorization: Bearer secret")
-    await writer.nc.publish(allowed, b"marker")
-    assert (await allowed_sub.next_msg(timeout=WAIT)).data == b"marker"
+    # The marker proves the reader's connection carries what it may read. On a starved machine a
+    # connection can drop and come back, losing what was sent meanwhile, so the pair is sent again
+    # until a marker arrives (the forbidden message always goes first, on the same connection).
+    for _ in range(int(3 * WAIT)):
+        await writer.nc.publish(target, b"Authorization: Bearer secret")
+        await writer.nc.publish(allowed, b"marker")
+        try:
+            assert (await allowed_sub.next_msg(timeout=1.0)).data == b"marker"
+            break
+        except nats.errors.TimeoutError:
+            continue
+    else:
+        pytest.fail(f"no marker reached {allowed} in {3 * WAIT:.0f} s")
     assert refused_sub.pending_msgs == 0
     await eventually_true(lambda: reader.refused("Subscription", forbidden), f"refusal of {forbidden} reported")
 
