@@ -66,6 +66,28 @@ def log(api: Api, org: str, case_id: str, key: str | None = None, **kwargs: Any)
     return api.gql(org, LOG, {"case": case_id, "key": key or f"review3-{uuid.uuid4()}", "input": contact(**kwargs)})
 
 
+# --- work lists: only cases the caller may follow up ---------------------------------------------------
+
+
+def test_a_manager_whose_consent_was_withdrawn_no_longer_lists_the_case(api: Api) -> None:
+    """Withdrawing consent ends the manager's view of the follow-up (decision record 0017): its work
+    lists must stop naming the case (id, arrival date, region, failures) as plansMissing already does."""
+    case_id, consent_id = new_case(api, recipientOrgIds=["iom"])
+    handed(api, case_id, "dgme", "iom")
+    for _ in range(3):
+        assert not log(api, "iom", case_id, note=None).get("errors")
+    before = listed(api, "iom")
+    assert case_id in before["followupsDue"] and case_id in before["unreachableCases"], before
+
+    assert not api.gql("dgme", WITHDRAW, {"case": case_id, "consent": consent_id}).get("errors")
+    eventually(lambda: not follows(api, "iom", case_id))
+    after = listed(api, "iom")
+    assert all(case_id not in ids for ids in after.values()), after
+    # The owner takes the case back and finds it in its own lists.
+    handed(api, case_id, "dgme", "dgme")
+    assert case_id in listed(api, "dgme")["unreachableCases"]
+
+
 # --- idempotency keys: a replay must not skip the access check ---------------------------------------
 
 
