@@ -4,14 +4,19 @@ what must hold."""
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 import pytest
 
-from tests.e2e.conftest import Api, arrival, eventually
+from devstack.platform import Platform
+from tests.e2e.conftest import Api, arrival, eventually, start_platform, stop_platform
 from tests.e2e.test_followup import ASSIGN, FOLLOWUP, code, reads
+from tests.e2e.test_followup_contacts import looked_at, notices, time_passes
 from tests.e2e.test_followup_surveys import VISIT, survey
 
 pytestmark = pytest.mark.e2e
@@ -173,3 +178,79 @@ def test_strangers_referral_recipients_statistics_clients_and_the_steward_cannot
     for org in ("cnrm", "segin-steward"):
         body = api.gql(org, LISTS)
         assert body["errors"] and {e["extensions"]["code"] for e in body["errors"]} == {"INSUFFICIENT_SCOPE"}, body
+
+
+# --- timers and their notices (a platform of its own, scanning every second) -----------------------
+
+CLOSE = """mutation($case: ID!, $version: Int!) { closeCase(caseId: $case, reason: REINTEGRATED, version: $version) {
+  version } }"""
+REOPEN = """mutation($case: ID!, $version: Int!) { reopenCase(caseId: $case, reason: CONTACT_RESUMED,
+  version: $version) { version } }"""
+TITLES = '{ notifications(first: 100) { nodes { kind caseId title en: title(lang: "en") } } }'
+
+
+@pytest.fixture(scope="module")
+def scanning() -> Iterator[tuple[Platform, Api]]:
+    p = start_platform("segin-review3-", extra_env={"SEGIN_FOLLOWUP_SCAN_SECONDS": "1"})
+    yield p, Api(p, {})
+    stop_platform(p)
+
+
+def marked(platform: Platform, case_id: str) -> bool:
+    with psycopg.connect(platform.database_url) as conn:
+        return conn.execute("select count(*) from followup.contact_marks where case_id = %s",
+                            (case_id,)).fetchone() != (0,)
+
+
+def version(api: Api, org: str, case_id: str) -> int:
+    body = api.gql(org, "query($case: ID!) { followupCase(caseId: $case) { version } }", {"case": case_id})
+    return int(body["data"]["followupCase"]["version"])
+
+
+def test_a_manager_whose_consent_was_withdrawn_is_not_told_of_contacts_or_plans_due(
+        scanning: tuple[Platform, Api]) -> None:
+    """Consent to IOM is withdrawn after the hand-over: IOM may no longer read the case, and the scan
+    must not keep telling it (notices naming the case, its contact codes and due dates) that a
+    contact and the plan are due, every month of the schedule, for a person who said no."""
+    platform, api = scanning
+    case_id, consent_id = new_case(api, recipientOrgIds=["iom"])
+    handed(api, case_id, "dgme", "iom")
+    assert not api.gql("dgme", WITHDRAW, {"case": case_id, "consent": consent_id}).get("errors")
+    eventually(lambda: not follows(api, "iom", case_id), timeout=60)
+    eventually(lambda: looked_at(platform, [case_id]), timeout=60)
+
+    time_passes(platform, [case_id], 31)  # the one-month contact is due, and the plan is late
+    eventually(lambda: marked(platform, case_id), timeout=60)
+    time.sleep(5)  # what the scan fired would reach the notifications service
+    told = notices(platform, [case_id])
+    assert told == {("iom", "followup.case_assigned"): 1}, told
+    # The owner takes the case back and finds the late contact in its work list.
+    handed(api, case_id, "dgme", "dgme")
+    assert case_id in {n["caseId"] for n in api.gql("dgme", "{ followupsDue(first: 100) { nodes { caseId } } }")[
+        "data"]["followupsDue"]["nodes"]}
+
+
+def test_closed_cases_fire_no_timer_and_a_reopened_one_fires_each_once(scanning: tuple[Platform, Api]) -> None:
+    platform, api = scanning
+    case_id, _ = new_case(api, recipientOrgIds=["iom"])
+    handed(api, case_id, "dgme", "iom")
+    eventually(lambda: looked_at(platform, [case_id]), timeout=60)
+    assert not api.gql("iom", CLOSE, {"case": case_id, "version": version(api, "iom", case_id)}).get("errors")
+    time_passes(platform, [case_id], 31)
+    time.sleep(5)
+    assert not marked(platform, case_id)
+    assert notices(platform, [case_id]) == {("iom", "followup.case_assigned"): 1}
+    assert case_id not in listed(api, "iom")["followupsDue"]
+
+    assert not api.gql("iom", REOPEN, {"case": case_id, "version": version(api, "iom", case_id)}).get("errors")
+    expected = {("iom", "followup.case_assigned"): 1, ("iom", "followup.contact_due"): 1,
+                ("iom", "followup.plan_overdue"): 1}
+    eventually(lambda: notices(platform, [case_id]) == expected, timeout=60)
+    # Looked at again: the marks stay, nothing is told twice.
+    time_passes(platform, [case_id], 0)
+    eventually(lambda: looked_at(platform, [case_id]), timeout=60)
+    time.sleep(3)
+    assert notices(platform, [case_id]) == expected
+    # Titles carry codes and dates only: no name, no category, no region.
+    mine = [n for n in api.gql("iom", TITLES)["data"]["notifications"]["nodes"] if n["caseId"] == case_id]
+    assert mine and all("Revue" not in n["title"] + n["en"] and "07" not in n["en"].split("(")[0] for n in mine), mine
