@@ -254,3 +254,19 @@ def test_closed_cases_fire_no_timer_and_a_reopened_one_fires_each_once(scanning:
     # Titles carry codes and dates only: no name, no category, no region.
     mine = [n for n in api.gql("iom", TITLES)["data"]["notifications"]["nodes"] if n["caseId"] == case_id]
     assert mine and all("Revue" not in n["title"] + n["en"] and "07" not in n["en"].split("(")[0] for n in mine), mine
+
+
+# --- cost ----------------------------------------------------------------------------------------------
+
+
+def test_one_request_cannot_alias_the_follow_up_statistics_many_times(api: Api) -> None:
+    """Each followupStatistics reads every case and contact of the platform (seconds at 100,000
+    cases, in the follow-up service's event loop); 30 aliases in one request held the service for
+    minutes. Two are the most one request may ask."""
+    def aliased(n: int) -> dict[str, Any]:
+        fields = " ".join(f"s{i}: followupStatistics {{ minimumCell }}" for i in range(n))
+        return api.gql("cnrm", f"{{ {fields} }}")
+
+    assert not aliased(2).get("errors")
+    body = aliased(30)
+    assert body.get("data") is None and body["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX", body
