@@ -58,7 +58,8 @@ FOLLOWUP_STATISTICS_COST = 25
 SERVICE_CALLS: dict[str, int] = {
     "Query.case": 1, "Query.incomingReferrals": 1, "Query.notifications": 1, "Query.statistics": 1,
     "Query.auditTrail": 1, "Query.subjectAccessRequest": 8, "Case.referrals": 1,
-    "Query.followupCase": 1, "Query.plansMissing": 1, "Query.surveyInstrument": 1, "Query.followupStatistics": FOLLOWUP_STATISTICS_COST,
+    "Query.followupCase": 1, "Query.plansMissing": 1, "Query.surveyInstrument": 1,
+    "Query.followupStatistics": FOLLOWUP_STATISTICS_COST,
     "Query.followupsDue": 1, "Query.followupsOverdue": 1, "Query.unreachableCases": 1,
     "Query.outgoingReferrals": 1, "Query.overdueCounts": OVERDUE_COUNTS_COST, "Mutation.referCase": 1,
     **{f"Mutation.{name}": 1 for name in (

@@ -17,7 +17,7 @@ from devstack.platform import Platform
 from tests.e2e.conftest import Api, arrival, eventually, start_platform, stop_platform
 from tests.e2e.test_followup import ASSIGN, FOLLOWUP, code, reads
 from tests.e2e.test_followup_contacts import looked_at, notices, time_passes
-from tests.e2e.test_followup_surveys import VISIT, survey
+from tests.e2e.test_followup_surveys import STATISTICS, VISIT, survey
 
 pytestmark = pytest.mark.e2e
 
@@ -31,6 +31,7 @@ LOG = """mutation($case: ID!, $key: String!, $input: ContactInput!) { logContact
   contacts { note nextStep } } }"""
 RECORD = """mutation($case: ID!, $key: String!, $input: SurveyInput!) { recordSurvey(caseId: $case, input: $input,
   idempotencyKey: $key) { id psychosocialAnswers { indicator option } } }"""
+MONTH = "2023-05"  # an arrival month no other test uses
 LISTS = """{ followupsDue(first: 100, withinDays: 30) { nodes { caseId } }
   followupsOverdue(first: 100) { nodes { caseId } } unreachableCases(first: 100) { nodes { caseId } } }"""
 
@@ -102,12 +103,17 @@ def test_a_previous_manager_replaying_its_contact_key_learns_nothing(api: Api) -
     key = f"review3-{uuid.uuid4()}"
     first = log(api, "iom", case_id, key)
     assert not first.get("errors"), first
+    surveyed = {"case": case_id, "key": key, "input": survey(None, TODAY)}
+    assert not api.gql("iom", RECORD, surveyed).get("errors")
     handed(api, case_id, "iom", "croix-rouge")
     eventually(lambda: not follows(api, "iom", case_id))
     # The same request again: refused as for a stranger, not answered with who manages the case now,
     # its hand-overs and its schedule.
     replay = log(api, "iom", case_id, key)
     assert replay["data"] is None and code(replay) == ("NOT_FOUND", "caseId"), replay
+    assert code(api.gql("iom", RECORD, surveyed)) == ("NOT_FOUND", "caseId")
+    assert all(case_id not in ids for ids in listed(api, "iom").values())
+    assert case_id in listed(api, "croix-rouge")["followupsDue"]
 
 
 def test_a_reused_contact_key_on_someone_elses_case_does_not_tell_it_exists(api: Api) -> None:
@@ -178,6 +184,39 @@ def test_strangers_referral_recipients_statistics_clients_and_the_steward_cannot
     for org in ("cnrm", "segin-steward"):
         body = api.gql(org, LISTS)
         assert body["errors"] and {e["extensions"]["code"] for e in body["errors"]} == {"INSUFFICIENT_SCOPE"}, body
+
+
+# --- statistics: the caller's own decoys move the rounding, so one real person shows ----------------
+
+
+def test_decoys_cannot_shift_the_rounding_to_reveal_one_more_person(api: Api) -> None:
+    """A cell holds five people AME registered: shown as 5 to everyone. IOM (cases:write and
+    statistics:read) adds two decoys of its own: seven, shown as 5. When one more real person landed
+    in the cell (eight), the shown count jumped to 10: IOM learnt that exactly one person came (by
+    region × band, months since return × band alike). Without decoys five and six both read 5."""
+    def person(**overrides: Any) -> dict[str, Any]:
+        return arrival(givenName=f"Awa{uuid.uuid4().hex[:6]}", estimatedAge=33, arrivalDate=f"{MONTH}-03",
+                       vulnerabilities=[], consent={"given": False}, **overrides)
+
+    def month_cell(org: str) -> int | None:
+        body = api.gql(org, STATISTICS)
+        assert not body.get("errors"), body
+        cells = body["data"]["followupStatistics"]["plansByArrivalMonth"]
+        return next((c["count"] for c in cells if c["keys"] == [MONTH, "NO_PLAN_ON_TIME"]), None)
+
+    def known(ids: list[str]) -> None:
+        with psycopg.connect(api.platform.database_url) as conn:
+            eventually(lambda: conn.execute("select count(*) from followup.cases where case_id = any(%s::uuid[])",
+                                            (ids,)).fetchone() == (len(ids),))
+
+    ids = [api.register("ame", person())["data"]["registerArrival"]["id"] for _ in range(5)]
+    ids += [api.register("iom", person())["data"]["registerArrival"]["id"] for _ in range(2)]  # decoys
+    known(ids)
+    before = month_cell("iom")
+    ids.append(api.register("ame", person())["data"]["registerArrival"]["id"])  # one more real person
+    known(ids)
+    assert before == 5
+    assert month_cell("iom") == before, "IOM's two decoys reveal the sixth person"
 
 
 # --- timers and their notices (a platform of its own, scanning every second) -----------------------
