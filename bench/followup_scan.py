@@ -52,10 +52,11 @@ from services.followup.timers import TimerSettings, scan_timers  # noqa: E402
 
 FILL = """
 insert into followup.cases (case_id, owner_org_id, manager_org_id, arrival_date, destination_region, status,
-                            has_plan, schedule_id, schedule_version, sensitive_categories)
+                            has_plan, schedule_id, schedule_version, sensitive_categories, followup_recipients)
 select gen_random_uuid(), 'org-' || (1 + g %% 50), case when g <= %(busy)s then 'busy' else 'org-' || (1 + g %% 50) end,
        %(today)s::date - (random() * 400)::int, lpad((g %% 20)::text, 2, '0'),
-       case when random() < 0.9 then 'OPEN' else 'CLOSED' end, random() < 0.8, 'DEFAULT', 1, '{}'
+       case when random() < 0.9 then 'OPEN' else 'CLOSED' end, random() < 0.8, 'DEFAULT', 1, '{}',
+       case when g <= %(busy)s then '[{"org_id": "busy", "legal_basis": "CONSENT"}]'::jsonb else '[]'::jsonb end
 from generate_series(1, %(cases)s) g;
 insert into followup.contacts (id, case_id, contact_date, mode, reached, logged_by_org_id)
 select gen_random_uuid(), case_id, least(%(today)s::date, arrival_date + 30 + (random() * 10)::int), 'VISIT',
@@ -86,9 +87,9 @@ async def timed_scan(url: str, now: datetime) -> tuple[float, dict[str, int]]:
 async def lists(url: str, today: Any) -> tuple[dict[str, str], dict[str, float]]:
     """The busy organisation's work lists: each first page's plan and time."""
     queries = {
-        "followupsDue": lambda c: store.contacts_due(c, "busy", today, today + timedelta(days=7), 20, None),
-        "followupsOverdue": lambda c: store.contacts_overdue(c, "busy", today, 20, None),
-        "unreachableCases": lambda c: store.unreachable(c, "busy", 20, None),
+        "followupsDue": lambda c: store.contacts_due(c, "busy", None, today, today + timedelta(days=7), 20, None),
+        "followupsOverdue": lambda c: store.contacts_overdue(c, "busy", None, today, 20, None),
+        "unreachableCases": lambda c: store.unreachable(c, "busy", None, 20, None),
     }
     plans, times = {}, {}
     async with await psycopg.AsyncConnection.connect(url, row_factory=dict_row) as conn:

@@ -20,7 +20,7 @@ from kernel.errors import SeginError
 from gateway.documents import DocumentCache, Documents
 from gateway.graphql_context import Context, as_graphql_error, input_error
 from gateway.graphql_guard import RequestGuard, SeginSchema
-from gateway.limits import OVERDUE_COUNTS_COST, SAVE_PLAN_COST, GraphQLLimits
+from gateway.limits import FOLLOWUP_STATISTICS_COST, OVERDUE_COUNTS_COST, SAVE_PLAN_COST, GraphQLLimits
 from gateway.types import (
     ArrivalPoint,
     AssignmentReason,
@@ -418,7 +418,7 @@ class Query:
     @strawberry.field(description="Follow-up counts across all organisations (statistics:read): plans saved on time, "
                                   "latest composite scores; small cells suppressed as for statistics.")
     async def followup_statistics(self, info: Info[Context, None]) -> FollowupStatistics:
-        data = await info.context.ask("svc.followup.statistics", {})
+        data = await info.context.ask("svc.followup.statistics", {}, cost=FOLLOWUP_STATISTICS_COST)
         return FollowupStatistics.from_record(replies.FollowupStatisticsView.model_validate(data))
 
     @strawberry.field(description="Cases your organisation manages that have no reintegration plan yet, with the day "

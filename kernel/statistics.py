@@ -31,15 +31,22 @@ def suppress_small_cells(rows: Iterable[tuple[Key, int]], own: Mapping[Key, int]
     The caller's own records (``own``, per cell) do not count towards the threshold: otherwise it
     could register decoys into a narrow cell and see it appear only when one real person is there.
     Suppression alone can be undone by subtraction (a region's total minus its shown cells);
-    rounding every shown count makes such differences uncertain. Returns the cells and how many
-    were suppressed (for tests: an answer never tells it, since one decoy into an empty cell would
-    change that number only if the cell already held someone).
+    rounding every shown count makes such differences uncertain. Others' people and the caller's own
+    are rounded apart: rounded together, decoys would move the others' count to a rounding boundary
+    (seven shows 5, eight shows 10), and the next real person in the cell would show. Returns the
+    cells and how many were suppressed (for tests: an answer never tells it, since one decoy into an
+    empty cell would change that number only if the cell already held someone).
     """
     own = own or {}
     kept, suppressed = [], 0
     for keys, count in rows:
-        if count - own.get(keys, 0) >= minimum:
-            kept.append((keys, max(minimum, ROUNDING_BASE * round(count / ROUNDING_BASE))))
+        others = count - own.get(keys, 0)
+        if others >= minimum:
+            kept.append((keys, max(minimum, _rounded(others) + _rounded(own.get(keys, 0)))))
         else:
             suppressed += 1
     return kept, suppressed
+
+
+def _rounded(count: int) -> int:
+    return ROUNDING_BASE * round(count / ROUNDING_BASE)

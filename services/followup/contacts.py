@@ -61,8 +61,8 @@ async def followups_due(pool: AsyncConnectionPool, principal: Principal, request
     ``within_days``; soonest first, no totals."""
     today = clock().date()
     async with pool.connection() as conn, conn.transaction():
-        rows = await store.contacts_due(conn, principal.org_id, today, today + timedelta(days=request.within_days),
-                                        request.first, request.after)
+        rows = await store.contacts_due(conn, principal.org_id, principal.org_type, today,
+                                        today + timedelta(days=request.within_days), request.first, request.after)
         return await _contact_page(conn, principal, rows, request, today, "followup.list_due")
 
 
@@ -71,7 +71,8 @@ async def followups_overdue(pool: AsyncConnectionPool, principal: Principal, req
     """Open cases the caller's organisation manages whose next contact is overdue; longest overdue first."""
     today = clock().date()
     async with pool.connection() as conn, conn.transaction():
-        rows = await store.contacts_overdue(conn, principal.org_id, today, request.first, request.after)
+        rows = await store.contacts_overdue(conn, principal.org_id, principal.org_type, today, request.first,
+                                            request.after)
         return await _contact_page(conn, principal, rows, request, today, "followup.list_overdue")
 
 
@@ -90,7 +91,8 @@ async def unreachable_cases(pool: AsyncConnectionPool, principal: Principal, req
                             ) -> Page[UnreachableCaseView]:
     """Open cases the caller's organisation manages whose person could not be reached; latest first."""
     async with pool.connection() as conn, conn.transaction():
-        found = page(await store.unreachable(conn, principal.org_id, request.first, request.after), request.first)
+        found = page(await store.unreachable(conn, principal.org_id, principal.org_type, request.first, request.after),
+                     request.first)
         result = Page[UnreachableCaseView](nodes=[views.unreachable_view(r) for r in found["nodes"]],
                                            page_info=found["page_info"])
         if result.nodes:

@@ -305,8 +305,11 @@ async def log_contact(pool: AsyncConnectionPool, principal: Principal, request: 
     now = clock()
 
     async def decide(conn: Connection, row: dict[str, Any], case: domain.FollowupCase) -> dict[str, Any]:
+        # Before the key is looked up, as for save_plan: a replay must not answer an organisation that no
+        # longer manages the case, nor a key used elsewhere tell a stranger that the case exists.
+        domain.may_write(case, principal.org_id, principal.org_type)
+
         async def produce() -> dict[str, Any]:
-            domain.may_write(case, principal.org_id, principal.org_type)
             domain.check_contact(case, request.input.date, now.date())
             contact_id = await store.insert_contact(conn, case_id, request.input, principal.org_id)
             attempts = (await store.attempts_of(conn, [case_id]))[case_id]

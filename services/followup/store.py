@@ -379,35 +379,48 @@ async def flag_plan_overdue(conn: Connection, case_ids: list[uuid.UUID]) -> None
 
 # --- work lists: the caller's open managed cases (one index range of cases_next_contact each) -----
 
+# A case handed over only while a basis covers the manager for FOLLOW_UP (``domain.standing``), as when read:
+# once consent is withdrawn, the manager's lists no longer name the case.
+_COVERED = (" and (owner_org_id = manager_org_id or followup_recipients @> %s"
+            " or (%s::text is not null and followup_recipients @> %s))")
+
+
+def _covered(org_id: str, org_type: str | None) -> list[Any]:
+    return [Jsonb([{"org_id": org_id}]), org_type, Jsonb([{"org_type": org_type}])]
+
+
 _NEXT_CONTACT = ("select case_id as id, next_contact_due_on as sort_on, arrival_date, destination_region,"
                  " next_contact_code, next_contact_opens_on, next_contact_due_on, next_contact_overdue_after"
-                 " from followup.cases where manager_org_id = %s and status = 'OPEN' and next_contact_code is not null")
+                 " from followup.cases where manager_org_id = %s and status = 'OPEN' and next_contact_code is not null"
+                 + _COVERED)
 
 
-async def contacts_due(conn: Connection, org_id: str, today: date, horizon: date, first: int, after: str | None
-                       ) -> list[dict[str, Any]]:
+async def contacts_due(conn: Connection, org_id: str, org_type: str | None, today: date, horizon: date, first: int,
+                       after: str | None) -> list[dict[str, Any]]:
     """Open cases ``org_id`` manages whose next contact is not overdue and opens by ``horizon``, soonest first."""
     query, params = date_keyset_query(
         _NEXT_CONTACT + " and next_contact_overdue_after >= %s and next_contact_opens_on <= %s",
-        [org_id, today, horizon], first, after)
+        [org_id, *_covered(org_id, org_type), today, horizon], first, after)
     cur = await conn.execute(query, params)  # type: ignore[arg-type]
     return list(await cur.fetchall())
 
 
-async def contacts_overdue(conn: Connection, org_id: str, today: date, first: int, after: str | None
-                           ) -> list[dict[str, Any]]:
+async def contacts_overdue(conn: Connection, org_id: str, org_type: str | None, today: date, first: int,
+                           after: str | None) -> list[dict[str, Any]]:
     """Open cases ``org_id`` manages whose next contact is overdue, the longest overdue first."""
-    query, params = date_keyset_query(_NEXT_CONTACT + " and next_contact_overdue_after < %s", [org_id, today],
-                                      first, after)
+    query, params = date_keyset_query(_NEXT_CONTACT + " and next_contact_overdue_after < %s",
+                                      [org_id, *_covered(org_id, org_type), today], first, after)
     cur = await conn.execute(query, params)  # type: ignore[arg-type]
     return list(await cur.fetchall())
 
 
-async def unreachable(conn: Connection, org_id: str, first: int, after: str | None) -> list[dict[str, Any]]:
+async def unreachable(conn: Connection, org_id: str, org_type: str | None, first: int, after: str | None
+                      ) -> list[dict[str, Any]]:
     """Open cases ``org_id`` manages flagged unreachable, the latest flagged first."""
     query, params = keyset_query(
         "select * from (select case_id as id, unreachable_since as created_at, arrival_date, destination_region,"
         " failed_in_a_row from followup.cases where manager_org_id = %s and status = 'OPEN'"
-        " and unreachable_since is not null) u where true", [org_id], first, after)
+        " and unreachable_since is not null" + _COVERED + ") u where true", [org_id, *_covered(org_id, org_type)],
+        first, after)
     cur = await conn.execute(query, params)  # type: ignore[arg-type]
     return list(await cur.fetchall())

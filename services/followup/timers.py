@@ -8,6 +8,8 @@ open cases whose ``next_check_on`` has come (``FOR UPDATE SKIP LOCKED``), comput
 per (case, contact, kind) in ``contact_marks`` and writes its event in the same transaction, then
 moves ``next_check_on`` to the next day something may fire. A mark already there never fires again,
 so a crash anywhere, a second replica or a second scan fires nothing twice. Closed cases are skipped.
+A manager no basis covers any more (consent withdrawn) is told nothing: its marks are set silently,
+and the owner that takes the case back finds it in its work lists.
 Of several contacts overdue at once (a case first looked at long after its return) only the latest
 is told (``domain.marks_told``).
 """
@@ -73,7 +75,8 @@ async def _contact_batch(conn: Connection, today: date, batch: int) -> tuple[int
             standing = contacts.stand(row, attempts[row["case_id"]], today)
             schedule = contacts.schedule_of(row)
             due = domain.marks_due(standing)
-            told |= {(row["case_id"], code, mark.value) for code, mark in domain.marks_told(due)}
+            if store.to_case(row).manager_covered():  # a manager no basis covers any more is told nothing
+                told |= {(row["case_id"], code, mark.value) for code, mark in domain.marks_told(due)}
             for code, mark in due:
                 wanted.append((row["case_id"], code, mark.value))
                 contact = next(c for c in standing.contacts if c.code == code)
@@ -107,12 +110,15 @@ async def _plan_batch(conn: Connection, today: date, batch: int) -> tuple[int, i
                                                        domain.plan_due_on(r["arrival_date"], due_days), today)]
         if late:
             await store.flag_plan_overdue(conn, [r["case_id"] for r in late])
+        # Flagged once; a manager no basis covers any more is not told (the owner finds it in its work lists).
+        told = [r for r in late if store.to_case(r).manager_covered()]
+        if told:
             await add_events(conn, store.SCHEMA, PLAN_OVERDUE, [
                 (PlanOverdueV1(case_id=str(r["case_id"]), manager_org_id=r["manager_org_id"],
                                plan_due_on=domain.plan_due_on(r["arrival_date"], due_days)), str(r["case_id"]))
-                for r in late])
+                for r in told])
             await store.TRAIL.allowed(conn, service_principal("followup"), "followup.plan_overdue",
-                                      sorted({str(r["case_id"]) for r in late}), ["follow_up"], AuditPurpose.FOLLOW_UP)
+                                      sorted({str(r["case_id"]) for r in told}), ["follow_up"], AuditPurpose.FOLLOW_UP)
         return len(rows), len(late)
 
 

@@ -117,6 +117,14 @@ def test_the_callers_own_records_never_make_a_cell_appear() -> None:
     assert len(suppress_small_cells(rows)[0]) == 2
 
 
+def test_the_callers_own_records_cannot_move_the_rounding_to_show_one_more_person() -> None:
+    """Five real people and two decoys (seven) showed 5; a sixth real person (eight) showed 10."""
+    cell = ("2025-02", "TRAFFICKING_VICTIM")
+    for decoys in range(12):
+        shown = [suppress_small_cells([(cell, real + decoys)], {cell: decoys})[0] for real in (5, 6, 7)]
+        assert shown[0] == shown[1] == shown[2], (decoys, shown)
+
+
 def test_narrow_cells_need_a_higher_floor() -> None:
     assert minimum_cell(1) == minimum_cell(2) == MIN_CELL and minimum_cell(3) == MIN_CELL_NARROW == 10
     kept, suppressed = suppress_small_cells([(("a", "b", "c"), 9), (("a", "b", "d"), 10)], minimum=10)
