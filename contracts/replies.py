@@ -439,7 +439,8 @@ class FollowupCaseView(Reply):
     schedule_id: str
     schedule_version: int
     schedule: list[ScheduledContactView]
-    contacts: list[ContactView] | None  # None: for neither the owner nor the manager
+    contacts: list[ContactView] | None  # the newest (at most 50); None: for neither the owner nor the manager
+    contact_count: int | None = None  # how many contacts the case holds (None: as for contacts)
     failed_in_a_row: int  # contacts in a row that did not reach the person
     unreachable: bool  # failed_in_a_row reached the schedule's threshold
     surveys: list[SurveyView] = []  # oldest first (by the day taken)

@@ -727,7 +727,9 @@ class FollowupCase:
     schedule_id: str = strawberry.field(description="The follow-up schedule the case follows (kept from its start).")
     schedule_version: int
     schedule: list[ScheduledContact] = strawberry.field(description="Each scheduled contact and where it stands now.")
-    contacts: list[Contact] | None = strawberry.field(description="The contacts logged, newest first.")
+    contacts: list[Contact] | None = strawberry.field(description="The contacts logged, newest first: the 50 newest "
+                                                                  "(the data-subject export holds them all).")
+    contact_count: int | None = strawberry.field(description="How many contacts the case holds (at most 200).")
     failed_in_a_row: int = strawberry.field(description="Contacts in a row that did not reach the person.")
     unreachable: bool = strawberry.field(description="failedInARow reached the schedule's threshold.")
     surveys: list[Survey] = strawberry.field(description="Surveys taken, oldest first, with their stored scores.")
@@ -747,6 +749,7 @@ class FollowupCase:
                    schedule_id=rec.schedule_id, schedule_version=rec.schedule_version,
                    schedule=[ScheduledContact.from_record(c) for c in rec.schedule],
                    contacts=None if rec.contacts is None else [Contact.from_record(c) for c in rec.contacts],
+                   contact_count=rec.contact_count,
                    failed_in_a_row=rec.failed_in_a_row, unreachable=rec.unreachable,
                    surveys=[Survey.from_record(v) for v in rec.surveys])
 

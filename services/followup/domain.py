@@ -251,10 +251,14 @@ def resolve_instrument(registry: rss.Registry, instrument_id: str, version: int 
                       "instrument_version") from None
 
 
-def check_survey(case: FollowupCase, taken_on: date, today: date) -> None:
-    """A survey is recorded for an open follow-up, taken between arrival and today."""
+def check_survey(case: FollowupCase, taken_on: date, today: date, recorded: int = 0) -> None:
+    """A survey is recorded for an open follow-up, taken between arrival and today, while the case
+    holds fewer than ``MAX_SURVEYS``."""
     if case.status == CLOSED:
         raise Refused("A closed follow-up takes no survey: re-open it first.", "CASE_CLOSED", "caseId")
+    if recorded >= MAX_SURVEYS:
+        raise Refused(f"This case already holds {MAX_SURVEYS} surveys, the most one case keeps.", "LIMIT_REACHED",
+                      "caseId")
     if taken_on > today:
         raise Refused("takenOn: the survey cannot be taken in the future.", "BAD_USER_INPUT", "taken_on")
     if taken_on < case.arrival_date:
@@ -346,10 +350,21 @@ def tally(rows: Iterable[tuple[Cell, bool]]) -> tuple[list[tuple[Cell, int]], di
 # --- contacts and their timers (schedule.py says where a case stands; these say what follows) -------
 
 
-def check_contact(case: FollowupCase, on: date, today: date) -> None:
-    """A contact is logged on an open follow-up, dated neither after ``today`` nor before arrival."""
+# What one case keeps, so that reading it (its view, each reply, the steward's export) stays within
+# what the bus carries: 200 contacts with 2,000-character notes are about 500 kB. Four scheduled
+# contacts a year and their failed attempts are far below; a case at the limit is a broken client.
+MAX_CONTACTS, MAX_SURVEYS = 200, 100
+CONTACTS_SHOWN = 50  # the newest contacts a case's view holds; the export holds them all
+
+
+def check_contact(case: FollowupCase, on: date, today: date, logged: int = 0) -> None:
+    """A contact is logged on an open follow-up, dated neither after ``today`` nor before arrival,
+    while the case holds fewer than ``MAX_CONTACTS`` (``logged``: how many it holds)."""
     if case.status == CLOSED:
         raise Refused("A closed follow-up takes no contact: re-open it first.", "CASE_CLOSED", "caseId")
+    if logged >= MAX_CONTACTS:
+        raise Refused(f"This case already holds {MAX_CONTACTS} contacts, the most one case keeps.", "LIMIT_REACHED",
+                      "caseId")
     if on > today:
         raise Refused("input.date: a contact cannot be dated in the future.", "BAD_USER_INPUT", "input.date")
     if on < case.arrival_date:

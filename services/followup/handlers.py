@@ -68,7 +68,7 @@ from kernel.outbox import add_event
 from kernel.pagination import page
 from kernel.tokens import Principal
 from services.followup import answering, contacts, domain, store, views
-from services.followup.schedule import Attempt, shipped
+from services.followup.schedule import shipped
 
 STEWARD_SCOPE = "followup:manage"
 
@@ -98,12 +98,12 @@ async def _view(conn: Connection, row: dict[str, Any], principal: Principal, now
     goals = await store.plan(conn, case_id) if standing else []
     psychosocial = answering.sees_psychosocial_answers(principal)
     surveys = await _surveys(conn, case_id, psychosocial_answers=psychosocial) if standing else []
-    every_contact = await store.contacts(conn, case_id)  # newest first
-    logged = every_contact if standing else None
+    attempts = (await store.attempts_of(conn, [case_id]))[case_id]  # every one, for the schedule
+    logged = await store.contacts(conn, case_id, domain.CONTACTS_SHOWN) if standing else None  # the newest
     restricted = domain.missing_free_text_scope(row["sensitive_categories"], principal.scopes)
-    attempts = [Attempt(c["contact_date"], c["reached"]) for c in reversed(every_contact)]
     view = views.case_view(row, goals, await store.assignments(conn, case_id), now.date(), plan_due_days(),
-                           contacts.stand(row, attempts, now.date()), logged, restricted, surveys)
+                           contacts.stand(row, attempts, now.date()), logged, restricted, surveys,
+                           contact_count=len(attempts))
     if standing is None:
         view = view.model_copy(update={"plan": None, "surveys": []})
     return view, standing, _categories(view, _shown(row, view, logged, restricted))
@@ -310,7 +310,7 @@ async def log_contact(pool: AsyncConnectionPool, principal: Principal, request: 
         domain.may_write(case, principal.org_id, principal.org_type)
 
         async def produce() -> dict[str, Any]:
-            domain.check_contact(case, request.input.date, now.date())
+            domain.check_contact(case, request.input.date, now.date(), await store.count(conn, "contacts", case_id))
             contact_id = await store.insert_contact(conn, case_id, request.input, principal.org_id)
             attempts = (await store.attempts_of(conn, [case_id]))[case_id]
             standing = contacts.stand(row, attempts, now.date())

@@ -299,11 +299,18 @@ async def insert_contact(conn: Connection, case_id: uuid.UUID, contact: ContactI
     return contact_id
 
 
-async def contacts(conn: Connection, case_id: uuid.UUID) -> list[dict[str, Any]]:
-    """A case's contact log, newest first."""
+async def contacts(conn: Connection, case_id: uuid.UUID, limit: int | None = None) -> list[dict[str, Any]]:
+    """A case's contact log, newest first (the ``limit`` newest, if given)."""
     cur = await conn.execute("select * from followup.contacts where case_id = %s"
-                             " order by contact_date desc, logged_at desc, id desc", (case_id,))
+                             " order by contact_date desc, logged_at desc, id desc limit %s", (case_id, limit))
     return list(await cur.fetchall())
+
+
+async def count(conn: Connection, table: str, case_id: uuid.UUID) -> int:
+    """How many contacts or surveys (``table``) a case holds."""
+    assert table in ("contacts", "surveys")
+    cur = await conn.execute(f"select count(*) as n from followup.{table} where case_id = %s", (case_id,))
+    return (await cur.fetchone() or {"n": 0})["n"]
 
 
 async def attempts_of(conn: Connection, case_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Attempt]]:

@@ -49,7 +49,7 @@ async def record_survey(pool: AsyncConnectionPool, principal: Principal, request
                     standing = domain.standing(case, principal.org_id, principal.org_type)
 
                     async def produce() -> dict[str, Any]:
-                        domain.check_survey(case, request.taken_on, today)
+                        domain.check_survey(case, request.taken_on, today, await store.count(conn, "surveys", case_id))
                         used = domain.resolve_instrument(registry, request.instrument_id, request.instrument_version)
                         given = domain.survey_answers(used, request.answers)
                         assessment = instrument.administer(used, given)

@@ -93,10 +93,12 @@ def contact_view(row: dict[str, Any], restricted: str | None) -> ContactView:
 
 def case_view(row: dict[str, Any], goals: list[dict[str, Any]], assignments: list[dict[str, Any]], today: date,
               due_days: int, standing: Standing, contacts: list[dict[str, Any]] | None,
-              text_restricted: str | None = None, surveys: list[SurveyView] | None = None) -> FollowupCaseView:
+              text_restricted: str | None = None, surveys: list[SurveyView] | None = None,
+              contact_count: int | None = None) -> FollowupCaseView:
     """The follow-up as of ``today``: ``plan_overdue``, each action's ``overdue`` and the schedule's
     states depend on it. ``contacts`` None: not for this caller; ``text_restricted``: the scope the
-    caller lacks to read the case's free text, the plan's and the contacts' (None: it may)."""
+    caller lacks to read the case's free text, the plan's and the contacts' (None: it may);
+    ``contact_count``: how many contacts the case holds, when ``contacts`` are only the newest."""
     due_on = domain.plan_due_on(row["arrival_date"], due_days)
     return FollowupCaseView(
         case_id=str(row["case_id"]), owner_org_id=row["owner_org_id"], manager_org_id=row["manager_org_id"],
@@ -113,6 +115,7 @@ def case_view(row: dict[str, Any], goals: list[dict[str, Any]], assignments: lis
                                        overdue_after=c.overdue_after, state=c.state, done_on=c.done_on,
                                        on_time=c.on_time) for c in standing.contacts],
         contacts=None if contacts is None else [contact_view(c, text_restricted) for c in contacts],
+        contact_count=None if contacts is None else (len(contacts) if contact_count is None else contact_count),
         failed_in_a_row=standing.failed_in_a_row, unreachable=standing.unreachable,
         surveys=surveys or [],
     )

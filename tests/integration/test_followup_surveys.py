@@ -343,3 +343,20 @@ async def test_statistics_count_contacts_made_on_time_late_or_not_at_all_by_sche
     assert {c["keys"][0] for c in seen} == {"M1", "M3"} and forgotten
     # AME's own cases never make a cell appear to AME.
     assert (await stats(followup_pool, caller("ame", "NGO", "statistics:read")))["contacts_on_time"] == []
+
+
+async def test_a_case_keeps_at_most_a_hundred_surveys(followup_pool: AsyncConnectionPool, case_id: str) -> None:
+    """So that its history (and the steward's export) stays within what the bus carries."""
+    await record(followup_pool, IOM, case_id)
+    columns = ("case_id, instrument_id, instrument_version, instrument_digest, taken_on, answers, economic, social,"
+               " psychosocial, composite, economic_band, social_band, psychosocial_band, composite_band,"
+               " recorded_by_org_id")
+    async with followup_pool.connection() as conn:  # 99 more: a hundred in all
+        await conn.execute(f"insert into followup.surveys (id, {columns}) select gen_random_uuid(), {columns}"
+                           " from followup.surveys, generate_series(1, 99) where case_id = %s", (uuid.UUID(case_id),))
+    error = await refused(followup_pool, IOM, "record_survey", case_id=case_id, taken_on="2026-11-21",
+                          answers=answers(), idempotency_key=str(uuid.uuid4()))
+    assert (error.code, error.field) == ("LIMIT_REACHED", "caseId")
+    async with followup_pool.connection() as conn:
+        cur = await conn.execute("select count(*) as n from followup.surveys where case_id = %s", (uuid.UUID(case_id),))
+        assert (await cur.fetchone())["n"] == 100
