@@ -14,7 +14,7 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP)
 
-## Start PostgreSQL, NATS, the three services and the gateway; Ctrl-C stops everything.
+## Start PostgreSQL, NATS, the four services and the gateway; Ctrl-C stops everything.
 run: $(STAMP)
 	$(BIN)/segin run
 
