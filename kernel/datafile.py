@@ -8,9 +8,10 @@ YAML loaders keep the last of two equal keys silently; here a key given twice is
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Generic, Protocol, TypeVar
 
 import yaml
 from jsonschema import Draft202012Validator
@@ -132,3 +133,57 @@ class Lines:
             elif isinstance(node, yaml.SequenceNode):
                 stack.extend(node.value)
         return problems
+
+
+# --- versioned files: <id>-<version>.yaml, every version kept -------------------------------------
+
+class Versioned(Protocol):
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def version(self) -> int: ...
+
+
+T = TypeVar("T", bound=Versioned)
+
+
+class Versions(Mapping[tuple[str, int], T], Generic[T]):
+    """Every version of every file of a kind, by (id, version): a correction is a new version, and
+    what was decided under an old one (a score, a schedule) is read with that one."""
+
+    def __init__(self, found: Mapping[tuple[str, int], T]) -> None:
+        self._by_key = MappingProxyType(dict(found))
+
+    def __getitem__(self, key: tuple[str, int]) -> T:
+        return self._by_key[key]
+
+    def __iter__(self) -> Iterator[tuple[str, int]]:
+        return iter(self._by_key)
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+    def latest(self, id: str) -> T:
+        """The highest version of ``id``: the one new work uses."""
+        versions = [v for (i, v) in self._by_key if i == id]
+        if not versions:
+            raise KeyError(id)
+        return self._by_key[(id, max(versions))]
+
+
+def load_versions(folder: Path | str, load: Callable[[Path], T],
+                  error: type[DataFileError]) -> dict[tuple[str, int], T]:
+    """Every ``<id>-<version>.yaml`` of ``folder`` through ``load``; the first bad file raises. The name
+    must match the content, so a copy made for a correction cannot keep the old version."""
+    found: dict[tuple[str, int], T] = {}
+    for path in sorted(Path(folder).glob("*.yaml")):
+        item = load(path)
+        expected = f"{item.id.lower()}-{item.version}.yaml"
+        if path.name != expected:
+            lines = [n for n, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+                     if text.startswith("version:")]
+            raise error(path, [(lines[0] if lines else 1, f"version: the file of {item.id} version {item.version} "
+                                                          f"must be named {expected}")])
+        found[(item.id, item.version)] = item
+    return found

@@ -97,5 +97,6 @@ async def unreachable_cases(pool: AsyncConnectionPool, principal: Principal, req
                                            page_info=found["page_info"])
         if result.nodes:
             await store.TRAIL.allowed(conn, principal, "followup.list_unreachable",
-                                      [uuid.UUID(n.case_id) for n in result.nodes], answering.FOLLOW_UP, AuditPurpose.FOLLOW_UP)
+                                      [uuid.UUID(n.case_id) for n in result.nodes], answering.FOLLOW_UP,
+                                      AuditPurpose.FOLLOW_UP)
     return result

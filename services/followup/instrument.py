@@ -25,7 +25,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from fractions import Fraction
@@ -34,7 +34,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from kernel.datafile import DataFileError, Lines, Where, dotted, load_schema, parse, read
+from kernel.datafile import DataFileError, Lines, Versions, Where, dotted, load_schema, load_versions, parse, read
 
 FOLDER = Path(str(resources.files("services.followup").joinpath("instruments")))
 SCHEMA_FILE = FOLDER / "instrument.schema.json"
@@ -123,41 +123,12 @@ class InstrumentError(DataFileError):
 
 # --- loading ----------------------------------------------------------------------------------------
 
-class Registry(Mapping[tuple[str, int], Instrument]):
-    """Every version of every instrument, by (id, version): old versions stay, to read old scores."""
-
-    def __init__(self, instruments: Mapping[tuple[str, int], Instrument]) -> None:
-        self._by_key = MappingProxyType(dict(instruments))
-
-    def __getitem__(self, key: tuple[str, int]) -> Instrument:
-        return self._by_key[key]
-
-    def __iter__(self) -> Iterator[tuple[str, int]]:
-        return iter(self._by_key)
-
-    def __len__(self) -> int:
-        return len(self._by_key)
-
-    def latest(self, id: str) -> Instrument:
-        """The highest version of ``id``: the one new assessments use."""
-        versions = [v for (i, v) in self._by_key if i == id]
-        if not versions:
-            raise KeyError(id)
-        return self._by_key[(id, max(versions))]
+Registry = Versions[Instrument]  # every version of every instrument: old versions stay, to read old scores
 
 
 def load_instruments(folder: Path | str = FOLDER) -> Registry:
-    """Every ``<id>-<version>.yaml`` of ``folder``, validated; the first bad file raises InstrumentError.
-    The name must match the content, so a copy made for a correction cannot keep the old version."""
-    found: dict[tuple[str, int], Instrument] = {}
-    for path in sorted(Path(folder).glob("*.yaml")):
-        instrument = load_instrument(path)
-        expected = f"{instrument.id.lower()}-{instrument.version}.yaml"
-        if path.name != expected:
-            raise InstrumentError(path, [(_line_of_version(path), f"version: the file of {instrument.id} version "
-                                                                 f"{instrument.version} must be named {expected}")])
-        found[(instrument.id, instrument.version)] = instrument
-    return Registry(found)
+    """Every ``<id>-<version>.yaml`` of ``folder``, validated; the first bad file raises InstrumentError."""
+    return Versions(load_versions(folder, load_instrument, InstrumentError))
 
 
 def load_instrument(file: Path | str) -> Instrument:
@@ -257,11 +228,6 @@ def _build(data: dict[str, Any], lines: Lines, file: Path | str) -> Instrument:
 
 def _show(value: Fraction) -> str:
     return str(value) if value.denominator != 1 else str(value.numerator)
-
-
-def _line_of_version(path: Path) -> int:
-    hits = [n for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if line.startswith("version:")]
-    return hits[0] if hits else 1
 
 
 # --- administering ----------------------------------------------------------------------------------

@@ -20,17 +20,16 @@ Pure: no I/O except reading the schedule files.
 from __future__ import annotations
 
 import calendar
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 from contracts.reference import ContactState
-from kernel.datafile import DataFileError, Lines, dotted, load_schema, parse, read
+from kernel.datafile import DataFileError, Lines, Versions, dotted, load_schema, load_versions, parse, read
 
 FOLDER = Path(str(resources.files("services.followup").joinpath("schedules")))
 SCHEMA_FILE = FOLDER / "schedule.schema.json"
@@ -144,41 +143,18 @@ def standing(schedule: Schedule, returned_on: date, attempts: Iterable[Attempt],
 
 # --- loading ----------------------------------------------------------------------------------------
 
-class Schedules(Mapping[tuple[str, int], Schedule]):
+class Schedules(Versions[Schedule]):
     """Every version of every schedule, by (id, version): a case keeps the one it started under."""
-
-    def __init__(self, schedules: Mapping[tuple[str, int], Schedule]) -> None:
-        self._by_key = MappingProxyType(dict(schedules))
-
-    def __getitem__(self, key: tuple[str, int]) -> Schedule:
-        return self._by_key[key]
-
-    def __iter__(self) -> Any:
-        return iter(self._by_key)
-
-    def __len__(self) -> int:
-        return len(self._by_key)
 
     def latest(self, id: str = DEFAULT_ID) -> Schedule:
         """The highest version of ``id``: the one a new case follows."""
-        versions = [v for (i, v) in self._by_key if i == id]
-        if not versions:
-            raise KeyError(id)
-        return self._by_key[(id, max(versions))]
+        return super().latest(id)
 
 
 def load_schedules(folder: Path | str = FOLDER) -> Schedules:
-    """Every ``<id>-<version>.yaml`` of ``folder``, validated; the first bad file raises ScheduleError.
-    The name must match the content, so a copy made for a change cannot keep the old version."""
-    found: dict[tuple[str, int], Schedule] = {}
-    for path in sorted(Path(folder).glob("*.yaml")):
-        schedule = parse_schedule(read(path, "schedule file", ScheduleError), path)
-        expected = f"{schedule.id.lower()}-{schedule.version}.yaml"
-        if path.name != expected:
-            raise ScheduleError(path, [(1, f"version: the file of {schedule.id} version {schedule.version} "
-                                           f"must be named {expected}")])
-        found[(schedule.id, schedule.version)] = schedule
-    return Schedules(found)
+    """Every ``<id>-<version>.yaml`` of ``folder``, validated; the first bad file raises ScheduleError."""
+    return Schedules(load_versions(folder, lambda path: parse_schedule(read(path, "schedule file", ScheduleError),
+                                                                        path), ScheduleError))
 
 
 def parse_schedule(text: str, file: Path | str = "<schedule>") -> Schedule:
