@@ -61,7 +61,7 @@ from kernel.audit import AuditPurpose
 from kernel.bus import RetryLater
 from kernel.clock import Clock, utcnow
 from kernel.config import plan_due_days
-from kernel.db import Connection, idempotent
+from kernel.db import Connection
 from kernel.errors import SeginError, parse_id
 from kernel.events import CloudEvent
 from kernel.outbox import add_event
@@ -147,14 +147,17 @@ async def get_case(pool: AsyncConnectionPool, principal: Principal, request: Cas
 
 
 Decide = Callable[[Connection, dict[str, Any], domain.FollowupCase], Awaitable[dict[str, Any]]]
+# What a command answers from what it decided: the reply, the caller's standing and the categories shown.
+Answer = Callable[[Connection, dict[str, Any]], Awaitable[tuple[Any, str | None, list[str]]]]
 
 
-async def _command(pool: AsyncConnectionPool, principal: Principal, case_id: uuid.UUID, operation: str,
-                   decide: Decide, now: datetime) -> FollowupCaseView:
-    """Shared shape of every command: lock the case, decide and write (``decide``), then answer; a
-    refusal rolls back what ``decide`` wrote but not its audit record."""
+async def command(pool: AsyncConnectionPool, principal: Principal, case_id: uuid.UUID, operation: str,
+                  decide: Decide, now: datetime, answer: Answer | None = None) -> Any:
+    """Shared shape of every command: lock the case, decide and write (``decide``), then answer (by
+    default the follow-up as the caller may see it); a refusal rolls back what ``decide`` wrote but
+    not its audit record."""
     refusal: SeginError | None = None
-    view: FollowupCaseView | None = None
+    reply: Any = None
     async with pool.connection() as conn, conn.transaction():
         row = await store.get_case(conn, case_id, lock=True)
         if row is None:
@@ -170,13 +173,12 @@ async def _command(pool: AsyncConnectionPool, principal: Principal, case_id: uui
         if refusal is not None or row is None:
             await store.TRAIL.denied(conn, principal, f"followup.{operation}", [case_id])
         else:
-            view, standing, shown = await _view(conn, row, principal, now)
+            reply, standing, shown = await (answer(conn, row) if answer else _view(conn, row, principal, now))
             await store.TRAIL.allowed(conn, principal, f"followup.{operation}", [case_id], shown,
                                       answering.purpose(standing))
     if refusal is not None:
         raise refusal
-    assert view is not None
-    return view
+    return reply
 
 
 async def assign(pool: AsyncConnectionPool, principal: Principal, request: AssignCaseManagement, *,
@@ -200,7 +202,7 @@ async def assign(pool: AsyncConnectionPool, principal: Principal, request: Assig
             assigned_by_org_id=principal.org_id, version=row["version"]), subject=str(case_id))
         return row
 
-    return await _command(pool, principal, case_id, "assign", decide, clock())
+    return await command(pool, principal, case_id, "assign", decide, clock())
 
 
 async def save_plan(pool: AsyncConnectionPool, principal: Principal, request: SavePlan, *,
@@ -226,14 +228,12 @@ async def save_plan(pool: AsyncConnectionPool, principal: Principal, request: Sa
                                             if a.referral_id})), subject=str(case_id))
             return {"case_id": str(case_id), "version": saved["version"]}
 
-        await idempotent(conn, store.SCHEMA, org_id=principal.org_id, subject=principal.subject,
-                         operation="save_plan", key=request.idempotency_key, produce=produce,
-                         request=request.model_dump(mode="json", exclude={"idempotency_key"}))
+        await store.once(conn, principal, "save_plan", request, produce)
         current = await store.get_case(conn, case_id)
         assert current is not None
         return current
 
-    return await _command(pool, principal, case_id, "save_plan", decide, clock())
+    return await command(pool, principal, case_id, "save_plan", decide, clock())
 
 
 async def update_action(pool: AsyncConnectionPool, principal: Principal, request: UpdatePlanAction, *,
@@ -256,7 +256,7 @@ async def update_action(pool: AsyncConnectionPool, principal: Principal, request
             version=row["version"]), subject=str(case_id))
         return row
 
-    return await _command(pool, principal, case_id, "update_action", decide, clock())
+    return await command(pool, principal, case_id, "update_action", decide, clock())
 
 
 async def close_case(pool: AsyncConnectionPool, principal: Principal, request: CloseCase, *,
@@ -275,7 +275,7 @@ async def close_case(pool: AsyncConnectionPool, principal: Principal, request: C
             closed_action_ids=sorted(closed), version=row["version"]), subject=str(case_id))
         return row
 
-    return await _command(pool, principal, case_id, "close", decide, clock())
+    return await command(pool, principal, case_id, "close", decide, clock())
 
 
 async def reopen_case(pool: AsyncConnectionPool, principal: Principal, request: ReopenCase, *,
@@ -292,7 +292,7 @@ async def reopen_case(pool: AsyncConnectionPool, principal: Principal, request: 
             version=row["version"]), subject=str(case_id))
         return row
 
-    return await _command(pool, principal, case_id, "reopen", decide, clock())
+    return await command(pool, principal, case_id, "reopen", decide, clock())
 
 
 async def log_contact(pool: AsyncConnectionPool, principal: Principal, request: LogContact, *,
@@ -329,14 +329,12 @@ async def log_contact(pool: AsyncConnectionPool, principal: Principal, request: 
                     last_attempt_on=contacts.last_attempt(attempts) or request.input.date), subject=str(case_id))
             return {"case_id": str(case_id), "contact_id": str(contact_id), "version": saved["version"]}
 
-        await idempotent(conn, store.SCHEMA, org_id=principal.org_id, subject=principal.subject,
-                         operation="log_contact", key=request.idempotency_key, produce=produce,
-                         request=request.model_dump(mode="json", exclude={"idempotency_key"}))
+        await store.once(conn, principal, "log_contact", request, produce)
         current = await store.get_case(conn, case_id)
         assert current is not None
         return current
 
-    return await _command(pool, principal, case_id, "log_contact", decide, now)
+    return await command(pool, principal, case_id, "log_contact", decide, now)
 
 
 async def plans_missing(pool: AsyncConnectionPool, principal: Principal, request: PageRequest, *,

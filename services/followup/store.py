@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Any
 
@@ -12,8 +13,9 @@ from contracts.commands import ContactInput, PlanGoalInput
 from contracts.events import ArrivalRegisteredV1, SharingRecipient
 from contracts.reference import ClosureReason, FollowupStatus, LegalBasis, PlanActionStatus
 from kernel.audit import Trail
-from kernel.db import Connection
+from kernel.db import Connection, idempotent
 from kernel.pagination import date_keyset_query, keyset_query
+from kernel.tokens import Principal
 from services.followup.domain import REGISTERED, FollowupCase
 from services.followup.instrument import Assessment
 from services.followup.schedule import Attempt, Standing
@@ -431,3 +433,12 @@ async def unreachable(conn: Connection, org_id: str, org_type: str | None, first
         first, after)
     cur = await conn.execute(query, params)  # type: ignore[arg-type]
     return list(await cur.fetchall())
+
+
+async def once(conn: Connection, principal: Principal, operation: str, request: Any,
+               produce: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+    """Run ``produce`` once per the caller's idempotency key for ``operation`` (``request`` carries it,
+    and the rest of the request is what a retry must repeat exactly)."""
+    return await idempotent(conn, SCHEMA, org_id=principal.org_id, subject=principal.subject, operation=operation,
+                            key=request.idempotency_key, produce=produce,
+                            request=request.model_dump(mode="json", exclude={"idempotency_key"}))

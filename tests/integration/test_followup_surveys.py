@@ -360,3 +360,14 @@ async def test_a_case_keeps_at_most_a_hundred_surveys(followup_pool: AsyncConnec
     async with followup_pool.connection() as conn:
         cur = await conn.execute("select count(*) as n from followup.surveys where case_id = %s", (uuid.UUID(case_id),))
         assert (await cur.fetchone())["n"] == 100
+
+
+async def test_recording_audits_the_psychosocial_answers_only_when_the_reply_showed_them(
+        followup_pool: AsyncConnectionPool, case_id: str) -> None:
+    """The audit trail says what a reply showed: without sensitive:health the psychosocial answers
+    were left out of it, so its entry does not name them."""
+    await record(followup_pool, IOM_PLAIN, case_id)
+    await record(followup_pool, IOM, case_id)
+    entries = [r["field_categories"] for r in await audit_rows(followup_pool, "followup")
+               if r["operation"] == "followup.record_survey" and r["outcome"] == "allowed"]
+    assert entries == [["follow_up", "survey"], ["follow_up", "survey", "survey_psychosocial"]]
