@@ -25,12 +25,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import shutil
 import sys
-import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,11 +36,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
-from psycopg import sql  # noqa: E402
-from psycopg.conninfo import make_conninfo  # noqa: E402
 from psycopg.rows import dict_row  # noqa: E402
 
-from devstack.localstack import PostgresServer  # noqa: E402
+from _scratch_db import scratch_database  # noqa: E402
 from kernel.db import migrate  # noqa: E402
 from services.followup import store  # noqa: E402
 from services.followup.app import APP  # noqa: E402
@@ -150,30 +144,8 @@ def main() -> int:
     parser.add_argument("--cases", type=int, default=100_000, help="follow-up cases (default 100000)")
     parser.add_argument("--json", action="store_true", help="JSON on stdout")
     args = parser.parse_args()
-    server: PostgresServer | None = None
-    tmp: str | None = None
-    base = os.environ.get("DATABASE_URL")
-    try:
-        if not base:
-            tmp = tempfile.mkdtemp(prefix="segin-followup-bench-")
-            os.chmod(tmp, 0o755)  # the unprivileged postgres user must enter it when running as root
-            server = PostgresServer(Path(tmp) / "postgres")
-            server.start()
-            base = server.url
-        name = f"followup_bench_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect(base, autocommit=True) as conn:
-            conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-        try:
-            result = asyncio.run(run(make_conninfo(base, dbname=name), args))
-        finally:
-            with psycopg.connect(base, autocommit=True) as conn:
-                conn.execute(sql.SQL("drop database if exists {}").format(sql.Identifier(name)))
-    finally:
-        if server is not None:
-            server.stop()
-            shutil.rmtree(server.data_dir, ignore_errors=True)
-        if tmp:
-            shutil.rmtree(tmp, ignore_errors=True)
+    with scratch_database("followup") as url:
+        result = asyncio.run(run(url, args))
     print(json.dumps(result, indent=2, default=str) if args.json else report(result))
     return 0 if result["ok"] else 1
 

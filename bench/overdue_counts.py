@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import shutil
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -33,11 +31,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
-from psycopg import sql  # noqa: E402
-from psycopg.conninfo import make_conninfo  # noqa: E402
 from psycopg.rows import dict_row  # noqa: E402
 
-from devstack.localstack import PostgresServer  # noqa: E402
+from _scratch_db import scratch_database  # noqa: E402
 from kernel.db import migrate  # noqa: E402
 from services.referral import manual_store  # noqa: E402
 from services.referral.app import APP  # noqa: E402
@@ -118,28 +114,8 @@ def main() -> int:
     parser.add_argument("--referrals", type=int, default=300_000)
     parser.add_argument("--closed", type=float, default=0.7, help="share of closed referrals (default 0.7)")
     args = parser.parse_args()
-    server, tmp, base = None, None, os.environ.get("DATABASE_URL")
-    try:
-        if not base:
-            tmp = tempfile.mkdtemp(prefix="segin-overdue-bench-")
-            os.chmod(tmp, 0o755)
-            server = PostgresServer(Path(tmp) / "postgres")
-            server.start()
-            base = server.url
-        name = f"overdue_bench_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect(base, autocommit=True) as conn:
-            conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-        try:
-            ok = asyncio.run(run(make_conninfo(base, dbname=name), args.referrals, args.closed))
-        finally:
-            with psycopg.connect(base, autocommit=True) as conn:
-                conn.execute(sql.SQL("drop database if exists {}").format(sql.Identifier(name)))
-    finally:
-        if server is not None:
-            server.stop()
-            shutil.rmtree(server.data_dir, ignore_errors=True)
-        if tmp:
-            shutil.rmtree(tmp, ignore_errors=True)
+    with scratch_database("overdue") as url:
+        ok = asyncio.run(run(url, args.referrals, args.closed))
     return 0 if ok else 1
 
 
