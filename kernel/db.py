@@ -131,3 +131,30 @@ async def idempotent(
         (Jsonb(response), *ident),
     )
     return response
+
+
+async def update_if_newer(conn: Connection, table: str, key: tuple[str, Any], values: dict[str, Any], version: int,
+                          *, version_column: str = "sharing_version", stamp: str | None = None) -> bool | None:
+    """Set ``values`` (and ``version``) on the row of ``table`` whose ``key`` column has that value, if
+    ``version`` is newer than the one it holds; 0, an unversioned event, applies only while the row
+    holds none. True: applied; False: older (a late or repeated event, ignored); None: no such row.
+
+    Events about one thing can arrive out of order (a failed first delivery is retried after later
+    ones), so a consumer that keeps the latest state must compare versions, not arrival times.
+    ``stamp`` names a column set to ``now()`` when applied.
+    """
+    target = sql.Identifier(*table.split("."))
+    column, value = key
+    sets = [sql.SQL("{} = {}").format(sql.Identifier(c), sql.Placeholder(f"v_{c}")) for c in values]
+    sets.append(sql.SQL("{} = %(version)s").format(sql.Identifier(version_column)))
+    if stamp:
+        sets.append(sql.SQL("{} = now()").format(sql.Identifier(stamp)))
+    held = sql.Identifier(version_column)
+    params = {f"v_{c}": v for c, v in values.items()} | {"key": value, "version": version}
+    cur = await conn.execute(sql.SQL(
+        "update {} set {} where {} = %(key)s and ({} < %(version)s or (%(version)s = 0 and {} = 0))").format(
+        target, sql.SQL(", ").join(sets), sql.Identifier(column), held, held), params)
+    if cur.rowcount == 1:
+        return True
+    cur = await conn.execute(sql.SQL("select from {} where {} = %s").format(target, sql.Identifier(column)), (value,))
+    return False if await cur.fetchone() is not None else None

@@ -13,7 +13,7 @@ from contracts.commands import ContactInput, PlanGoalInput
 from contracts.events import ArrivalRegisteredV1, SharingRecipient
 from contracts.reference import ClosureReason, FollowupStatus, LegalBasis, PlanActionStatus
 from kernel.audit import Trail
-from kernel.db import Connection, idempotent
+from kernel.db import Connection, idempotent, update_if_newer
 from kernel.pagination import date_keyset_query, keyset_query
 from kernel.tokens import Principal
 from services.followup.domain import REGISTERED, FollowupCase
@@ -54,18 +54,9 @@ async def save_case(conn: Connection, arrival: ArrivalRegisteredV1, recipients: 
 
 async def set_recipients(conn: Connection, case_id: str, recipients: list[SharingRecipient], version: int
                          ) -> bool | None:
-    """Apply a sharing change's coverage if its version is newer than the one held (an unversioned
-    event, 0, only while no versioned one was applied): True if applied, False if older (a late or
-    repeated event, ignored), None if the case is not known yet."""
-    cur = await conn.execute(
-        "update followup.cases set followup_recipients = %(recipients)s, sharing_version = %(version)s"
-        " where case_id = %(case)s"
-        " and (sharing_version < %(version)s or (%(version)s = 0 and sharing_version = 0))",
-        {"case": case_id, "recipients": _recipients_json(recipients), "version": version})
-    if cur.rowcount == 1:
-        return True
-    cur = await conn.execute("select from followup.cases where case_id = %s", (case_id,))
-    return False if await cur.fetchone() is not None else None
+    """Apply a sharing change's coverage if newer than the one held (``kernel.db.update_if_newer``)."""
+    return await update_if_newer(conn, "followup.cases", ("case_id", case_id),
+                                 {"followup_recipients": _recipients_json(recipients)}, version)
 
 
 async def get_case(conn: Connection, case_id: uuid.UUID, *, lock: bool = False) -> dict[str, Any] | None:

@@ -20,7 +20,7 @@ from contracts.reference import (
     Vulnerability,
 )
 from kernel.audit import Trail
-from kernel.db import Connection
+from kernel.db import Connection, update_if_newer
 from kernel.pagination import keyset_query
 from services.referral.domain import Person, PlannedReferral, Provider
 
@@ -305,18 +305,9 @@ async def save_case(conn: Connection, arrival: ArrivalRegisteredV1, recipients: 
 
 async def set_case_recipients(conn: Connection, case_id: str, recipients: list[SharingRecipient], version: int
                               ) -> bool | None:
-    """Apply a sharing change's coverage if its version is newer than the one held (an unversioned
-    event, 0, only while no versioned one was applied): True if applied, False if older (a late or
-    repeated event, ignored), None if the case is not known."""
-    cur = await conn.execute(
-        "update referral.cases set referral_recipients = %(recipients)s, sharing_version = %(version)s,"
-        " updated_at = now() where case_id = %(case)s"
-        " and (sharing_version < %(version)s or (%(version)s = 0 and sharing_version = 0))",
-        {"case": case_id, "recipients": _recipients_json(recipients), "version": version})
-    if cur.rowcount == 1:
-        return True
-    cur = await conn.execute("select from referral.cases where case_id = %s", (case_id,))
-    return False if await cur.fetchone() is not None else None
+    """Apply a sharing change's coverage if newer than the one held (``kernel.db.update_if_newer``)."""
+    return await update_if_newer(conn, "referral.cases", ("case_id", case_id),
+                                 {"referral_recipients": _recipients_json(recipients)}, version, stamp="updated_at")
 
 
 async def get_case(conn: Connection, case_id: uuid.UUID | str) -> dict[str, Any] | None:
