@@ -263,8 +263,10 @@ async def save(pool: AsyncConnectionPool, principal: Principal, command: SaveDir
     async with pool.connection() as conn, conn.transaction():
         current = await ds.get_service(conn, service_id, lock=True) if command.id else None
         owner = current["organization_id"] if current else (command.organization_id or principal.org_id)
-        refusal = save_refusal(principal, command, current, owner) or identity_refusal(
-            principal, command, owner, await ds.all_organizations(conn))
+        # Names are compared only when the save gives one: most saves (a capacity, a phone) do not.
+        named = await ds.all_organizations(conn) if command.organization_name is not None else []
+        refusal = save_refusal(principal, command, current, owner) or identity_refusal(principal, command, owner,
+                                                                                       named)
         if refusal is not None:
             await TRAIL.denied(conn, principal, "directory.save", [], CATEGORIES)
         else:
