@@ -33,6 +33,7 @@ from nats.js.errors import NotFoundError
 from contracts.channels import FOLLOWUP_STREAM, STREAMS
 from devstack.platform import Platform
 from tests.e2e.conftest import Api, arrival, eventually, start_platform, stop_platform
+from tests.survey_answers import RSS_VISIT as VISIT
 
 pytestmark = pytest.mark.e2e
 
@@ -45,13 +46,6 @@ NOTE = f"Elle vit chez son oncle, dette envers le passeur {MARK}N"
 NEXT_STEP = f"Revoir apres la foire de Kayes {MARK}S"
 PRIVATE = (GIVEN, FAMILY, GOAL_TEXT, ACTION_TEXT, NOTE, NEXT_STEP, f"{MARK}G", f"{MARK}A", f"{MARK}N", f"{MARK}S")
 
-VISIT = {
-    "ECO_INCOME_SOURCE": "IRREGULAR", "ECO_WORK_ACCESS": "YES", "ECO_DEBT": "MANAGEABLE",
-    "ECO_FOOD_SECURITY": "SOMETIMES", "ECO_SATISFACTION": "SATISFIED", "SOC_HOUSING": "ADEQUATE",
-    "SOC_EDUCATION": "PARTLY", "SOC_JUSTICE_DOCUMENTS": "NEITHER", "SOC_HEALTH_CARE": "WITH_DIFFICULTY",
-    "SOC_DRINKING_WATER": "ALWAYS", "PSY_BELONGING": "STRONGLY", "PSY_SAFETY": "SOMETIMES",
-    "PSY_DISCRIMINATION": "NEVER", "PSY_DISTRESS": "DISTRESS_SUPPORTED", "PSY_REMIGRATION": "BY_NECESSITY",
-}
 # The scores these answers get under each version (test_followup_surveys.py): version 2 scores the
 # same answers differently, which is what makes "version 1's scores unchanged" mean something.
 V1_SCORES = {"instrumentVersion": 1, "economic": 0.63, "social": 0.6, "psychosocial": 0.6, "composite": 0.61,

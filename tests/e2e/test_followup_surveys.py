@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from functools import partial
 from typing import Any
 
 import psycopg
@@ -15,6 +16,7 @@ import pytest
 
 from contracts.channels import SURVEY_RECORDED
 from tests.e2e.conftest import Api, arrival, eventually
+from tests.survey_answers import RSS_VISIT as VISIT
 
 pytestmark = pytest.mark.e2e
 
@@ -31,18 +33,18 @@ STATISTICS = """{ followupStatistics { planDueDays minimumCell contactsOnTime { 
   plansByRegion { keys count } plansByArrivalMonth { keys count } compositeByRegion { keys count }
   compositeByMonthsSinceReturn { keys count } } }"""
 
-VISIT = {
-    "ECO_INCOME_SOURCE": "IRREGULAR", "ECO_WORK_ACCESS": "YES", "ECO_DEBT": "MANAGEABLE",
-    "ECO_FOOD_SECURITY": "SOMETIMES", "ECO_SATISFACTION": "SATISFIED", "SOC_HOUSING": "ADEQUATE",
-    "SOC_EDUCATION": "PARTLY", "SOC_JUSTICE_DOCUMENTS": "NEITHER", "SOC_HEALTH_CARE": "WITH_DIFFICULTY",
-    "SOC_DRINKING_WATER": "ALWAYS", "PSY_BELONGING": "STRONGLY", "PSY_SAFETY": "SOMETIMES",
-    "PSY_DISCRIMINATION": "NEVER", "PSY_DISTRESS": "DISTRESS_SUPPORTED", "PSY_REMIGRATION": "BY_NECESSITY",
-}
-
 
 def survey(version: int | None, taken_on: str, visit: dict[str, str] | None = None) -> dict[str, Any]:
     return {"takenOn": taken_on, **({"instrumentVersion": version} if version else {}),
             "answers": [{"indicator": k, "option": v} for k, v in (visit or VISIT).items()]}
+
+
+def arrival_month_cell(api: Api, org: str, month: str) -> int | None:
+    """The count ``org``'s statistics show for arrivals in ``month`` without a plan on time (None: hidden)."""
+    body = api.gql(org, STATISTICS)
+    assert not body.get("errors"), body
+    cells = body["data"]["followupStatistics"]["plansByArrivalMonth"]
+    return next((c["count"] for c in cells if c["keys"] == [month, "NO_PLAN_ON_TIME"]), None)
 
 
 def code(body: dict[str, Any]) -> str:
@@ -166,11 +168,7 @@ def test_statistics_hide_small_cells_and_never_count_the_callers_own_cases(api: 
         return arrival(givenName=f"Oumar{uuid.uuid4().hex[:6]}", estimatedAge=35, arrivalDate=f"{MONTH}-10",
                        vulnerabilities=[], consent={"given": False}, **overrides)
 
-    def month_cell(org: str) -> int | None:
-        body = api.gql(org, STATISTICS)
-        assert not body.get("errors"), body
-        cells = body["data"]["followupStatistics"]["plansByArrivalMonth"]
-        return next((c["count"] for c in cells if c["keys"] == [MONTH, "NO_PLAN_ON_TIME"]), None)
+    month_cell = partial(arrival_month_cell, api, month=MONTH)
 
     ids = [api.register("iom", person())["data"]["registerArrival"]["id"] for _ in range(4)]  # IOM's own
     ids.append(api.register("ame", person())["data"]["registerArrival"]["id"])  # one case IOM may not read

@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import psycopg
@@ -15,9 +16,11 @@ import pytest
 
 from devstack.platform import Platform
 from tests.e2e.conftest import Api, arrival, eventually, start_platform, stop_platform
-from tests.e2e.test_followup import ASSIGN, FOLLOWUP, code, reads
+from tests.e2e.test_followup import FOLLOWUP, code
 from tests.e2e.test_followup_contacts import looked_at, notices, time_passes
-from tests.e2e.test_followup_surveys import STATISTICS, VISIT, survey
+from tests.e2e.test_followup_surveys import arrival_month_cell, survey
+from tests.e2e.test_review_followup_attacks import handed
+from tests.survey_answers import RSS_VISIT as VISIT
 
 pytestmark = pytest.mark.e2e
 
@@ -50,12 +53,6 @@ def new_case(api: Api, org: str = "dgme", vulnerabilities: list[str] | None = No
     case = body["data"]["registerArrival"]
     eventually(lambda: not api.gql(org, FOLLOWUP, {"case": case["id"]}).get("errors"))
     return case["id"], case["sharing"][0]["id"]
-
-
-def handed(api: Api, case_id: str, frm: str, to: str) -> None:
-    body = api.gql(frm, ASSIGN, {"case": case_id, "org": to})
-    assert not body.get("errors"), body
-    eventually(lambda: reads(api, to, case_id))
 
 
 def follows(api: Api, org: str, case_id: str) -> bool:
@@ -198,11 +195,7 @@ def test_decoys_cannot_shift_the_rounding_to_reveal_one_more_person(api: Api) ->
         return arrival(givenName=f"Awa{uuid.uuid4().hex[:6]}", estimatedAge=33, arrivalDate=f"{MONTH}-03",
                        vulnerabilities=[], consent={"given": False}, **overrides)
 
-    def month_cell(org: str) -> int | None:
-        body = api.gql(org, STATISTICS)
-        assert not body.get("errors"), body
-        cells = body["data"]["followupStatistics"]["plansByArrivalMonth"]
-        return next((c["count"] for c in cells if c["keys"] == [MONTH, "NO_PLAN_ON_TIME"]), None)
+    month_cell = partial(arrival_month_cell, api, month=MONTH)
 
     def known(ids: list[str]) -> None:
         with psycopg.connect(api.platform.database_url) as conn:

@@ -23,6 +23,7 @@ import pytest
 from devstack.platform import Platform
 from tests.e2e.conftest import ARRIVAL_MUTATION, Api, arrival, eventually
 from tests.e2e.helpers_tokens import ask_service, internal_token
+from tests.survey_answers import RSS_VISIT as HER_ANSWERS
 
 pytestmark = pytest.mark.e2e
 
@@ -597,13 +598,6 @@ RECORD_SURVEY = """mutation Survey($case: ID!, $input: SurveyInput!, $key: Strin
   psychosocial composite compositeBand } }"""
 SURVEYS = """query($case: ID!) { followupCase(caseId: $case) { surveys { takenOn instrumentVersion composite
   compositeBand psychosocialAnswers { indicator option } } } }"""
-HER_ANSWERS = {
-    "ECO_INCOME_SOURCE": "IRREGULAR", "ECO_WORK_ACCESS": "YES", "ECO_DEBT": "MANAGEABLE",
-    "ECO_FOOD_SECURITY": "SOMETIMES", "ECO_SATISFACTION": "SATISFIED", "SOC_HOUSING": "ADEQUATE",
-    "SOC_EDUCATION": "PARTLY", "SOC_JUSTICE_DOCUMENTS": "NEITHER", "SOC_HEALTH_CARE": "WITH_DIFFICULTY",
-    "SOC_DRINKING_WATER": "ALWAYS", "PSY_BELONGING": "STRONGLY", "PSY_SAFETY": "SOMETIMES",
-    "PSY_DISCRIMINATION": "NEVER", "PSY_DISTRESS": "DISTRESS_SUPPORTED", "PSY_REMIGRATION": "BY_NECESSITY",
-}
 
 
 def test_unicef_records_her_first_survey_and_her_psychosocial_answers_need_the_health_scope(

@@ -24,18 +24,10 @@ from kernel.tokens import Principal
 from services.followup import handlers, instrument, statistics
 from services.followup.app import APP as FOLLOWUP
 from tests.integration.services import audit_rows, call, deliver, outbox, principal
+from tests.survey_answers import RSS_VISIT as VISIT
 
 OWNER, MANAGER, STRANGER = "dgme", "iom", "ame"
 V1, V2 = instrument.active()[("RSS", 1)], instrument.active()[("RSS", 2)]
-
-# A follow-up visit (the one tests/unit/test_survey_instrument.py scores by hand).
-VISIT = {
-    "ECO_INCOME_SOURCE": "IRREGULAR", "ECO_WORK_ACCESS": "YES", "ECO_DEBT": "MANAGEABLE",
-    "ECO_FOOD_SECURITY": "SOMETIMES", "ECO_SATISFACTION": "SATISFIED", "SOC_HOUSING": "ADEQUATE",
-    "SOC_EDUCATION": "PARTLY", "SOC_JUSTICE_DOCUMENTS": "NEITHER", "SOC_HEALTH_CARE": "WITH_DIFFICULTY",
-    "SOC_DRINKING_WATER": "ALWAYS", "PSY_BELONGING": "STRONGLY", "PSY_SAFETY": "SOMETIMES",
-    "PSY_DISCRIMINATION": "NEVER", "PSY_DISTRESS": "DISTRESS_SUPPORTED", "PSY_REMIGRATION": "BY_NECESSITY",
-}
 
 
 def caller(org: str, org_type: str, scopes: str = "followup:read followup:write") -> Principal:

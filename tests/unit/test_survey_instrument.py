@@ -29,30 +29,12 @@ from services.followup.instrument import (
     score,
     validate_answers,
 )
+from tests.survey_answers import RSS_VISIT as VISIT  # one follow-up visit, scored by hand below
 
 ROOT = Path(__file__).resolve().parents[2]
 V1_TEXT = (FOLDER / "rss-1.yaml").read_text(encoding="utf-8")
 INSTRUMENTS = load_instruments()
 V1, V2 = INSTRUMENTS[("RSS", 1)], INSTRUMENTS[("RSS", 2)]
-
-# One follow-up visit, scored by hand below.
-VISIT = {
-    "ECO_INCOME_SOURCE": "IRREGULAR",       # 1/2
-    "ECO_WORK_ACCESS": "YES",               # 1
-    "ECO_DEBT": "MANAGEABLE",               # 1/2 in v1, 3/4 in v2
-    "ECO_FOOD_SECURITY": "SOMETIMES",       # 1/2
-    "ECO_SATISFACTION": "SATISFIED",        # 2/3
-    "SOC_HOUSING": "ADEQUATE",              # 1
-    "SOC_EDUCATION": "PARTLY",              # 1/2
-    "SOC_JUSTICE_DOCUMENTS": "NEITHER",     # 0
-    "SOC_HEALTH_CARE": "WITH_DIFFICULTY",   # 1/2
-    "SOC_DRINKING_WATER": "ALWAYS",         # 1
-    "PSY_BELONGING": "STRONGLY",            # 1
-    "PSY_SAFETY": "SOMETIMES",              # 1/2
-    "PSY_DISCRIMINATION": "NEVER",          # 1
-    "PSY_DISTRESS": "DISTRESS_SUPPORTED",   # 1/2
-    "PSY_REMIGRATION": "BY_NECESSITY",      # 0
-}
 
 
 def best(instrument: Instrument) -> dict[str, str]:
