@@ -55,6 +55,15 @@ def man(consent: dict[str, Any]) -> dict[str, Any]:
                    countryReturnedFrom="DZ", destinationRegion="01", vulnerabilities=[], consent=consent)
 
 
+def registered(api: Api, platform: Platform, consent: dict[str, Any]) -> str:
+    """AME's new case, once the referral service has heard of it (from intake's event): until then a
+    referral to it is NOT_FOUND, as for a case that does not exist."""
+    case_id = data(api.register("ame", man(consent)))["registerArrival"]["id"]
+    with psycopg.connect(platform.database_url) as conn:
+        eventually(lambda: conn.execute("select 1 from referral.cases where case_id = %s", (case_id,)).fetchone())
+    return case_id
+
+
 def refer(api: Api, case_id: str, service: str, **extra: Any) -> dict[str, Any]:
     return api.gql("ame", REFER, {"input": {"caseId": case_id, "serviceId": service, "reasonCode": "LIVELIHOOD_SUPPORT",
                                             "priority": "NORMAL", "note": NOTE, "idempotencyKey": str(uuid.uuid4()),
@@ -63,7 +72,7 @@ def refer(api: Api, case_id: str, service: str, **extra: Any) -> dict[str, Any]:
 
 def test_a_case_worker_refers_iom_accepts_and_completes_and_ame_sees_the_outcome(api: Api, platform: Platform
                                                                                   ) -> None:
-    case_id = data(api.register("ame", man({"given": True, "recipientOrgIds": ["iom"]})))["registerArrival"]["id"]
+    case_id = registered(api, platform, {"given": True, "recipientOrgIds": ["iom"]})
     start_up = service_id(platform, "iom", "BUSINESS_START_UP")
     made = data(refer(api, case_id, start_up))["referCase"]
     assert (made["status"], made["legalBasis"], made["origin"], made["note"], made["toOrganisation"]) == (
@@ -96,7 +105,7 @@ def test_a_case_worker_refers_iom_accepts_and_completes_and_ame_sees_the_outcome
 
 def test_a_manual_referral_without_consent_waits_then_goes_live_when_consent_is_recorded(
         api: Api, platform: Platform) -> None:
-    case_id = data(api.register("ame", man({"given": False})))["registerArrival"]["id"]
+    case_id = registered(api, platform, {"given": False})
     start_up = service_id(platform, "iom", "BUSINESS_START_UP")
     waiting = data(refer(api, case_id, start_up))["referCase"]
     assert (waiting["status"], waiting["legalBasis"]) == ("AWAITING_CONSENT", None)
@@ -131,7 +140,7 @@ def test_overdue_counts_for_an_organisation_and_for_the_coordinating_body(api: A
 ])
 def test_bad_referral_input_names_the_field_and_refers_nobody(api: Api, platform: Platform, change: dict[str, Any],
                                                               field: str) -> None:
-    case_id = data(api.register("ame", man({"given": True, "recipientOrgIds": ["iom"]})))["registerArrival"]["id"]
+    case_id = registered(api, platform, {"given": True, "recipientOrgIds": ["iom"]})
     body = refer(api, case_id, service_id(platform, "iom", "BUSINESS_START_UP"), **change)
     assert body["data"] is None
     assert [(e["extensions"]["code"], e["extensions"]["field"]) for e in body["errors"]] == [("BAD_USER_INPUT", field)]
