@@ -8,6 +8,7 @@ import uuid
 from datetime import UTC, date, datetime
 from typing import Annotated
 
+import phonenumbers
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -102,6 +103,26 @@ Cursor = Annotated[str, StringConstraints(min_length=1, max_length=500), AfterVa
 Justification = Annotated[str, StringConstraints(max_length=500), AfterValidator(_justification)]
 
 
+PHONE_DEFAULT_REGION = "ML"  # a number written without its country code is taken as Malian
+
+
+def _e164(value: str) -> str:
+    """A person's phone number in E.164 (+22376123456), whatever way it was written."""
+    try:
+        number = phonenumbers.parse(value, PHONE_DEFAULT_REGION)
+    except phonenumbers.NumberParseException:
+        number = None
+    if number is None or not phonenumbers.is_valid_number(number):
+        raise ValueError("not a valid phone number; write it with its country code, e.g. +223 76 12 34 56")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+# A person's phone number, stored in E.164 (a Malian number may be written without +223).
+PersonPhone = Annotated[str, StringConstraints(min_length=4, max_length=40), AfterValidator(_e164)]
+# Where a person comes from (village, commune or cercle), as they say it: one line.
+PlaceName = Annotated[str, StringConstraints(max_length=100), AfterValidator(_person_name)]
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -148,6 +169,14 @@ class RegisterArrival(Strict):
     )
     vulnerabilities: list[Vulnerability] = Field(default_factory=list, max_length=20)
     consent: ConsentInput
+    phone_numbers: list[PersonPhone] = Field(default_factory=list, max_length=5,
+                                             description="Stored in E.164; without +country code, Malian")
+    place_of_origin: PlaceName | None = Field(default=None, description="Village, commune or cercle of origin")
+
+    @field_validator("phone_numbers")
+    @classmethod
+    def _distinct_phones(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
 
     @field_validator("date_of_birth")
     @classmethod

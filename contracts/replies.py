@@ -108,11 +108,14 @@ class CaseView(Reply):
     arrival_point: ArrivalPoint
     arrival_date: date
     destination_region: str
+    phone_numbers: list[str]
+    place_of_origin: str | None
     vulnerabilities: list[Vulnerability]
     sensitive: SensitiveView
     sharing: list[SharingView] | None
     access: AccessView
     created_at: datetime
+    version: int
 
 
 class ScreeningView(Reply):

@@ -99,6 +99,9 @@ class ArrivalInput:
     date_of_birth: dt.date | None = None
     estimated_age: int | None = None
     vulnerabilities: list[Vulnerability] = strawberry.field(default_factory=list)
+    phone_numbers: list[str] = strawberry.field(
+        default_factory=list, description="Stored in E.164; a number without +country code is taken as Malian")
+    place_of_origin: str | None = strawberry.field(default=None, description="Village, commune or cercle of origin")
 
 
 @strawberry.input(description="A basis other than consent for sharing a case.")

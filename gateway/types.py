@@ -274,6 +274,10 @@ class Case:
     arrival_point: ArrivalPoint
     arrival_date: dt.date
     destination_region: Region
+    phone_numbers: list[str] = strawberry.field(description="In E.164, e.g. +22376123456")
+    place_of_origin: str | None
+    version: int = strawberry.field(description="Raised by every change to the case's identity or screening: "
+                                                "an offline edit names the version it started from")
     vulnerabilities: list[Vulnerability] = strawberry.field(
         description="Every screening flag you may see: sensitive ones only with their category's scope.")
     access: CaseAccess
@@ -311,6 +315,7 @@ class Case:
             date_of_birth=rec.date_of_birth, estimated_age=rec.estimated_age,
             country_returned_from=rec.country_returned_from, arrival_point=rec.arrival_point,
             arrival_date=rec.arrival_date, destination_region=region(rec.destination_region),
+            phone_numbers=rec.phone_numbers, place_of_origin=rec.place_of_origin, version=rec.version,
             vulnerabilities=rec.vulnerabilities,
             access=CaseAccess(purpose=rec.access.purpose, legal_basis=rec.access.legal_basis),
             created_at=rec.created_at, record=rec,

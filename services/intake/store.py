@@ -19,11 +19,11 @@ FIRST_SHARING_VERSION = 1  # a new case's sharing version (its consent at regist
 async def insert_case(conn: Connection, case_id: uuid.UUID, org_id: str, actor: str, arrival: RegisterArrival) -> None:
     await conn.execute(
         "insert into intake.cases (id, owner_org_id, given_name, family_name, sex, date_of_birth, estimated_age,"
-        " country_returned_from, arrival_point, arrival_date, destination_region, registered_by)"
-        " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        " country_returned_from, arrival_point, arrival_date, destination_region, registered_by, phone_numbers,"
+        " place_of_origin) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (case_id, org_id, arrival.given_name, arrival.family_name, arrival.sex.value, arrival.date_of_birth,
          arrival.estimated_age, arrival.country_returned_from, arrival.arrival_point.value, arrival.arrival_date,
-         arrival.destination_region, actor),
+         arrival.destination_region, actor, arrival.phone_numbers, arrival.place_of_origin),
     )
     for code in arrival.vulnerabilities:
         await conn.execute(

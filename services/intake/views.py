@@ -27,11 +27,12 @@ def _case_fields(case: dict[str, Any], visible: frozenset[SensitiveCategory], ac
         "family_name": case["family_name"], "sex": case["sex"], "date_of_birth": case["date_of_birth"],
         "estimated_age": case["estimated_age"], "country_returned_from": case["country_returned_from"],
         "arrival_point": case["arrival_point"], "arrival_date": case["arrival_date"],
-        "destination_region": case["destination_region"], "vulnerabilities": split["vulnerabilities"],
+        "destination_region": case["destination_region"], "phone_numbers": list(case["phone_numbers"]),
+        "place_of_origin": case["place_of_origin"], "vulnerabilities": split["vulnerabilities"],
         "sensitive": SensitiveView.model_validate(split["sensitive"]),
         "sharing": [sharing_view(r) for r in sharing] if sharing is not None else None,
         "access": AccessView(purpose=access.purpose, legal_basis=access.legal_basis),
-        "created_at": case["created_at"],
+        "created_at": case["created_at"], "version": case["version"],
     }
 
 
