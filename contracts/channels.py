@@ -334,3 +334,18 @@ def event_producer(subject: str) -> str | None:
 def event_source(producer: str) -> str:
     """The CloudEvent ``source`` of every event a producer publishes."""
     return f"/segin/{producer}"
+REQUESTS += [
+    RequestChannel("svc.intake.update_case", commands.UpdateCase,
+                   "The owner corrects a case's identity or screening as of the version read (CONFLICT if stale).",
+                   replies.CaseView),
+    RequestChannel("svc.intake.offline_submission", commands.OfflineSubmission,
+                   "One Kobo/ODK submission (REST-service JSON): registered once per submission id, every one kept.",
+                   replies.SubmissionResult),
+    RequestChannel("svc.intake.offline_submissions", commands.OfflineSubmissionsRequest,
+                   "The caller's organisation's received submissions (filter: status), with a rejection's reasons.",
+                   Page[replies.OfflineSubmissionView]),
+    RequestChannel("svc.intake.sync", commands.SyncBatch,
+                   "A batch of offline commands (register, correct), each applied once by its client id.",
+                   replies.SyncResult),
+]
+REQUEST_SUBJECTS = {channel.subject: channel for channel in REQUESTS}

@@ -736,3 +736,72 @@ class ContactWorkListRequest(PageRequest):
     """A page of a follow-up work list; ``within_days``: how far ahead "due" looks (followupsDue)."""
 
     within_days: int = Field(default=7, ge=0, le=90)
+
+
+# --- offline capture: case corrections, Kobo/ODK submissions, batch sync --------------------------
+
+from typing import Any  # noqa: E402  (kept with the block it serves, so parallel branches merge cleanly)
+
+from contracts.reference import OfflineSource, SubmissionStatus, SyncCommand  # noqa: E402
+
+
+class CaseChanges(Strict):
+    """Corrections to a case's identity or screening. Only the fields sent change (``null`` clears an
+    optional one); the corrected case is checked with RegisterArrival's rules. ``vulnerabilities``
+    replaces the flags of the categories the caller may see; flags it may not see are kept."""
+
+    given_name: Name | None = None
+    family_name: Name | None = None
+    sex: Sex | None = None
+    date_of_birth: date | None = None
+    estimated_age: int | None = Field(default=None, ge=0, le=120)
+    phone_numbers: list[PersonPhone] | None = Field(default=None, max_length=5)
+    place_of_origin: PlaceName | None = None
+    destination_region: str | None = Field(default=None, json_schema_extra={"enum": sorted(regions())})
+    vulnerabilities: list[Vulnerability] | None = Field(default=None, max_length=20)
+
+
+class UpdateCase(Strict):
+    """The owner corrects a case as of the ``version`` it read; a stale version is a CONFLICT, nothing written.
+    With an ``idempotency_key``, a retry of an applied correction answers the case as it made it."""
+
+    case_id: Identifier
+    version: int = Field(ge=1, le=1_000_000)
+    changes: CaseChanges
+    idempotency_key: Annotated[str, AfterValidator(_single_line)] | None = Field(default=None, min_length=8,
+                                                                                 max_length=200)
+
+
+class OfflineSubmission(Strict):
+    """One submission as KoboToolbox's REST service posts it (JSON), read by intake with ``contracts.xlsform``."""
+
+    source: OfflineSource = OfflineSource.KOBO
+    submission: dict[str, Any] = Field(max_length=500)
+
+
+class OfflineSubmissionsRequest(PageRequest):
+    """The caller's organisation's received submissions, newest first, optionally of one status."""
+
+    status: SubmissionStatus | None = None
+
+
+class SyncItem(Strict):
+    """One command of a batch. Its content is checked item by item (a bad one is REJECTED, the others go on):
+    REGISTER_ARRIVAL takes ``arrival`` (a RegisterArrival); UPDATE_CASE ``case_id``, ``base_version`` and
+    ``changes`` (a CaseChanges). ``client_id`` is a UUID the client made: the command's idempotency key."""
+
+    client_id: Identifier
+    command: SyncCommand
+    arrival: dict[str, Any] | None = Field(default=None, max_length=50)
+    case_id: Identifier | None = None
+    base_version: int | None = None
+    changes: dict[str, Any] | None = Field(default=None, max_length=50)
+
+
+SYNC_MAX_ITEMS = 100
+
+
+class SyncBatch(Strict):
+    """Commands captured offline, applied in order, each on its own: per-item results in the same order."""
+
+    items: list[SyncItem] = Field(min_length=1, max_length=SYNC_MAX_ITEMS)

@@ -315,3 +315,34 @@ class ReopenReason(StrEnum):
     CONTACT_RESUMED = "CONTACT_RESUMED"  # a person closed as unreachable was found again
     CLOSED_IN_ERROR = "CLOSED_IN_ERROR"
     OTHER = "OTHER"
+
+
+# --- offline capture (Kobo/ODK submissions, batch sync) -------------------------------------------
+
+
+class SubmissionStatus(StrEnum):
+    """What became of one Kobo/ODK submission received (every one is kept, whatever its fate)."""
+
+    ACCEPTED = "ACCEPTED"  # registered a case
+    REJECTED = "REJECTED"  # a value the contract refuses: kept with its reason, to be fixed
+    DUPLICATE = "DUPLICATE"  # sent again after it was accepted: the same case, nothing registered
+
+
+class OfflineSource(StrEnum):
+    KOBO = "KOBO"  # KoboToolbox REST services (and ODK Central's JSON, which has the same keys)
+
+
+class SyncCommand(StrEnum):
+    """What an offline client may send in a batch."""
+
+    REGISTER_ARRIVAL = "REGISTER_ARRIVAL"
+    UPDATE_CASE = "UPDATE_CASE"
+
+
+class SyncStatus(StrEnum):
+    """The result of one command of a batch."""
+
+    APPLIED = "APPLIED"
+    ALREADY_APPLIED = "ALREADY_APPLIED"  # the same client id was applied before: nothing changed
+    CONFLICT = "CONFLICT"  # the case changed since the version the edit started from: nothing written
+    REJECTED = "REJECTED"  # a value refused, or no such case: nothing written

@@ -573,3 +573,58 @@ class FollowupStatisticsView(Reply):
     composite_by_region: list[StatisticsCell]
     composite_by_months_since_return: list[StatisticsCell]
     contacts_on_time: list[StatisticsCell]
+
+
+# --- offline capture ------------------------------------------------------------------------------
+
+from contracts.reference import SubmissionStatus, SyncStatus  # noqa: E402  (kept with the block it serves)
+
+
+class ItemError(Reply):
+    """Why one item was refused: a code, a message, the field at fault; for a CONFLICT, the case's current
+    version and the fields changed since the item's base version (names only, those the caller may see)."""
+
+    code: str
+    message: str
+    field: str | None = None
+    current_version: int | None = None
+    changed_fields: list[str] | None = None
+
+
+class SyncItemResult(Reply):
+    client_id: str
+    status: SyncStatus
+    case_id: str | None = None
+    version: int | None = None  # the case's version after the item (its current one on a CONFLICT)
+    errors: list[ItemError] = Field(default_factory=list)
+
+
+class SyncResult(Reply):
+    """One result per item, in the order sent."""
+
+    results: list[SyncItemResult]
+
+
+class SubmissionResult(Reply):
+    """What became of one Kobo/ODK submission (the HTTP answer Kobo logs)."""
+
+    submission_id: str
+    status: SubmissionStatus
+    case_id: str | None = None
+    problems: list[ItemError] = Field(default_factory=list)
+
+
+class OfflineSubmissionView(Reply):
+    """A received submission as its organisation sees it: a rejected one with the answers kept to fix it
+    (until they are fixed or their retention ends; vulnerabilities of categories the caller may not see left out)."""
+
+    id: str
+    submission_id: str
+    source: str
+    status: SubmissionStatus
+    case_id: str | None
+    problems: list[ItemError]
+    answers: dict[str, Any] | None
+    attempts: int
+    received_at: datetime
+    last_received_at: datetime

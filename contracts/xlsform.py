@@ -369,6 +369,19 @@ def read_submission(payload: Mapping[str, Any]) -> Submission:
     return Submission(submission_id, _text(payload.get("_submission_time")), arrival)
 
 
+def question_for(field: str) -> str:
+    """The form question a contract's field path is asked by (``consent.given`` → ``consent_given``,
+    ``phone_numbers.1`` → ``phone_number_2``), so a rejection names what the field team sees; else the path."""
+    parts = field.split(".")
+    if parts[0] == "phone_numbers":
+        return "phone_number_2" if parts[1:2] == ["1"] else "phone_number"
+    target = ".".join(parts[:2]) if parts[0] == "consent" else parts[0]
+    for question in questions():
+        if question.target == target:
+            return question.name
+    return field
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     target = args[0] if args else "arrival-form.xlsx"

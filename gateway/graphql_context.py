@@ -64,6 +64,8 @@ def as_graphql_error(exc: SeginError, prefix: str = "") -> GraphQLError:
     extensions: dict[str, Any] = {"code": exc.code, "field": _field_path(exc.field, prefix)}
     if exc.problems:  # every problem a service found, each naming its field (as input_error does)
         extensions["problems"] = [{**p, "field": _field_path(p.get("field"), prefix)} for p in exc.problems]
+    for key, value in exc.details.items():  # e.g. a CONFLICT's currentVersion and changedFields
+        extensions.setdefault(camel(key), value)
     return GraphQLError(exc.message, extensions=extensions)
 
 

@@ -15,19 +15,23 @@ class SeginError(Exception):
     code = "INTERNAL"
 
     def __init__(self, message: str, *, field: str | None = None, code: str | None = None,
-                 problems: list[dict[str, str]] | None = None) -> None:
+                 problems: list[dict[str, str]] | None = None, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
         # Every problem found when there are several ({"field", "message"} and codes only, e.g. the
         # answers of a survey, each named by its indicator): the caller fixes them all in one go.
         self.problems = problems or []
+        # What the caller needs to act beyond the field (a CONFLICT's current version and changed fields):
+        # codes, numbers and field names only, never values.
+        self.details = details or {}
         if code:
             self.code = code
 
     def to_dict(self) -> dict[str, Any]:
         return {"code": self.code, "message": self.message, "field": self.field,
-                **({"problems": self.problems} if self.problems else {})}
+                **({"problems": self.problems} if self.problems else {}),
+                **({"details": self.details} if self.details else {})}
 
 
 class BadInput(SeginError):
@@ -91,4 +95,5 @@ def parse_id(value: str, field: str, *, not_found: str | None = None) -> uuid.UU
 def from_dict(data: dict[str, Any]) -> SeginError:
     """Rebuild a remote error on the caller's side, keeping its code."""
     return SeginError(data.get("message", "error"), field=data.get("field"), code=data.get("code", "INTERNAL"),
-                      problems=[p for p in data.get("problems") or [] if isinstance(p, dict)])
+                      problems=[p for p in data.get("problems") or [] if isinstance(p, dict)],
+                      details=data["details"] if isinstance(data.get("details"), dict) else None)

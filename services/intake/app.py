@@ -27,6 +27,10 @@ from kernel.runtime import ServiceApp
 from services.intake import handlers
 from services.intake.store import SCHEMA
 
+from contracts.commands import OfflineSubmission, OfflineSubmissionsRequest, SyncBatch, UpdateCase  # noqa: E402
+from contracts.replies import OfflineSubmissionView, Page, SubmissionResult, SyncResult  # noqa: E402
+from services.intake import offline  # noqa: E402
+
 APP = ServiceApp(
     name="intake",
     schema=SCHEMA,
@@ -40,6 +44,12 @@ APP = ServiceApp(
         "record_legal_basis": Endpoint(handlers.record_legal_basis, RecordLegalBasis, "consent:write", SharingResult),
         "statistics": Endpoint(handlers.statistics, StatisticsRequest, "statistics:read", StatisticsView),
         "subject_access": Endpoint(handlers.subject_access, CaseRef, "audit:read", CaseExport),
+        # Offline capture (services/intake/offline.py): corrections as of a version, Kobo/ODK, batches.
+        "update_case": Endpoint(offline.update_case, UpdateCase, "cases:write", CaseView),
+        "offline_submission": Endpoint(offline.receive_submission, OfflineSubmission, "cases:write", SubmissionResult),
+        "offline_submissions": Endpoint(offline.offline_submissions, OfflineSubmissionsRequest, "cases:write",
+                                        Page[OfflineSubmissionView]),
+        "sync": Endpoint(offline.sync, SyncBatch, "cases:write", SyncResult),
     },
     consumers=[
         # The access projection: which organisation holds an open referral for which case.
@@ -52,4 +62,5 @@ APP = ServiceApp(
             CASE_ASSIGNED.event_type: handlers.on_case_assigned,
         })),
     ],
+    tasks=[offline.RETENTION_TASK],
 )
