@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from contracts.channels import REQUESTS
 from gateway import hsds
+from gateway import offline
 from gateway import keys as signing
 from gateway.addresses import source_of, trust_forwarding_from
 from gateway.auth.discovery import metadata, openid_configuration
@@ -151,6 +152,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     router.max_json_depth = LIMITS.max_json_depth
     app.include_router(router, prefix="/graphql")
     app.include_router(hsds.router(state, settings.request_timeout))  # read-only HSDS 3 API (gateway/hsds.py)
+    state["clients"] = clients  # the failure throttle the offline routes' HTTP Basic shares with /oauth/token
+    app.include_router(offline.router(state, settings.request_timeout))  # Kobo/ODK, sync, the XLSForm
 
     async def publish_revocations() -> None:
         """Tell every process now; if NATS is unreachable, the background loop retries."""

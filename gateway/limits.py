@@ -52,6 +52,9 @@ SAVE_PLAN_COST = 10
 # service's event loop (about 3 s for 100,000 cases on a loaded 2-core machine): aliased 30 times, one
 # request held the follow-up service for minutes. Weighed so that one request holds two at most.
 FOLLOWUP_STATISTICS_COST = 25
+# A batch of offline commands applies up to 100 registrations and corrections in one call: aliased, one
+# request would hold intake for long. Weighed so that one request holds a few batches at most.
+SYNC_COST = 10
 
 # Fields whose resolver asks a service, and how many calls one occurrence makes. The DSAR export
 # pages through audit trails with what is left of the budget (and says when it stopped short).
@@ -67,6 +70,7 @@ SERVICE_CALLS: dict[str, int] = {
         "rejectReferral", "completeReferral", "revokeReferral", "markNotificationRead",
         "assignCaseManagement", "updatePlanAction", "closeCase", "reopenCase", "recordSurvey", "logContact")},
     "Mutation.savePlan": SAVE_PLAN_COST,
+    "Query.offlineSubmissions": 1, "Mutation.updateCase": 1, "Mutation.syncOffline": SYNC_COST,
 }
 
 

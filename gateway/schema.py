@@ -479,6 +479,16 @@ class Query:
     def regions(self) -> list[Region]:
         return [Region(code=c, name=n) for c, n in reference.regions().items()]
 
+    @strawberry.field(description="Kobo/ODK submissions received for your organisation (cases:write), newest first: "
+                                  "ACCEPTED, DUPLICATE (sent again), REJECTED (with the reasons and the answers "
+                                  "kept to fix them).")
+    async def offline_submissions(self, info: Info[Context, None], status: SubmissionStatus | None = None,
+                                  first: int = 20, after: str | None = None) -> OfflineSubmissionConnection:
+        request = _validated(commands.OfflineSubmissionsRequest, "", status=status, **_page_args(first, after))
+        data = await info.context.ask("svc.intake.offline_submissions", request.model_dump(mode="json"))
+        return OfflineSubmissionConnection.from_record(
+            replies.Page[replies.OfflineSubmissionView].model_validate(data))
+
 
 @strawberry.type
 class Mutation:
@@ -682,6 +692,108 @@ class Mutation:
     async def mark_notification_read(self, info: Info[Context, None], id: strawberry.ID) -> Notification:
         data = await info.context.ask("svc.notifications.mark_read", {"notification_id": _id(id)})
         return Notification.from_record(replies.NotificationView.model_validate(data))
+
+    @strawberry.mutation(description="Correct a case your organisation owns (identity, screening) as of the version "
+                                     "you read: only the fields given change, checked as registerArrival checks them. "
+                                     "A stale version is a CONFLICT (extensions: currentVersion, changedFields) and "
+                                     "nothing is written. Retrying with the same idempotencyKey never applies twice.")
+    async def update_case(self, info: Info[Context, None], case_id: strawberry.ID, version: int,
+                          input: CaseChangesInput, idempotency_key: str | None = None) -> Case:
+        request = _validated(commands.UpdateCase, "", case_id=_id(case_id, "caseId"), version=version,
+                             changes=_validated(commands.CaseChanges, "input", **_given(input)),
+                             idempotency_key=idempotency_key)
+        try:
+            data = await info.context.ask("svc.intake.update_case", request.model_dump(
+                mode="json", exclude_unset=True))
+        except GraphQLError as exc:
+            _under_input(exc, {"case_id": "caseId", "version": "version", "idempotency_key": "idempotencyKey"})
+            if exc.extensions and exc.extensions.get("changedFields"):
+                exc.extensions["changedFields"] = [camel_field(f) for f in exc.extensions["changedFields"]]
+            raise
+        return Case.from_record(replies.CaseView.model_validate(data))
+
+    @strawberry.mutation(description="Apply commands captured offline (at most 100), in order, each on its own: "
+                                     "REGISTER_ARRIVAL (clientId is its idempotency key) and UPDATE_CASE (caseId, "
+                                     "baseVersion, changes). One result per item: APPLIED, ALREADY_APPLIED (a "
+                                     "replay), CONFLICT (the case changed since baseVersion: nothing written) or "
+                                     "REJECTED (with the errors); a bad item never stops the others.")
+    async def sync_offline(self, info: Info[Context, None], items: list[SyncItemInput]) -> SyncResult:
+        return SyncResult(results=await _sync(info.context, items))
+
+
+# --- offline capture ------------------------------------------------------------------------------
+
+from gateway.limits import SYNC_COST  # noqa: E402  (kept with the block it serves)
+from gateway.types import (  # noqa: E402
+    OfflineSubmissionConnection,
+    SubmissionStatus,
+    SyncCommand,
+    SyncItemResult,
+    SyncResult,
+    camel_field,
+)
+
+
+@strawberry.input(description="Corrections to a case: only the fields given change; null clears an optional one "
+                               "(dateOfBirth, estimatedAge, placeOfOrigin). vulnerabilities replaces the flags of "
+                               "the categories you may see (the others are kept).")
+class CaseChangesInput:
+    given_name: str | None = strawberry.UNSET
+    family_name: str | None = strawberry.UNSET
+    sex: Sex | None = strawberry.UNSET
+    date_of_birth: dt.date | None = strawberry.UNSET
+    estimated_age: int | None = strawberry.UNSET
+    phone_numbers: list[str] | None = strawberry.UNSET
+    place_of_origin: str | None = strawberry.UNSET
+    destination_region: str | None = strawberry.UNSET
+    vulnerabilities: list[Vulnerability] | None = strawberry.UNSET
+
+
+@strawberry.input(description="One command captured offline. clientId: a UUID the client made for it (its "
+                               "idempotency key). REGISTER_ARRIVAL takes arrival; UPDATE_CASE caseId, baseVersion "
+                               "(the case's version the edit started from) and changes.")
+class SyncItemInput:
+    client_id: str
+    command: SyncCommand
+    arrival: ArrivalInput | None = None
+    case_id: strawberry.ID | None = None
+    base_version: int | None = None
+    changes: CaseChangesInput | None = None
+
+
+def _given(changes: CaseChangesInput) -> dict[str, Any]:
+    """The fields a client sent (UNSET left out, null kept: it clears)."""
+    return {k: v for k, v in vars(changes).items() if v is not strawberry.UNSET}
+
+
+def _sync_payload(item: SyncItemInput) -> dict[str, Any]:
+    return {"client_id": item.client_id, "command": item.command.value,
+            "arrival": strawberry.asdict(item.arrival) if item.arrival else None,
+            "case_id": str(item.case_id) if item.case_id is not None else None, "base_version": item.base_version,
+            "changes": _given(item.changes) if item.changes else None}
+
+
+async def _sync(ctx: Context, items: list[SyncItemInput]) -> list[SyncItemResult]:
+    """Items naming an unknown recipient organisation are REJECTED here (the registry is the gateway's);
+    the others go to intake in one request, and the results come back in the order sent."""
+    if len(items) > commands.SYNC_MAX_ITEMS:
+        raise GraphQLError(f"items: at most {commands.SYNC_MAX_ITEMS} commands in a batch",
+                           extensions={"code": "BAD_USER_INPUT", "field": "items"})
+    local: dict[int, SyncItemResult] = {}
+    sent: list[tuple[int, dict[str, Any]]] = []
+    for index, item in enumerate(items):
+        named = item.arrival.consent.recipient_org_ids if item.arrival else []
+        if [o for o in named if await ctx.registry.organisation(o) is None]:
+            local[index] = SyncItemResult.from_record(replies.SyncItemResult(
+                client_id=item.client_id, status=reference.SyncStatus.REJECTED, errors=[replies.ItemError(
+                    code="BAD_USER_INPUT", message="unknown organisation", field="arrival.consent.recipient_org_ids")]))
+        else:
+            sent.append((index, _sync_payload(item)))
+    if sent:
+        data = await ctx.ask("svc.intake.sync", {"items": [p for _, p in sent]}, cost=SYNC_COST)
+        for (index, _), result in zip(sent, replies.SyncResult.model_validate(data).results, strict=True):
+            local[index] = SyncItemResult.from_record(result)
+    return [local[i] for i in range(len(items))]
 
 
 def _mask(error: GraphQLError) -> bool:

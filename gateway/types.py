@@ -946,3 +946,91 @@ class DirectoryServiceConnection:
     @classmethod
     def from_record(cls, rec: replies.Page[replies.DirectoryServiceView]) -> "DirectoryServiceConnection":
         return cls(nodes=[DirectoryService.from_record(s) for s in rec.nodes], page_info=PageInfo.from_record(rec.page_info))
+
+
+# --- offline capture ------------------------------------------------------------------------------
+
+SubmissionStatus = strawberry.enum(reference.SubmissionStatus, description="What became of a Kobo/ODK submission.")
+SyncCommand = strawberry.enum(reference.SyncCommand, description="What an offline client may send in a batch.")
+SyncStatus = strawberry.enum(reference.SyncStatus, description="The result of one command of a batch.")
+
+
+def camel_field(name: str | None) -> str | None:
+    """A service's field path in the API's spelling (``arrival.estimated_age`` → ``arrival.estimatedAge``)."""
+    if not name:
+        return name
+    return ".".join("".join([p.split("_")[0], *(w.capitalize() for w in p.split("_")[1:])]) for p in name.split("."))
+
+
+@strawberry.type(description="Why an item was refused: a code, a message, the field at fault; for a CONFLICT, the "
+                             "case's current version and the fields changed since the item's base version.")
+class ItemError:
+    code: str
+    message: str
+    field: str | None
+    current_version: int | None
+    changed_fields: list[str] | None
+
+    @classmethod
+    def from_record(cls, rec: replies.ItemError) -> "ItemError":
+        return cls(code=rec.code, message=rec.message, field=camel_field(rec.field),
+                   current_version=rec.current_version,
+                   changed_fields=[camel_field(f) or f for f in rec.changed_fields]
+                   if rec.changed_fields is not None else None)
+
+
+@strawberry.type(description="The result of one command of a batch, in the order sent.")
+class SyncItemResult:
+    client_id: str
+    status: SyncStatus
+    case_id: strawberry.ID | None
+    version: int | None = strawberry.field(description="The case's version after the item (on a CONFLICT, its "
+                                                        "current one).")
+    errors: list[ItemError]
+
+    @classmethod
+    def from_record(cls, rec: replies.SyncItemResult) -> "SyncItemResult":
+        return cls(client_id=rec.client_id, status=rec.status,
+                   case_id=strawberry.ID(rec.case_id) if rec.case_id else None, version=rec.version,
+                   errors=[ItemError.from_record(e) for e in rec.errors])
+
+
+@strawberry.type
+class SyncResult:
+    results: list[SyncItemResult]
+
+
+@strawberry.type(description="A Kobo/ODK submission received for your organisation.")
+class OfflineSubmission:
+    id: strawberry.ID
+    submission_id: str = strawberry.field(description="meta/instanceID (uuid:…) as Kobo or ODK sent it.")
+    source: str
+    status: SubmissionStatus
+    case_id: strawberry.ID | None
+    problems: list[ItemError] = strawberry.field(description="Why it was rejected, by form question.")
+    answers: JSON | None = strawberry.field(description="A rejected submission's answers, kept to fix it until it is "
+                                                        "fixed or its retention ends (sensitive flags only with their "
+                                                        "scope).")
+    attempts: int = strawberry.field(description="How many times it was received with this status.")
+    received_at: dt.datetime
+    last_received_at: dt.datetime
+
+    @classmethod
+    def from_record(cls, rec: replies.OfflineSubmissionView) -> "OfflineSubmission":
+        return cls(id=strawberry.ID(rec.id), submission_id=rec.submission_id, source=rec.source, status=rec.status,
+                   case_id=strawberry.ID(rec.case_id) if rec.case_id else None,
+                   problems=[ItemError(code=p.code, message=p.message, field=p.field, current_version=None,
+                                       changed_fields=None) for p in rec.problems],
+                   answers=rec.answers, attempts=rec.attempts, received_at=rec.received_at,
+                   last_received_at=rec.last_received_at)
+
+
+@strawberry.type
+class OfflineSubmissionConnection:
+    nodes: list[OfflineSubmission]
+    page_info: PageInfo
+
+    @classmethod
+    def from_record(cls, rec: replies.Page[replies.OfflineSubmissionView]) -> "OfflineSubmissionConnection":
+        return cls(nodes=[OfflineSubmission.from_record(n) for n in rec.nodes],
+                   page_info=PageInfo.from_record(rec.page_info))

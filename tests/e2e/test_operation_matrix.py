@@ -150,6 +150,19 @@ OPERATIONS: dict[str, tuple[str, dict[str, str]]] = {
     "followupStatistics": ("{ followupStatistics { minimumCell plansByRegion { count } } }",
                            {"dgme": A, "unicef": A, "csref-gao": SC, "ame": SC, "cnrm": A, "segin-steward": A}),
 }
+# Offline capture (issue 10, item 5): corrections and batches need cases:write; only the owner corrects.
+OPERATIONS.update({
+    "updateCase": ("mutation($case: ID!) { updateCase(caseId: $case, version: 1, input: {placeOfOrigin: \"Kati\"}) "
+                   "{ version } }",
+                   {"dgme": A, "unicef": SC, "csref-gao": SC, "ame": NF, "cnrm": SC, "segin-steward": SC}),
+    "syncOffline": ("mutation { syncOffline(items: [{clientId: \"%KEY%\", command: REGISTER_ARRIVAL, arrival: "
+                    "{givenName: \"Test\", familyName: \"Matrice\", sex: MALE, estimatedAge: 40, countryReturnedFrom: "
+                    "\"DZ\", arrivalPoint: GAO, arrivalDate: \"" + ARRIVED_ON + "\", destinationRegion: \"07\", "
+                    "consent: {given: false}}}]) { results { status } } }",
+                    {"dgme": A, "unicef": SC, "csref-gao": SC, "ame": A, "cnrm": SC, "segin-steward": SC}),
+    "offlineSubmissions": ("{ offlineSubmissions { nodes { id status } } }",
+                           {"dgme": A, "unicef": SC, "csref-gao": SC, "ame": A, "cnrm": SC, "segin-steward": SC}),
+})
 
 NOTES = ("query($case: ID!) { case(id: $case) { referrals { id status serviceCategory reasonCode"
          " toOrganisation { id } } } }")
