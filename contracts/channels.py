@@ -349,3 +349,11 @@ REQUESTS += [
                    replies.SyncResult),
 ]
 REQUEST_SUBJECTS = {channel.subject: channel for channel in REQUESTS}
+CASE_CORRECTED = EventChannel(
+    "evt.intake.case_corrected.v1",
+    "ml.segin.intake.case_corrected.v1",
+    INTAKE_STREAM.name,
+    events.CaseCorrectedV1,
+    "The owner corrected a case's identity or screening: the fields changed (names) and the routing attributes now.",
+)
+EVENT_CHANNELS += [CASE_CORRECTED]

@@ -314,3 +314,18 @@ class PlanOverdueV1(Event):
     case_id: str
     manager_org_id: str
     plan_due_on: date
+
+
+class CaseCorrectedV1(Event):
+    """The owner corrected a case's identity or screening (offline capture, ``updateCase``): which fields
+    changed (names only) and the routing attributes as they now are, as ``ArrivalRegisteredV1`` gives them."""
+
+    case_id: str
+    owner_org_id: str
+    version: int  # the case's version after the correction: apply only if newer than the one held
+    changed_fields: list[str]
+    destination_region: str
+    is_child: bool
+    vulnerabilities: list[Vulnerability]
+    sex: Sex
+    age_years: int

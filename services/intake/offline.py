@@ -16,12 +16,14 @@ from __future__ import annotations
 import logging
 import os
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 from pydantic import ValidationError
 
 from contracts import xlsform
+from contracts.channels import CASE_CORRECTED
 from contracts.commands import (
     CaseChanges,
     OfflineSubmission,
@@ -31,6 +33,7 @@ from contracts.commands import (
     SyncItem,
     UpdateCase,
 )
+from contracts.events import CaseCorrectedV1
 from contracts.reference import (
     SENSITIVE_VULNERABILITIES,
     SensitiveCategory,
@@ -51,6 +54,7 @@ from contracts.replies import (
 from kernel.audit import AuditPurpose
 from kernel.db import Connection, idempotent, request_hash
 from kernel.errors import BadInput, Conflict, NotFound, SeginError, field_problems, parse_id
+from kernel.outbox import add_event
 from kernel.runtime import PeriodicTask
 from kernel.tokens import Principal
 from services.intake import domain, handlers, offline_store, store, views
@@ -165,6 +169,12 @@ async def _correct(conn: Connection, principal: Principal, case: dict[str, Any],
     new_version = await offline_store.correct_case(conn, case_id, values, principal.subject, fields)
     await offline_store.replace_flags(conn, case_id, flags_before - flags_after, flags_after - flags_before,
                                       principal.subject)
+    today = datetime.now(UTC).date()
+    await add_event(conn, store.SCHEMA, CASE_CORRECTED, CaseCorrectedV1(
+        case_id=str(case_id), owner_org_id=case["owner_org_id"], version=new_version, changed_fields=sorted(fields),
+        destination_region=corrected.destination_region, is_child=domain.is_child(corrected, today),
+        vulnerabilities=list(corrected.vulnerabilities), sex=corrected.sex, age_years=corrected.age_on(today)),
+        subject=str(case_id))
     await case_corrected(conn, case_id, corrected, fields)
     return {"case_id": str(case_id), "version": new_version}
 

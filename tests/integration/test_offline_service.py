@@ -11,7 +11,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from kernel.errors import SeginError
 from services.intake.app import APP as INTAKE
-from tests.integration.services import audit_rows, call, principal, register
+from contracts.channels import CASE_CORRECTED
+from tests.integration.services import audit_rows, call, outbox, principal, register
 from tests.unit.test_kobo_mapping import kobo
 
 OWNER = "cases:write cases:read"
@@ -43,6 +44,10 @@ async def test_the_owner_corrects_a_case_and_its_version_goes_up_by_one(intake_p
     assert fixed["version"] == 2 and fixed["family_name"] == "Diarra"
     entries = [r for r in await audit_rows(intake_pool, "intake") if case["id"] in map(str, r["case_ids"])]
     assert entries[-1]["operation"] == "case.update"
+    events = [e for e in await outbox(intake_pool, "intake", case["id"]) if e["type"] == CASE_CORRECTED.event_type]
+    assert [e["data"]["changed_fields"] for e in events] == [["destination_region", "given_name", "phone_numbers"]]
+    assert events[0]["data"]["version"] == 2 and events[0]["data"]["destination_region"] == "00"
+    assert "Mariama" not in str(events), "events carry references, not dossiers"
 
 
 async def test_a_stale_version_is_a_conflict_naming_the_current_version_and_the_fields_changed(
