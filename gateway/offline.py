@@ -25,6 +25,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from contracts import xlsform
+from contracts.commands import SYNC_MAX_ITEMS
 from gateway.addresses import source_of
 from gateway.auth.throttle import log_failure
 from kernel import rpc
@@ -128,13 +129,40 @@ def router(state: dict[str, Any], timeout: float) -> APIRouter:
             return _refusal(exc, 'Basic realm="segin"')
         return _answer(result, _SUBMISSION_STATUS.get(result.get("status"), 200))
 
+    async def unknown_recipients(item: Any) -> bool:
+        """An arrival whose consent names an organisation the registry does not know (the gateway's check)."""
+        consent = (item.get("arrival") or {}).get("consent") if isinstance(item, dict) else None
+        named = consent.get("recipient_org_ids") if isinstance(consent, dict) else None
+        if not isinstance(named, list):
+            return False
+        for org_id in named[:50]:
+            if not isinstance(org_id, str) or await state["registry"].organisation(org_id) is None:
+                return True
+        return False
+
     @api.post("/sync")
     async def sync(request: Request) -> JSONResponse:
         try:
             principal = await caller(request, basic=False)
-            result = await ask(principal, "svc.intake.sync", await body_object(request))
+            batch = await body_object(request)
+            items = batch.get("items")
+            local: dict[int, dict[str, Any]] = {}
+            if isinstance(items, list) and len(items) <= SYNC_MAX_ITEMS:
+                for index, item in enumerate(items):
+                    if await unknown_recipients(item):
+                        local[index] = {"client_id": str(item.get("client_id")), "status": "REJECTED", "case_id": None,
+                                        "version": None, "errors": [{
+                                            "code": "BAD_USER_INPUT", "message": "unknown organisation",
+                                            "field": "arrival.consent.recipient_org_ids"}]}
+                if local and len(local) == len(items):
+                    return _answer({"results": [local[i] for i in range(len(items))]})
+                batch = {**batch, "items": [item for i, item in enumerate(items) if i not in local]}
+            result = await ask(principal, "svc.intake.sync", batch)
         except SeginError as exc:
             return _refusal(exc, "Bearer")
+        if local:
+            answered = iter(result["results"])
+            result = {"results": [local[i] if i in local else next(answered) for i in range(len(items))]}
         return _answer(result)
 
     return api

@@ -164,3 +164,9 @@ def test_the_sync_route_takes_the_same_batch_as_json(api: Api) -> None:
     assert first.json()["results"][0]["status"] == "APPLIED"
     assert again.json()["results"][0]["status"] == "ALREADY_APPLIED"
     assert httpx.post(f"{api.platform.base_url}/offline/sync", json=payload, timeout=30).status_code == 401
+    unknown = {"client_id": str(uuid.uuid4()), "command": "REGISTER_ARRIVAL", "arrival": {
+        **payload["items"][0]["arrival"], "consent": {"given": True, "recipient_org_ids": ["nobody"]}}}
+    mixed = httpx.post(f"{api.platform.base_url}/offline/sync", headers=headers, timeout=30,
+                       json={"items": [unknown, payload["items"][0]]}).json()["results"]
+    assert [r["status"] for r in mixed] == ["REJECTED", "ALREADY_APPLIED"]
+    assert mixed[0]["errors"][0]["field"] == "arrival.consent.recipient_org_ids"
