@@ -37,3 +37,7 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .data
+
+## The arrival XLSForm for KoboToolbox / ODK (generated from the contracts).
+xlsform: $(STAMP)
+	$(BIN)/python -m contracts.xlsform arrival-form.xlsx
