@@ -329,7 +329,7 @@ class SubmissionStatus(StrEnum):
 
 
 class OfflineSource(StrEnum):
-    KOBO = "KOBO"  # KoboToolbox REST services (and ODK Central's JSON, which has the same keys)
+    KOBO = "KOBO"  # a KoboToolbox REST service's JSON (flat "group/question" keys, Kobo's metadata)
 
 
 class SyncCommand(StrEnum):

@@ -390,7 +390,7 @@ async def _sync_item(pool: AsyncConnectionPool, principal: Principal, item: Sync
             return await _sync_register(pool, principal, item)
         return await _sync_update(pool, principal, item)
     except SeginError as exc:
-        if exc.code == "CONFLICT":
+        if exc.code == "CONFLICT" and "current_version" in exc.details:  # a stale base version
             return SyncItemResult(client_id=item.client_id, status=SyncStatus.CONFLICT, case_id=item.case_id,
                                   version=exc.details.get("current_version"), errors=_item_error(exc))
         return SyncItemResult(client_id=item.client_id, status=SyncStatus.REJECTED, case_id=None,
