@@ -222,6 +222,7 @@ GROUPS = (
 # Fields of the command the form does not ask, and why (the test checks every other field is asked).
 NOT_ASKED = {
     "consent.recipient_org_ids": "organisations are named by type on the form; a case worker can name one later",
+    "links": "family links name other cases, which a device offline cannot know; they are made once synced",
 }
 SURVEY_COLUMNS = ("type", "name", f"label::{FR}", f"label::{EN}", f"hint::{FR}", f"hint::{EN}", "required",
                   "relevant", "constraint", f"constraint_message::{FR}", f"constraint_message::{EN}", "default",
