@@ -3,6 +3,7 @@ Kobo/ODK submissions registered once and every one kept, batches applied item by
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -135,6 +136,14 @@ async def test_the_same_kobo_submission_sent_three_times_registers_once(intake_p
     mine = {r["status"]: r for r in rows if r["submission_id"] == body["meta/instanceID"]}
     assert mine["ACCEPTED"]["attempts"] == 1 and mine["DUPLICATE"]["attempts"] == 2
     assert mine["ACCEPTED"]["case_id"] == answers[0]["case_id"]
+
+
+async def test_the_same_submission_sent_three_times_at_once_registers_once(intake_pool: AsyncConnectionPool) -> None:
+    family = f"Kobo{uuid.uuid4().hex[:8]}"
+    body = kobo(**{"identity/family_name": family, "meta/instanceID": f"uuid:{uuid.uuid4()}"})
+    answers = await asyncio.gather(*(submit(intake_pool, "dgme", body) for _ in range(3)))
+    assert sorted(a["status"] for a in answers) == ["ACCEPTED", "DUPLICATE", "DUPLICATE"]
+    assert len({a["case_id"] for a in answers}) == 1 and await cases_named(intake_pool, family) == 1
 
 
 async def test_a_submission_is_idempotent_per_organisation(intake_pool: AsyncConnectionPool) -> None:
