@@ -30,6 +30,7 @@ from contracts.reference import (
     ReferralOrigin,
     ReferralStatus,
     ReintegrationDimension,
+    Relation,
     ServiceCategory,
     Sex,
     StatisticsDimension,
@@ -116,6 +117,8 @@ class CaseView(Reply):
     access: AccessView
     created_at: datetime
     version: int
+    links: list[CaseLinkView] = Field(default_factory=list, description="Family links, each linked case "
+                                                                         "under its own access rules")
 
 
 class ScreeningView(Reply):
@@ -573,3 +576,56 @@ class FollowupStatisticsView(Reply):
     composite_by_region: list[StatisticsCell]
     composite_by_months_since_return: list[StatisticsCell]
     contacts_on_time: list[StatisticsCell]
+
+
+class LinkedPersonView(Reply):
+    """Who a linked case is: given only to a caller that may read that case."""
+
+    given_name: str
+    family_name: str
+    sex: Sex
+    date_of_birth: date | None
+    estimated_age: int | None
+    arrival_point: ArrivalPoint
+    arrival_date: date
+
+
+class CaseLinkView(Reply):
+    """One family link seen from a case: ``relation`` is what this case's person is to the linked one.
+    A caller that may not read the linked case sees the link, the linked case's id and owning
+    organisation (whom to ask when tracing a family), and ``person`` null (decision record 0023)."""
+
+    id: str
+    linked_case_id: str
+    relation: Relation
+    travelling_together: bool
+    owner_org_id: str
+    person: LinkedPersonView | None
+    created_at: datetime
+
+
+class FamilyMemberView(Reply):
+    """One case of a family: its person only when the caller may read that case."""
+
+    case_id: str
+    owner_org_id: str
+    person: LinkedPersonView | None
+
+
+class FamilyLinkView(Reply):
+    """One link of a family: ``case_id``'s person is ``relation`` ``linked_case_id``'s."""
+
+    id: str
+    case_id: str
+    linked_case_id: str
+    relation: Relation
+    travelling_together: bool
+
+
+class FamilyView(Reply):
+    """The cases linked to one case, transitively, at most ``max_members`` (``truncated`` when more)."""
+
+    case_id: str
+    members: list[FamilyMemberView]
+    links: list[FamilyLinkView]
+    truncated: bool

@@ -14,17 +14,19 @@ from contracts.channels import (
 )
 from contracts.commands import (
     CaseRef,
+    LinkCases,
     RecordConsent,
     RecordLegalBasis,
     RegisterArrivalRequest,
     StatisticsRequest,
+    UnlinkCases,
     WithdrawConsent,
 )
-from contracts.replies import CaseExport, CaseView, SharingResult, StatisticsView
+from contracts.replies import CaseExport, CaseView, FamilyView, SharingResult, StatisticsView
 from kernel.bus import ConsumerSpec, by_type
 from kernel.rpc import Endpoint
 from kernel.runtime import ServiceApp
-from services.intake import handlers
+from services.intake import family, handlers
 from services.intake.store import SCHEMA
 
 APP = ServiceApp(
@@ -40,6 +42,10 @@ APP = ServiceApp(
         "record_legal_basis": Endpoint(handlers.record_legal_basis, RecordLegalBasis, "consent:write", SharingResult),
         "statistics": Endpoint(handlers.statistics, StatisticsRequest, "statistics:read", StatisticsView),
         "subject_access": Endpoint(handlers.subject_access, CaseRef, "audit:read", CaseExport),
+        # Families (decision record 0023): links written with cases:write, read with cases:read.
+        "link_cases": Endpoint(family.link_cases, LinkCases, "cases:write", CaseView),
+        "unlink_cases": Endpoint(family.unlink_cases, UnlinkCases, "cases:write", CaseView),
+        "family": Endpoint(family.family, CaseRef, "cases:read", FamilyView),
     },
     consumers=[
         # The access projection: which organisation holds an open referral for which case.
