@@ -340,3 +340,10 @@ INVERSE_RELATIONS: dict[Relation, Relation] = {
     Relation.WARD_OF: Relation.GUARDIAN_OF,
     Relation.OTHER_RELATIVE_OF: Relation.OTHER_RELATIVE_OF,
 }
+
+
+class ProviderReason(StrEnum):
+    """Why routing chose a referral's provider (rule-made and re-routed referrals; decision record 0023)."""
+
+    TIE_ORDER = "TIE_ORDER"  # the rules' stated order among eligible providers with room
+    FAMILY = "FAMILY"  # the provider already serving a linked family member for this category

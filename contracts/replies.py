@@ -26,6 +26,7 @@ from contracts.reference import (
     OrganisationType,
     PlanActionStatus,
     Priority,
+    ProviderReason,
     Purpose,
     ReferralOrigin,
     ReferralStatus,
@@ -197,6 +198,9 @@ class ReferralView(Reply):
     unassigned_reason: UnassignedReason | None = None
     rerouted_from: str | None = None
     rerouted_to: str | None = None
+    # Why routing chose this provider (FAMILY: the one already serving a linked family member); null
+    # for a referral a person made, an unmet need, or one routed before the reason was kept.
+    provider_reason: ProviderReason | None = None
 
 
 class OverdueCounts(Reply):

@@ -67,6 +67,7 @@ SERVICE_CALLS: dict[str, int] = {
         "rejectReferral", "completeReferral", "revokeReferral", "markNotificationRead",
         "assignCaseManagement", "updatePlanAction", "closeCase", "reopenCase", "recordSurvey", "logContact")},
     "Mutation.savePlan": SAVE_PLAN_COST,
+    "Query.family": 1, "Mutation.linkCases": 1, "Mutation.unlinkCases": 1,  # families (decision record 0023)
 }
 
 

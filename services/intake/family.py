@@ -133,11 +133,6 @@ async def links_of(conn: Connection, principal: Principal, case_id: uuid.UUID) -
     return shown
 
 
-async def with_links(conn: Connection, principal: Principal, view: CaseView) -> CaseView:
-    """A case's view with its links (one call from the handlers that answer a case)."""
-    return view.model_copy(update={"links": await links_of(conn, principal, uuid.UUID(view.id))})
-
-
 # --- linking existing cases ----------------------------------------------------------------------
 
 async def _pair(conn: Connection, principal: Principal, case_id: uuid.UUID, linked_id: uuid.UUID
@@ -177,8 +172,8 @@ def _ids(request: LinkCases | UnlinkCases) -> tuple[uuid.UUID, uuid.UUID]:
 async def _answer(conn: Connection, principal: Principal, case: dict[str, Any], access: domain.Access) -> CaseView:
     owner = case["owner_org_id"] == principal.org_id
     rows = await store.sharing_rows(conn, case["id"]) if owner else None
-    view = views.case_view(case, domain.visible_categories(principal.scopes), access, rows)
-    return await with_links(conn, principal, view)
+    return views.case_view(case, domain.visible_categories(principal.scopes), access, rows,
+                           await links_of(conn, principal, case["id"]))
 
 
 async def link_cases(pool: AsyncConnectionPool, principal: Principal, request: LinkCases) -> CaseView:

@@ -97,7 +97,7 @@ async def register_arrival(pool: AsyncConnectionPool, principal: Principal, requ
                                   OWNER_CATEGORIES, AuditPurpose.CASE_MANAGEMENT)
     assert case is not None
     return views.case_view(case, domain.visible_categories(principal.scopes),
-                           domain.Access(True, domain.OWNER_PURPOSE), sharing).model_copy(update={"links": links})
+                           domain.Access(True, domain.OWNER_PURPOSE), sharing, links)
 
 
 async def _readable_case(conn: Connection, principal: Principal, case_id: uuid.UUID, operation: str
@@ -137,8 +137,7 @@ async def get_case(pool: AsyncConnectionPool, principal: Principal, request: Cas
                                       legal_basis=access.legal_basis.value if access.legal_basis else None)
     if found is None:
         raise _not_found()
-    return views.case_view(case, domain.visible_categories(principal.scopes), access,
-                           rows if owner else None).model_copy(update={"links": links})
+    return views.case_view(case, domain.visible_categories(principal.scopes), access, rows if owner else None, links)
 
 
 async def _owned_case(conn: Connection, principal: Principal, case_id: uuid.UUID, operation: str
