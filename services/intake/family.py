@@ -94,6 +94,7 @@ async def create_links(conn: Connection, principal: Principal, case_id: uuid.UUI
     for position, link in enumerate(arrival.links):
         field = f"arrival.links.{position}.case_id"
         linked_id = parse_id(link.case_id, field, not_found=NOT_SHARED)
+        await links_store.hold(conn, [linked_id])
         linked = await store.get_case(conn, linked_id)
         if not (await _access(conn, principal, linked, linked_id)).allowed:
             raise NotFound(NOT_SHARED, field=field)
@@ -114,7 +115,8 @@ async def create_links(conn: Connection, principal: Principal, case_id: uuid.UUI
 
 # --- links shown on a case -----------------------------------------------------------------------
 
-async def links_of(conn: Connection, principal: Principal, case_id: uuid.UUID) -> list[CaseLinkView]:
+async def links_of(conn: Connection, principal: Principal, case_id: uuid.UUID,
+                   purpose: AuditPurpose = AuditPurpose.CASE_MANAGEMENT) -> list[CaseLinkView]:
     """The case's links as this caller may see them (the caller may read the case itself). Audited
     when there are any: the links, and who the readable linked cases are."""
     shown, read = [], []
@@ -129,7 +131,7 @@ async def links_of(conn: Connection, principal: Principal, case_id: uuid.UUID) -
             person=_person(row) if access.allowed else None, created_at=row["created_at"]))
     if shown:
         await store.TRAIL.allowed(conn, principal, "case.links", [case_id, *read],
-                                  [*FAMILY_CATEGORIES, *(["identity"] if read else [])], AuditPurpose.CASE_MANAGEMENT)
+                                  [*FAMILY_CATEGORIES, *(["identity"] if read else [])], purpose)
     return shown
 
 
@@ -161,6 +163,10 @@ class _Refused(Exception):
         self.error = error
 
 
+def _purpose(access: domain.Access) -> AuditPurpose:
+    return AuditPurpose((access.purpose or domain.OWNER_PURPOSE).lower())
+
+
 def _ids(request: LinkCases | UnlinkCases) -> tuple[uuid.UUID, uuid.UUID]:
     case_id = parse_id(request.case_id, "caseId", not_found=NOT_SHARED)
     linked_id = parse_id(request.linked_case_id, "linkedCaseId", not_found=NOT_SHARED)
@@ -173,7 +179,7 @@ async def _answer(conn: Connection, principal: Principal, case: dict[str, Any], 
     owner = case["owner_org_id"] == principal.org_id
     rows = await store.sharing_rows(conn, case["id"]) if owner else None
     return views.case_view(case, domain.visible_categories(principal.scopes), access, rows,
-                           await links_of(conn, principal, case["id"]))
+                           await links_of(conn, principal, case["id"], _purpose(access)))
 
 
 async def link_cases(pool: AsyncConnectionPool, principal: Principal, request: LinkCases) -> CaseView:
@@ -184,6 +190,7 @@ async def link_cases(pool: AsyncConnectionPool, principal: Principal, request: L
     refusal: Exception | None = None
     async with pool.connection() as conn, conn.transaction():  # the refusal's audit record commits too
         await links_store.lock_pair(conn, case_id, linked_id)
+        await links_store.hold(conn, [case_id, linked_id])
         try:
             case, access = await _pair(conn, principal, case_id, linked_id)
         except _Refused as refused:
@@ -247,7 +254,8 @@ async def family(pool: AsyncConnectionPool, principal: Principal, request: CaseR
     case_id = parse_id(request.case_id, "caseId", not_found=NOT_SHARED)
     async with pool.connection() as conn, conn.transaction():
         case = await store.get_case(conn, case_id)
-        allowed = (await _access(conn, principal, case, case_id)).allowed
+        access = await _access(conn, principal, case, case_id)
+        allowed = access.allowed
         if not allowed:
             await store.TRAIL.denied(conn, principal, "family.read", [case_id], FAMILY_CATEGORIES)
         else:
@@ -272,7 +280,7 @@ async def family(pool: AsyncConnectionPool, principal: Principal, request: CaseR
                                     relation=r["relation"], travelling_together=r["travelling_together"])
                      for r in rows if str(r["case_id"]) in included and str(r["linked_case_id"]) in included]
             await store.TRAIL.allowed(conn, principal, "family.read", ids,
-                                      [*FAMILY_CATEGORIES, *(["identity"] if read else [])], AuditPurpose.CASE_MANAGEMENT)
+                                      [*FAMILY_CATEGORIES, *(["identity"] if read else [])], _purpose(access))
     if not allowed:
         raise NotFound(NOT_SHARED, field="caseId")
     return FamilyView(case_id=str(case_id), members=members, links=links, truncated=truncated)

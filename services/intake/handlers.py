@@ -131,7 +131,8 @@ async def get_case(pool: AsyncConnectionPool, principal: Principal, request: Cas
         if found is not None:
             case, access, rows = found
             owner = case["owner_org_id"] == principal.org_id
-            links = await family.links_of(conn, principal, case_id)
+            links = await family.links_of(conn, principal, case_id,
+                                          AuditPurpose((access.purpose or domain.OWNER_PURPOSE).lower()))
             await store.TRAIL.allowed(conn, principal, "case.read", [case_id], _categories(principal, owner),
                                       AuditPurpose((access.purpose or domain.OWNER_PURPOSE).lower()),
                                       legal_basis=access.legal_basis.value if access.legal_basis else None)

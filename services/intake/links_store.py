@@ -73,6 +73,12 @@ async def vulnerabilities(conn: Connection, case_id: uuid.UUID) -> list[str]:
     return [r["code"] for r in await cur.fetchall()]
 
 
+async def hold(conn: Connection, case_ids: list[uuid.UUID]) -> None:
+    """Keep the cases' screening as read until commit (``for share``): a flag set on one of them at the
+    same time (a case update, which locks the row to raise its version) waits, then sees the link."""
+    await conn.execute("select id from intake.cases where id = any(%s) order by id for share", (case_ids,))
+
+
 async def lock_pair(conn: Connection, case_id: uuid.UUID, linked_case_id: uuid.UUID) -> None:
     """Link and unlink of one pair one after the other (the same lock whichever way round)."""
     low, high = sorted([str(case_id), str(linked_case_id)])
