@@ -28,6 +28,7 @@ LINKS = """query($id: ID!) { case(id: $id) { id links { id linkedCaseId relation
   ownerOrganisation { id } person { givenName familyName estimatedAge } } } }"""
 FAMILY = """query($id: ID!) { family(caseId: $id) { caseId truncated members { caseId ownerOrganisation { id }
   person { givenName } } links { caseId relation linkedCaseId travellingTogether } } }"""
+ROUTED = "query($id: ID!) { case(id: $id) { referrals { origin status providerReason } } }"
 REFER = """mutation($input: ReferCaseInput!) { referCase(input: $input) { id status } }"""
 
 
@@ -106,6 +107,12 @@ def test_a_child_travelling_with_her_mother_is_linked_never_unaccompanied_and_ot
     mothers_case = api.gql("croix-rouge", LINKS, {"id": mother_id})
     assert [e["extensions"]["code"] for e in mothers_case["errors"]] == ["NOT_FOUND"]
 
+    # Routing says why it chose each provider (the child's needs routed by rule).
+    routed = eventually(lambda: [r for r in api.gql("dgme", ROUTED, {"id": child_id})["data"]["case"]["referrals"]
+                                 if r["origin"] == "RULE"])
+    assert all(r["providerReason"] in ("TIE_ORDER", "FAMILY") for r in routed if r["status"] != "UNASSIGNED"), routed
+    assert all(r["providerReason"] is None for r in routed if r["status"] == "UNASSIGNED"), routed
+
     # AME, uninvolved: neither case, nor the family.
     for query in (LINKS, FAMILY):
         for case_id in (child_id, mother_id):
@@ -139,3 +146,28 @@ def test_existing_cases_are_linked_once_refused_when_a_flag_contradicts_and_unli
     for _ in range(2):
         unlinked = api.gql("dgme", UNLINK, {"case": mother_id, "other": child_id})
         assert unlinked["data"]["unlinkCases"]["links"] == [], unlinked
+
+
+SERVICES = "query($id: ID!) { case(id: $id) { referrals { origin status serviceCategory serviceId providerReason } } }"
+EVERYONE = {"given": True, "recipientOrgTypes": ["STATE", "NGO", "INTERNATIONAL", "DIASPORA", "SERVICE_PROVIDER"],
+            "purposes": ["REFERRAL"]}
+
+
+def test_a_child_registered_with_her_mother_is_referred_to_the_providers_already_serving_her(api: Api) -> None:
+    """Both consented to sharing with every organisation for referral: the child's needs go to her mother's
+    providers where they take her (providerReason FAMILY)."""
+    mother = register(api, "dgme", arrival(givenName="Bintou", estimatedAge=31, vulnerabilities=[], consent=EVERYONE))
+    mother_id = mother["data"]["registerArrival"]["id"]
+    serving = eventually(lambda: {r["serviceCategory"]: r["serviceId"] for r in api.gql(
+        "dgme", SERVICES, {"id": mother_id})["data"]["case"]["referrals"] if r["status"] == "PENDING"})
+    child = register(api, "dgme", arrival(givenName="Mariam", estimatedAge=8, vulnerabilities=[], consent=EVERYONE,
+                                          links=[{"caseId": mother_id, "relation": "CHILD_OF",
+                                                  "travellingTogether": True}]))
+    child_id = child["data"]["registerArrival"]["id"]
+    routed = eventually(lambda: [r for r in api.gql("dgme", SERVICES, {"id": child_id})["data"]["case"]["referrals"]
+                                 if r["serviceCategory"] in serving and r["origin"] == "RULE"])
+    family = [r for r in routed if r["providerReason"] == "FAMILY"]
+    assert family, routed
+    assert all(r["serviceId"] == serving[r["serviceCategory"]] for r in family), routed
+    # Where the mother's provider does not take a child (a shelter for adults), the normal rule decides.
+    assert all(r["providerReason"] in ("TIE_ORDER", None) for r in routed if r not in family), routed

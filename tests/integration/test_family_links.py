@@ -190,3 +190,19 @@ async def test_only_an_organisation_that_may_read_both_cases_and_owns_one_links_
     denied = [r for r in await audit_rows(intake_pool, "intake")
               if r["operation"] == "case.link" and r["outcome"] == "denied" and kid["id"] in map(str, r["case_ids"])]
     assert len(denied) == 2
+
+
+async def test_a_parent_registered_as_travelling_with_a_child_flagged_unaccompanied_is_refused_on_the_link(
+        intake_pool: AsyncConnectionPool) -> None:
+    flagged = await register(intake_pool, "dgme", **child([], vulnerabilities=["UNACCOMPANIED_CHILD"]))
+    before = await count_rows(intake_pool)
+    with pytest.raises(SeginError) as refused:
+        await register(intake_pool, "dgme", links=[link(flagged["id"], "PARENT_OF")], vulnerabilities=[])
+    assert (refused.value.code, refused.value.field) == ("BAD_USER_INPUT", "arrival.links.0")
+    assert "link 0" in refused.value.message and "PARENT_OF" in refused.value.message
+    assert "UNACCOMPANIED_CHILD" not in refused.value.message, "the registering token may not see child-protection flags"
+    assert await count_rows(intake_pool) == before
+    # A guardian who is not travelling with the child: registered.
+    guardian = await register(intake_pool, "dgme", links=[link(flagged["id"], "GUARDIAN_OF", False)],
+                              vulnerabilities=[])
+    assert guardian["links"][0]["relation"] == "GUARDIAN_OF"
