@@ -266,8 +266,11 @@ async def subject_access(pool: AsyncConnectionPool, principal: Principal, reques
         else:
             rows = await store.sharing_rows(conn, case_id)
             screening = await store.screening(conn, case_id)
+            # Family links as a steward sees them: the relation, the linked case's id and owner, not its person.
+            links = await family.links_of(conn, principal, case_id, AuditPurpose.DATA_SUBJECT_REQUEST)
             await store.TRAIL.allowed(conn, principal, "dsar.export", [case_id], categories,
                                       AuditPurpose.DATA_SUBJECT_REQUEST)
     if case is None:
         raise _not_found()
-    return views.case_export(case, rows, screening, domain.Access(True, DSAR_PURPOSE))
+    return views.case_export(case, rows, screening, domain.Access(True, DSAR_PURPOSE)).model_copy(
+        update={"links": links})

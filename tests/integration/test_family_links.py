@@ -206,3 +206,14 @@ async def test_a_parent_registered_as_travelling_with_a_child_flagged_unaccompan
     guardian = await register(intake_pool, "dgme", links=[link(flagged["id"], "GUARDIAN_OF", False)],
                               vulnerabilities=[])
     assert guardian["links"][0]["relation"] == "GUARDIAN_OF"
+
+
+async def test_the_stewards_export_of_a_person_lists_her_links_without_the_linked_persons(
+        intake_pool: AsyncConnectionPool) -> None:
+    mother = await register(intake_pool, "dgme")
+    kid = await register(intake_pool, "dgme", **child([link(mother["id"])]))
+    export = await call(INTAKE, "subject_access", intake_pool, principal("segin-steward", "audit:read"),
+                        {"case_id": kid["id"]})
+    [shown] = export["links"]
+    assert (shown["linked_case_id"], shown["relation"], shown["owner_org_id"], shown["person"]) == (
+        mother["id"], "CHILD_OF", "dgme", None)
