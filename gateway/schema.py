@@ -730,8 +730,8 @@ class Mutation:
                                      "nothing changes.")
     async def unlink_cases(self, info: Info[Context, None], case_id: strawberry.ID,
                            linked_case_id: strawberry.ID) -> Case:
-        data = await info.context.ask("svc.intake.unlink_cases", {"case_id": _id(case_id, "caseId"),
-                                                                  "linked_case_id": _id(linked_case_id, "linkedCaseId")})
+        request = {"case_id": _id(case_id, "caseId"), "linked_case_id": _id(linked_case_id, "linkedCaseId")}
+        data = await info.context.ask("svc.intake.unlink_cases", request)
         return Case.from_record(replies.CaseView.model_validate(data))
 
     @strawberry.mutation(description="Mark one of your organisation's notifications as read.")

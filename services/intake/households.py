@@ -66,8 +66,10 @@ def flag_conflicts(vulnerabilities: Iterable[Vulnerability | str], links: Iterab
             for flag in flags]
 
 
-def link_conflicts(vulnerabilities: Iterable[Vulnerability | str], linked_vulnerabilities: Iterable[Vulnerability | str],
-                   link: Link) -> list[tuple[str, Conflict]]:
+Flags = Iterable[Vulnerability | str]
+
+
+def link_conflicts(vulnerabilities: Flags, linked_vulnerabilities: Flags, link: Link) -> list[tuple[str, Conflict]]:
     """A new link between two cases checked from both sides: ``("case", …)`` when the first case's flags
     contradict it, ``("linked_case", …)`` when the linked case's flags contradict its inverse."""
     mine = [("case", c) for c in flag_conflicts(vulnerabilities, [link])]

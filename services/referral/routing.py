@@ -138,7 +138,8 @@ async def reroute_referral(conn: Connection, row: dict[str, Any], now: datetime,
         basis, status = domain.consent_basis(list(person.recipients) if person else [], provider.org_id,
                                              provider.org_type, without_consent)
         plan = domain.PlannedReferral(to_org_id=provider.org_id, service_id=provider.service_id, legal_basis=basis,
-                                      status=status, provider_reason=provider_reason, **common)  # type: ignore[arg-type]
+                                      status=status, provider_reason=provider_reason,
+                                      **common)  # type: ignore[arg-type]
     old_status = ReferralStatus(row["status"])
     if old_status != ReferralStatus.REJECTED:
         closed = await store.set_status(conn, row["id"], ReferralStatus.REVOKED, row["legal_basis"], "REROUTED")

@@ -113,7 +113,11 @@ def test_a_child_travelling_with_her_mother_is_linked_never_unaccompanied_and_ot
     assert all(r["providerReason"] in ("TIE_ORDER", "FAMILY") for r in routed if r["status"] != "UNASSIGNED"), routed
     assert all(r["providerReason"] is None for r in routed if r["status"] == "UNASSIGNED"), routed
 
-    # AME, uninvolved: neither case, nor the family.
+    # AME, uninvolved: neither case, nor the family, nor a link to the mother's case at registration.
+    linking = register(api, "ame", arrival(givenName="Matrice", vulnerabilities=[], links=[
+        {"caseId": mother_id, "relation": "SIBLING_OF", "travellingTogether": False}]))
+    assert [(e["extensions"]["code"], e["extensions"]["field"]) for e in linking["errors"]] == [
+        ("NOT_FOUND", "input.links.0.caseId")]
     for query in (LINKS, FAMILY):
         for case_id in (child_id, mother_id):
             answer = api.gql("ame", query, {"id": case_id})

@@ -147,7 +147,8 @@ async def test_linking_existing_cases_is_idempotent_audited_and_checks_the_flags
     assert await count_rows(intake_pool) == before, "nothing written"
     # Another child, unflagged: linked once, however many times it is asked.
     kid = await register(intake_pool, "dgme", **child([]))
-    request = {"case_id": kid["id"], "linked_case_id": mother["id"], "relation": "CHILD_OF", "travelling_together": True}
+    request = {"case_id": kid["id"], "linked_case_id": mother["id"], "relation": "CHILD_OF",
+               "travelling_together": True}
     for _ in range(2):
         answer = await call(INTAKE, "link_cases", intake_pool, dgme, request)
         assert [(x["linked_case_id"], x["relation"]) for x in answer["links"]] == [(mother["id"], "CHILD_OF")]
@@ -172,7 +173,8 @@ async def test_only_an_organisation_that_may_read_both_cases_and_owns_one_links_
         intake_pool: AsyncConnectionPool) -> None:
     mother = await register(intake_pool, "dgme")
     kid = await register(intake_pool, "dgme", **child([]))
-    request = {"case_id": kid["id"], "linked_case_id": mother["id"], "relation": "CHILD_OF", "travelling_together": True}
+    request = {"case_id": kid["id"], "linked_case_id": mother["id"], "relation": "CHILD_OF",
+               "travelling_together": True}
     # unicef reads both through open referrals (consent covers it) but owns neither.
     await open_referral(intake_pool, kid, "unicef")
     with pytest.raises(SeginError) as refused:
@@ -200,7 +202,7 @@ async def test_a_parent_registered_as_travelling_with_a_child_flagged_unaccompan
         await register(intake_pool, "dgme", links=[link(flagged["id"], "PARENT_OF")], vulnerabilities=[])
     assert (refused.value.code, refused.value.field) == ("BAD_USER_INPUT", "arrival.links.0")
     assert "link 0" in refused.value.message and "PARENT_OF" in refused.value.message
-    assert "UNACCOMPANIED_CHILD" not in refused.value.message, "the registering token may not see child-protection flags"
+    assert "UNACCOMPANIED_CHILD" not in refused.value.message, "the token may not see child-protection flags"
     assert await count_rows(intake_pool) == before
     # A guardian who is not travelling with the child: registered.
     guardian = await register(intake_pool, "dgme", links=[link(flagged["id"], "GUARDIAN_OF", False)],

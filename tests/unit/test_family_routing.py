@@ -20,8 +20,10 @@ def person(*consented: str, owner: str = "dgme") -> Person:
                   recipients=tuple(SharingRecipient(org_id=o, legal_basis=LegalBasis.CONSENT) for o in consented))
 
 
-def shelter(org: str, free: int | None = None, regions: frozenset[str] = frozenset({REGION}), **kw: object) -> Provider:
-    return Provider(org, C.SHELTER, regions, service_id=f"svc-{org}", capacity_available=free, **kw)  # type: ignore[arg-type]
+def shelter(org: str, free: int | None = None, regions: frozenset[str] = frozenset({REGION}),
+            **kw: object) -> Provider:
+    return Provider(org, C.SHELTER, regions, service_id=f"svc-{org}", capacity_available=free,
+                    **kw)  # type: ignore[arg-type]
 
 
 # By the stated order "a-big" (most free places) comes first; the family's member is served by "b-small".
