@@ -29,7 +29,7 @@ from contracts.replies import (
 )
 from kernel.audit import AuditPurpose
 from kernel.db import Connection
-from kernel.errors import BadInput, Conflict, Forbidden, NotFound, parse_id
+from kernel.errors import BadInput, Conflict, Forbidden, NotFound, SeginError, parse_id
 from kernel.outbox import add_event
 from kernel.tokens import Principal
 from services.intake import domain, households, links_store, store, views
@@ -138,29 +138,21 @@ async def links_of(conn: Connection, principal: Principal, case_id: uuid.UUID,
 # --- linking existing cases ----------------------------------------------------------------------
 
 async def _pair(conn: Connection, principal: Principal, case_id: uuid.UUID, linked_id: uuid.UUID
-                ) -> tuple[dict[str, Any], domain.Access]:
-    """Both cases, when the caller may read both and owns one; otherwise the refusal, audited."""
+                ) -> tuple[dict[str, Any], domain.Access, SeginError | None]:
+    """The first case and the caller's access to it, and the refusal when the caller may not read both
+    or owns neither (NOT_FOUND as for an absent case, on the field of the first it may not read)."""
     case = await store.get_case(conn, case_id)
     linked = await store.get_case(conn, linked_id)
     access = await _access(conn, principal, case, case_id)
     linked_access = await _access(conn, principal, linked, linked_id)
-    refusal: Exception | None = None
+    refusal: SeginError | None = None
     if not access.allowed:
         refusal = NotFound(NOT_SHARED, field="caseId")
     elif not linked_access.allowed:
         refusal = NotFound(NOT_SHARED, field="linkedCaseId")
     elif principal.org_id not in (case["owner_org_id"], linked["owner_org_id"]):  # type: ignore[index]
         refusal = Forbidden("Your organisation may link two cases only when it owns one of them.", field="caseId")
-    if refusal is not None:
-        raise _Refused(refusal)
-    assert case is not None
-    return case, access
-
-
-class _Refused(Exception):
-    def __init__(self, error: Exception) -> None:
-        super().__init__(str(error))
-        self.error = error
+    return case, access, refusal  # type: ignore[return-value]
 
 
 def _purpose(access: domain.Access) -> AuditPurpose:
@@ -187,14 +179,11 @@ async def link_cases(pool: AsyncConnectionPool, principal: Principal, request: L
     linked otherwise is a CONFLICT (unlink first); a link a flag contradicts is refused on ``relation``."""
     case_id, linked_id = _ids(request)
     link = households.Link(request.relation, request.travelling_together)
-    refusal: Exception | None = None
     async with pool.connection() as conn, conn.transaction():  # the refusal's audit record commits too
         await links_store.lock_pair(conn, case_id, linked_id)
         await links_store.hold(conn, [case_id, linked_id])
-        try:
-            case, access = await _pair(conn, principal, case_id, linked_id)
-        except _Refused as refused:
-            refusal = refused.error
+        case, access, refusal = await _pair(conn, principal, case_id, linked_id)
+        if refusal is not None:
             await store.TRAIL.denied(conn, principal, "case.link", [case_id, linked_id], FAMILY_CATEGORIES)
         if refusal is None:
             existing = await links_store.find(conn, case_id, linked_id)
@@ -226,13 +215,10 @@ async def link_cases(pool: AsyncConnectionPool, principal: Principal, request: L
 async def unlink_cases(pool: AsyncConnectionPool, principal: Principal, request: UnlinkCases) -> CaseView:
     """Remove the link between two cases (same access as linking); no link: nothing changes."""
     case_id, linked_id = _ids(request)
-    refusal: Exception | None = None
     async with pool.connection() as conn, conn.transaction():
         await links_store.lock_pair(conn, case_id, linked_id)
-        try:
-            case, access = await _pair(conn, principal, case_id, linked_id)
-        except _Refused as refused:
-            refusal = refused.error
+        case, access, refusal = await _pair(conn, principal, case_id, linked_id)
+        if refusal is not None:
             await store.TRAIL.denied(conn, principal, "case.unlink", [case_id, linked_id], FAMILY_CATEGORIES)
         if refusal is None:
             existing = await links_store.find(conn, case_id, linked_id)
