@@ -357,3 +357,32 @@ CASE_CORRECTED = EventChannel(
     "The owner corrected a case's identity or screening: the fields changed (names) and the routing attributes now.",
 )
 EVENT_CHANNELS += [CASE_CORRECTED]
+
+
+# Families (issue 10, item 3): links between cases, announced with ids and the relation only.
+CASES_LINKED = EventChannel(
+    "evt.intake.cases_linked.v1",
+    "ml.segin.intake.cases_linked.v1",
+    INTAKE_STREAM.name,
+    events.CasesLinkedV1,
+    "Two cases were linked as family (at registration or later).",
+)
+CASES_UNLINKED = EventChannel(
+    "evt.intake.cases_unlinked.v1",
+    "ml.segin.intake.cases_unlinked.v1",
+    INTAKE_STREAM.name,
+    events.CasesUnlinkedV1,
+    "A family link between two cases was removed.",
+)
+EVENT_CHANNELS += [CASES_LINKED, CASES_UNLINKED]
+_FAMILY_REQUESTS = [
+    RequestChannel("svc.intake.link_cases", commands.LinkCases,
+                   "Link two cases as family (the caller may read both and owns one); idempotent.", _case),
+    RequestChannel("svc.intake.unlink_cases", commands.UnlinkCases,
+                   "Remove the family link between two cases (same access as link_cases).", _case),
+    RequestChannel("svc.intake.family", commands.CaseRef,
+                   "A case's family: linked cases, transitively and bounded, each under its own access rules.",
+                   replies.FamilyView),
+]
+REQUESTS += _FAMILY_REQUESTS
+REQUEST_SUBJECTS.update({channel.subject: channel for channel in _FAMILY_REQUESTS})

@@ -35,6 +35,7 @@ from contracts.reference import (
     Purpose,
     ReferralStatus,
     ReintegrationDimension,
+    Relation,
     ReopenReason,
     ServiceCategory,
     Sex,
@@ -153,6 +154,18 @@ class ConsentInput(Strict):
         return self
 
 
+MAX_LINKS = 20  # family links given with one registration
+
+
+class CaseLinkInput(Strict):
+    """A family link from the person being registered (or ``case_id`` of LinkCases) to an existing case:
+    ``relation`` is what this person is to the other (CHILD_OF the mother's case)."""
+
+    case_id: Identifier = Field(description="The existing case linked to")
+    relation: Relation
+    travelling_together: bool = Field(description="True when they arrive together")
+
+
 class RegisterArrival(Strict):
     """One person received at an arrival point."""
 
@@ -172,6 +185,15 @@ class RegisterArrival(Strict):
     phone_numbers: list[PersonPhone] = Field(default_factory=list, max_length=5,
                                              description="Stored in E.164; without +country code, Malian")
     place_of_origin: PlaceName | None = Field(default=None, description="Village, commune or cercle of origin")
+    links: list[CaseLinkInput] = Field(default_factory=list, max_length=MAX_LINKS,
+                                       description="Family links to existing cases (a child CHILD_OF her mother's)")
+
+    @field_validator("links")
+    @classmethod
+    def _one_link_per_case(cls, value: list[CaseLinkInput]) -> list[CaseLinkInput]:
+        if len({link.case_id for link in value}) != len(value):
+            raise ValueError("link each case at most once")
+        return value
 
     @field_validator("phone_numbers")
     @classmethod
@@ -805,3 +827,19 @@ class SyncBatch(Strict):
     """Commands captured offline, applied in order, each on its own: per-item results in the same order."""
 
     items: list[SyncItem] = Field(min_length=1, max_length=SYNC_MAX_ITEMS)
+class LinkCases(Strict):
+    """Link two existing cases (a family): the caller's organisation must be able to read both and own
+    at least one. ``relation`` is what ``case_id``'s person is to ``linked_case_id``'s. Linking again the
+    same way changes nothing."""
+
+    case_id: Identifier
+    linked_case_id: Identifier
+    relation: Relation
+    travelling_together: bool
+
+
+class UnlinkCases(Strict):
+    """Remove the link between two cases (same access as LinkCases); removing an absent link changes nothing."""
+
+    case_id: Identifier
+    linked_case_id: Identifier

@@ -21,6 +21,7 @@ from contracts.reference import (
     Purpose,
     ReferralStatus,
     ReintegrationDimension,
+    Relation,
     ServiceCategory,
     Sex,
     UnassignedReason,
@@ -329,3 +330,16 @@ class CaseCorrectedV1(Event):
     vulnerabilities: list[Vulnerability]
     sex: Sex
     age_years: int
+class CasesLinkedV1(Event):
+    """Two cases were linked as family (at registration or later): ids and the relation only, never a name.
+    ``relation`` is what ``case_id``'s person is to ``linked_case_id``'s."""
+
+    link_id: str
+    case_id: str
+    linked_case_id: str
+    relation: Relation
+    travelling_together: bool
+
+
+class CasesUnlinkedV1(CasesLinkedV1):
+    """A family link between two cases was removed."""

@@ -346,3 +346,33 @@ class SyncStatus(StrEnum):
     ALREADY_APPLIED = "ALREADY_APPLIED"  # the same client id was applied before: nothing changed
     CONFLICT = "CONFLICT"  # the case changed since the version the edit started from: nothing written
     REJECTED = "REJECTED"  # a value refused, or no such case: nothing written
+class Relation(StrEnum):
+    """How one case's person is related to another's (a family link), read as "this person is <relation>
+    the other": a child's link to her mother is CHILD_OF, the same link seen from the mother PARENT_OF.
+    A link is stored once and shown from both sides with its inverse (``INVERSE_RELATIONS``)."""
+
+    PARENT_OF = "PARENT_OF"
+    CHILD_OF = "CHILD_OF"
+    SIBLING_OF = "SIBLING_OF"
+    SPOUSE_OF = "SPOUSE_OF"
+    GUARDIAN_OF = "GUARDIAN_OF"  # a legal guardian or usual caregiver who is not a parent
+    WARD_OF = "WARD_OF"
+    OTHER_RELATIVE_OF = "OTHER_RELATIVE_OF"  # aunt, uncle, cousin, grandparent…: not a caregiver by itself
+
+
+INVERSE_RELATIONS: dict[Relation, Relation] = {
+    Relation.PARENT_OF: Relation.CHILD_OF,
+    Relation.CHILD_OF: Relation.PARENT_OF,
+    Relation.SIBLING_OF: Relation.SIBLING_OF,
+    Relation.SPOUSE_OF: Relation.SPOUSE_OF,
+    Relation.GUARDIAN_OF: Relation.WARD_OF,
+    Relation.WARD_OF: Relation.GUARDIAN_OF,
+    Relation.OTHER_RELATIVE_OF: Relation.OTHER_RELATIVE_OF,
+}
+
+
+class ProviderReason(StrEnum):
+    """Why routing chose a referral's provider (rule-made and re-routed referrals; decision record 0023)."""
+
+    TIE_ORDER = "TIE_ORDER"  # the rules' stated order among eligible providers with room
+    FAMILY = "FAMILY"  # the provider already serving a linked family member for this category

@@ -26,10 +26,12 @@ from contracts.reference import (
     OrganisationType,
     PlanActionStatus,
     Priority,
+    ProviderReason,
     Purpose,
     ReferralOrigin,
     ReferralStatus,
     ReintegrationDimension,
+    Relation,
     ServiceCategory,
     Sex,
     StatisticsDimension,
@@ -116,6 +118,8 @@ class CaseView(Reply):
     access: AccessView
     created_at: datetime
     version: int
+    links: list[CaseLinkView] = Field(default_factory=list, description="Family links, each linked case "
+                                                                         "under its own access rules")
 
 
 class ScreeningView(Reply):
@@ -194,6 +198,9 @@ class ReferralView(Reply):
     unassigned_reason: UnassignedReason | None = None
     rerouted_from: str | None = None
     rerouted_to: str | None = None
+    # Why routing chose this provider (FAMILY: the one already serving a linked family member); null
+    # for a referral a person made, an unmet need, or one routed before the reason was kept.
+    provider_reason: ProviderReason | None = None
 
 
 class OverdueCounts(Reply):
@@ -628,3 +635,54 @@ class OfflineSubmissionView(Reply):
     attempts: int
     received_at: datetime
     last_received_at: datetime
+class LinkedPersonView(Reply):
+    """Who a linked case is: given only to a caller that may read that case."""
+
+    given_name: str
+    family_name: str
+    sex: Sex
+    date_of_birth: date | None
+    estimated_age: int | None
+    arrival_point: ArrivalPoint
+    arrival_date: date
+
+
+class CaseLinkView(Reply):
+    """One family link seen from a case: ``relation`` is what this case's person is to the linked one.
+    A caller that may not read the linked case sees the link, the linked case's id and owning
+    organisation (whom to ask when tracing a family), and ``person`` null (decision record 0023)."""
+
+    id: str
+    linked_case_id: str
+    relation: Relation
+    travelling_together: bool
+    owner_org_id: str
+    person: LinkedPersonView | None
+    created_at: datetime
+
+
+class FamilyMemberView(Reply):
+    """One case of a family: its person only when the caller may read that case."""
+
+    case_id: str
+    owner_org_id: str
+    person: LinkedPersonView | None
+
+
+class FamilyLinkView(Reply):
+    """One link of a family: ``case_id``'s person is ``relation`` ``linked_case_id``'s."""
+
+    id: str
+    case_id: str
+    linked_case_id: str
+    relation: Relation
+    travelling_together: bool
+
+
+class FamilyView(Reply):
+    """The cases linked to one case, transitively, at most ``max_members`` (``truncated`` when more)."""
+
+    case_id: str
+    members: list[FamilyMemberView]
+    links: list[FamilyLinkView]
+    truncated: bool

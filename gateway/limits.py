@@ -71,6 +71,7 @@ SERVICE_CALLS: dict[str, int] = {
         "assignCaseManagement", "updatePlanAction", "closeCase", "reopenCase", "recordSurvey", "logContact")},
     "Mutation.savePlan": SAVE_PLAN_COST,
     "Query.offlineSubmissions": 1, "Mutation.updateCase": 1, "Mutation.syncOffline": SYNC_COST,
+    "Query.family": 1, "Mutation.linkCases": 1, "Mutation.unlinkCases": 1,  # families (decision record 0023)
 }
 
 

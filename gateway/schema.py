@@ -34,6 +34,7 @@ from gateway.types import (
     DirectoryService,
     DirectoryServiceConnection,
     DirectoryStatus,
+    Family,
     FOLLOWUP_LIST,
     FollowupCase,
     FollowupStatistics,
@@ -57,6 +58,7 @@ from gateway.types import (
     ReopenReason,
     Region,
     ReintegrationDimension,
+    Relation,
     ServiceCategory,
     Sex,
     SharingResult,
@@ -86,6 +88,14 @@ class ConsentInput:
     guardian_name: str | None = None
 
 
+@strawberry.input(description="A family link from the person being registered to an existing case: relation is what "
+                               "this person is to the other (CHILD_OF her mother's case).")
+class CaseLinkInput:
+    case_id: strawberry.ID = strawberry.field(description="An existing case your organisation may read")
+    relation: Relation
+    travelling_together: bool = strawberry.field(description="True when they arrive together")
+
+
 @strawberry.input(description="One person received at an arrival point.")
 class ArrivalInput:
     given_name: str
@@ -102,6 +112,9 @@ class ArrivalInput:
     phone_numbers: list[str] = strawberry.field(
         default_factory=list, description="Stored in E.164; a number without +country code is taken as Malian")
     place_of_origin: str | None = strawberry.field(default=None, description="Village, commune or cercle of origin")
+    links: list[CaseLinkInput] = strawberry.field(
+        default_factory=list, description="Family links to existing cases; a child travelling with a parent or "
+                                          "guardian cannot be flagged UNACCOMPANIED_CHILD or SEPARATED_CHILD")
 
 
 @strawberry.input(description="A basis other than consent for sharing a case.")
@@ -310,6 +323,18 @@ def _under_input(exc: GraphQLError, arguments: dict[str, str]) -> None:
             problem["field"] = moved(problem.get("field"))
 
 
+def _arrival_as_input(exc: GraphQLError) -> None:
+    """``arrival.links.0.caseId`` → ``input.links.0.caseId``: the service's request names the arrival ``arrival``."""
+    def moved(field: Any) -> Any:
+        return f"input.{field.removeprefix('arrival.')}" if isinstance(field, str) and field.startswith("arrival.") \
+            else field
+
+    if exc.extensions:
+        exc.extensions["field"] = moved(exc.extensions.get("field"))
+        for problem in exc.extensions.get("problems") or []:
+            problem["field"] = moved(problem.get("field"))
+
+
 @strawberry.type
 class Query:
     @strawberry.field(description="Who the token belongs to.")
@@ -322,6 +347,13 @@ class Query:
     async def case(self, info: Info[Context, None], id: strawberry.ID) -> Case:
         return Case.from_record(replies.CaseView.model_validate(
             await info.context.ask("svc.intake.get_case", {"case_id": _id(id)})))
+
+    @strawberry.field(description="A case's family, to trace a separated child's relatives: the cases linked to it, "
+                                  "link by link, each under its own access rules (a case your organisation may not "
+                                  "read shows its id and owning organisation only).")
+    async def family(self, info: Info[Context, None], case_id: strawberry.ID) -> Family:
+        return Family.from_record(replies.FamilyView.model_validate(
+            await info.context.ask("svc.intake.family", {"case_id": _id(case_id, "caseId")})))
 
     @strawberry.field(description="Referrals addressed to your organisation, newest first; filter by status, "
                                   "priority, overdue.")
@@ -498,7 +530,11 @@ class Mutation:
         arrival = _validated(commands.RegisterArrival, "input", **strawberry.asdict(input))
         request = _validated(commands.RegisterArrivalRequest, "", idempotency_key=idempotency_key, arrival=arrival)
         await _known_organisations(info.context, arrival.consent.recipient_org_ids, "input.consent.recipientOrgIds")
-        data = await info.context.ask("svc.intake.register_arrival", request.model_dump(mode="json"))
+        try:
+            data = await info.context.ask("svc.intake.register_arrival", request.model_dump(mode="json"))
+        except GraphQLError as exc:  # the service names the arrival's fields (a family link): here the input's
+            _arrival_as_input(exc)
+            raise
         return Case.from_record(replies.CaseView.model_validate(data))
 
     @strawberry.mutation(description="Record a consent (or refusal) for a case your organisation owns.")
@@ -687,6 +723,26 @@ class Mutation:
                              idempotency_key=idempotency_key)
         data = await info.context.ask("svc.followup.log_contact", request.model_dump(mode="json"))
         return FollowupCase.from_record(replies.FollowupCaseView.model_validate(data))
+
+    @strawberry.mutation(description="Link two cases as family (your organisation may read both and owns one): "
+                                     "relation is what caseId's person is to linkedCaseId's. Linking again the same "
+                                     "way changes nothing. A child travelling with a parent or guardian cannot be "
+                                     "flagged unaccompanied or separated.")
+    async def link_cases(self, info: Info[Context, None], case_id: strawberry.ID, linked_case_id: strawberry.ID,
+                         relation: Relation, travelling_together: bool) -> Case:
+        request = _validated(commands.LinkCases, "", case_id=_id(case_id, "caseId"),
+                             linked_case_id=_id(linked_case_id, "linkedCaseId"), relation=relation,
+                             travelling_together=travelling_together)
+        data = await info.context.ask("svc.intake.link_cases", request.model_dump(mode="json"))
+        return Case.from_record(replies.CaseView.model_validate(data))
+
+    @strawberry.mutation(description="Remove the family link between two cases (same access as linkCases); no link: "
+                                     "nothing changes.")
+    async def unlink_cases(self, info: Info[Context, None], case_id: strawberry.ID,
+                           linked_case_id: strawberry.ID) -> Case:
+        request = {"case_id": _id(case_id, "caseId"), "linked_case_id": _id(linked_case_id, "linkedCaseId")}
+        data = await info.context.ask("svc.intake.unlink_cases", request)
+        return Case.from_record(replies.CaseView.model_validate(data))
 
     @strawberry.mutation(description="Mark one of your organisation's notifications as read.")
     async def mark_notification_read(self, info: Info[Context, None], id: strawberry.ID) -> Notification:

@@ -11,6 +11,7 @@ from enum import Enum
 from typing import Any
 
 import strawberry
+from graphql import GraphQLError
 from pydantic import TypeAdapter
 from strawberry.scalars import JSON
 from strawberry.types import Info
@@ -37,6 +38,7 @@ ReferralOrigin = strawberry.enum(reference.ReferralOrigin, description="Who made
                                                                        "person, or re-routing of an earlier one.")
 UnassignedReason = strawberry.enum(reference.UnassignedReason, description="Why no directory service was found "
                                                                            "for a need.")
+ProviderReason = strawberry.enum(reference.ProviderReason, description="Why routing chose a referral's provider.")
 
 # Replies that are lists, validated as such where they arrive.
 REFERRAL_LIST: TypeAdapter[list[replies.ReferralView]] = TypeAdapter(list[replies.ReferralView])
@@ -156,6 +158,11 @@ class Referral:
     @strawberry.field(description="Why no directory service was found for this need (status UNASSIGNED).")
     def unassigned_reason(self) -> UnassignedReason | None:  # type: ignore[valid-type]
         return self.record.unassigned_reason
+
+    @strawberry.field(description="Why routing chose this provider: TIE_ORDER (the rules' order), or FAMILY (the "
+                                  "provider already serving a linked family member); null for a person's referral.")
+    def provider_reason(self) -> ProviderReason | None:  # type: ignore[valid-type]
+        return self.record.provider_reason
 
     @strawberry.field(description="The referral this one took over from, by re-routing.")
     def rerouted_from(self) -> strawberry.ID | None:
@@ -307,6 +314,11 @@ class Case:
     async def referrals(self, info: Info[Context, None]) -> list[Referral] | None:
         rows = await info.context.ask("svc.referral.case_referrals", {"case_id": str(self.id)})
         return [Referral.from_record(r) for r in REFERRAL_LIST.validate_python(rows)]
+
+    @strawberry.field(description="Family links (a mother and her children, siblings), each from this case's side: "
+                                  "the linked person only if your organisation may read that case.")
+    def links(self) -> list[CaseLink]:
+        return [CaseLink.from_record(link) for link in self.record.links]
 
     @classmethod
     def from_record(cls, rec: replies.CaseView) -> "Case":
@@ -1034,3 +1046,99 @@ class OfflineSubmissionConnection:
     def from_record(cls, rec: replies.Page[replies.OfflineSubmissionView]) -> "OfflineSubmissionConnection":
         return cls(nodes=[OfflineSubmission.from_record(n) for n in rec.nodes],
                    page_info=PageInfo.from_record(rec.page_info))
+# --- families (issue 10, item 3; decision record 0023) -------------------------------------------
+
+Relation = strawberry.enum(reference.Relation, description="What one person is to another: CHILD_OF her mother, "
+                                                           "whose side reads PARENT_OF.")
+
+
+def _not_readable() -> GraphQLError:
+    return GraphQLError("Restricted: your organisation may not read the linked case; ask its owning organisation.",
+                        extensions={"code": "RESTRICTED", "reason": "case_access"})
+
+
+@strawberry.type(description="Who a linked case is, shown only to an organisation that may read that case.")
+class LinkedPerson:
+    given_name: str
+    family_name: str
+    sex: Sex
+    date_of_birth: dt.date | None
+    estimated_age: int | None
+    arrival_point: ArrivalPoint
+    arrival_date: dt.date
+
+    @classmethod
+    def from_record(cls, rec: replies.LinkedPersonView) -> "LinkedPerson":
+        return cls(given_name=rec.given_name, family_name=rec.family_name, sex=rec.sex,
+                   date_of_birth=rec.date_of_birth, estimated_age=rec.estimated_age,
+                   arrival_point=rec.arrival_point, arrival_date=rec.arrival_date)
+
+
+@strawberry.type(description="A family link seen from a case: relation is what this case's person is to the linked "
+                             "one. Without access to the linked case: its id and owning organisation only.")
+class CaseLink:
+    id: strawberry.ID
+    linked_case_id: strawberry.ID
+    relation: Relation
+    travelling_together: bool
+    created_at: dt.datetime
+    record: strawberry.Private[replies.CaseLinkView]
+
+    @strawberry.field(description="The linked case's organisation: the one to ask when tracing a family.")
+    async def owner_organisation(self, info: Info[Context, None]) -> Organisation | None:
+        return await Organisation.find(info.context, self.record.owner_org_id)
+
+    @strawberry.field(description="Who the linked person is; null (RESTRICTED) when your organisation may not read "
+                                  "the linked case.")
+    def person(self) -> LinkedPerson | None:
+        if self.record.person is None:
+            raise _not_readable()
+        return LinkedPerson.from_record(self.record.person)
+
+    @classmethod
+    def from_record(cls, rec: replies.CaseLinkView) -> "CaseLink":
+        return cls(id=strawberry.ID(rec.id), linked_case_id=strawberry.ID(rec.linked_case_id), relation=rec.relation,
+                   travelling_together=rec.travelling_together, created_at=rec.created_at, record=rec)
+
+
+@strawberry.type(description="One case of a family.")
+class FamilyMember:
+    case_id: strawberry.ID
+    record: strawberry.Private[replies.FamilyMemberView]
+
+    @strawberry.field(description="The case's owning organisation.")
+    async def owner_organisation(self, info: Info[Context, None]) -> Organisation | None:
+        return await Organisation.find(info.context, self.record.owner_org_id)
+
+    @strawberry.field(description="Who the person is; null (RESTRICTED) when your organisation may not read the case.")
+    def person(self) -> LinkedPerson | None:
+        if self.record.person is None:
+            raise _not_readable()
+        return LinkedPerson.from_record(self.record.person)
+
+
+@strawberry.type(description="One link of a family: caseId's person is relation linkedCaseId's.")
+class FamilyLink:
+    id: strawberry.ID
+    case_id: strawberry.ID
+    linked_case_id: strawberry.ID
+    relation: Relation
+    travelling_together: bool
+
+
+@strawberry.type(description="A case's family: the cases linked to it, link by link (at most 3 links away and 30 "
+                             "cases; truncated when more).")
+class Family:
+    case_id: strawberry.ID
+    members: list[FamilyMember]
+    links: list[FamilyLink]
+    truncated: bool
+
+    @classmethod
+    def from_record(cls, rec: replies.FamilyView) -> "Family":
+        return cls(case_id=strawberry.ID(rec.case_id),
+                   members=[FamilyMember(case_id=strawberry.ID(m.case_id), record=m) for m in rec.members],
+                   links=[FamilyLink(id=strawberry.ID(x.id), case_id=strawberry.ID(x.case_id),
+                                     linked_case_id=strawberry.ID(x.linked_case_id), relation=x.relation,
+                                     travelling_together=x.travelling_together) for x in rec.links],
+                   truncated=rec.truncated)

@@ -14,17 +14,19 @@ from contracts.channels import (
 )
 from contracts.commands import (
     CaseRef,
+    LinkCases,
     RecordConsent,
     RecordLegalBasis,
     RegisterArrivalRequest,
     StatisticsRequest,
+    UnlinkCases,
     WithdrawConsent,
 )
-from contracts.replies import CaseExport, CaseView, SharingResult, StatisticsView
+from contracts.replies import CaseExport, CaseView, FamilyView, SharingResult, StatisticsView
 from kernel.bus import ConsumerSpec, by_type
 from kernel.rpc import Endpoint
 from kernel.runtime import ServiceApp
-from services.intake import handlers
+from services.intake import family, handlers
 from services.intake.store import SCHEMA
 
 from contracts.commands import OfflineSubmission, OfflineSubmissionsRequest, SyncBatch, UpdateCase  # noqa: E402
@@ -50,6 +52,10 @@ APP = ServiceApp(
         "offline_submissions": Endpoint(offline.offline_submissions, OfflineSubmissionsRequest, "cases:write",
                                         Page[OfflineSubmissionView]),
         "sync": Endpoint(offline.sync, SyncBatch, "cases:write", SyncResult),
+        # Families (decision record 0023): links written with cases:write, read with cases:read.
+        "link_cases": Endpoint(family.link_cases, LinkCases, "cases:write", CaseView),
+        "unlink_cases": Endpoint(family.unlink_cases, UnlinkCases, "cases:write", CaseView),
+        "family": Endpoint(family.family, CaseRef, "cases:read", FamilyView),
     },
     consumers=[
         # The access projection: which organisation holds an open referral for which case.

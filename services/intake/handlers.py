@@ -42,7 +42,7 @@ from kernel.events import CloudEvent
 from kernel.outbox import add_event
 from kernel.statistics import minimum_cell, suppress_small_cells
 from kernel.tokens import Principal
-from services.intake import domain, store, views
+from services.intake import domain, family, store, views
 
 IDENTITY = ["identity", "arrival"]
 OWNER_CATEGORIES = [*IDENTITY, "vulnerabilities", "consent"]
@@ -57,6 +57,7 @@ async def _create_case(conn: Connection, principal: Principal, arrival: Register
     """Insert the case and announce it (the response an idempotency key replays)."""
     case_id = uuid.uuid4()
     await store.insert_case(conn, case_id, principal.org_id, principal.subject, arrival)
+    await family.create_links(conn, principal, case_id, arrival)  # refused: nothing written; before the arrival
     await add_event(
         conn, store.SCHEMA, ARRIVAL_REGISTERED,
         ArrivalRegisteredV1(
@@ -90,12 +91,13 @@ async def register_arrival(pool: AsyncConnectionPool, principal: Principal, requ
         case_id = uuid.UUID(result["case_id"])
         case = await store.get_case(conn, case_id)
         sharing = await store.sharing_rows(conn, case_id)
+        links = await family.links_of(conn, principal, case_id)
         # Last in the transaction: the audit chain's lock is held until commit.
         await store.TRAIL.allowed(conn, principal, "case.create" if created else "case.read", [case_id],
                                   OWNER_CATEGORIES, AuditPurpose.CASE_MANAGEMENT)
     assert case is not None
     return views.case_view(case, domain.visible_categories(principal.scopes),
-                           domain.Access(True, domain.OWNER_PURPOSE), sharing)
+                           domain.Access(True, domain.OWNER_PURPOSE), sharing, links)
 
 
 async def _readable_case(conn: Connection, principal: Principal, case_id: uuid.UUID, operation: str
@@ -129,12 +131,14 @@ async def get_case(pool: AsyncConnectionPool, principal: Principal, request: Cas
         if found is not None:
             case, access, rows = found
             owner = case["owner_org_id"] == principal.org_id
+            links = await family.links_of(conn, principal, case_id,
+                                          AuditPurpose((access.purpose or domain.OWNER_PURPOSE).lower()))
             await store.TRAIL.allowed(conn, principal, "case.read", [case_id], _categories(principal, owner),
                                       AuditPurpose((access.purpose or domain.OWNER_PURPOSE).lower()),
                                       legal_basis=access.legal_basis.value if access.legal_basis else None)
     if found is None:
         raise _not_found()
-    return views.case_view(case, domain.visible_categories(principal.scopes), access, rows if owner else None)
+    return views.case_view(case, domain.visible_categories(principal.scopes), access, rows if owner else None, links)
 
 
 async def _owned_case(conn: Connection, principal: Principal, case_id: uuid.UUID, operation: str
@@ -262,8 +266,11 @@ async def subject_access(pool: AsyncConnectionPool, principal: Principal, reques
         else:
             rows = await store.sharing_rows(conn, case_id)
             screening = await store.screening(conn, case_id)
+            # Family links as a steward sees them: the relation, the linked case's id and owner, not its person.
+            links = await family.links_of(conn, principal, case_id, AuditPurpose.DATA_SUBJECT_REQUEST)
             await store.TRAIL.allowed(conn, principal, "dsar.export", [case_id], categories,
                                       AuditPurpose.DATA_SUBJECT_REQUEST)
     if case is None:
         raise _not_found()
-    return views.case_export(case, rows, screening, domain.Access(True, DSAR_PURPOSE))
+    return views.case_export(case, rows, screening, domain.Access(True, DSAR_PURPOSE)).model_copy(
+        update={"links": links})

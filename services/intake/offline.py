@@ -57,7 +57,7 @@ from kernel.errors import BadInput, Conflict, NotFound, SeginError, field_proble
 from kernel.outbox import add_event
 from kernel.runtime import PeriodicTask
 from kernel.tokens import Principal
-from services.intake import domain, handlers, offline_store, store, views
+from services.intake import domain, family, handlers, offline_store, store, views
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,8 @@ SUBMISSION_OPERATION = "offline_submission"  # idempotency operation of Kobo/ODK
 
 async def validate_correction(conn: Connection, case: dict[str, Any], corrected: RegisterArrival) -> None:
     """Rules on a corrected case beyond RegisterArrival's own, checked before anything is written: raise
-    BadInput naming the field. (Families: the rule on child flags and family links goes here.)"""
+    BadInput naming the field."""
+    await family.check_flags(conn, case["id"], list(corrected.vulnerabilities))
 
 
 async def case_corrected(conn: Connection, case_id: uuid.UUID, corrected: RegisterArrival, fields: list[str]) -> None:

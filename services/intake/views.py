@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from contracts.reference import SensitiveCategory
-from contracts.replies import AccessView, CaseExport, CaseView, ScreeningView, SharingView, SensitiveView
+from contracts.replies import AccessView, CaseExport, CaseLinkView, CaseView, ScreeningView, SharingView, SensitiveView
 from services.intake import domain
 
 
@@ -37,10 +37,11 @@ def _case_fields(case: dict[str, Any], visible: frozenset[SensitiveCategory], ac
 
 
 def case_view(case: dict[str, Any], visible: frozenset[SensitiveCategory], access: domain.Access,
-              sharing: list[dict[str, Any]] | None) -> CaseView:
+              sharing: list[dict[str, Any]] | None, links: list[CaseLinkView] | None = None) -> CaseView:
     """What this caller may see of the case: the sensitive categories in ``visible`` (those its
-    scopes allow), the sharing record (consents, guardians) only when given (to the owner)."""
-    return CaseView(**_case_fields(case, visible, access, sharing))
+    scopes allow), the sharing record (consents, guardians) only when given (to the owner), and its
+    family ``links`` as ``family.links_of`` shows them to this caller."""
+    return CaseView(**_case_fields(case, visible, access, sharing), links=links or [])
 
 
 def case_export(case: dict[str, Any], sharing: list[dict[str, Any]], screening: list[dict[str, Any]],

@@ -5,7 +5,14 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
-from contracts.channels import ARRIVAL_REGISTERED, INTAKE_STREAM, REFERRAL_STREAM, SHARING_CHANGED
+from contracts.channels import (
+    ARRIVAL_REGISTERED,
+    CASES_LINKED,
+    CASES_UNLINKED,
+    INTAKE_STREAM,
+    REFERRAL_STREAM,
+    SHARING_CHANGED,
+)
 from contracts.commands import (
     ApproveDirectoryService,
     AssignNeed,
@@ -35,7 +42,7 @@ from contracts.replies import (
 from kernel.bus import ConsumerSpec, by_type
 from kernel.rpc import Endpoint
 from kernel.runtime import PeriodicTask, ServiceApp
-from services.referral import deadlines, directory, handlers, hsds, manual, needs, worklists
+from services.referral import deadlines, directory, family, handlers, hsds, manual, needs, worklists
 from services.referral.store import SCHEMA
 
 APP = ServiceApp(
@@ -74,6 +81,8 @@ APP = ServiceApp(
         ConsumerSpec("referral-intake", INTAKE_STREAM.name, "evt.intake.>", by_type({
             ARRIVAL_REGISTERED.event_type: handlers.on_arrival_registered,
             SHARING_CHANGED.event_type: handlers.on_sharing_changed,
+            CASES_LINKED.event_type: family.on_cases_linked,
+            CASES_UNLINKED.event_type: family.on_cases_unlinked,
         })),
     ],
     tasks=[

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -14,6 +14,7 @@ from contracts.reference import (
     ArrivalPoint,
     LegalBasis,
     Priority,
+    ProviderReason,
     Purpose,
     ReferralStatus,
     ServiceCategory,
@@ -194,6 +195,7 @@ class PlannedReferral:
     need_region: str | None = None
     basis_without_consent: LegalBasis | None = None
     due_in: timedelta | None = None
+    provider_reason: ProviderReason | None = None  # why this provider (None: an unmet need)
 
 
 def tie_order(provider: Provider, region: str | None) -> tuple[int, int, int, str, str]:
@@ -262,8 +264,25 @@ def needs_of(person: Person, rules: RuleSet) -> list[Rule]:
     return [rule for _, rule in sorted(chosen.values(), key=lambda kv: kv[0])]
 
 
+def choose_for_family(providers: Iterable[Provider], category: ServiceCategory, region: str | None,
+                      person: Person | None, exclude: Iterable[str], family_services: Collection[str],
+                      without_consent: LegalBasis | None) -> tuple[Provider | None, ProviderReason | None]:
+    """``choose_provider``, except that a family goes to the same provider where the rules allow: the first
+    fitting provider (eligible, covering the region, with room, not excluded) among ``family_services``
+    (the services already serving a linked family member for this category) on which the person's own
+    consent or legal basis allows the referral at once. Otherwise the stated order (TIE_ORDER)."""
+    ranked = rank_providers(providers, category, region, person, exclude)
+    recipients = list(person.recipients) if person else []
+    for provider in ranked:
+        if provider.service_id in family_services and \
+                consent_basis(recipients, provider.org_id, provider.org_type, without_consent)[0] is not None:
+            return provider, ProviderReason.FAMILY
+    return (ranked[0], ProviderReason.TIE_ORDER) if ranked else (None, None)
+
+
 def plan_need(person: Person, rule: Rule, rules_version: str | None, region: str | None,
-              providers: Iterable[Provider], now: datetime, exclude: Iterable[str] = ()) -> PlannedReferral | None:
+              providers: Iterable[Provider], now: datetime, exclude: Iterable[str] = (),
+              family_services: Collection[str] = ()) -> PlannedReferral | None:
     """The referral one need gets: to the first fitting provider (``tie_order``), or UNASSIGNED with
     its reason; None when the case's owner serves the need itself.
 
@@ -275,7 +294,8 @@ def plan_need(person: Person, rule: Rule, rules_version: str | None, region: str
     if own:
         return None
     exclude = {*exclude, person.owner_org_id}
-    provider = choose_provider(providers, rule.category, region, person, exclude)
+    provider, provider_reason = choose_for_family(providers, rule.category, region, person, exclude, family_services,
+                                                  rule.basis_without_consent)
     common = dict(category=rule.category, priority=rule.priority, due_at=now + rule.due_in, reason_code=rule.id,
                   rule_id=rule.id, rules_version=rules_version, need_region=region,
                   basis_without_consent=rule.basis_without_consent, due_in=rule.due_in)
@@ -286,17 +306,20 @@ def plan_need(person: Person, rule: Rule, rules_version: str | None, region: str
     basis, status = consent_basis(list(person.recipients), provider.org_id, provider.org_type,
                                   rule.basis_without_consent)
     return PlannedReferral(to_org_id=provider.org_id, service_id=provider.service_id, legal_basis=basis,
-                           status=status, **common)  # type: ignore[arg-type]
+                           status=status, provider_reason=provider_reason, **common)  # type: ignore[arg-type]
 
 
 def plan_referrals(arrival: ArrivalRegisteredV1 | Person, providers: list[Provider], now: datetime,
-                   rules: RuleSet) -> list[PlannedReferral]:
+                   rules: RuleSet, family: Mapping[ServiceCategory, Collection[str]] | None = None
+                   ) -> list[PlannedReferral]:
     """One referral per need the rules find (``needs_of``), most urgent first: to a provider, or
-    UNASSIGNED with its reason. Nothing is skipped except what the owner serves in house."""
+    UNASSIGNED with its reason. Nothing is skipped except what the owner serves in house. ``family``:
+    per category, the services already serving a linked family member (``choose_for_family``)."""
     person = arrival if isinstance(arrival, Person) else Person.from_arrival(arrival)
     planned = []
     for rule in needs_of(person, rules):
-        plan = plan_need(person, rule, rules.version, rules.region_served(rule, person), providers, now)
+        plan = plan_need(person, rule, rules.version, rules.region_served(rule, person), providers, now,
+                         family_services=(family or {}).get(rule.category, ()))
         if plan is not None:
             planned.append(plan)
     return planned

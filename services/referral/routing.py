@@ -13,7 +13,7 @@ from contracts.events import ArrivalRegisteredV1, NeedUnassignedV1, ReferralCrea
 from contracts.reference import LegalBasis, Priority, ReferralStatus, ServiceCategory, UnassignedReason
 from kernel.db import Connection
 from kernel.outbox import add_event
-from services.referral import domain, store
+from services.referral import domain, family_store, store
 from services.referral.domain import Person, RuleSet
 
 REROUTABLE = frozenset({ReferralStatus.PENDING, ReferralStatus.REJECTED})  # and any escalated open referral
@@ -31,8 +31,10 @@ async def route_arrival(conn: Connection, arrival: ArrivalRegisteredV1, now: dat
         return []
     regions = sorted({r for r in (rules.region_served(n, person) for n in needs) if r is not None})
     providers = await store.providers(conn, sorted({n.category for n in needs}), regions)
-    plans = domain.plan_referrals(person, providers, now, rules)
+    family = await family_store.family_services(conn, arrival.case_id)  # a family to one provider, where allowed
+    plans = domain.plan_referrals(person, providers, now, rules, family)
     inserted = await store.insert_referrals(conn, arrival.case_id, arrival.owner_org_id, plans)
+    await family_store.record_reasons(conn, inserted)
     rows = [_planned_row(referral_id, arrival, plan) for referral_id, plan in inserted]
     async with conn.pipeline():  # the outbox writes need no answer: one round trip for all of them
         for row in rows:
@@ -121,7 +123,9 @@ async def reroute_referral(conn: Connection, row: dict[str, Any], now: datetime,
     without_consent = LegalBasis(row["basis_without_consent"]) if row.get("basis_without_consent") else None
     exclude = await store.tried_orgs(conn, row["id"]) | {row["case_owner_org_id"]}
     providers = await store.providers(conn, [category], [region] if region else [])
-    provider = domain.choose_provider(providers, category, region, person, exclude)
+    family = await family_store.family_services(conn, row["case_id"])
+    provider, provider_reason = domain.choose_for_family(providers, category, region, person, exclude,
+                                                         family.get(category, set()), without_consent)
     common = dict(category=category, priority=Priority(row["priority"]), due_at=now + due_in,
                   reason_code=row["reason_code"], rule_id=row["rule_id"], rules_version=row["rules_version"],
                   need_region=region, basis_without_consent=without_consent, due_in=due_in)
@@ -134,11 +138,15 @@ async def reroute_referral(conn: Connection, row: dict[str, Any], now: datetime,
         basis, status = domain.consent_basis(list(person.recipients) if person else [], provider.org_id,
                                              provider.org_type, without_consent)
         plan = domain.PlannedReferral(to_org_id=provider.org_id, service_id=provider.service_id, legal_basis=basis,
-                                      status=status, **common)  # type: ignore[arg-type]
+                                      status=status, provider_reason=provider_reason,
+                                      **common)  # type: ignore[arg-type]
     old_status = ReferralStatus(row["status"])
     if old_status != ReferralStatus.REJECTED:
         closed = await store.set_status(conn, row["id"], ReferralStatus.REVOKED, row["legal_basis"], "REROUTED")
         await announce_status(conn, closed, old_status)
     new = await store.insert_reroute(conn, row, plan, actor, reason)
+    if plan.provider_reason is not None:
+        await family_store.record_reasons(conn, [(new["id"], plan)])
+        new = {**new, "provider_reason": plan.provider_reason.value}
     await (announce_unassigned(conn, new, by_org) if plan.to_org_id is None else announce_created(conn, new, by_org))
     return new

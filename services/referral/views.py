@@ -36,6 +36,7 @@ def referral_view(row: dict[str, Any], *, viewer: str | None = None, now: dateti
         outcome_delivered=row.get("outcome_delivered"), outcome_date=row.get("outcome_date"),
         overdue=is_overdue(row["status"], row["due_at"], row.get("accepted_at"), row.get("expected_duration"),
                            row.get("outcome_code"), now),
+        provider_reason=row.get("provider_reason"),
     )
 
 

@@ -164,6 +164,12 @@ OPERATIONS.update({
                            {"dgme": A, "unicef": SC, "csref-gao": SC, "ame": A, "cnrm": SC, "segin-steward": SC}),
 })
 
+# Families (issue 10, item 3): a case's family follows the access rule of the case itself.
+OPERATIONS.update({
+    "family": ("query($case: ID!) { family(caseId: $case) { caseId truncated members { caseId } } }",
+               {"dgme": A, "unicef": A, "csref-gao": A, "ame": NF, "cnrm": SC, "segin-steward": SC}),
+})
+
 NOTES = ("query($case: ID!) { case(id: $case) { referrals { id status serviceCategory reasonCode"
          " toOrganisation { id } } } }")
 TEST_PROVIDER = "e2e-matrix-provider"  # a test-only directory entry, in a region no test arrival is served in
@@ -244,4 +250,35 @@ def test_operation_matrix(api: Api, subjects: Callable[[], dict[str, str]], oper
     else:
         assert body.get("data") is None, body
         assert [e["extensions"]["code"] for e in body["errors"]] == [expected], body
+        assert "Matrice" not in str(body)
+
+
+# Linking two cases (issue 10, item 3): the organisation must read both and own one (cases:write). Each
+# cell gets its own mother and child, registered by DGME (the mother consented to nothing).
+FAMILY_OPERATIONS: dict[str, tuple[str, dict[str, str]]] = {
+    "linkCases": ("mutation($child: ID!, $mother: ID!) { linkCases(caseId: $child, linkedCaseId: $mother, relation: "
+                  "CHILD_OF, travellingTogether: true) { id links { relation } } }",
+                  {"dgme": A, "unicef": SC, "csref-gao": SC, "ame": NF, "cnrm": SC, "segin-steward": SC}),
+    "unlinkCases": ("mutation($child: ID!, $mother: ID!) { unlinkCases(caseId: $child, linkedCaseId: $mother) "
+                    "{ id links { relation } } }",
+                    {"dgme": A, "unicef": SC, "csref-gao": SC, "ame": NF, "cnrm": SC, "segin-steward": SC}),
+}
+FAMILY_CELLS = [(op, org) for op in FAMILY_OPERATIONS for org in ORGS]
+
+
+@pytest.mark.parametrize("operation,org", FAMILY_CELLS, ids=[f"{op}-{org}" for op, org in FAMILY_CELLS])
+def test_family_operation_matrix(api: Api, operation: str, org: str) -> None:
+    document, expected_by_org = FAMILY_OPERATIONS[operation]
+    mother = api.register("dgme", arrival(givenName="Matrice", estimatedAge=35, vulnerabilities=[],
+                                          consent={"given": False}))["data"]["registerArrival"]["id"]
+    child = api.register("dgme", arrival(givenName="Matrice", estimatedAge=6, vulnerabilities=[],
+                                         links=[{"caseId": mother, "relation": "CHILD_OF", "travellingTogether": True}]
+                                         if operation == "unlinkCases" else []))["data"]["registerArrival"]["id"]
+    body = api.gql(org, document, {"child": child, "mother": mother})
+    if expected_by_org[org] == A:
+        assert not body.get("errors"), body
+        assert body["data"] and all(v is not None for v in body["data"].values()), body
+    else:
+        assert body.get("data") is None, body
+        assert [e["extensions"]["code"] for e in body["errors"]] == [expected_by_org[org]], body
         assert "Matrice" not in str(body)
