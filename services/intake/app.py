@@ -20,11 +20,15 @@ from contracts.commands import (
     StatisticsRequest,
     WithdrawConsent,
 )
+from contracts.commands import (
+    ArrivalGroupQuery, ArrivalGroupRef, CheckIn, CreateArrivalGroup, PageRequest, UploadManifest,
+)
 from contracts.replies import CaseExport, CaseView, SharingResult, StatisticsView
+from contracts.replies import ArrivalGroupView, CheckInResult, ManifestResult, Page
 from kernel.bus import ConsumerSpec, by_type
 from kernel.rpc import Endpoint
 from kernel.runtime import ServiceApp
-from services.intake import handlers
+from services.intake import handlers, reception
 from services.intake.store import SCHEMA
 
 APP = ServiceApp(
@@ -40,6 +44,13 @@ APP = ServiceApp(
         "record_legal_basis": Endpoint(handlers.record_legal_basis, RecordLegalBasis, "consent:write", SharingResult),
         "statistics": Endpoint(handlers.statistics, StatisticsRequest, "statistics:read", StatisticsView),
         "subject_access": Endpoint(handlers.subject_access, CaseRef, "audit:read", CaseExport),
+        # Reception of groups (issue 10): arrival groups, manifests, check-in (services/intake/reception.py).
+        "create_arrival_group": Endpoint(reception.create_group, CreateArrivalGroup, "cases:write", ArrivalGroupView),
+        "upload_manifest": Endpoint(reception.upload_manifest, UploadManifest, "cases:write", ManifestResult),
+        "check_in": Endpoint(reception.check_in, CheckIn, "cases:write", CheckInResult),
+        "close_arrival_group": Endpoint(reception.close_group, ArrivalGroupRef, "cases:write", ArrivalGroupView),
+        "arrival_group": Endpoint(reception.arrival_group, ArrivalGroupQuery, "cases:read", ArrivalGroupView),
+        "arrival_groups": Endpoint(reception.arrival_groups, PageRequest, "cases:read", Page[ArrivalGroupView]),
     },
     consumers=[
         # The access projection: which organisation holds an open referral for which case.

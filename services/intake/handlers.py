@@ -76,23 +76,43 @@ async def _create_case(conn: Connection, principal: Principal, arrival: Register
 async def register_arrival(pool: AsyncConnectionPool, principal: Principal, request: RegisterArrivalRequest
                            ) -> CaseView:
     """Register once per idempotency key (the key is the sender's own); a retry reads the case it made."""
+    async with pool.connection() as conn, conn.transaction():
+        case_id, created = await register_once(conn, principal, request.idempotency_key, request.arrival)
+        case = await registered_case(conn, principal, case_id, created)
+    return case
+
+
+Produced = Callable[[uuid.UUID], Awaitable[dict[str, Any]]]
+
+
+async def register_once(conn: Connection, principal: Principal, key: str, arrival: RegisterArrival, *,
+                        operation: str = "register_arrival", request: Any = None, then: Produced | None = None
+                        ) -> tuple[uuid.UUID, bool]:
+    """The one way a case is registered (registerArrival, a check-in): ``_create_case`` once per idempotency
+    key of ``operation``, in the caller's transaction. ``then`` runs after a creation and adds to the response
+    the key replays. Returns the case's id and whether it was created now."""
     created: list[dict[str, Any]] = []
 
-    async with pool.connection() as conn, conn.transaction():
-        async def create() -> dict[str, Any]:
-            created.append(await _create_case(conn, principal, request.arrival))
-            return created[-1]
+    async def create() -> dict[str, Any]:
+        created.append(await _create_case(conn, principal, arrival))
+        if then is not None:
+            created[-1] |= await then(uuid.UUID(created[-1]["case_id"]))
+        return created[-1]
 
-        result = await idempotent(
-            conn, store.SCHEMA, org_id=principal.org_id, subject=principal.subject, operation="register_arrival",
-            key=request.idempotency_key, request=request.arrival.model_dump(mode="json"), produce=create,
-        )
-        case_id = uuid.UUID(result["case_id"])
-        case = await store.get_case(conn, case_id)
-        sharing = await store.sharing_rows(conn, case_id)
-        # Last in the transaction: the audit chain's lock is held until commit.
-        await store.TRAIL.allowed(conn, principal, "case.create" if created else "case.read", [case_id],
-                                  OWNER_CATEGORIES, AuditPurpose.CASE_MANAGEMENT)
+    result = await idempotent(
+        conn, store.SCHEMA, org_id=principal.org_id, subject=principal.subject, operation=operation,
+        key=key, request=request if request is not None else arrival.model_dump(mode="json"), produce=create,
+    )
+    return uuid.UUID(result["case_id"]), bool(created)
+
+
+async def registered_case(conn: Connection, principal: Principal, case_id: uuid.UUID, created: bool) -> CaseView:
+    """The owner's view of a case it just registered (or a retry read), audited as registerArrival does:
+    call it last in the transaction (the audit chain's lock is held until commit)."""
+    case = await store.get_case(conn, case_id)
+    sharing = await store.sharing_rows(conn, case_id)
+    await store.TRAIL.allowed(conn, principal, "case.create" if created else "case.read", [case_id],
+                              OWNER_CATEGORIES, AuditPurpose.CASE_MANAGEMENT)
     assert case is not None
     return views.case_view(case, domain.visible_categories(principal.scopes),
                            domain.Access(True, domain.OWNER_PURPOSE), sharing)
