@@ -26,6 +26,7 @@ from contracts.reference import (
     FollowupStatus,
     GivenBy,
     LegalBasis,
+    ManifestField,
     OrganisationType,
     PlanActionStatus,
     Priority,
@@ -590,6 +591,13 @@ class ManifestProblem(Reply):
     reason: str
 
 
+class ManifestColumn(Reply):
+    """A column of the sender's file (its header as written) and the field it filled."""
+
+    column: str
+    field: ManifestField
+
+
 class ManifestResult(Reply):
     """What an upload did: rows kept, rows already in the group (re-upload), and every problem."""
 
@@ -603,7 +611,7 @@ class ManifestResult(Reply):
     rejected_rows: list[int]
     problems: list[ManifestProblem]
     warnings: list[ManifestProblem]
-    mapping: dict[str, str] = Field(description="Each column read (sender's header) → the field it filled")
+    mapping: list[ManifestColumn] = Field(description="Each column read, in the file's order")
 
 
 class ExpectedPersonView(Reply):

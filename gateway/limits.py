@@ -68,6 +68,10 @@ SERVICE_CALLS: dict[str, int] = {
         "assignCaseManagement", "updatePlanAction", "closeCase", "reopenCase", "recordSurvey", "logContact")},
     "Mutation.savePlan": SAVE_PLAN_COST,
 }
+# Reception of groups (issue 10): one intake call each.
+SERVICE_CALLS.update({f"{root}.{name}": 1 for root, names in (
+    ("Query", ("arrivalGroup", "arrivalGroups")),
+    ("Mutation", ("createArrivalGroup", "uploadManifest", "checkIn", "closeArrivalGroup"))) for name in names})
 
 
 @dataclass(frozen=True)

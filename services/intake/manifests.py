@@ -191,8 +191,8 @@ class Columns:
                 return self.headers[index]
         return None
 
-    def used(self) -> dict[str, str]:
-        return {self.headers[i]: f.value for i, f in sorted(self.by_index.items())}
+    def used(self) -> list[dict[str, str]]:
+        return [{"column": self.headers[i], "field": f.value} for i, f in sorted(self.by_index.items())]
 
 
 def _problem(row: int | None, column: str | None, field_name: str | None, reason: str) -> dict[str, Any]:
@@ -424,7 +424,7 @@ class Manifest:
     rows: list[tuple[int, ExpectedRow, str]]
     problems: list[dict[str, Any]]
     warnings: list[dict[str, Any]]
-    mapping: dict[str, str]
+    mapping: list[dict[str, str]]
     rows_read: int
     rejected_rows: list[int]
 

@@ -120,8 +120,9 @@ async def test_a_senders_mapping_is_saved_and_used_again(intake_pool: AsyncConne
                {"column": "Années", "field": "ESTIMATED_AGE"}, {"column": "Commentaire", "field": "IGNORE"}]
     first = await upload(intake_pool, await new_group(intake_pool), odd.encode(), sender=sender, mapping=mapping)
     assert first["added"] == 1 and first["warnings"] == []
-    assert first["mapping"] == {"Patronyme": "FAMILY_NAME", "Petit nom": "GIVEN_NAME", "Genre": "SEX",
-                                "Années": "ESTIMATED_AGE"}
+    assert first["mapping"] == [{"column": "Patronyme", "field": "FAMILY_NAME"},
+                                {"column": "Petit nom", "field": "GIVEN_NAME"}, {"column": "Genre", "field": "SEX"},
+                                {"column": "Années", "field": "ESTIMATED_AGE"}]
     later = await upload(intake_pool, await new_group(intake_pool), odd.replace("Awa", "Fanta").encode(),
                          sender=sender.upper())
     assert later["added"] == 1, "the sender's saved mapping was used (sender names compared case-blind)"
