@@ -46,6 +46,7 @@ from services.intake import reception_store as rstore
 from services.intake.store import SCHEMA, TRAIL
 
 IDENTITY = ["identity"]
+AUDIT_BATCH = 1000  # kernel.audit's bound on the ids one entry names
 GROUP_NOT_FOUND = "No such arrival group, or it is not your organisation's."
 
 
@@ -193,7 +194,9 @@ async def upload_manifest(pool: AsyncConnectionPool, principal: Principal, reque
             result = await rstore.upload_result(conn, group_id, digest)
             if result is None:
                 result, ids = await _read_into(conn, principal, group, request, content, digest, sender)
-                await TRAIL.allowed(conn, principal, "manifest.upload", ids, IDENTITY, AuditPurpose.CASE_MANAGEMENT)
+                for start in range(0, max(len(ids), 1), AUDIT_BATCH):  # an audit entry names at most 1,000 ids
+                    await TRAIL.allowed(conn, principal, "manifest.upload", ids[start:start + AUDIT_BATCH], IDENTITY,
+                                        AuditPurpose.CASE_MANAGEMENT)
     if group is None:
         raise NotFound(GROUP_NOT_FOUND, field="groupId")
     return ManifestResult.model_validate(result)

@@ -229,3 +229,12 @@ async def test_reading_a_group_is_audited(intake_pool: AsyncConnectionPool) -> N
     reads = [r for r in await audit_rows(intake_pool, "intake")
              if r["operation"] == "arrival_group.read" and set(r["case_ids"]) == ids]
     assert len(reads) == 1 and reads[0]["outcome"] == "allowed"
+
+
+async def test_a_long_manifest_is_audited_in_entries_of_at_most_a_thousand_people(
+        intake_pool: AsyncConnectionPool) -> None:
+    group = await new_group(intake_pool)
+    result = await upload(intake_pool, group, manifest_csv(1500))
+    assert result["added"] == 1500
+    entries = [r for r in await audit_rows(intake_pool, "intake") if r["operation"] == "manifest.upload"]
+    assert sorted(len(e["case_ids"]) for e in entries[-2:]) == [500, 1000]
