@@ -11,7 +11,9 @@ What it measures, through the public API only (as organisation ``dgme``):
 * **check-in**: every expected person checked in (``checkIn``, each with its own idempotency key) by C
   agents at once, each agent with its own HTTP connection and token: latency p50, p95 and max per
   check-in (target: p95 under 150 ms), throughput and errors. Afterwards the group's totals must say
-  that everyone valid was checked in.
+  that everyone valid was checked in;
+* **a baseline**: as many ``registerArrival`` calls by as many agents right after, on the same platform,
+  so the check-in figures can be read against registration's on the same machine at the same moment.
 
 Usage::
 
@@ -64,6 +66,8 @@ UPLOAD = """mutation($group: ID!, $file: Upload!) { uploadManifest(groupId: $gro
 READ = """query($group: ID!, $after: String) { arrivalGroup(id: $group, first: 100, after: $after) {
   totals { expected checkedIn noShow addedOnArrival children vulnerable }
   people { nodes { id status } pageInfo { hasNextPage endCursor } } } }"""
+REGISTER = """mutation($key: String!, $input: ArrivalInput!) { registerArrival(idempotencyKey: $key, input: $input) {
+  id givenName familyName arrivalPoint vulnerabilities } }"""
 CHECK_IN = """mutation($group: ID!, $person: ID!, $key: String!, $input: CheckInInput!) {
   checkIn(groupId: $group, expectedPersonId: $person, idempotencyKey: $key, input: $input) {
     expectedPerson { status } case { id givenName familyName arrivalPoint vulnerabilities } } }"""
@@ -198,6 +202,7 @@ async def bench(args: argparse.Namespace, base_url: str, secrets: dict[str, dict
     t5 = time.perf_counter()
     await asyncio.gather(*(agent() for _ in range(args.concurrency)))
     wall = time.perf_counter() - t5
+    result["register_arrival_baseline"] = await baseline(args, base_url, secrets, arrival) if args.baseline else None
     async with httpx.AsyncClient(timeout=60) as http:
         bearer = await token(http, base_url, secrets)
         totals = (await gql(http, url, bearer, READ, {"group": group}))["arrivalGroup"]["totals"]
@@ -214,6 +219,37 @@ async def bench(args: argparse.Namespace, base_url: str, secrets: dict[str, dict
     return result
 
 
+async def baseline(args: argparse.Namespace, base_url: str, secrets: dict[str, dict[str, str]], arrival: dt.date
+                   ) -> dict[str, Any]:
+    """The same number of registerArrival calls by as many agents, on the same platform right after: what a
+    check-in's latency compares with on this machine at this moment."""
+    url, latencies, errors = f"{base_url}/graphql", [], []
+    remaining = [args.baseline]
+
+    async def agent() -> None:
+        async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=1)) as own:
+            mine = await token(own, base_url, secrets)
+            await gql(own, url, mine, "{ me { subject } }", {})
+            while remaining[0] > 0:
+                remaining[0] -= 1
+                variables = {"key": str(uuid.uuid4()), "input": {
+                    "givenName": "Awa", "familyName": "Keïta", "sex": "FEMALE", "estimatedAge": 30,
+                    "countryReturnedFrom": "LY", "arrivalPoint": "BAMAKO_AIRPORT", "arrivalDate": arrival.isoformat(),
+                    "destinationRegion": "01", "consent": {"given": True, "recipientOrgIds": ["unicef"]}}}
+                start = time.perf_counter()
+                try:
+                    await gql(own, url, mine, REGISTER, variables)
+                    latencies.append((time.perf_counter() - start) * 1000)
+                except (RuntimeError, httpx.HTTPError) as exc:
+                    errors.append(str(exc)[:200])
+
+    await asyncio.gather(*(agent() for _ in range(args.concurrency)))
+    return {"count": len(latencies), "errors": len(errors),
+            "p50_ms": round(statistics.median(latencies), 1) if latencies else None,
+            "p95_ms": round(percentile(latencies, 95), 1) if latencies else None,
+            "max_ms": round(max(latencies), 1) if latencies else None}
+
+
 def print_human(result: dict[str, Any], out: Any) -> None:
     m, c = result["manifest"], result["check_in"]
     print(f"manifest: {result['rows']} rows ({result['file_bytes']} bytes, {result['valid_rows']} valid): end to end "
@@ -221,6 +257,10 @@ def print_human(result: dict[str, Any], out: Any) -> None:
           f"{m['added']} stored, rows with problems {m['rejected_rows']}", file=out)
     print(f"check-in: {c['count']} by {result['concurrency']} agents in {c['wall_s']} s ({c['per_second']}/s); "
           f"p50 {c['p50_ms']} ms, p95 {c['p95_ms']} ms, max {c['max_ms']} ms; errors {c['errors']}", file=out)
+    if result.get("register_arrival_baseline"):
+        b = result["register_arrival_baseline"]
+        print(f"baseline registerArrival right after, same agents: {b['count']} calls, p50 {b['p50_ms']} ms, "
+              f"p95 {b['p95_ms']} ms, max {b['max_ms']} ms; errors {b['errors']}", file=out)
     print(f"totals after: {result['totals_after']}", file=out)
     print(f"targets: {result['targets']}; {os.cpu_count()} CPUs", file=out)
 
@@ -233,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--secrets", type=Path, help="its demo-clients.json (with --url)")
     parser.add_argument("--seed", type=int, default=20261202)
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    parser.add_argument("--baseline", type=int, default=300,
+                        help="registerArrival calls timed afterwards for comparison (0: none; default 300)")
     args = parser.parse_args(argv)
     platform, data_dir = None, None
     try:
