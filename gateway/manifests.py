@@ -7,7 +7,8 @@ or the XLSX media type); the other fields come as form fields or query parameter
 the file and the group's fields, so posting the same thing twice creates one group); ``sender``; and
 ``mapping`` (JSON: ``[{"column": "...", "field": "FAMILY_NAME"}]`` or ``{"Patronyme": "FAMILY_NAME"}``).
 A bearer token with ``cases:write``, as for GraphQL. The answer is JSON: ``{"groupId": …, "result": …}``
-(what the upload did, as uploadManifest answers it, with the same camelCase names), or ``{"error": {code, message, field, problems}}``.
+(what the upload did, as uploadManifest answers it, with the same camelCase names), or
+``{"error": {code, message, field, problems}}``.
 See docs/manifests.md.
 """
 
