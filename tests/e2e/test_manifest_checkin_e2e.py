@@ -148,6 +148,14 @@ def test_a_manifest_by_the_http_route_xlsx_and_raw_csv(api: Api) -> None:
     read = api.gql("dgme", GROUP_READ, {"group": body["groupId"]})["data"]["arrivalGroup"]
     assert read["totals"]["expected"] == 3 and read["totals"]["children"] == 1
     assert read["people"]["nodes"][0]["phoneNumbers"] == ["+22376123457"]
+    assert read["people"]["nodes"][1]["householdRef"] == "H7" and read["people"]["nodes"][1]["relationship"] == "Son"
+
+    odd = "Patronyme;Petit nom;Genre;Années\nCoulibaly;Fanta;F;25\n".encode()
+    mapping = json.dumps({"Patronyme": "FAMILY_NAME", "Petit nom": "GIVEN_NAME", "Années": "ESTIMATED_AGE"})
+    mapped = post_manifest(api, "dgme", params={"groupId": body["groupId"], "sender": "Ambassade", "mapping": mapping},
+                           content=odd, headers={"Content-Type": "text/csv"})
+    assert mapped.status_code == 200 and mapped.json()["result"]["added"] == 1, mapped.text
+    assert [c["column"] for c in mapped.json()["result"]["mapping"]] == ["Patronyme", "Petit nom", "Genre", "Années"]
 
     too_big = post_manifest(api, "dgme", params={"groupId": body["groupId"], "sender": "x"},
                             content=b"Nom;Prenom;Sexe;Age\n" + b"x" * 450_000, headers={"Content-Type": "text/csv"})
