@@ -58,13 +58,21 @@ def _group_id(value: str) -> uuid.UUID:
     return parse_id(value, "groupId", not_found=GROUP_NOT_FOUND)
 
 
-async def _owned_group(conn: Connection, principal: Principal, group_id: uuid.UUID, *, lock: bool = False
-                       ) -> dict[str, Any]:
-    """The caller's group, or NOT_FOUND (the refusal audited, the same whether it exists or not)."""
+async def _owned_group(conn: Connection, principal: Principal, group_id: uuid.UUID, operation: str, *,
+                       lock: bool = False) -> dict[str, Any] | None:
+    """The caller's group; otherwise None, the refusal audited (the same whether it exists or not)."""
     group = await rstore.get_group(conn, group_id, lock=lock)
     if group is None or group["owner_org_id"] != principal.org_id:
-        raise NotFound(GROUP_NOT_FOUND, field="groupId")
+        await TRAIL.denied(conn, principal, operation, [])
+        return None
     return group
+
+
+async def _audit_people(conn: Connection, principal: Principal, operation: str, ids: list[uuid.UUID]) -> None:
+    """One record per thousand people at most (kernel.audit's bound on the ids one entry names)."""
+    for start in range(0, max(len(ids), 1), AUDIT_BATCH):
+        await TRAIL.allowed(conn, principal, operation, ids[start:start + AUDIT_BATCH], IDENTITY,
+                            AuditPurpose.CASE_MANAGEMENT)
 
 
 def person_view(row: dict[str, Any]) -> ExpectedPersonView:
@@ -122,11 +130,7 @@ async def arrival_group(pool: AsyncConnectionPool, principal: Principal, request
                         ) -> ArrivalGroupView:
     group_id = _group_id(request.group_id)
     async with pool.connection() as conn, conn.transaction():
-        try:
-            group = await _owned_group(conn, principal, group_id)
-        except NotFound:
-            await TRAIL.denied(conn, principal, "arrival_group.read", [])
-            group = None
+        group = await _owned_group(conn, principal, group_id, "arrival_group.read")
         if group is not None:
             people = await rstore.people_page(conn, group_id, request.status, request.first, request.after)
             view = await _group_view(conn, group, people)
@@ -151,14 +155,10 @@ async def close_group(pool: AsyncConnectionPool, principal: Principal, request: 
     """Reception is over: whoever was not checked in becomes NO_SHOW (still listed). Closing twice is harmless."""
     group_id = _group_id(request.group_id)
     async with pool.connection() as conn, conn.transaction():
-        try:
-            group = await _owned_group(conn, principal, group_id, lock=True)
-        except NotFound:
-            group = None
-            await TRAIL.denied(conn, principal, "arrival_group.close", [])
+        group = await _owned_group(conn, principal, group_id, "arrival_group.close", lock=True)
         if group is not None:
             if group["status"] != ArrivalGroupStatus.CLOSED.value:
-                await rstore.close_group(conn, group_id)
+                await _audit_people(conn, principal, "arrival_group.close", await rstore.close_group(conn, group_id))
             group = await rstore.get_group(conn, group_id)
             assert group is not None
             view = await _group_view(conn, group)
@@ -185,18 +185,12 @@ async def upload_manifest(pool: AsyncConnectionPool, principal: Principal, reque
     digest = hashlib.sha256(content).hexdigest()
     sender = " ".join(request.sender.split())
     async with pool.connection() as conn, conn.transaction():
-        try:
-            group = await _owned_group(conn, principal, group_id, lock=True)
-        except NotFound:
-            group = None
-            await TRAIL.denied(conn, principal, "manifest.upload", [])
+        group = await _owned_group(conn, principal, group_id, "manifest.upload", lock=True)
         if group is not None:
             result = await rstore.upload_result(conn, group_id, digest)
             if result is None:
                 result, ids = await _read_into(conn, principal, group, request, content, digest, sender)
-                for start in range(0, max(len(ids), 1), AUDIT_BATCH):  # an audit entry names at most 1,000 ids
-                    await TRAIL.allowed(conn, principal, "manifest.upload", ids[start:start + AUDIT_BATCH], IDENTITY,
-                                        AuditPurpose.CASE_MANAGEMENT)
+                await _audit_people(conn, principal, "manifest.upload", ids)
     if group is None:
         raise NotFound(GROUP_NOT_FOUND, field="groupId")
     return ManifestResult.model_validate(result)
@@ -249,11 +243,7 @@ async def check_in(pool: AsyncConnectionPool, principal: Principal, request: Che
     group_id = _group_id(request.group_id)
     person_id = parse_id(request.expected_person_id, "expectedPersonId") if request.expected_person_id else None
     async with pool.connection() as conn, conn.transaction():
-        try:
-            group = await _owned_group(conn, principal, group_id)
-        except NotFound:
-            await TRAIL.denied(conn, principal, "check_in", [person_id] if person_id else [])
-            group = None
+        group = await _owned_group(conn, principal, group_id, "check_in")
         if group is not None:
             person = None
             if person_id is not None:

@@ -39,11 +39,13 @@ async def groups_page(conn: Connection, org_id: str, first: int, after: str | No
     return pagination.page(list(await cur.fetchall()), first)
 
 
-async def close_group(conn: Connection, group_id: uuid.UUID) -> None:
+async def close_group(conn: Connection, group_id: uuid.UUID) -> list[uuid.UUID]:
+    """Close the group; the people never checked in become no-shows (their ids returned)."""
     await conn.execute("update intake.arrival_groups set status = %s, closed_at = now() where id = %s",
                        (ArrivalGroupStatus.CLOSED.value, group_id))
-    await conn.execute("update intake.expected_people set status = %s where group_id = %s and status = %s",
-                       (ExpectedStatus.NO_SHOW.value, group_id, ExpectedStatus.EXPECTED.value))
+    cur = await conn.execute("update intake.expected_people set status = %s where group_id = %s and status = %s"
+                             " returning id", (ExpectedStatus.NO_SHOW.value, group_id, ExpectedStatus.EXPECTED.value))
+    return [r["id"] for r in await cur.fetchall()]
 
 
 # --- manifests -------------------------------------------------------------------------------------

@@ -238,3 +238,16 @@ async def test_a_long_manifest_is_audited_in_entries_of_at_most_a_thousand_peopl
     assert result["added"] == 1500
     entries = [r for r in await audit_rows(intake_pool, "intake") if r["operation"] == "manifest.upload"]
     assert sorted(len(e["case_ids"]) for e in entries[-2:]) == [500, 1000]
+
+
+async def test_closing_names_the_no_shows_in_the_audit_trail_and_refusals_are_recorded(
+        intake_pool: AsyncConnectionPool) -> None:
+    group = await new_group(intake_pool)
+    await upload(intake_pool, group, manifest_csv(2))
+    ids = {uuid.UUID(p["id"]) for p in (await people(intake_pool, group))["people"]["nodes"]}
+    with pytest.raises(SeginError):
+        await call(INTAKE, "close_arrival_group", intake_pool, as_dgme("ame"), {"group_id": group["id"]})
+    await call(INTAKE, "close_arrival_group", intake_pool, as_dgme(), {"group_id": group["id"]})
+    rows = [r for r in await audit_rows(intake_pool, "intake") if r["operation"] == "arrival_group.close"]
+    assert (rows[-2]["org_id"], rows[-2]["outcome"]) == ("ame", "denied")
+    assert (rows[-1]["org_id"], rows[-1]["outcome"], set(rows[-1]["case_ids"])) == ("dgme", "allowed", ids)
