@@ -253,21 +253,25 @@ async def check_in(pool: AsyncConnectionPool, principal: Principal, request: Che
                     raise NotFound("No such person in this arrival group.", field="expectedPersonId")
             arrival = _arrival(reception_domain.arrival_data(group, person, request.input))
 
+            checked: list[dict[str, Any]] = []
+
             async def then(case_id: uuid.UUID) -> dict[str, Any]:
                 if person is None:
-                    return {"expected_person_id": str(await rstore.insert_walk_in(conn, group_id, case_id, arrival))}
-                if person["status"] == ExpectedStatus.CHECKED_IN.value:
+                    checked.append(await rstore.insert_walk_in(conn, group_id, case_id, arrival))
+                elif person["status"] == ExpectedStatus.CHECKED_IN.value:
                     raise Conflict("This person is already checked in (another idempotency key).",
                                    field="expectedPersonId", code="CONFLICT")
-                await rstore.mark_checked_in(conn, person["id"], case_id)
-                return {"expected_person_id": str(person["id"])}
+                else:
+                    checked.append(await rstore.mark_checked_in(conn, person["id"], case_id))
+                return {"expected_person_id": str(checked[0]["id"])}
 
             case_id, created = await handlers.register_once(
                 conn, principal, request.idempotency_key, arrival, operation="check_in",
                 request=request.model_dump(mode="json"), then=then)
-            checked = await rstore.person_of_case(conn, case_id)
+            if not checked:  # a retry: the person its first call checked in
+                checked.append(await rstore.person_of_case(conn, case_id))
             case = await handlers.registered_case(conn, principal, case_id, created)
     if group is None:
         raise NotFound(GROUP_NOT_FOUND, field="groupId")
-    return CheckInResult(expected_person=person_view(checked), case=case)
+    return CheckInResult(expected_person=person_view(checked[0]), case=case)
 

@@ -118,23 +118,27 @@ async def person_of_case(conn: Connection, case_id: uuid.UUID) -> dict[str, Any]
     return row
 
 
-async def mark_checked_in(conn: Connection, person_id: uuid.UUID, case_id: uuid.UUID) -> None:
-    await conn.execute("update intake.expected_people set status = %s, case_id = %s, checked_in_at = now()"
-                       " where id = %s", (ExpectedStatus.CHECKED_IN.value, case_id, person_id))
+async def mark_checked_in(conn: Connection, person_id: uuid.UUID, case_id: uuid.UUID) -> dict[str, Any]:
+    cur = await conn.execute("update intake.expected_people set status = %s, case_id = %s, checked_in_at = now()"
+                             " where id = %s returning *", (ExpectedStatus.CHECKED_IN.value, case_id, person_id))
+    row = await cur.fetchone()
+    assert row is not None
+    return row
 
 
 async def insert_walk_in(conn: Connection, group_id: uuid.UUID, case_id: uuid.UUID, arrival: RegisterArrival
-                         ) -> uuid.UUID:
+                         ) -> dict[str, Any]:
     """Someone not on the list, checked in with the group: added on arrival."""
-    person_id = uuid.uuid4()
-    await conn.execute(
+    cur = await conn.execute(
         "insert into intake.expected_people (id, group_id, given_name, family_name, sex, date_of_birth,"
         " estimated_age, phone_numbers, place_of_origin, destination_region, status, added_on_arrival, case_id,"
-        " checked_in_at) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, true, %s, now())",
-        (person_id, group_id, arrival.given_name, arrival.family_name, arrival.sex.value, arrival.date_of_birth,
+        " checked_in_at) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, true, %s, now()) returning *",
+        (uuid.uuid4(), group_id, arrival.given_name, arrival.family_name, arrival.sex.value, arrival.date_of_birth,
          arrival.estimated_age, arrival.phone_numbers, arrival.place_of_origin, arrival.destination_region,
          ExpectedStatus.CHECKED_IN.value, case_id))
-    return person_id
+    row = await cur.fetchone()
+    assert row is not None
+    return row
 
 
 async def people_page(conn: Connection, group_id: uuid.UUID, status: ExpectedStatus | None, first: int,
