@@ -136,6 +136,8 @@ class CaseExport(CaseView):
 
     registered_by: str
     screening: list[ScreeningView]
+    arrival_group_entry: ExpectedPersonView | None = Field(
+        default=None, description="The manifest row the person was checked in from, as received (issue 10)")
 
 
 class SharingResult(Reply):

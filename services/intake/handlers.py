@@ -42,7 +42,7 @@ from kernel.events import CloudEvent
 from kernel.outbox import add_event
 from kernel.statistics import minimum_cell, suppress_small_cells
 from kernel.tokens import Principal
-from services.intake import domain, store, views
+from services.intake import domain, reception_store, store, views
 
 IDENTITY = ["identity", "arrival"]
 OWNER_CATEGORIES = [*IDENTITY, "vulnerabilities", "consent"]
@@ -282,8 +282,9 @@ async def subject_access(pool: AsyncConnectionPool, principal: Principal, reques
         else:
             rows = await store.sharing_rows(conn, case_id)
             screening = await store.screening(conn, case_id)
+            entry = await reception_store.entry_of_case(conn, case_id)  # the manifest row, if checked in from one
             await store.TRAIL.allowed(conn, principal, "dsar.export", [case_id], categories,
                                       AuditPurpose.DATA_SUBJECT_REQUEST)
     if case is None:
         raise _not_found()
-    return views.case_export(case, rows, screening, domain.Access(True, DSAR_PURPOSE))
+    return views.case_export(case, rows, screening, domain.Access(True, DSAR_PURPOSE), entry)

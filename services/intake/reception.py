@@ -41,7 +41,7 @@ from kernel.audit import AuditPurpose
 from kernel.db import Connection, idempotent
 from kernel.errors import BadInput, Conflict, NotFound, bad_input_from, parse_id
 from kernel.tokens import Principal
-from services.intake import handlers, manifests, reception_domain
+from services.intake import handlers, manifests, reception_domain, views
 from services.intake import reception_store as rstore
 from services.intake.store import SCHEMA, TRAIL
 
@@ -75,24 +75,12 @@ async def _audit_people(conn: Connection, principal: Principal, operation: str, 
                             AuditPurpose.CASE_MANAGEMENT)
 
 
-def person_view(row: dict[str, Any]) -> ExpectedPersonView:
-    return ExpectedPersonView(
-        id=str(row["id"]), group_id=str(row["group_id"]), source_row=row["source_row"], given_name=row["given_name"],
-        family_name=row["family_name"], sex=row["sex"], date_of_birth=row["date_of_birth"],
-        estimated_age=row["estimated_age"], phone_numbers=list(row["phone_numbers"]),
-        document_number=row["document_number"], place_of_origin=row["place_of_origin"],
-        household_ref=row["household_ref"], relationship=row["relationship"],
-        destination_region=row["destination_region"], status=row["status"], added_on_arrival=row["added_on_arrival"],
-        case_id=str(row["case_id"]) if row["case_id"] else None, checked_in_at=row["checked_in_at"],
-        created_at=row["created_at"])
-
-
 async def _group_view(conn: Connection, group: dict[str, Any], people: dict[str, Any] | None = None
                       ) -> ArrivalGroupView:
     counts = reception_domain.totals(await rstore.totals_rows(conn, group["id"]), group["arrival_date"])
     page = None
     if people is not None:
-        page = Page[ExpectedPersonView](nodes=[person_view(r) for r in people["nodes"]],
+        page = Page[ExpectedPersonView](nodes=[views.person_view(r) for r in people["nodes"]],
                                         page_info=people["page_info"])
     return ArrivalGroupView(
         id=str(group["id"]), owner_org_id=group["owner_org_id"], kind=group["kind"], reference=group["reference"],
@@ -269,9 +257,11 @@ async def check_in(pool: AsyncConnectionPool, principal: Principal, request: Che
                 conn, principal, request.idempotency_key, arrival, operation="check_in",
                 request=request.model_dump(mode="json"), then=then)
             if not checked:  # a retry: the person its first call checked in
-                checked.append(await rstore.person_of_case(conn, case_id))
+                first = await rstore.entry_of_case(conn, case_id)
+                assert first is not None
+                checked.append(first)
             case = await handlers.registered_case(conn, principal, case_id, created)
     if group is None:
         raise NotFound(GROUP_NOT_FOUND, field="groupId")
-    return CheckInResult(expected_person=person_view(checked[0]), case=case)
+    return CheckInResult(expected_person=views.person_view(checked[0]), case=case)
 

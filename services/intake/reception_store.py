@@ -110,12 +110,10 @@ async def get_person(conn: Connection, group_id: uuid.UUID, person_id: uuid.UUID
     return await cur.fetchone()
 
 
-async def person_of_case(conn: Connection, case_id: uuid.UUID) -> dict[str, Any]:
-    """The group member a check-in registered this case for."""
+async def entry_of_case(conn: Connection, case_id: uuid.UUID) -> dict[str, Any] | None:
+    """The group member a case was checked in as, if any (for the data-subject export)."""
     cur = await conn.execute("select * from intake.expected_people where case_id = %s", (case_id,))
-    row = await cur.fetchone()
-    assert row is not None
-    return row
+    return await cur.fetchone()
 
 
 async def mark_checked_in(conn: Connection, person_id: uuid.UUID, case_id: uuid.UUID) -> dict[str, Any]:

@@ -251,3 +251,19 @@ async def test_closing_names_the_no_shows_in_the_audit_trail_and_refusals_are_re
     rows = [r for r in await audit_rows(intake_pool, "intake") if r["operation"] == "arrival_group.close"]
     assert (rows[-2]["org_id"], rows[-2]["outcome"]) == ("ame", "denied")
     assert (rows[-1]["org_id"], rows[-1]["outcome"], set(rows[-1]["case_ids"])) == ("dgme", "allowed", ids)
+
+
+async def test_the_subject_access_export_holds_the_manifest_row_the_case_was_checked_in_from(
+        intake_pool: AsyncConnectionPool) -> None:
+    group = await new_group(intake_pool)
+    await upload(intake_pool, group, (HEADER + "\nKeïta;Awa;F;;30;;AB123456;Kayes;F1;Mère\n").encode())
+    person = (await people(intake_pool, group))["people"]["nodes"][0]
+    case = (await check_in(intake_pool, group, person["id"]))["case"]
+    export = await call(INTAKE, "subject_access", intake_pool, principal("segin-steward", "audit:read"),
+                        {"case_id": case["id"]})
+    entry = export["arrival_group_entry"]
+    assert (entry["document_number"], entry["household_ref"], entry["relationship"], entry["source_row"]) == (
+        "AB123456", "F1", "Mère", 2)
+    direct = await register(intake_pool, "dgme")
+    assert (await call(INTAKE, "subject_access", intake_pool, principal("segin-steward", "audit:read"),
+                       {"case_id": direct["id"]}))["arrival_group_entry"] is None
