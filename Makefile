@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint contracts bench clean
+.PHONY: run test install lint contracts bench bench-reception clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ contracts: $(STAMP)
 ## Charter-flight benchmark: N arrivals, C concurrent clients (make bench N=300 C=10).
 bench: $(STAMP)
 	$(BIN)/python bench/register_flight.py --arrivals $(or $(N),300) --concurrency $(or $(C),10)
+
+## Reception benchmark: a manifest of N rows uploaded, then its people checked in by C agents.
+bench-reception: $(STAMP)
+	$(BIN)/python bench/manifest_checkin.py --rows $(or $(N),300) --concurrency $(or $(C),10)
 
 clean:
 	rm -rf $(VENV) .data

@@ -318,6 +318,23 @@ REQUESTS += [
                    "Cases the caller's organisation manages whose person could not be reached.",
                    Page[replies.UnreachableCaseView]),
 ]
+# Reception of groups (issue 10): arrival groups, manifests, check-in.
+REQUESTS += [
+    RequestChannel("svc.intake.create_arrival_group", commands.CreateArrivalGroup,
+                   "Create an expected-arrival group (a charter flight, a convoy).", replies.ArrivalGroupView),
+    RequestChannel("svc.intake.upload_manifest", commands.UploadManifest,
+                   "Read a manifest (CSV or XLSX, base64) into a group: rows kept, every problem named.",
+                   replies.ManifestResult),
+    RequestChannel("svc.intake.check_in", commands.CheckIn,
+                   "Check one person of a group in (or add someone not on the list): registers their case.",
+                   replies.CheckInResult),
+    RequestChannel("svc.intake.close_arrival_group", commands.ArrivalGroupRef,
+                   "Close a group: whoever was not checked in becomes a no-show.", replies.ArrivalGroupView),
+    RequestChannel("svc.intake.arrival_group", commands.ArrivalGroupQuery,
+                   "One group with its totals and a page of its people.", replies.ArrivalGroupView),
+    RequestChannel("svc.intake.arrival_groups", commands.PageRequest,
+                   "The organisation's arrival groups, newest first, with totals.", Page[replies.ArrivalGroupView]),
+]
 REQUEST_SUBJECTS = {channel.subject: channel for channel in REQUESTS}
 
 

@@ -22,13 +22,16 @@ from pydantic import (
 )
 
 from contracts.reference import (
+    ArrivalGroupKind,
     ArrivalPoint,
     AssignmentReason,
     ClosureReason,
     ContactMode,
     DirectoryStatus,
+    ExpectedStatus,
     GivenBy,
     LegalBasis,
+    ManifestField,
     OrganisationType,
     PlanActionStatus,
     Priority,
@@ -843,3 +846,102 @@ class UnlinkCases(Strict):
 
     case_id: Identifier
     linked_case_id: Identifier
+
+
+# --- reception of groups (issue 10): arrival groups, manifests, check-in ------------------------
+
+# A manifest file is sent to intake whole, base64-encoded in one NATS request (docs/decisions/0021):
+# 400,000 bytes (about 4,000 rows of CSV) become 533,336 characters, well inside NATS's default
+# 1 MiB payload and the gateway's 512 KiB body limit.
+MAX_MANIFEST_BYTES = 400_000
+MAX_MANIFEST_ROWS = 3000
+# A group reference (flight number, convoy label) and a sender's name: short, one line.
+Label = Annotated[str, StringConstraints(min_length=1, max_length=100), AfterValidator(_visible_text),
+                  AfterValidator(_single_line)]
+IdempotencyKey = Annotated[str, AfterValidator(_single_line), StringConstraints(min_length=8, max_length=200)]
+
+
+class CreateArrivalGroup(Strict):
+    """A group of people expected together: a charter flight or a convoy (once per idempotency key)."""
+
+    idempotency_key: IdempotencyKey
+    kind: ArrivalGroupKind
+    reference: Label = Field(description="Flight number or convoy label")
+    arrival_date: date = Field(description="The day the group arrives (may be ahead)")
+    arrival_point: ArrivalPoint
+    country_returned_from: str = Field(min_length=2, max_length=2, pattern="^[A-Z]{2}$")
+
+    @field_validator("arrival_date")
+    @classmethod
+    def _plausible(cls, value: date) -> date:
+        if value < ARRIVAL_FLOOR:
+            raise ValueError(f"arrival date is before {ARRIVAL_FLOOR.isoformat()}")
+        if value > datetime.now(UTC).date() + _dt.timedelta(days=366):
+            raise ValueError("arrival date is more than a year ahead")
+        return value
+
+
+class ColumnMapping(Strict):
+    """One column of the sender's file (its header as written) and what it holds."""
+
+    column: Label
+    field: ManifestField
+
+
+class UploadManifest(Strict):
+    """A passenger list for a group: CSV (UTF-8, ``,`` or ``;``) or XLSX (first sheet), base64-encoded.
+
+    ``mapping`` (optional) names what some columns hold; it is saved for ``sender`` and used again
+    when that sender uploads without one. Other columns are recognised by their usual headers.
+    """
+
+    group_id: Identifier
+    sender: Label = Field(description="Who sent the list, as your organisation names them (e.g. OIM Libye)")
+    content_base64: str = Field(min_length=1, max_length=(MAX_MANIFEST_BYTES + 2) // 3 * 4)
+    filename: Label | None = None
+    mapping: list[ColumnMapping] | None = Field(default=None, max_length=100)
+
+
+class CheckInInput(Strict):
+    """What the agent confirms or corrects at arrival: every field overrides the manifest row and the group;
+    consent is always asked."""
+
+    consent: ConsentInput
+    given_name: Name | None = None
+    family_name: Name | None = None
+    sex: Sex | None = None
+    date_of_birth: date | None = None
+    estimated_age: int | None = Field(default=None, ge=0, le=120)
+    country_returned_from: str | None = Field(default=None, min_length=2, max_length=2, pattern="^[A-Z]{2}$")
+    arrival_point: ArrivalPoint | None = None
+    arrival_date: date | None = None
+    destination_region: str | None = Field(default=None, max_length=10)
+    vulnerabilities: list[Vulnerability] = Field(default_factory=list, max_length=20)
+    phone_numbers: list[PersonPhone] | None = Field(default=None, max_length=5)
+    place_of_origin: PlaceName | None = None
+    links: list[CaseLinkInput] = Field(default_factory=list, max_length=MAX_LINKS,
+                                       description="Family links to cases already registered (a child CHILD_OF her "
+                                                   "mother's, checked in before her)")
+
+
+class CheckIn(Strict):
+    """Check one person of a group in (or, without ``expected_person_id``, someone not on the list): registers
+    their case as registerArrival does, once per idempotency key."""
+
+    idempotency_key: IdempotencyKey
+    group_id: Identifier
+    expected_person_id: Identifier | None = None
+    input: CheckInInput
+
+
+class ArrivalGroupRef(Strict):
+    group_id: Identifier
+
+
+class ArrivalGroupQuery(Strict):
+    """One group with its totals and a page of its people (manifest order), optionally of one status."""
+
+    group_id: Identifier
+    first: int = Field(default=50, ge=1, le=100)
+    after: Cursor | None = None
+    status: ExpectedStatus | None = None

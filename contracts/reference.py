@@ -376,3 +376,42 @@ class ProviderReason(StrEnum):
 
     TIE_ORDER = "TIE_ORDER"  # the rules' stated order among eligible providers with room
     FAMILY = "FAMILY"  # the provider already serving a linked family member for this category
+
+
+# --- reception of groups (issue 10): arrival groups, manifests, check-in ------------------------
+
+class ArrivalGroupKind(StrEnum):
+    """How an expected group travels: a charter flight (reference: its flight number) or a convoy (its label)."""
+
+    FLIGHT = "FLIGHT"
+    CONVOY = "CONVOY"
+
+
+class ArrivalGroupStatus(StrEnum):
+    OPEN = "OPEN"  # people are still being checked in
+    CLOSED = "CLOSED"  # reception is over: whoever was not checked in is a no-show
+
+
+class ExpectedStatus(StrEnum):
+    """Where one person of an arrival group stands."""
+
+    EXPECTED = "EXPECTED"  # on the manifest, not checked in (yet)
+    CHECKED_IN = "CHECKED_IN"  # received: their case is registered
+    NO_SHOW = "NO_SHOW"  # the group was closed without them
+
+
+class ManifestField(StrEnum):
+    """What a manifest column holds, for an explicit column mapping (``docs/manifests.md``)."""
+
+    GIVEN_NAME = "GIVEN_NAME"
+    FAMILY_NAME = "FAMILY_NAME"
+    SEX = "SEX"
+    DATE_OF_BIRTH = "DATE_OF_BIRTH"
+    ESTIMATED_AGE = "ESTIMATED_AGE"
+    PHONE = "PHONE"
+    DOCUMENT_NUMBER = "DOCUMENT_NUMBER"
+    PLACE_OF_ORIGIN = "PLACE_OF_ORIGIN"
+    HOUSEHOLD = "HOUSEHOLD"
+    RELATIONSHIP = "RELATIONSHIP"
+    DESTINATION_REGION = "DESTINATION_REGION"
+    IGNORE = "IGNORE"  # a column the sender sends that is not to be read

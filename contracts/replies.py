@@ -15,14 +15,18 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from contracts.reference import (
+    ArrivalGroupKind,
+    ArrivalGroupStatus,
     ArrivalPoint,
     ClosureReason,
     ContactMode,
     ContactState,
     DirectoryStatus,
+    ExpectedStatus,
     FollowupStatus,
     GivenBy,
     LegalBasis,
+    ManifestField,
     OrganisationType,
     PlanActionStatus,
     Priority,
@@ -136,6 +140,8 @@ class CaseExport(CaseView):
 
     registered_by: str
     screening: list[ScreeningView]
+    arrival_group_entry: ExpectedPersonView | None = Field(
+        default=None, description="The manifest row the person was checked in from, as received (issue 10)")
 
 
 class SharingResult(Reply):
@@ -686,3 +692,91 @@ class FamilyView(Reply):
     members: list[FamilyMemberView]
     links: list[FamilyLinkView]
     truncated: bool
+
+
+# --- reception of groups (issue 10): arrival groups, manifests, check-in ------------------------
+
+class ManifestProblem(Reply):
+    """One problem in a manifest: the row as the spreadsheet numbers it (the header is row 1; none for
+    the whole file), the sender's column header, the field it maps to, and why."""
+
+    row: int | None
+    column: str | None
+    field: str | None
+    reason: str
+
+
+class ManifestColumn(Reply):
+    """A column of the sender's file (its header as written) and the field it filled."""
+
+    column: str
+    field: ManifestField
+
+
+class ManifestResult(Reply):
+    """What an upload did: rows kept, rows already in the group (re-upload), and every problem."""
+
+    group_id: str
+    sender: str
+    file_sha256: str
+    rows_read: int
+    added: int
+    added_rows: list[int]
+    already_present_rows: list[int]
+    rejected_rows: list[int]
+    problems: list[ManifestProblem]
+    warnings: list[ManifestProblem]
+    mapping: list[ManifestColumn] = Field(description="Each column read, in the file's order")
+
+
+class ExpectedPersonView(Reply):
+    """One person of an arrival group: as the manifest (or the check-in) gave them, and where they stand."""
+
+    id: str
+    group_id: str
+    source_row: int | None
+    given_name: str
+    family_name: str
+    sex: Sex | None
+    date_of_birth: date | None
+    estimated_age: int | None
+    phone_numbers: list[str]
+    document_number: str | None
+    place_of_origin: str | None
+    household_ref: str | None
+    relationship: str | None
+    destination_region: str | None
+    status: ExpectedStatus
+    added_on_arrival: bool
+    case_id: str | None
+    checked_in_at: datetime | None
+    created_at: datetime
+
+
+class ArrivalGroupTotals(Reply):
+    expected: int = Field(description="People on the manifest(s)")
+    checked_in: int
+    no_show: int
+    added_on_arrival: int = Field(description="Checked in without being on the manifest")
+    children: int = Field(description="Under 18 at the group's arrival date, or flagged as a child")
+    vulnerable: int = Field(description="Checked-in cases with at least one vulnerability flag")
+
+
+class ArrivalGroupView(Reply):
+    id: str
+    owner_org_id: str
+    kind: ArrivalGroupKind
+    reference: str
+    arrival_date: date
+    arrival_point: ArrivalPoint
+    country_returned_from: str
+    status: ArrivalGroupStatus
+    closed_at: datetime | None
+    created_at: datetime
+    totals: ArrivalGroupTotals
+    people: Page[ExpectedPersonView] | None = None
+
+
+class CheckInResult(Reply):
+    expected_person: ExpectedPersonView
+    case: CaseView

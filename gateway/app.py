@@ -17,8 +17,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from starlette.concurrency import run_in_threadpool
 
 from contracts.channels import REQUESTS
-from gateway import hsds
-from gateway import offline
+from gateway import hsds, manifests, offline
 from gateway import keys as signing
 from gateway.addresses import source_of, trust_forwarding_from
 from gateway.auth.discovery import metadata, openid_configuration
@@ -148,12 +147,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                        max_calls=LIMITS.max_service_calls)
 
     # No subscriptions exist: no WebSocket transport, which would bypass the HTTP body limit.
-    router = LimitedGraphQLRouter(schema, context_getter=get_context, graphql_ide=None, subscription_protocols=())
+    # Multipart requests carry manifest uploads (uploadManifest): safe from cross-site request forgery because
+    # every call is authenticated by a bearer token in a header, never by a cookie (gateway/reception.py).
+    router = LimitedGraphQLRouter(schema, context_getter=get_context, graphql_ide=None, subscription_protocols=(),
+                                  multipart_uploads_enabled=True)
     router.max_json_depth = LIMITS.max_json_depth
     app.include_router(router, prefix="/graphql")
     app.include_router(hsds.router(state, settings.request_timeout))  # read-only HSDS 3 API (gateway/hsds.py)
     state["clients"] = clients  # the failure throttle the offline routes' HTTP Basic shares with /oauth/token
     app.include_router(offline.router(state, settings.request_timeout))  # Kobo/ODK, sync, the XLSForm
+    app.include_router(manifests.router(state, settings.request_timeout))  # POST /manifests (gateway/manifests.py)
 
     async def publish_revocations() -> None:
         """Tell every process now; if NATS is unreachable, the background loop retries."""

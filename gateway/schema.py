@@ -13,10 +13,12 @@ import strawberry
 from graphql import GraphQLError
 from pydantic import TypeAdapter, ValidationError
 from strawberry.extensions import MaskErrors
+from strawberry.file_uploads import Upload
 from strawberry.types import Info
 
 from contracts import commands, reference, replies
 from kernel.errors import SeginError
+from gateway import reception
 from gateway.documents import DocumentCache, Documents
 from gateway.graphql_context import Context, as_graphql_error, input_error
 from gateway.graphql_guard import RequestGuard, SeginSchema
@@ -267,6 +269,43 @@ class ContactInput:
                                                                   "audit records.")
 
 
+@strawberry.input(description="A group of people expected together: a charter flight or a convoy.")
+class ArrivalGroupInput:
+    kind: reception.ArrivalGroupKind
+    reference: str = strawberry.field(description="Flight number or convoy label")
+    arrival_date: dt.date
+    arrival_point: ArrivalPoint
+    country_returned_from: str = strawberry.field(description="ISO 3166-1 alpha-2 code, e.g. LY")
+
+
+@strawberry.input(description="What one column of a manifest holds (its header as written in the file).")
+class ColumnMappingInput:
+    column: str
+    field: reception.ManifestField
+
+
+@strawberry.input(description="What the agent confirms or corrects at check-in: every field given overrides the "
+                               "manifest row and the group (arrival point, date, country). Consent is always asked.")
+class CheckInInput:
+    consent: ConsentInput
+    given_name: str | None = None
+    family_name: str | None = None
+    sex: Sex | None = None
+    date_of_birth: dt.date | None = None
+    estimated_age: int | None = None
+    country_returned_from: str | None = None
+    arrival_point: ArrivalPoint | None = None
+    arrival_date: dt.date | None = None
+    destination_region: str | None = strawberry.field(default=None, description="National (CT) region code; "
+                                                                                "required unless the manifest gave it")
+    vulnerabilities: list[Vulnerability] = strawberry.field(default_factory=list)
+    phone_numbers: list[str] | None = None
+    place_of_origin: str | None = None
+    links: list[CaseLinkInput] = strawberry.field(
+        default_factory=list, description="Family links to cases already registered (a child CHILD_OF her mother's, "
+                                          "checked in before her)")
+
+
 def _list_args(first: int, after: str | None, status: Any, priority: Any, overdue_only: bool) -> dict[str, Any]:
     return {**_page_args(first, after), "status": status.value if status else None,
             "priority": priority.value if priority else None, "overdue_only": overdue_only}
@@ -511,6 +550,18 @@ class Query:
     def regions(self) -> list[Region]:
         return [Region(code=c, name=n) for c, n in reference.regions().items()]
 
+    @strawberry.field(description="One of your organisation's arrival groups, with its totals and a page of its "
+                                  "people (manifest order), optionally of one status.")
+    async def arrival_group(self, info: Info[Context, None], id: strawberry.ID, first: int = 50,
+                            after: str | None = None,
+                            status: reception.ExpectedStatus | None = None) -> reception.ArrivalGroup:
+        return await reception.group(info.context, _id(id), first, _checked(_CURSOR, after, "after"), status)
+
+    @strawberry.field(description="Your organisation's arrival groups, newest first, with their totals.")
+    async def arrival_groups(self, info: Info[Context, None], first: int = 20, after: str | None = None
+                             ) -> reception.ArrivalGroupConnection:
+        return await reception.groups(info.context, first, _checked(_CURSOR, after, "after"))
+
     @strawberry.field(description="Kobo/ODK submissions received for your organisation (cases:write), newest first: "
                                   "ACCEPTED, DUPLICATE (sent again), REJECTED (with the reasons and the answers "
                                   "kept to fix them).")
@@ -748,6 +799,38 @@ class Mutation:
     async def mark_notification_read(self, info: Info[Context, None], id: strawberry.ID) -> Notification:
         data = await info.context.ask("svc.notifications.mark_read", {"notification_id": _id(id)})
         return Notification.from_record(replies.NotificationView.model_validate(data))
+
+    # Reception of groups (issue 10): the types and the calls to intake are in gateway/reception.py.
+    @strawberry.mutation(description="Create an expected-arrival group (a charter flight or a convoy) for your "
+                                     "organisation. Retrying with the same idempotencyKey never creates two.")
+    async def create_arrival_group(self, info: Info[Context, None], input: ArrivalGroupInput,
+                                   idempotency_key: str) -> reception.ArrivalGroup:
+        record = await reception.create_group(info.context, strawberry.asdict(input), idempotency_key)
+        return reception.ArrivalGroup.from_record(record)
+
+    @strawberry.mutation(description="Upload a group's passenger list (a GraphQL multipart request; CSV in UTF-8 with "
+                                     "',' or ';', or XLSX, first sheet; see docs/manifests.md). Valid rows are kept "
+                                     "and every problem is named by row, column and reason. A mapping given is saved "
+                                     "for the sender and used again when the sender's next file comes without one. "
+                                     "The same file again changes nothing.")
+    async def upload_manifest(self, info: Info[Context, None], group_id: strawberry.ID, sender: str, file: Upload,
+                              mapping: list[ColumnMappingInput] | None = None) -> reception.ManifestResult:
+        return await reception.upload_file(info.context, _id(group_id, "groupId"), sender, file, mapping)
+
+    @strawberry.mutation(description="Check one person of a group in (expectedPersonId), or someone not on the list "
+                                     "(without it): registers their case exactly as registerArrival does, with the "
+                                     "manifest row and the group as defaults. Retrying with the same idempotencyKey "
+                                     "never registers twice; the same person under another key is a CONFLICT.")
+    async def check_in(self, info: Info[Context, None], group_id: strawberry.ID, input: CheckInInput,
+                       idempotency_key: str, expected_person_id: strawberry.ID | None = None
+                       ) -> reception.CheckInResult:
+        person = _id(expected_person_id, "expectedPersonId") if expected_person_id else None
+        return await reception.check_in(info.context, _id(group_id, "groupId"), strawberry.asdict(input),
+                                        idempotency_key, person)
+
+    @strawberry.mutation(description="Close a group: whoever was not checked in becomes NO_SHOW (and stays listed).")
+    async def close_arrival_group(self, info: Info[Context, None], id: strawberry.ID) -> reception.ArrivalGroup:
+        return await reception.close_group(info.context, _id(id))
 
     @strawberry.mutation(description="Correct a case your organisation owns (identity, screening) as of the version "
                                      "you read: only the fields given change, checked as registerArrival checks them. "

@@ -13,25 +13,44 @@ from contracts.channels import (
     REFERRAL_STREAM,
 )
 from contracts.commands import (
+    ArrivalGroupQuery,
+    ArrivalGroupRef,
     CaseRef,
+    CheckIn,
+    CreateArrivalGroup,
     LinkCases,
+    OfflineSubmission,
+    OfflineSubmissionsRequest,
+    PageRequest,
     RecordConsent,
     RecordLegalBasis,
     RegisterArrivalRequest,
     StatisticsRequest,
+    SyncBatch,
     UnlinkCases,
+    UpdateCase,
+    UploadManifest,
     WithdrawConsent,
 )
-from contracts.replies import CaseExport, CaseView, FamilyView, SharingResult, StatisticsView
+from contracts.replies import (
+    ArrivalGroupView,
+    CaseExport,
+    CaseView,
+    CheckInResult,
+    FamilyView,
+    ManifestResult,
+    OfflineSubmissionView,
+    Page,
+    SharingResult,
+    StatisticsView,
+    SubmissionResult,
+    SyncResult,
+)
 from kernel.bus import ConsumerSpec, by_type
 from kernel.rpc import Endpoint
 from kernel.runtime import ServiceApp
-from services.intake import family, handlers
+from services.intake import family, handlers, offline, reception
 from services.intake.store import SCHEMA
-
-from contracts.commands import OfflineSubmission, OfflineSubmissionsRequest, SyncBatch, UpdateCase  # noqa: E402
-from contracts.replies import OfflineSubmissionView, Page, SubmissionResult, SyncResult  # noqa: E402
-from services.intake import offline  # noqa: E402
 
 APP = ServiceApp(
     name="intake",
@@ -56,6 +75,13 @@ APP = ServiceApp(
         "link_cases": Endpoint(family.link_cases, LinkCases, "cases:write", CaseView),
         "unlink_cases": Endpoint(family.unlink_cases, UnlinkCases, "cases:write", CaseView),
         "family": Endpoint(family.family, CaseRef, "cases:read", FamilyView),
+        # Reception of groups (issue 10): arrival groups, manifests, check-in (services/intake/reception.py).
+        "create_arrival_group": Endpoint(reception.create_group, CreateArrivalGroup, "cases:write", ArrivalGroupView),
+        "upload_manifest": Endpoint(reception.upload_manifest, UploadManifest, "cases:write", ManifestResult),
+        "check_in": Endpoint(reception.check_in, CheckIn, "cases:write", CheckInResult),
+        "close_arrival_group": Endpoint(reception.close_group, ArrivalGroupRef, "cases:write", ArrivalGroupView),
+        "arrival_group": Endpoint(reception.arrival_group, ArrivalGroupQuery, "cases:read", ArrivalGroupView),
+        "arrival_groups": Endpoint(reception.arrival_groups, PageRequest, "cases:read", Page[ArrivalGroupView]),
     },
     consumers=[
         # The access projection: which organisation holds an open referral for which case.

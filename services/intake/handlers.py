@@ -42,7 +42,7 @@ from kernel.events import CloudEvent
 from kernel.outbox import add_event
 from kernel.statistics import minimum_cell, suppress_small_cells
 from kernel.tokens import Principal
-from services.intake import domain, family, store, views
+from services.intake import domain, family, reception_store, store, views
 
 IDENTITY = ["identity", "arrival"]
 OWNER_CATEGORIES = [*IDENTITY, "vulnerabilities", "consent"]
@@ -77,24 +77,44 @@ async def _create_case(conn: Connection, principal: Principal, arrival: Register
 async def register_arrival(pool: AsyncConnectionPool, principal: Principal, request: RegisterArrivalRequest
                            ) -> CaseView:
     """Register once per idempotency key (the key is the sender's own); a retry reads the case it made."""
+    async with pool.connection() as conn, conn.transaction():
+        case_id, created = await register_once(conn, principal, request.idempotency_key, request.arrival)
+        case = await registered_case(conn, principal, case_id, created)
+    return case
+
+
+Produced = Callable[[uuid.UUID], Awaitable[dict[str, Any]]]
+
+
+async def register_once(conn: Connection, principal: Principal, key: str, arrival: RegisterArrival, *,
+                        operation: str = "register_arrival", request: Any = None, then: Produced | None = None
+                        ) -> tuple[uuid.UUID, bool]:
+    """The one way a case is registered (registerArrival, a check-in): ``_create_case`` once per idempotency
+    key of ``operation``, in the caller's transaction. ``then`` runs after a creation and adds to the response
+    the key replays. Returns the case's id and whether it was created now."""
     created: list[dict[str, Any]] = []
 
-    async with pool.connection() as conn, conn.transaction():
-        async def create() -> dict[str, Any]:
-            created.append(await _create_case(conn, principal, request.arrival))
-            return created[-1]
+    async def create() -> dict[str, Any]:
+        created.append(await _create_case(conn, principal, arrival))
+        if then is not None:
+            created[-1] |= await then(uuid.UUID(created[-1]["case_id"]))
+        return created[-1]
 
-        result = await idempotent(
-            conn, store.SCHEMA, org_id=principal.org_id, subject=principal.subject, operation="register_arrival",
-            key=request.idempotency_key, request=request.arrival.model_dump(mode="json"), produce=create,
-        )
-        case_id = uuid.UUID(result["case_id"])
-        case = await store.get_case(conn, case_id)
-        sharing = await store.sharing_rows(conn, case_id)
-        links = await family.links_of(conn, principal, case_id)
-        # Last in the transaction: the audit chain's lock is held until commit.
-        await store.TRAIL.allowed(conn, principal, "case.create" if created else "case.read", [case_id],
-                                  OWNER_CATEGORIES, AuditPurpose.CASE_MANAGEMENT)
+    result = await idempotent(
+        conn, store.SCHEMA, org_id=principal.org_id, subject=principal.subject, operation=operation,
+        key=key, request=request if request is not None else arrival.model_dump(mode="json"), produce=create,
+    )
+    return uuid.UUID(result["case_id"]), bool(created)
+
+
+async def registered_case(conn: Connection, principal: Principal, case_id: uuid.UUID, created: bool) -> CaseView:
+    """The owner's view of a case it just registered (or a retry read), audited as registerArrival does:
+    call it last in the transaction (the audit chain's lock is held until commit)."""
+    case = await store.get_case(conn, case_id)
+    sharing = await store.sharing_rows(conn, case_id)
+    links = await family.links_of(conn, principal, case_id)
+    await store.TRAIL.allowed(conn, principal, "case.create" if created else "case.read", [case_id],
+                              OWNER_CATEGORIES, AuditPurpose.CASE_MANAGEMENT)
     assert case is not None
     return views.case_view(case, domain.visible_categories(principal.scopes),
                            domain.Access(True, domain.OWNER_PURPOSE), sharing, links)
@@ -268,9 +288,10 @@ async def subject_access(pool: AsyncConnectionPool, principal: Principal, reques
             screening = await store.screening(conn, case_id)
             # Family links as a steward sees them: the relation, the linked case's id and owner, not its person.
             links = await family.links_of(conn, principal, case_id, AuditPurpose.DATA_SUBJECT_REQUEST)
+            entry = await reception_store.entry_of_case(conn, case_id)  # the manifest row, if checked in from one
             await store.TRAIL.allowed(conn, principal, "dsar.export", [case_id], categories,
                                       AuditPurpose.DATA_SUBJECT_REQUEST)
     if case is None:
         raise _not_found()
-    return views.case_export(case, rows, screening, domain.Access(True, DSAR_PURPOSE)).model_copy(
+    return views.case_export(case, rows, screening, domain.Access(True, DSAR_PURPOSE), entry).model_copy(
         update={"links": links})

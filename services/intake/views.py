@@ -5,7 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from contracts.reference import SensitiveCategory
-from contracts.replies import AccessView, CaseExport, CaseLinkView, CaseView, ScreeningView, SharingView, SensitiveView
+from contracts.replies import (
+    AccessView,
+    CaseExport,
+    CaseLinkView,
+    CaseView,
+    ExpectedPersonView,
+    ScreeningView,
+    SensitiveView,
+    SharingView,
+)
 from services.intake import domain
 
 
@@ -45,7 +54,21 @@ def case_view(case: dict[str, Any], visible: frozenset[SensitiveCategory], acces
 
 
 def case_export(case: dict[str, Any], sharing: list[dict[str, Any]], screening: list[dict[str, Any]],
-                access: domain.Access) -> CaseExport:
-    """Everything, unmasked, with the origin of each datum (who registered, who screened)."""
+                access: domain.Access, entry: dict[str, Any] | None = None) -> CaseExport:
+    """Everything, unmasked, with the origin of each datum (who registered, who screened, the manifest row)."""
     return CaseExport(**_case_fields(case, frozenset(SensitiveCategory), access, sharing),
-                      registered_by=case["registered_by"], screening=[ScreeningView(**row) for row in screening])
+                      registered_by=case["registered_by"], screening=[ScreeningView(**row) for row in screening],
+                      arrival_group_entry=person_view(entry) if entry else None)
+
+
+def person_view(row: dict[str, Any]) -> ExpectedPersonView:
+    """One person of an arrival group (``intake.expected_people``), for the group's owner or the steward."""
+    return ExpectedPersonView(
+        id=str(row["id"]), group_id=str(row["group_id"]), source_row=row["source_row"], given_name=row["given_name"],
+        family_name=row["family_name"], sex=row["sex"], date_of_birth=row["date_of_birth"],
+        estimated_age=row["estimated_age"], phone_numbers=list(row["phone_numbers"]),
+        document_number=row["document_number"], place_of_origin=row["place_of_origin"],
+        household_ref=row["household_ref"], relationship=row["relationship"],
+        destination_region=row["destination_region"], status=row["status"], added_on_arrival=row["added_on_arrival"],
+        case_id=str(row["case_id"]) if row["case_id"] else None, checked_in_at=row["checked_in_at"],
+        created_at=row["created_at"])

@@ -282,3 +282,72 @@ def test_family_operation_matrix(api: Api, operation: str, org: str) -> None:
         assert body.get("data") is None, body
         assert [e["extensions"]["code"] for e in body["errors"]] == [expected_by_org[org]], body
         assert "Matrice" not in str(body)
+
+
+# --- reception of groups (issue 10) -------------------------------------------------------------------
+# The subject is an arrival group DGME created, with a two-person manifest: only DGME reads or changes
+# it; any other organisation with the scope gets NOT_FOUND, the same as for a group that does not exist.
+RECEPTION_GROUP = ("mutation($key: String!) { createArrivalGroup(idempotencyKey: $key, input: {kind: FLIGHT, "
+                   f"reference: \"UJ3214\", arrivalDate: \"{ARRIVED_ON}\", arrivalPoint: BAMAKO_AIRPORT, "
+                   "countryReturnedFrom: \"LY\"}) { id } }")
+RECEPTION_UPLOAD = ("mutation($group: ID!, $file: Upload!) { uploadManifest(groupId: $group, sender: \"OIM Libye\", "
+                    "file: $file) { added } }")
+RECEPTION_MANIFEST = "Nom;Prénom;Sexe;Âge\nMatrice;Awa;F;30\nMatrice;Issa;M;12\n".encode()
+RECEPTION_OPERATIONS: dict[str, tuple[str, dict[str, str]]] = {
+    "createArrivalGroup": (RECEPTION_GROUP,
+                           {"dgme": A, "unicef": SC, "csref-gao": SC, "ame": A, "cnrm": SC, "segin-steward": SC}),
+    "uploadManifest": (RECEPTION_UPLOAD,
+                       {"dgme": A, "unicef": SC, "csref-gao": SC, "ame": NF, "cnrm": SC, "segin-steward": SC}),
+    "checkIn": ("mutation($group: ID!, $person: ID!, $key: String!) { checkIn(groupId: $group, expectedPersonId: "
+                "$person, idempotencyKey: $key, input: {consent: {given: false}, destinationRegion: \"07\"}) "
+                "{ case { id } } }",
+                {"dgme": A, "unicef": SC, "csref-gao": SC, "ame": NF, "cnrm": SC, "segin-steward": SC}),
+    "closeArrivalGroup": ("mutation($group: ID!) { closeArrivalGroup(id: $group) { status } }",
+                          {"dgme": A, "unicef": SC, "csref-gao": SC, "ame": NF, "cnrm": SC, "segin-steward": SC}),
+    "arrivalGroup": ("query($group: ID!) { arrivalGroup(id: $group) { totals { expected } people { nodes { id } } } }",
+                     {"dgme": A, "unicef": NF, "csref-gao": NF, "ame": NF, "cnrm": SC, "segin-steward": SC}),
+    "arrivalGroups": ("{ arrivalGroups { nodes { id totals { expected } } } }",
+                      {"dgme": A, "unicef": A, "csref-gao": A, "ame": A, "cnrm": SC, "segin-steward": SC}),
+}
+RECEPTION_CELLS = [(op, org) for op in RECEPTION_OPERATIONS for org in ORGS]
+
+
+def reception_upload(api: Api, org: str, group: str) -> dict[str, Any]:
+    """uploadManifest as a GraphQL multipart request (the file is variable ``file``)."""
+    import json
+
+    import httpx
+
+    response = httpx.post(api.platform.graphql_url, headers={"Authorization": f"Bearer {api.token(org)}"},
+                          data={"operations": json.dumps({"query": RECEPTION_UPLOAD,
+                                                          "variables": {"group": group, "file": None}}),
+                                "map": json.dumps({"0": ["variables.file"]})},
+                          files={"0": ("manifeste.csv", RECEPTION_MANIFEST, "text/csv")}, timeout=30)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def reception_subject(api: Api) -> dict[str, str]:
+    group = api.gql("dgme", RECEPTION_GROUP, {"key": str(uuid.uuid4())})["data"]["createArrivalGroup"]["id"]
+    assert reception_upload(api, "dgme", group)["data"]["uploadManifest"]["added"] == 2
+    people = api.gql("dgme", "query($g: ID!) { arrivalGroup(id: $g) { people { nodes { id } } } }", {"g": group})
+    return {"group": group, "person": people["data"]["arrivalGroup"]["people"]["nodes"][0]["id"]}
+
+
+@pytest.mark.parametrize("operation,org", RECEPTION_CELLS, ids=[f"{op}-{org}" for op, org in RECEPTION_CELLS])
+def test_reception_operation_matrix(api: Api, operation: str, org: str) -> None:
+    document, expected_by_org = RECEPTION_OPERATIONS[operation]
+    expected = expected_by_org[org]
+    variables: dict[str, Any] = {"key": str(uuid.uuid4())} if "$key" in document else {}
+    if "$group" in document:
+        s = reception_subject(api)
+        variables |= {v: s[v] for v in ("group", "person") if f"${v}" in document}
+    body = reception_upload(api, org, variables["group"]) if operation == "uploadManifest" else \
+        api.gql(org, document, variables)
+    if expected == A:
+        assert not body.get("errors"), body
+        assert body["data"] and all(v is not None for v in body["data"].values()), body
+    else:
+        assert body.get("data") is None, body
+        assert [e["extensions"]["code"] for e in body["errors"]] == [expected], body
+        assert "Matrice" not in str(body)
