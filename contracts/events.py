@@ -314,3 +314,19 @@ class PlanOverdueV1(Event):
     case_id: str
     manager_org_id: str
     plan_due_on: date
+
+
+class CasesMergedV1(Event):
+    """A case was merged into another (an explicit act; nothing deleted): its id now answers the survivor.
+
+    Ids and organisations only, never a name (decision record 0022)."""
+
+    merge_id: str
+    survivor_case_id: str
+    merged_case_id: str
+    survivor_owner_org_id: str
+    merged_owner_org_id: str
+
+
+class MergeUndoneV1(CasesMergedV1):
+    """A merge was undone: both cases stand on their own again."""

@@ -315,3 +315,11 @@ class ReopenReason(StrEnum):
     CONTACT_RESUMED = "CONTACT_RESUMED"  # a person closed as unreachable was found again
     CLOSED_IN_ERROR = "CLOSED_IN_ERROR"
     OTHER = "OTHER"
+
+
+class PossibleDuplicateStatus(StrEnum):
+    """Where a possible duplicate recorded for the platform steward stands (decision record 0022)."""
+
+    OPEN = "OPEN"  # recorded at registration, not looked at yet
+    DISMISSED = "DISMISSED"  # the steward found two different people
+    RESOLVED = "RESOLVED"  # the steward had the cases merged (or the owners told)

@@ -14,17 +14,31 @@ from contracts.channels import (
 )
 from contracts.commands import (
     CaseRef,
+    DecidePossibleDuplicate,
+    MatchCandidatesRequest,
+    MergeCases,
+    PossibleDuplicatesRequest,
     RecordConsent,
     RecordLegalBasis,
     RegisterArrivalRequest,
     StatisticsRequest,
+    UndoMerge,
     WithdrawConsent,
 )
-from contracts.replies import CaseExport, CaseView, SharingResult, StatisticsView
+from contracts.replies import (
+    CaseExport,
+    CaseMergeView,
+    CaseView,
+    MatchCandidatesView,
+    Page,
+    PossibleDuplicateView,
+    SharingResult,
+    StatisticsView,
+)
 from kernel.bus import ConsumerSpec, by_type
 from kernel.rpc import Endpoint
 from kernel.runtime import ServiceApp
-from services.intake import handlers
+from services.intake import handlers, matches, merges
 from services.intake.store import SCHEMA
 
 APP = ServiceApp(
@@ -40,6 +54,15 @@ APP = ServiceApp(
         "record_legal_basis": Endpoint(handlers.record_legal_basis, RecordLegalBasis, "consent:write", SharingResult),
         "statistics": Endpoint(handlers.statistics, StatisticsRequest, "statistics:read", StatisticsView),
         "subject_access": Endpoint(handlers.subject_access, CaseRef, "audit:read", CaseExport),
+        # People already known (decision record 0022).
+        "match_candidates": Endpoint(matches.match_candidates, MatchCandidatesRequest, "cases:read",
+                                     MatchCandidatesView),
+        "merge_cases": Endpoint(merges.merge_cases, MergeCases, ("cases:write", merges.RECONCILE), CaseMergeView),
+        "undo_merge": Endpoint(merges.undo_merge, UndoMerge, ("cases:write", merges.RECONCILE), CaseMergeView),
+        "possible_duplicates": Endpoint(merges.possible_duplicates, PossibleDuplicatesRequest, merges.RECONCILE,
+                                        Page[PossibleDuplicateView]),
+        "decide_possible_duplicate": Endpoint(merges.decide_possible_duplicate, DecidePossibleDuplicate,
+                                              merges.RECONCILE, PossibleDuplicateView),
     },
     consumers=[
         # The access projection: which organisation holds an open referral for which case.
