@@ -21,7 +21,7 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
-from functools import cache
+from functools import cache, lru_cache
 from itertools import combinations
 from pathlib import Path
 
@@ -38,7 +38,7 @@ TYPO_SIMILARITY = 0.84  # Jaro-Winkler of two keys at or above this: a spelling 
 W_NAME = 0.55
 W_SAME_BIRTH_DATE = 0.30
 W_BIRTH_DATE_CLOSE = 0.22
-W_AGE = {0: 0.20, 1: 0.17, 2: 0.12}  # birth years this far apart (from a date or an estimated age)
+W_AGE = {0: 0.20, 1: 0.18, 2: 0.15, 3: 0.06}  # birth years this far apart (from a date or an estimated age)
 W_AGE_FAR = -0.25  # more than AGE_FAR_YEARS apart
 AGE_FAR_YEARS = 5
 W_PHONE = 0.25
@@ -95,9 +95,14 @@ _APOSTROPHES = re.compile(r"['’`ʼ]")
 
 def tokens(name: str) -> list[str]:
     """Lower-case ASCII words of a name: accents dropped, apostrophes joined (N'Diaye → ndiaye)."""
+    return list(_tokens(name))
+
+
+@lru_cache(maxsize=65536)
+def _tokens(name: str) -> tuple[str, ...]:
     decomposed = unicodedata.normalize("NFKD", _APOSTROPHES.sub("", name.casefold()))
     ascii_only = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return [t for t in _NOT_LETTER.split(ascii_only) if t]
+    return tuple(t for t in _NOT_LETTER.split(ascii_only) if t)
 
 
 # Ordered rewrites of the phonetic reduction: each applies to the result of the previous ones.
@@ -135,7 +140,7 @@ def variants() -> dict[str, str]:
     return table
 
 
-@cache
+@lru_cache(maxsize=65536)
 def name_key(token: str) -> str:
     """A name token's key: equal keys are one name however spelt."""
     sound = phonetic(token)
@@ -146,6 +151,7 @@ def _name_tokens(person: Person) -> tuple[list[str], list[str]]:
     return tokens(person.given_name)[:MAX_NAME_TOKENS], tokens(person.family_name)[:MAX_NAME_TOKENS]
 
 
+@lru_cache(maxsize=262144)
 def _token_similarity(a: str, b: str) -> tuple[float, str]:
     if a == b:
         return 1.0, "NAME_SAME"
@@ -164,12 +170,19 @@ def _display(token: str) -> str:
 
 def name_similarity(a: Person, b: Person) -> tuple[float, list[Reason]]:
     """0..1 over the names whatever their order; the reasons say which names matched how."""
-    a_given, a_family = _name_tokens(a)
-    b_given, b_family = _name_tokens(b)
+    value, reasons = _names_similarity(a.given_name, a.family_name, b.given_name, b.family_name)
+    return value, list(reasons)
+
+
+@lru_cache(maxsize=65536)  # common names come back again and again in one block
+def _names_similarity(a_given_name: str, a_family_name: str, b_given_name: str, b_family_name: str
+                      ) -> tuple[float, tuple[Reason, ...]]:
+    a_given, a_family = tokens(a_given_name)[:MAX_NAME_TOKENS], tokens(a_family_name)[:MAX_NAME_TOKENS]
+    b_given, b_family = tokens(b_given_name)[:MAX_NAME_TOKENS], tokens(b_family_name)[:MAX_NAME_TOKENS]
     left = [(t, "given") for t in a_given] + [(t, "family") for t in a_family]
     right = [(t, "given") for t in b_given] + [(t, "family") for t in b_family]
     if not left or not right:
-        return 0.0, []
+        return 0.0, ()
     scored = sorted(((*_token_similarity(x, y), i, j) for i, (x, _) in enumerate(left)
                      for j, (y, _) in enumerate(right)), reverse=True)
     used_left: set[int] = set()
@@ -192,11 +205,12 @@ def name_similarity(a: Person, b: Person) -> tuple[float, list[Reason]]:
     swapped = [(i, j) for s, c, i, j in pairs if c != "NAME_DIFFERS" and left[i][1] != right[j][1]]
     if swapped:
         reasons.append(Reason("NAME_ORDER_SWAPPED", "given and family names in another order"))
-    return max(0.0, min(1.0, value)), reasons
+    return max(0.0, min(1.0, value)), tuple(reasons)
 
 
 # --- the whole identity -------------------------------------------------------------------------
 
+@lru_cache(maxsize=65536)
 def _same_place(a: str | None, b: str | None) -> bool:
     if not a or not b:
         return False
@@ -260,15 +274,25 @@ def _pairs(keys: Iterable[str]) -> list[tuple[str, str]]:
     return list(combinations(distinct, 2))
 
 
+_VOWELS = re.compile(r"[aeiou]+")
+
+
+@lru_cache(maxsize=65536)
+def skeleton(key: str) -> str:
+    """A name key's consonants, doubled ones once: a vowel mistyped, dropped or moved leaves it alone."""
+    return re.sub(r"(.)\1+", r"\1", _VOWELS.sub("", key)) or key
+
+
 def name_blocks(person: Person) -> list[str]:
-    """Per pair of name keys (any order): their 3-letter prefixes, and their 3-letter suffixes, so
-    that a typo at one end of a name still meets the other end."""
+    """Per pair of name keys (any order): their 3-letter prefixes, their 3-letter suffixes and their
+    consonant skeletons, so that a typo in one place of a name still meets the others."""
     given, family = _name_tokens(person)
     keys = [name_key(t) for t in given + family]
     blocks: set[str] = set()
     for a, b in _pairs(keys):
         blocks.add("p:" + "|".join(sorted((a[:3], b[:3]))))
         blocks.add("s:" + "|".join(sorted((a[-3:], b[-3:]))))
+        blocks.add("k:" + "|".join(sorted((skeleton(a), skeleton(b)))))
     return sorted(blocks)
 
 
