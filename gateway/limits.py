@@ -68,6 +68,10 @@ SERVICE_CALLS: dict[str, int] = {
         "assignCaseManagement", "updatePlanAction", "closeCase", "reopenCase", "recordSurvey", "logContact")},
     "Mutation.savePlan": SAVE_PLAN_COST,
 }
+# People already known (decision record 0022): one call each.
+SERVICE_CALLS.update({name: 1 for name in (
+    "Query.matchCandidates", "Case.matchCandidates", "Query.possibleDuplicates", "Mutation.mergeCases",
+    "Mutation.undoMerge", "Mutation.decidePossibleDuplicate")})
 
 
 @dataclass(frozen=True)
