@@ -291,8 +291,9 @@ def name_blocks(person: Person) -> list[str]:
     blocks: set[str] = set()
     for a, b in _pairs(keys):
         blocks.add("p:" + "|".join(sorted((a[:3], b[:3]))))
-        blocks.add("s:" + "|".join(sorted((a[-3:], b[-3:]))))
-        blocks.add("k:" + "|".join(sorted((skeleton(a), skeleton(b)))))
+        blocks.add("s:" + "|".join(sorted((a[0] + a[-3:], b[0] + b[-3:]))))
+        blocks.add(f"k:{a}|{skeleton(b)}")  # a typo in b, a spelt as registered
+        blocks.add(f"k:{b}|{skeleton(a)}")
     return sorted(blocks)
 
 
@@ -309,3 +310,8 @@ def lookup_keys(person: Person) -> list[str]:
     keys = [f"{block}:{y}" for block in name_blocks(person)
             for y in range(year - YEAR_TOLERANCE, year + YEAR_TOLERANCE + 1)] if year is not None else []
     return keys + [f"t:{phone}" for phone in person.phone_numbers]
+
+
+def key_of_name(name: str) -> str:
+    """The keys of a whole name, in order (``Fatoumata Binta`` → ``fatumata binta``): for tests and tools."""
+    return " ".join(name_key(t) for t in tokens(name))
