@@ -51,11 +51,11 @@ from gateway.types import (
     OrganisationType,
     OverdueSummary,
     PlanActionStatus,
+    PossibleDuplicate,
+    PossibleDuplicateConnection,
+    PossibleDuplicateStatus,
     Priority,
     Purpose,
-    PossibleDuplicateConnection,
-    PossibleDuplicate,
-    PossibleDuplicateStatus,
     Referral,
     ReferralConnection,
     ReferralStatus,
@@ -113,6 +113,9 @@ class ArrivalInput:
 class LegalBasisInput:
     legal_basis: LegalBasis
     purposes: list[Purpose]
+    justification: str
+    recipient_org_ids: list[str] = strawberry.field(default_factory=list)
+    recipient_org_types: list[OrganisationType] = strawberry.field(default_factory=list)
 
 
 @strawberry.input(description="A person to look up before registering them (people already known).")
@@ -127,9 +130,6 @@ class MatchPersonInput:
     phone_numbers: list[str] = strawberry.field(default_factory=list)
     place_of_origin: str | None = None
     destination_region: str | None = strawberry.field(default=None, description="National (CT) region code")
-    justification: str
-    recipient_org_ids: list[str] = strawberry.field(default_factory=list)
-    recipient_org_types: list[OrganisationType] = strawberry.field(default_factory=list)
 
 
 @strawberry.input(description="A place where the service is delivered; coordinates (WGS 84) both or neither.")
