@@ -164,8 +164,17 @@ def _token_similarity(a: str, b: str) -> tuple[float, str]:
     return 0.6 * similarity, "NAME_DIFFERS"
 
 
-def _display(token: str) -> str:
-    return token.capitalize()
+_WORDS = re.compile(r"[\s\-‐-―/,.;()]+")
+
+
+@lru_cache(maxsize=65536)
+def spelt(name: str) -> tuple[str, ...]:
+    """The words of a name as written (accents kept), one per token of ``tokens``: what reasons show."""
+    words: list[str] = []
+    for word in _WORDS.split(name):
+        found = tokens(word)
+        words += [word] if len(found) == 1 else [t.capitalize() for t in found]
+    return tuple(words)
 
 
 def name_similarity(a: Person, b: Person) -> tuple[float, list[Reason]]:
@@ -181,6 +190,10 @@ def _names_similarity(a_given_name: str, a_family_name: str, b_given_name: str, 
     b_given, b_family = tokens(b_given_name)[:MAX_NAME_TOKENS], tokens(b_family_name)[:MAX_NAME_TOKENS]
     left = [(t, "given") for t in a_given] + [(t, "family") for t in a_family]
     right = [(t, "given") for t in b_given] + [(t, "family") for t in b_family]
+    shown_left = [*spelt(a_given_name)[:MAX_NAME_TOKENS], *spelt(a_family_name)[:MAX_NAME_TOKENS]]
+    shown_right = [*spelt(b_given_name)[:MAX_NAME_TOKENS], *spelt(b_family_name)[:MAX_NAME_TOKENS]]
+    if len(shown_left) != len(left) or len(shown_right) != len(right):  # never expected; then the keys' words
+        shown_left, shown_right = [t.capitalize() for t, _ in left], [t.capitalize() for t, _ in right]
     if not left or not right:
         return 0.0, ()
     scored = sorted(((*_token_similarity(x, y), i, j) for i, (x, _) in enumerate(left)
@@ -197,11 +210,11 @@ def _names_similarity(a_given_name: str, a_family_name: str, b_given_name: str, 
     value = sum(p[0] for p in pairs) / matched - EXTRA_NAME_PENALTY * abs(len(left) - len(right))
     reasons: list[Reason] = []
     for similarity, code, i, j in sorted(pairs, key=lambda p: p[2]):
-        x, y = left[i][0], right[j][0]
+        x, y = shown_left[i], shown_right[j]
         if code == "NAME_SAME":
-            reasons.append(Reason(code, _display(x)))
+            reasons.append(Reason(code, x if x == y else f"{x} = {y}"))  # Keïta = Keita
         elif code in ("NAME_VARIANT", "NAME_TYPO"):
-            reasons.append(Reason(code, f"{_display(x)} ~ {_display(y)}"))
+            reasons.append(Reason(code, f"{x} ~ {y}"))
     swapped = [(i, j) for s, c, i, j in pairs if c != "NAME_DIFFERS" and left[i][1] != right[j][1]]
     if swapped:
         reasons.append(Reason("NAME_ORDER_SWAPPED", "given and family names in another order"))

@@ -47,9 +47,15 @@ def test_the_variants_table_is_well_formed() -> None:
     assert all(value in table for value in table.values()), "every group's key is in its group"
 
 
-def test_accents_alone_are_the_same_name() -> None:
+def test_accents_alone_are_the_same_name_shown_as_written() -> None:
     a, b = person("Aïssata", "Keïta", sex="FEMALE"), person("Aissata", "Keita", sex="FEMALE")
     assert score(a, b).score == score(a, a).score and codes(a, b) >= {"NAME_SAME", "SAME_BIRTH_DATE"}
+    assert matching.Reason("NAME_SAME", "Keïta = Keita") in score(a, b).reasons
+
+
+@pytest.mark.parametrize("name", ["Keïta", "N'Diaye", "Sidi-Mohamed  Ould", "Mamadou_Lamine", "x-", " Awa ", "A."])
+def test_names_are_shown_word_for_word_as_written(name: str) -> None:
+    assert len(matching.spelt(name)) == len(matching.tokens(name))
 
 
 def test_a_transliteration_is_a_variant_with_both_spellings_in_the_reason() -> None:
