@@ -26,6 +26,11 @@ async def index_case(conn: Connection, case_id: uuid.UUID, keys: list[str]) -> N
                        " on conflict do nothing", (case_id, keys))
 
 
+async def replace_keys(conn: Connection, case_id: uuid.UUID, keys: list[str]) -> None:
+    await conn.execute("delete from intake.match_keys where case_id = %s", (case_id,))
+    await index_case(conn, case_id, keys)
+
+
 async def block(conn: Connection, keys: list[str], exclude: uuid.UUID | None) -> list[dict[str, Any]]:
     """Cases sharing a key with the person, merged cases left out (the survivor stands for them)."""
     cur = await conn.execute(

@@ -26,6 +26,9 @@ from services.intake import domain, match_store, matching, store, views
 
 MAX_ABOVE = 50  # candidates above the threshold whose access is decided (the best ones)
 MATCH_CATEGORIES = ["identity", "arrival", "vulnerabilities"]
+# At most this many possible duplicates per registration for the steward (the best ones): a common name
+# has many namesakes of the same age among a million people, and the steward's list must stay workable.
+STEWARD_ROWS = 5
 
 
 def person_of_arrival(arrival: RegisterArrival) -> matching.Person:
@@ -78,9 +81,17 @@ async def on_case_created(conn: Connection, principal: Principal, case_id: uuid.
     person = person_of_arrival(arrival)
     found = await above_threshold(conn, person, case_id)
     allowed, _ = await accesses(conn, principal, [(r["id"], r["owner_org_id"]) for _, r in found])
-    hidden = [(r["id"], r["owner_org_id"], m.score, m.codes) for m, r in found if not allowed[r["id"]].allowed]
+    hidden = [(r["id"], r["owner_org_id"], m.score, m.codes) for m, r in found
+              if not allowed[r["id"]].allowed][:STEWARD_ROWS]
     await match_store.record_possible_duplicates(conn, case_id, principal.org_id, hidden)
     await match_store.index_case(conn, case_id, matching.blocking_keys(person))
+
+
+async def reindex(conn: Connection, case_id: uuid.UUID) -> None:
+    """After a change to a case's identity (names, birth, phones), in the same transaction: its keys anew."""
+    case = (await match_store.full_cases(conn, [case_id])).get(case_id)
+    if case is not None:
+        await match_store.replace_keys(conn, case_id, matching.blocking_keys(person_of_row(case)))
 
 
 def _not_found() -> NotFound:

@@ -13,7 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from contracts.reference import ReferralStatus
 from kernel.errors import SeginError
-from services.intake import handlers
+from services.intake import handlers, matches
 from services.intake.app import APP as INTAKE
 from tests.integration.services import CountingPool, audit_rows, call, deliver, principal, register
 from tests.integration.test_intake_service import referral_to
@@ -125,3 +125,15 @@ async def test_a_lookup_needs_one_subject_and_an_age(intake_pool: AsyncConnectio
         assert refused.value.code == "BAD_USER_INPUT"
         if field:
             assert str(refused.value.field).startswith(field)
+
+
+async def test_a_case_whose_identity_changed_is_found_under_its_new_name_once_reindexed(
+        intake_pool: AsyncConnectionPool) -> None:
+    old, new = family(), family()
+    case = await register(intake_pool, "dgme", **known(old, phone_numbers=[]))
+    async with intake_pool.connection() as conn, conn.transaction():
+        await conn.execute("update intake.cases set family_name = %s where id = %s", (new, uuid.UUID(case["id"])))
+        await matches.reindex(conn, uuid.UUID(case["id"]))
+    found = await candidates(intake_pool, "dgme", person={**returning(new), "phone_numbers": []})
+    assert [c["case"]["id"] for c in found["candidates"]] == [case["id"]]
+    assert (await candidates(intake_pool, "dgme", person={**returning(old), "phone_numbers": []}))["candidates"] == []
