@@ -137,3 +137,18 @@ async def test_a_case_whose_identity_changed_is_found_under_its_new_name_once_re
     found = await candidates(intake_pool, "dgme", person={**returning(new), "phone_numbers": []})
     assert [c["case"]["id"] for c in found["candidates"]] == [case["id"]]
     assert (await candidates(intake_pool, "dgme", person={**returning(old), "phone_numbers": []}))["candidates"] == []
+
+
+async def test_registering_runs_the_same_statements_whether_another_organisation_knows_the_person(
+        intake_pool: AsyncConnectionPool) -> None:
+    async def statements_of_registering(surname: str) -> list[str]:
+        counting = CountingPool(intake_pool)
+        await call(INTAKE, "register_arrival", counting, principal("ame", "cases:write"),
+                   {"idempotency_key": str(uuid.uuid4()),
+                    "arrival": {**returning(surname), "country_returned_from": "LY", "arrival_point": "GAO",
+                                "arrival_date": "2026-10-02", "consent": {"given": True}}})
+        return counting.statements
+
+    unknown, known_elsewhere = family(), family()
+    await register(intake_pool, "dgme", **known(known_elsewhere))
+    assert await statements_of_registering(unknown) == await statements_of_registering(known_elsewhere)
