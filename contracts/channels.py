@@ -318,6 +318,37 @@ REQUESTS += [
                    "Cases the caller's organisation manages whose person could not be reached.",
                    Page[replies.UnreachableCaseView]),
 ]
+# People already known (decision record 0022): merges announced with ids only.
+CASES_MERGED = EventChannel(
+    "evt.intake.cases_merged.v1",
+    "ml.segin.intake.cases_merged.v1",
+    INTAKE_STREAM.name,
+    events.CasesMergedV1,
+    "A case was merged into another (explicitly; nothing deleted): its id now answers the survivor.",
+)
+MERGE_UNDONE = EventChannel(
+    "evt.intake.merge_undone.v1",
+    "ml.segin.intake.merge_undone.v1",
+    INTAKE_STREAM.name,
+    events.MergeUndoneV1,
+    "A merge was undone: both cases stand on their own again.",
+)
+EVENT_CHANNELS += [CASES_MERGED, MERGE_UNDONE]
+REQUESTS += [
+    RequestChannel("svc.intake.match_candidates", commands.MatchCandidatesRequest,
+                   "Cases the caller may read that may be the same person (a case, or a person not registered yet), "
+                   "ranked, with score and reasons.", replies.MatchCandidatesView),
+    RequestChannel("svc.intake.merge_cases", commands.MergeCases,
+                   "Merge a case into another (owner of the merged case reading the survivor, or the steward).",
+                   replies.CaseMergeView),
+    RequestChannel("svc.intake.undo_merge", commands.UndoMerge, "Undo a merge: both cases stand again.",
+                   replies.CaseMergeView),
+    RequestChannel("svc.intake.possible_duplicates", commands.PossibleDuplicatesRequest,
+                   "Steward: possible duplicates across organisations (ids, organisations, score, reason codes).",
+                   Page[replies.PossibleDuplicateView]),
+    RequestChannel("svc.intake.decide_possible_duplicate", commands.DecidePossibleDuplicate,
+                   "Steward: mark a possible duplicate dismissed or resolved.", replies.PossibleDuplicateView),
+]
 # Reception of groups (issue 10): arrival groups, manifests, check-in.
 REQUESTS += [
     RequestChannel("svc.intake.create_arrival_group", commands.CreateArrivalGroup,

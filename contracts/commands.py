@@ -34,6 +34,7 @@ from contracts.reference import (
     ManifestField,
     OrganisationType,
     PlanActionStatus,
+    PossibleDuplicateStatus,
     Priority,
     Purpose,
     ReferralStatus,
@@ -945,3 +946,78 @@ class ArrivalGroupQuery(Strict):
     first: int = Field(default=50, ge=1, le=100)
     after: Cursor | None = None
     status: ExpectedStatus | None = None
+
+
+# --- people already known (decision record 0022) -----------------------------------------------------
+
+class MatchPerson(Strict):
+    """An identity to look up before registering it (a check-in screen asks first)."""
+
+    given_name: Name
+    family_name: Name
+    sex: Sex | None = None
+    date_of_birth: date | None = None
+    estimated_age: int | None = Field(default=None, ge=0, le=120)
+    arrival_date: date | None = Field(default=None, description="When the age was estimated; default today")
+    phone_numbers: list[PersonPhone] = Field(default_factory=list, max_length=5)
+    place_of_origin: PlaceName | None = None
+    destination_region: str | None = Field(default=None, max_length=2)
+
+    @model_validator(mode="after")
+    def _age_known(self) -> "MatchPerson":
+        if self.date_of_birth is None and self.estimated_age is None:
+            raise ValueError("give a date of birth or, when it is unknown, an estimated age")
+        return self
+
+
+MAX_CANDIDATES = 20
+
+
+class MatchCandidatesRequest(Strict):
+    """Candidates for a case the caller may read (``case_id``) or for a person not registered yet."""
+
+    case_id: Identifier | None = None
+    person: MatchPerson | None = None
+    first: int = Field(default=10, ge=1, le=MAX_CANDIDATES)
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> "MatchCandidatesRequest":
+        if (self.case_id is None) == (self.person is None):
+            raise ValueError("give either a case id or a person, not both")
+        return self
+
+
+class MergeCases(Strict):
+    """Merge ``merged_case_id`` into ``survivor_case_id`` (explicit, audited, undoable)."""
+
+    survivor_case_id: Identifier
+    merged_case_id: Identifier
+    reason: Justification
+
+    @model_validator(mode="after")
+    def _two_cases(self) -> "MergeCases":
+        if self.survivor_case_id.strip().lower() == self.merged_case_id.strip().lower():
+            raise ValueError("a case cannot be merged into itself")
+        return self
+
+
+class UndoMerge(Strict):
+    merge_id: Identifier
+
+
+class PossibleDuplicatesRequest(PageRequest):
+    status: PossibleDuplicateStatus | None = None
+
+
+class DecidePossibleDuplicate(Strict):
+    """The steward's decision on a possible duplicate: two people (DISMISSED) or one (RESOLVED)."""
+
+    id: Identifier
+    status: PossibleDuplicateStatus
+
+    @field_validator("status")
+    @classmethod
+    def _decided(cls, value: PossibleDuplicateStatus) -> PossibleDuplicateStatus:
+        if value == PossibleDuplicateStatus.OPEN:
+            raise ValueError("a decision is DISMISSED or RESOLVED")
+        return value

@@ -343,3 +343,19 @@ class CasesLinkedV1(Event):
 
 class CasesUnlinkedV1(CasesLinkedV1):
     """A family link between two cases was removed."""
+
+
+class CasesMergedV1(Event):
+    """A case was merged into another (an explicit act; nothing deleted): its id now answers the survivor.
+
+    Ids and organisations only, never a name (decision record 0022)."""
+
+    merge_id: str
+    survivor_case_id: str
+    merged_case_id: str
+    survivor_owner_org_id: str
+    merged_owner_org_id: str
+
+
+class MergeUndoneV1(CasesMergedV1):
+    """A merge was undone: both cases stand on their own again."""

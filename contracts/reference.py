@@ -415,3 +415,11 @@ class ManifestField(StrEnum):
     RELATIONSHIP = "RELATIONSHIP"
     DESTINATION_REGION = "DESTINATION_REGION"
     IGNORE = "IGNORE"  # a column the sender sends that is not to be read
+
+
+class PossibleDuplicateStatus(StrEnum):
+    """Where a possible duplicate recorded for the platform steward stands (decision record 0022)."""
+
+    OPEN = "OPEN"  # recorded at registration, not looked at yet
+    DISMISSED = "DISMISSED"  # the steward found two different people
+    RESOLVED = "RESOLVED"  # the steward had the cases merged (or the owners told)

@@ -29,6 +29,7 @@ from contracts.reference import (
     ManifestField,
     OrganisationType,
     PlanActionStatus,
+    PossibleDuplicateStatus,
     Priority,
     ProviderReason,
     Purpose,
@@ -122,6 +123,10 @@ class CaseView(Reply):
     access: AccessView
     created_at: datetime
     version: int
+    # People already known (decision record 0022): the id asked for when it was merged into this case,
+    # and the ids merged into this case (merges in force).
+    redirected_from: str | None = None
+    merged_from: list[str] = Field(default_factory=list)
     links: list[CaseLinkView] = Field(default_factory=list, description="Family links, each linked case "
                                                                          "under its own access rules")
 
@@ -780,3 +785,49 @@ class ArrivalGroupView(Reply):
 class CheckInResult(Reply):
     expected_person: ExpectedPersonView
     case: CaseView
+
+
+# --- people already known (decision record 0022) ----------------------------------------------------
+
+class MatchReasonView(Reply):
+    code: str  # NAME_SAME, NAME_VARIANT, NAME_TYPO, NAME_ORDER_SWAPPED, SAME_BIRTH_DATE, AGE_CLOSE, SAME_PHONE…
+    text: str  # for the agent, e.g. "Mahamadou ~ Mohamed"
+
+
+class MatchCandidateView(Reply):
+    """A case the caller may read that may be the same person, with how alike and why."""
+
+    score: float
+    reasons: list[MatchReasonView]
+    case: CaseView
+
+
+class MatchCandidatesView(Reply):
+    threshold: float
+    candidates: list[MatchCandidateView]
+
+
+class CaseMergeView(Reply):
+    id: str
+    survivor_case_id: str
+    merged_case_id: str
+    reason: str
+    merged_by_org_id: str
+    merged_at: datetime
+    undone_at: datetime | None
+    undone_by_org_id: str | None
+
+
+class PossibleDuplicateView(Reply):
+    """For the platform steward: ids, organisations, score and reason codes, never an identity."""
+
+    id: str
+    case_id: str
+    other_case_id: str
+    case_owner_org_id: str
+    other_owner_org_id: str
+    score: float
+    reasons: list[str]
+    status: PossibleDuplicateStatus
+    created_at: datetime
+    decided_at: datetime | None

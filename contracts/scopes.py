@@ -107,6 +107,13 @@ SCOPES: dict[str, dict[str, str]] = {
         "fr": "Gestionnaire de la plateforme : consulter la piste d'audit et exporter ce qui est enregistré sur une "
               "personne.",
     },
+    "identity:reconcile": {
+        "en": "Platform steward: see possible duplicates between organisations (case ids, organisations, score and "
+              "reason codes, never an identity), mark them dismissed or resolved, and merge or un-merge two cases.",
+        "fr": "Gestionnaire de la plateforme : voir les doublons possibles entre organisations (identifiants de "
+              "dossiers, organisations, score et codes de raison, jamais une identité), les marquer écartés ou "
+              "résolus, et fusionner ou défusionner deux dossiers.",
+    },
     "openid": {
         "en": "Sign a person in (OpenID Connect): an id_token naming the person and their organisation.",
         "fr": "Connecter une personne (OpenID Connect) : un id_token nommant la personne et son organisation.",
@@ -131,5 +138,6 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
     "org_admin": frozenset({"openid", "referrals:read", "notifications:read", "directory:read", "statistics:read",
                             "directory:write"}),
     "platform_steward": frozenset({"openid", "directory:read", "statistics:read", "audit:read", "directory:write",
-                                   "directory:manage", "followup:write", "followup:manage"}),
+                                   "directory:manage", "followup:write", "followup:manage",
+                                   "identity:reconcile"}),
 }

@@ -73,6 +73,10 @@ SERVICE_CALLS: dict[str, int] = {
     "Query.offlineSubmissions": 1, "Mutation.updateCase": 1, "Mutation.syncOffline": SYNC_COST,
     "Query.family": 1, "Mutation.linkCases": 1, "Mutation.unlinkCases": 1,  # families (decision record 0023)
 }
+# People already known (decision record 0022): one call each.
+SERVICE_CALLS.update({name: 1 for name in (
+    "Query.matchCandidates", "Case.matchCandidates", "Query.possibleDuplicates", "Mutation.mergeCases",
+    "Mutation.undoMerge", "Mutation.decidePossibleDuplicate")})
 # Reception of groups (issue 10): one intake call each.
 SERVICE_CALLS.update({f"{root}.{name}": 1 for root, names in (
     ("Query", ("arrivalGroup", "arrivalGroups")),

@@ -30,6 +30,7 @@ from gateway.types import (
     AuditedService,
     AuditEntry,
     Case,
+    CaseMerge,
     ClosureReason,
     ContactDueConnection,
     ContactMode,
@@ -42,6 +43,7 @@ from gateway.types import (
     FollowupStatistics,
     GivenBy,
     LegalBasis,
+    MatchCandidate,
     Me,
     MissingPlanConnection,
     NOTIFICATION_EXPORTS,
@@ -52,6 +54,9 @@ from gateway.types import (
     OrganisationType,
     OverdueSummary,
     PlanActionStatus,
+    PossibleDuplicate,
+    PossibleDuplicateConnection,
+    PossibleDuplicateStatus,
     Priority,
     Purpose,
     Referral,
@@ -126,6 +131,20 @@ class LegalBasisInput:
     justification: str
     recipient_org_ids: list[str] = strawberry.field(default_factory=list)
     recipient_org_types: list[OrganisationType] = strawberry.field(default_factory=list)
+
+
+@strawberry.input(description="A person to look up before registering them (people already known).")
+class MatchPersonInput:
+    given_name: str
+    family_name: str
+    sex: Sex | None = None
+    date_of_birth: dt.date | None = None
+    estimated_age: int | None = None
+    arrival_date: dt.date | None = strawberry.field(default=None, description="When the age was estimated; "
+                                                                              "default today")
+    phone_numbers: list[str] = strawberry.field(default_factory=list)
+    place_of_origin: str | None = None
+    destination_region: str | None = strawberry.field(default=None, description="National (CT) region code")
 
 
 @strawberry.input(description="A place where the service is delivered; coordinates (WGS 84) both or neither.")
@@ -550,6 +569,25 @@ class Query:
     def regions(self) -> list[Region]:
         return [Region(code=c, name=n) for c, n in reference.regions().items()]
 
+    @strawberry.field(description="Cases your organisation may read that may be this person (before registering "
+                                  "them), best first, with score and reasons. Cases it may not read are never "
+                                  "shown, counted or hinted at.")
+    async def match_candidates(self, info: Info[Context, None], input: MatchPersonInput, first: int = 10
+                               ) -> list[MatchCandidate]:
+        person = _validated(commands.MatchPerson, "input", **strawberry.asdict(input))
+        request = _validated(commands.MatchCandidatesRequest, "", person=person, first=first)
+        data = await info.context.ask("svc.intake.match_candidates", request.model_dump(mode="json"))
+        return [MatchCandidate.from_record(c) for c in replies.MatchCandidatesView.model_validate(data).candidates]
+
+    @strawberry.field(description="Platform steward (identity:reconcile): possible duplicates between organisations, "
+                                  "newest first — ids, organisations, score and reason codes, never an identity.")
+    async def possible_duplicates(self, info: Info[Context, None], first: int = 20, after: str | None = None,
+                                  status: PossibleDuplicateStatus | None = None) -> PossibleDuplicateConnection:
+        data = await info.context.ask("svc.intake.possible_duplicates",
+                                      {**_page_args(first, after), "status": status.value if status else None})
+        return PossibleDuplicateConnection.from_record(
+            replies.Page[replies.PossibleDuplicateView].model_validate(data))
+
     @strawberry.field(description="One of your organisation's arrival groups, with its totals and a page of its "
                                   "people (manifest order), optionally of one status.")
     async def arrival_group(self, info: Info[Context, None], id: strawberry.ID, first: int = 50,
@@ -799,6 +837,30 @@ class Mutation:
     async def mark_notification_read(self, info: Info[Context, None], id: strawberry.ID) -> Notification:
         data = await info.context.ask("svc.notifications.mark_read", {"notification_id": _id(id)})
         return Notification.from_record(replies.NotificationView.model_validate(data))
+
+    @strawberry.mutation(description="Merge a case into another of the same person (never automatic): your "
+                                     "organisation owns the merged case and may read the survivor, or the platform "
+                                     "steward (identity:reconcile). Nothing is deleted: the merged id answers the "
+                                     "survivor (redirectedFrom), and undoMerge restores both.")
+    async def merge_cases(self, info: Info[Context, None], survivor_id: strawberry.ID, merged_id: strawberry.ID,
+                          reason: str) -> CaseMerge:
+        request = _validated(commands.MergeCases, "", survivor_case_id=_id(survivor_id, "survivorId"),
+                             merged_case_id=_id(merged_id, "mergedId"), reason=reason)
+        data = await info.context.ask("svc.intake.merge_cases", request.model_dump(mode="json"))
+        return CaseMerge.from_record(replies.CaseMergeView.model_validate(data))
+
+    @strawberry.mutation(description="Undo a merge: both cases stand on their own again (whoever could merge them).")
+    async def undo_merge(self, info: Info[Context, None], merge_id: strawberry.ID) -> CaseMerge:
+        data = await info.context.ask("svc.intake.undo_merge", {"merge_id": _id(merge_id, "mergeId")})
+        return CaseMerge.from_record(replies.CaseMergeView.model_validate(data))
+
+    @strawberry.mutation(description="Platform steward (identity:reconcile): mark a possible duplicate DISMISSED "
+                                     "(two people) or RESOLVED (one; merged or the owners told).")
+    async def decide_possible_duplicate(self, info: Info[Context, None], id: strawberry.ID,
+                                        status: PossibleDuplicateStatus) -> PossibleDuplicate:
+        request = _validated(commands.DecidePossibleDuplicate, "", id=_id(id), status=status)
+        data = await info.context.ask("svc.intake.decide_possible_duplicate", request.model_dump(mode="json"))
+        return PossibleDuplicate.from_record(replies.PossibleDuplicateView.model_validate(data))
 
     # Reception of groups (issue 10): the types and the calls to intake are in gateway/reception.py.
     @strawberry.mutation(description="Create an expected-arrival group (a charter flight or a convoy) for your "

@@ -315,6 +315,22 @@ class Case:
         rows = await info.context.ask("svc.referral.case_referrals", {"case_id": str(self.id)})
         return [Referral.from_record(r) for r in REFERRAL_LIST.validate_python(rows)]
 
+    @strawberry.field(description="Cases your organisation may read that may be this same person, best first, with "
+                                  "score and reasons (never merged automatically; see mergeCases).")
+    async def match_candidates(self, info: Info[Context, None], first: int = 10) -> list[MatchCandidate]:
+        data = await info.context.ask("svc.intake.match_candidates", {"case_id": str(self.id), "first": first})
+        return [MatchCandidate.from_record(c) for c in replies.MatchCandidatesView.model_validate(data).candidates]
+
+    @strawberry.field(description="The id asked for, when it was merged into this case (case(id:) answers the "
+                                  "survivor); null otherwise.")
+    def redirected_from(self) -> strawberry.ID | None:
+        return strawberry.ID(self.record.redirected_from) if self.record.redirected_from else None
+
+    @strawberry.field(description="Ids of the cases merged into this one (merges in force); each still answers "
+                                  "this case.")
+    def merged_from(self) -> list[strawberry.ID]:
+        return [strawberry.ID(i) for i in self.record.merged_from]
+
     @strawberry.field(description="Family links (a mother and her children, siblings), each from this case's side: "
                                   "the linked person only if your organisation may read that case.")
     def links(self) -> list[CaseLink]:
@@ -1142,3 +1158,81 @@ class Family:
                                      linked_case_id=strawberry.ID(x.linked_case_id), relation=x.relation,
                                      travelling_together=x.travelling_together) for x in rec.links],
                    truncated=rec.truncated)
+
+
+# --- people already known (decision record 0022) ----------------------------------------------------
+
+PossibleDuplicateStatus = strawberry.enum(reference.PossibleDuplicateStatus,
+                                          description="Where a possible duplicate recorded for the steward stands.")
+
+
+@strawberry.type(description="Why a candidate may be the same person: a code, and words for the agent.")
+class MatchReason:
+    code: str = strawberry.field(description="NAME_SAME, NAME_VARIANT, NAME_TYPO, NAME_ORDER_SWAPPED, "
+                                             "SAME_BIRTH_DATE, BIRTH_DATE_CLOSE, AGE_CLOSE, AGE_FAR, SAME_PHONE, "
+                                             "SAME_PLACE_OF_ORIGIN, SAME_DESTINATION_REGION, SEX_DIFFERS")
+    text: str = strawberry.field(description="e.g. Mahamadou ~ Mohamed")
+
+
+@strawberry.type(description="A case your organisation may read that may be the same person.")
+class MatchCandidate:
+    score: float = strawberry.field(description="0..1; candidates are shown from the threshold (0.70) up")
+    reasons: list[MatchReason]
+    case: Case
+
+    @classmethod
+    def from_record(cls, rec: replies.MatchCandidateView) -> "MatchCandidate":
+        return cls(score=rec.score, reasons=[MatchReason(code=r.code, text=r.text) for r in rec.reasons],
+                   case=Case.from_record(rec.case))
+
+
+@strawberry.type(description="A merge of one case into another: explicit, audited, undoable (undoMerge).")
+class CaseMerge:
+    id: strawberry.ID
+    survivor_id: strawberry.ID
+    merged_id: strawberry.ID
+    reason: str
+    merged_by_org_id: str
+    merged_at: dt.datetime
+    undone_at: dt.datetime | None
+    undone_by_org_id: str | None
+
+    @classmethod
+    def from_record(cls, rec: replies.CaseMergeView) -> "CaseMerge":
+        return cls(id=strawberry.ID(rec.id), survivor_id=strawberry.ID(rec.survivor_case_id),
+                   merged_id=strawberry.ID(rec.merged_case_id), reason=rec.reason,
+                   merged_by_org_id=rec.merged_by_org_id, merged_at=rec.merged_at, undone_at=rec.undone_at,
+                   undone_by_org_id=rec.undone_by_org_id)
+
+
+@strawberry.type(description="For the platform steward: two cases of different organisations that may be one person. "
+                              "Ids, organisations, score and reason codes only, never an identity.")
+class PossibleDuplicate:
+    id: strawberry.ID
+    case_id: strawberry.ID = strawberry.field(description="The case registered")
+    other_case_id: strawberry.ID = strawberry.field(description="The earlier case its organisation may not read")
+    case_owner_org_id: str
+    other_owner_org_id: str
+    score: float
+    reasons: list[str]
+    status: PossibleDuplicateStatus
+    created_at: dt.datetime
+    decided_at: dt.datetime | None
+
+    @classmethod
+    def from_record(cls, rec: replies.PossibleDuplicateView) -> "PossibleDuplicate":
+        return cls(id=strawberry.ID(rec.id), case_id=strawberry.ID(rec.case_id),
+                   other_case_id=strawberry.ID(rec.other_case_id), case_owner_org_id=rec.case_owner_org_id,
+                   other_owner_org_id=rec.other_owner_org_id, score=rec.score, reasons=rec.reasons, status=rec.status,
+                   created_at=rec.created_at, decided_at=rec.decided_at)
+
+
+@strawberry.type
+class PossibleDuplicateConnection:
+    nodes: list[PossibleDuplicate]
+    page_info: PageInfo
+
+    @classmethod
+    def from_record(cls, rec: replies.Page[replies.PossibleDuplicateView]) -> "PossibleDuplicateConnection":
+        return cls(nodes=[PossibleDuplicate.from_record(d) for d in rec.nodes],
+                   page_info=PageInfo.from_record(rec.page_info))

@@ -18,15 +18,20 @@ from contracts.commands import (
     CaseRef,
     CheckIn,
     CreateArrivalGroup,
+    DecidePossibleDuplicate,
     LinkCases,
+    MatchCandidatesRequest,
+    MergeCases,
     OfflineSubmission,
     OfflineSubmissionsRequest,
     PageRequest,
+    PossibleDuplicatesRequest,
     RecordConsent,
     RecordLegalBasis,
     RegisterArrivalRequest,
     StatisticsRequest,
     SyncBatch,
+    UndoMerge,
     UnlinkCases,
     UpdateCase,
     UploadManifest,
@@ -35,12 +40,15 @@ from contracts.commands import (
 from contracts.replies import (
     ArrivalGroupView,
     CaseExport,
+    CaseMergeView,
     CaseView,
     CheckInResult,
     FamilyView,
     ManifestResult,
+    MatchCandidatesView,
     OfflineSubmissionView,
     Page,
+    PossibleDuplicateView,
     SharingResult,
     StatisticsView,
     SubmissionResult,
@@ -49,7 +57,7 @@ from contracts.replies import (
 from kernel.bus import ConsumerSpec, by_type
 from kernel.rpc import Endpoint
 from kernel.runtime import ServiceApp
-from services.intake import family, handlers, offline, reception
+from services.intake import family, handlers, matches, merges, offline, reception
 from services.intake.store import SCHEMA
 
 APP = ServiceApp(
@@ -65,6 +73,15 @@ APP = ServiceApp(
         "record_legal_basis": Endpoint(handlers.record_legal_basis, RecordLegalBasis, "consent:write", SharingResult),
         "statistics": Endpoint(handlers.statistics, StatisticsRequest, "statistics:read", StatisticsView),
         "subject_access": Endpoint(handlers.subject_access, CaseRef, "audit:read", CaseExport),
+        # People already known (decision record 0022).
+        "match_candidates": Endpoint(matches.match_candidates, MatchCandidatesRequest, "cases:read",
+                                     MatchCandidatesView),
+        "merge_cases": Endpoint(merges.merge_cases, MergeCases, ("cases:write", merges.RECONCILE), CaseMergeView),
+        "undo_merge": Endpoint(merges.undo_merge, UndoMerge, ("cases:write", merges.RECONCILE), CaseMergeView),
+        "possible_duplicates": Endpoint(merges.possible_duplicates, PossibleDuplicatesRequest, merges.RECONCILE,
+                                        Page[PossibleDuplicateView]),
+        "decide_possible_duplicate": Endpoint(merges.decide_possible_duplicate, DecidePossibleDuplicate,
+                                              merges.RECONCILE, PossibleDuplicateView),
         # Offline capture (services/intake/offline.py): corrections as of a version, Kobo/ODK, batches.
         "update_case": Endpoint(offline.update_case, UpdateCase, "cases:write", CaseView),
         "offline_submission": Endpoint(offline.receive_submission, OfflineSubmission, "cases:write", SubmissionResult),

@@ -42,7 +42,7 @@ from kernel.events import CloudEvent
 from kernel.outbox import add_event
 from kernel.statistics import minimum_cell, suppress_small_cells
 from kernel.tokens import Principal
-from services.intake import domain, family, reception_store, store, views
+from services.intake import domain, family, match_store, matches, reception_store, store, views
 
 IDENTITY = ["identity", "arrival"]
 OWNER_CATEGORIES = [*IDENTITY, "vulnerabilities", "consent"]
@@ -57,6 +57,7 @@ async def _create_case(conn: Connection, principal: Principal, arrival: Register
     """Insert the case and announce it (the response an idempotency key replays)."""
     case_id = uuid.uuid4()
     await store.insert_case(conn, case_id, principal.org_id, principal.subject, arrival)
+    await matches.on_case_created(conn, principal, case_id, arrival)  # indexed, and told to the steward
     await family.create_links(conn, principal, case_id, arrival)  # refused: nothing written; before the arrival
     await add_event(
         conn, store.SCHEMA, ARRIVAL_REGISTERED,
@@ -145,8 +146,9 @@ def _not_found() -> NotFound:
 
 
 async def get_case(pool: AsyncConnectionPool, principal: Principal, request: CaseRef) -> CaseView:
-    case_id = parse_id(request.case_id, "id")
+    asked = parse_id(request.case_id, "id")
     async with pool.connection() as conn, conn.transaction():  # the refusal's audit record commits too
+        case_id = await match_store.redirect(conn, asked)  # a merged case's id answers its survivor
         found = await _readable_case(conn, principal, case_id, "case.read")
         if found is not None:
             case, access, rows = found
@@ -158,7 +160,9 @@ async def get_case(pool: AsyncConnectionPool, principal: Principal, request: Cas
                                       legal_basis=access.legal_basis.value if access.legal_basis else None)
     if found is None:
         raise _not_found()
-    return views.case_view(case, domain.visible_categories(principal.scopes), access, rows if owner else None, links)
+    view = views.case_view(case, domain.visible_categories(principal.scopes), access, rows if owner else None,
+                           links)
+    return view.model_copy(update={"redirected_from": str(asked)}) if case_id != asked else view
 
 
 async def _owned_case(conn: Connection, principal: Principal, case_id: uuid.UUID, operation: str

@@ -57,7 +57,7 @@ from kernel.errors import BadInput, Conflict, NotFound, SeginError, field_proble
 from kernel.outbox import add_event
 from kernel.runtime import PeriodicTask
 from kernel.tokens import Principal
-from services.intake import domain, family, handlers, offline_store, store, views
+from services.intake import domain, family, handlers, matches, offline_store, store, views
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +76,14 @@ async def validate_correction(conn: Connection, case: dict[str, Any], corrected:
     await family.check_flags(conn, case["id"], list(corrected.vulnerabilities))
 
 
+# What the match index's keys are made of (matching.blocking_keys): correcting one re-indexes the case.
+IDENTITY_FIELDS = frozenset({"given_name", "family_name", "date_of_birth", "estimated_age", "phone_numbers"})
+
+
 async def case_corrected(conn: Connection, case_id: uuid.UUID, corrected: RegisterArrival, fields: list[str]) -> None:
-    """What follows a correction in its transaction. (Matching: refresh the case's name index here.)"""
+    """What follows a correction in its transaction: the case is found under its corrected names from now on."""
+    if IDENTITY_FIELDS & set(fields):
+        await matches.reindex(conn, case_id)
 
 
 # --- corrections ------------------------------------------------------------------------------------

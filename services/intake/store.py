@@ -171,7 +171,8 @@ async def get_case(conn: Connection, case_id: uuid.UUID) -> dict[str, Any] | Non
     """The case with its screening codes, in one query whether or not it exists."""
     cur = await conn.execute(
         "select c.*, array(select code from intake.vulnerability_flags where case_id = c.id order by code)"
-        " as vulnerabilities from intake.cases c where c.id = %s", (case_id,))
+        " as vulnerabilities, array(select m.id from intake.cases m where m.merged_into = c.id order by m.id)"
+        " as merged_from from intake.cases c where c.id = %s", (case_id,))
     return await cur.fetchone()
 
 

@@ -42,6 +42,7 @@ def _case_fields(case: dict[str, Any], visible: frozenset[SensitiveCategory], ac
         "sharing": [sharing_view(r) for r in sharing] if sharing is not None else None,
         "access": AccessView(purpose=access.purpose, legal_basis=access.legal_basis),
         "created_at": case["created_at"], "version": case["version"],
+        "merged_from": [str(m) for m in case.get("merged_from") or []],
     }
 
 

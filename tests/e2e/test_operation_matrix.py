@@ -170,6 +170,30 @@ OPERATIONS.update({
                {"dgme": A, "unicef": A, "csref-gao": A, "ame": NF, "cnrm": SC, "segin-steward": SC}),
 })
 
+# People already known (issue 10, item 4): candidates among readable cases only (cases:read); merges by the
+# merged case's owner (cases:write) or the steward (identity:reconcile) — on no such case or merge here, so
+# nothing is written; the steward's possible duplicates (identity:reconcile alone).
+NO_SUCH = "00000000-0000-4000-8000-000000000000"
+OPERATIONS.update({
+    "matchCandidates": ("{ matchCandidates(input: {givenName: \"Matrice\", familyName: \"Essai\", estimatedAge: 30}) "
+                        "{ score case { id } } }",
+                        {"dgme": A, "unicef": A, "csref-gao": A, "ame": A, "cnrm": SC, "segin-steward": SC}),
+    "caseMatchCandidates": ("query($case: ID!) { case(id: $case) { matchCandidates { score reasons { code } } "
+                            "mergedFrom redirectedFrom } }",
+                            {"dgme": A, "unicef": A, "csref-gao": A, "ame": NF, "cnrm": SC, "segin-steward": SC}),
+    "mergeCases": ("mutation($case: ID!) { mergeCases(survivorId: $case, mergedId: \"" + NO_SUCH + "\", "
+                   "reason: \"Matrice\") { id } }",
+                   {"dgme": NF, "unicef": SC, "csref-gao": SC, "ame": NF, "cnrm": SC, "segin-steward": NF}),
+    "undoMerge": ("mutation { undoMerge(mergeId: \"" + NO_SUCH + "\") { id } }",
+                  {"dgme": NF, "unicef": SC, "csref-gao": SC, "ame": NF, "cnrm": SC, "segin-steward": NF}),
+    "possibleDuplicates": ("{ possibleDuplicates(status: OPEN) { nodes { id score reasons } } }",
+                           {"dgme": SC, "unicef": SC, "csref-gao": SC, "ame": SC, "cnrm": SC, "segin-steward": A}),
+    "decidePossibleDuplicate": ("mutation { decidePossibleDuplicate(id: \"" + NO_SUCH + "\", status: DISMISSED) "
+                                "{ id } }",
+                                {"dgme": SC, "unicef": SC, "csref-gao": SC, "ame": SC, "cnrm": SC,
+                                 "segin-steward": NF}),
+})
+
 NOTES = ("query($case: ID!) { case(id: $case) { referrals { id status serviceCategory reasonCode"
          " toOrganisation { id } } } }")
 TEST_PROVIDER = "e2e-matrix-provider"  # a test-only directory entry, in a region no test arrival is served in

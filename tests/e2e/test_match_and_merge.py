@@ -1,0 +1,112 @@
+"""People already known, end to end through the public API (issue 10, item 4; decision record 0022):
+a known person registered again is offered as a match with reasons, merged and un-merged; an
+organisation without access to the earlier case learns nothing of it; the steward is told."""
+
+from __future__ import annotations
+
+import random
+import string
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import Api, arrival
+
+pytestmark = pytest.mark.e2e
+
+LOOKUP = """query($input: MatchPersonInput!) { matchCandidates(input: $input) {
+  score reasons { code text } case { id givenName familyName } } }"""
+CASE = """query($id: ID!) { case(id: $id) { id redirectedFrom mergedFrom
+  matchCandidates { score reasons { code text } case { id } } } }"""
+MERGE = """mutation($survivor: ID!, $merged: ID!) { mergeCases(survivorId: $survivor, mergedId: $merged,
+  reason: "Même personne : même téléphone, même date de naissance") { id survivorId mergedId undoneAt } }"""
+UNDO = "mutation($id: ID!) { undoMerge(mergeId: $id) { id undoneAt } }"
+DUPLICATES = "{ possibleDuplicates(status: OPEN, first: 100) { nodes { id caseId otherCaseId caseOwnerOrgId " \
+             "otherOwnerOrgId score reasons status } } }"
+
+
+def someone() -> tuple[str, str]:
+    """A family name no other test uses, with an accent, and a phone number of its own."""
+    letters = "".join(random.choices(string.ascii_lowercase, k=8))
+    return f"{letters[:3].capitalize()}ï{letters[3:]}", "+22376" + "".join(random.choices(string.digits, k=6))
+
+
+def first_time(surname: str, phone: str, **overrides: Any) -> dict[str, Any]:
+    return arrival(givenName="Mahamadou", familyName=surname, sex="MALE", estimatedAge=None,
+                   dateOfBirth="1994-05-12", phoneNumbers=[phone], placeOfOrigin="Kita", destinationRegion="02",
+                   vulnerabilities=[], **overrides)
+
+
+def written_again(surname: str, phone: str) -> dict[str, Any]:
+    """The same person at the next check-in: no accent, another transliteration, names swapped, an age."""
+    return {"givenName": surname.replace("ï", "i"), "familyName": "Mohamed", "sex": "MALE", "estimatedAge": 32,
+            "phoneNumbers": [phone[4:]], "destinationRegion": "02"}
+
+
+def data(body: dict[str, Any]) -> dict[str, Any]:
+    assert not body.get("errors"), body
+    return body["data"]
+
+
+def test_a_known_person_registered_again_is_offered_merged_and_unmerged(api: Api) -> None:
+    surname, phone = someone()
+    earlier = data(api.register("dgme", first_time(surname, phone)))["registerArrival"]["id"]
+
+    # Before registering: the check-in screen asks.
+    [candidate] = data(api.gql("dgme", LOOKUP, {"input": written_again(surname, phone)}))["matchCandidates"]
+    assert candidate["case"]["id"] == earlier and candidate["score"] >= 0.7
+    reasons = {r["code"]: r["text"] for r in candidate["reasons"]}
+    assert reasons["NAME_VARIANT"] == "Mohamed ~ Mahamadou" and "NAME_ORDER_SWAPPED" in reasons
+    assert {"AGE_CLOSE", "SAME_PHONE"} <= set(reasons)
+
+    # Registered anyway (never merged automatically): the new case is offered its earlier one.
+    again = {**written_again(surname, phone), "givenName": "Mohamed", "familyName": surname.replace("ï", "i")}
+    later = data(api.register("dgme", arrival(**{**again, "vulnerabilities": []})))["registerArrival"]["id"]
+    case = data(api.gql("dgme", CASE, {"id": later}))["case"]
+    assert [c["case"]["id"] for c in case["matchCandidates"]] == [earlier]
+
+    merge = data(api.gql("dgme", MERGE, {"survivor": earlier, "merged": later}))["mergeCases"]
+    assert (merge["survivorId"], merge["mergedId"], merge["undoneAt"]) == (earlier, later, None)
+    redirected = data(api.gql("dgme", CASE, {"id": later}))["case"]
+    assert (redirected["id"], redirected["redirectedFrom"]) == (earlier, later)
+    assert redirected["mergedFrom"] == [later] and redirected["matchCandidates"] == []
+    again_merged = api.gql("dgme", MERGE, {"survivor": earlier, "merged": later})
+    assert [e["extensions"]["code"] for e in again_merged["errors"]] == ["CONFLICT"]
+
+    undone = data(api.gql("dgme", UNDO, {"id": merge["id"]}))["undoMerge"]
+    assert undone["undoneAt"] is not None
+    restored = data(api.gql("dgme", CASE, {"id": later}))["case"]
+    assert (restored["id"], restored["redirectedFrom"], restored["mergedFrom"]) == (later, None, [])
+    twice = api.gql("dgme", UNDO, {"id": merge["id"]})
+    assert [e["extensions"]["code"] for e in twice["errors"]] == ["CONFLICT"]
+    itself = api.gql("dgme", MERGE, {"survivor": earlier, "merged": earlier})
+    assert [e["extensions"]["code"] for e in itself["errors"]] == ["BAD_USER_INPUT"]
+
+
+def test_an_organisation_without_access_learns_nothing_and_the_steward_reconciles(api: Api) -> None:
+    surname, phone = someone()
+    looked_up = {"input": written_again(surname, phone)}
+    before = api.gql("ame", LOOKUP, looked_up)
+    earlier = data(api.register("dgme", first_time(surname, phone)))["registerArrival"]["id"]
+    after = api.gql("ame", LOOKUP, looked_up)
+    assert before == after == {"data": {"matchCandidates": []}}
+
+    # AME registers the person: its answer is a registration like any other, nothing about DGME's case.
+    again = {**written_again(surname, phone), "givenName": "Mohamed", "familyName": surname.replace("ï", "i")}
+    registered = api.register("ame", arrival(**{**again, "vulnerabilities": [], "consent": {"given": True}}))
+    later = data(registered)["registerArrival"]["id"]
+    assert earlier not in str(registered) and "dgme" not in str(registered)
+    assert data(api.gql("ame", CASE, {"id": later}))["case"]["matchCandidates"] == []
+
+    # The steward sees the possible duplicate: ids, organisations, score and reason codes, no identity.
+    [row] = [r for r in data(api.gql("segin-steward", DUPLICATES))["possibleDuplicates"]["nodes"]
+             if r["caseId"] == later]
+    assert (row["otherCaseId"], row["caseOwnerOrgId"], row["otherOwnerOrgId"]) == (earlier, "ame", "dgme")
+    assert "NAME_VARIANT" in row["reasons"] and surname.lower() not in str(row).lower()
+    merged = data(api.gql("segin-steward", MERGE, {"survivor": earlier, "merged": later}))["mergeCases"]
+    assert merged["survivorId"] == earlier
+    # AME asking for its merged case meets the survivor's rules: no such case for it, as for any other.
+    refused = api.gql("ame", CASE, {"id": later})
+    assert [e["extensions"]["code"] for e in refused["errors"]] == ["NOT_FOUND"] and surname not in str(refused)
+    data(api.gql("segin-steward", UNDO, {"id": merged["id"]}))
+    assert data(api.gql("ame", CASE, {"id": later}))["case"]["id"] == later
