@@ -9,8 +9,9 @@ What it measures, through the public API only (as organisation ``dgme``):
   ``arrivalGroup`` read that shows every valid row stored (target: under 2 s for 300 rows). The upload
   alone and a re-upload of the same file (which must add nothing) are timed too;
 * **check-in**: every expected person checked in (``checkIn``, each with its own idempotency key) by C
-  agents at once, each agent with its own HTTP connection and token: latency p50, p95 and max per
-  check-in (target: p95 under 150 ms), throughput and errors. Afterwards the group's totals must say
+  agents at once, each agent with its own HTTP connection and token, each answered with the person's
+  match candidates (``case { matchCandidates }``): latency p50, p95 and max per check-in (target: p95
+  under 150 ms), throughput and errors. Afterwards the group's totals must say
   that everyone valid was checked in;
 * **a baseline**: as many ``registerArrival`` calls by as many agents right after, on the same platform,
   so the check-in figures can be read against registration's on the same machine at the same moment.
@@ -70,7 +71,8 @@ REGISTER = """mutation($key: String!, $input: ArrivalInput!) { registerArrival(i
   id givenName familyName arrivalPoint vulnerabilities } }"""
 CHECK_IN = """mutation($group: ID!, $person: ID!, $key: String!, $input: CheckInInput!) {
   checkIn(groupId: $group, expectedPersonId: $person, idempotencyKey: $key, input: $input) {
-    expectedPerson { status } case { id givenName familyName arrivalPoint vulnerabilities } } }"""
+    expectedPerson { status } case { id givenName familyName arrivalPoint vulnerabilities
+    matchCandidates { score reasons { code } case { id } } } } }"""
 
 
 def manifest(rows: int, rng: random.Random, arrival: dt.date) -> tuple[bytes, int]:

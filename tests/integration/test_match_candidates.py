@@ -152,3 +152,22 @@ async def test_registering_runs_the_same_statements_whether_another_organisation
     unknown, known_elsewhere = family(), family()
     await register(intake_pool, "dgme", **known(known_elsewhere))
     assert await statements_of_registering(unknown) == await statements_of_registering(known_elsewhere)
+
+
+def looked_up(surname: str) -> dict[str, Any]:
+    """The identity a check-in screen asks about (no phone: found by name and birth only)."""
+    person = known(surname, phone_numbers=[])
+    return {k: person[k] for k in ("given_name", "family_name", "sex", "date_of_birth", "place_of_origin")}
+
+
+async def test_a_corrected_name_is_found_under_its_new_spelling(intake_pool: AsyncConnectionPool) -> None:
+    """Offline capture's correction (updateCase) re-indexes the case in its own transaction."""
+    surname, corrected = family(), family()
+    case = await register(intake_pool, "dgme", **known(surname, phone_numbers=[]))
+    assert not (await candidates(intake_pool, "dgme", person=looked_up(corrected)))["candidates"]
+    await call(INTAKE, "update_case", intake_pool, principal("dgme", "cases:write"),
+               {"case_id": case["id"], "version": case["version"], "changes": {"family_name": corrected}})
+    [candidate] = (await candidates(intake_pool, "dgme", person=looked_up(corrected)))["candidates"]
+    assert candidate["case"]["id"] == case["id"]
+    assert not (await candidates(intake_pool, "dgme", person=looked_up(surname)))["candidates"], \
+        "no longer found under the old spelling"
