@@ -18,7 +18,7 @@ What it measures, through the public API only (as organisation ``dgme``):
 
 Usage::
 
-    .venv/bin/python bench/manifest_checkin.py [--rows 300] [--concurrency 10] [--json]
+    .venv/bin/python bench/manifest_checkin.py [--rows 300] [--concurrency 10] [--pace 0] [--json]
     .venv/bin/python bench/manifest_checkin.py --url http://127.0.0.1:8000 --secrets .data/demo-clients.json
 
 Without ``--url`` it starts its own platform (PostgreSQL, NATS, services, gateway) in a temporary
@@ -149,7 +149,7 @@ async def bench(args: argparse.Namespace, base_url: str, secrets: dict[str, dict
     arrival = dt.date.today() - dt.timedelta(days=1)
     content, valid = manifest(args.rows, rng, arrival)
     result: dict[str, Any] = {"rows": args.rows, "valid_rows": valid, "file_bytes": len(content),
-                              "concurrency": args.concurrency}
+                              "concurrency": args.concurrency, "pace_s": args.pace}
     async with httpx.AsyncClient(timeout=60) as http:
         bearer = await token(http, base_url, secrets)
         await gql(http, url, bearer, "{ me { subject } }", {})  # warm the connection and the token cache
@@ -200,6 +200,8 @@ async def bench(args: argparse.Namespace, base_url: str, secrets: dict[str, dict
                     latencies.append((time.perf_counter() - start) * 1000)
                 except (RuntimeError, httpx.HTTPError) as exc:
                     errors.append(str(exc)[:200])
+                if args.pace:
+                    await asyncio.sleep(args.pace)
 
     t5 = time.perf_counter()
     await asyncio.gather(*(agent() for _ in range(args.concurrency)))
@@ -257,7 +259,8 @@ def print_human(result: dict[str, Any], out: Any) -> None:
     print(f"manifest: {result['rows']} rows ({result['file_bytes']} bytes, {result['valid_rows']} valid): end to end "
           f"{m['end_to_end_s']:.3f} s (upload {m['upload_s']:.3f} s, re-upload {m['reupload_s']:.3f} s); "
           f"{m['added']} stored, rows with problems {m['rejected_rows']}", file=out)
-    print(f"check-in: {c['count']} by {result['concurrency']} agents in {c['wall_s']} s ({c['per_second']}/s); "
+    pace = f", each pausing {result['pace_s']} s between check-ins" if result.get("pace_s") else " back to back"
+    print(f"check-in: {c['count']} by {result['concurrency']} agents{pace} in {c['wall_s']} s ({c['per_second']}/s); "
           f"p50 {c['p50_ms']} ms, p95 {c['p95_ms']} ms, max {c['max_ms']} ms; errors {c['errors']}", file=out)
     if result.get("register_arrival_baseline"):
         b = result["register_arrival_baseline"]
@@ -274,6 +277,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", help="base URL of an already running platform (default: start one)")
     parser.add_argument("--secrets", type=Path, help="its demo-clients.json (with --url)")
     parser.add_argument("--seed", type=int, default=20261202)
+    parser.add_argument("--pace", type=float, default=0.0,
+                        help="seconds each agent waits after an answer before its next check-in (default 0: back to "
+                             "back, the platform's saturation; a desk interviewing people paces itself)")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.add_argument("--baseline", type=int, default=300,
                         help="registerArrival calls timed afterwards for comparison (0: none; default 300)")
