@@ -41,6 +41,11 @@ from kernel.errors import BadInput
 HEADER_SEARCH_ROWS = 10  # a title or a blank line above the header is common; look this far for it
 MAX_COLUMNS = 60
 MAX_CELL = 500  # characters kept of a cell (longer ones are refused by the field's own bound anyway)
+# Bounds on the work one file may cause (the file is read on the service's event loop): a few hundred bytes of
+# XLSX can declare a row a million lines down (each empty row in between is produced and scanned), and a
+# compressed part can expand a thousandfold (openpyxl loads the shared strings whole).
+MAX_LINE_NUMBER = 10_000  # no row of a passenger list lies further down than this
+MAX_XLSX_UNCOMPRESSED = 8_000_000  # bytes, all parts of the workbook together (3000 real rows take 2 to 4 MB)
 
 # What each field is called in the files senders send, normalised (``normalise_header``).
 DEFAULT_HEADERS: dict[ManifestField, tuple[str, ...]] = {
@@ -143,6 +148,14 @@ def _xlsx_rows(content: bytes) -> Iterator[tuple[int, list[Any]]]:
     from openpyxl import load_workbook  # only when an XLSX file comes
 
     try:
+        # A part's declared size bounds what reading it yields (zipfile stops there): checked before anything expands.
+        expanded = sum(part.file_size for part in zipfile.ZipFile(io.BytesIO(content)).infolist())
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise BadInput("The XLSX file cannot be read (is it an Excel workbook?).", field="file") from exc
+    if expanded > MAX_XLSX_UNCOMPRESSED:
+        raise BadInput(f"The XLSX file expands to more than {MAX_XLSX_UNCOMPRESSED // 1_000_000} MB; save it again "
+                       "with only the passenger list, or as CSV.", field="file")
+    try:
         book = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
     except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
         raise BadInput("The XLSX file cannot be read (is it an Excel workbook?).", field="file") from exc
@@ -159,6 +172,9 @@ def table(content: bytes) -> list[tuple[int, list[Any]]]:
     rows = _xlsx_rows(content) if _is_xlsx(content) else _csv_rows(content)
     kept = []
     for number, cells in rows:
+        if number > MAX_LINE_NUMBER:
+            raise BadInput(f"The file goes on past row {MAX_LINE_NUMBER}; remove the empty rows below the list, "
+                           "or split it.", field="file")
         if any(_text(c) for c in cells):
             kept.append((number, cells))
             if len(kept) > MAX_MANIFEST_ROWS + HEADER_SEARCH_ROWS:

@@ -1,0 +1,131 @@
+"""Adversarial review of issue 10's personal-data paths at the service level (real PostgreSQL, no gateway):
+what an organisation with ``cases:write`` can make intake do with a crafted manifest, and what another
+organisation can learn or do through the new paths."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import time
+import zipfile
+from datetime import date
+
+import pytest
+from psycopg_pool import AsyncConnectionPool
+
+from kernel.errors import BadInput, SeginError
+from services.intake import manifests
+from tests.integration.test_manifest_reception import new_group, upload
+
+TODAY = date(2026, 12, 2)
+MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+HEADER_ROW = ('<row r="1"><c r="A1" t="inlineStr"><is><t>Nom</t></is></c><c r="B1" t="inlineStr"><is><t>Prénom</t>'
+              '</is></c><c r="C1" t="inlineStr"><is><t>Sexe</t></is></c><c r="D1" t="inlineStr"><is><t>Âge</t></is>'
+              '</c></row>')
+
+
+def workbook(sheet_data: str, shared_strings: str | None = None) -> bytes:
+    """A minimal XLSX as a hostile sender would write it by hand (openpyxl reads it)."""
+    rel = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+    pkg = "http://schemas.openxmlformats.org/package/2006/relationships"
+    ct = "application/vnd.openxmlformats-officedocument.spreadsheetml"
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("[Content_Types].xml", (
+            '<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+            f'<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+            '<Default Extension="xml" ContentType="application/xml"/>'
+            f'<Override PartName="/xl/workbook.xml" ContentType="{ct}.sheet.main+xml"/>'
+            f'<Override PartName="/xl/worksheets/sheet1.xml" ContentType="{ct}.worksheet+xml"/>'
+            + (f'<Override PartName="/xl/sharedStrings.xml" ContentType="{ct}.sharedStrings+xml"/>'
+               if shared_strings else "") + "</Types>"))
+        z.writestr("_rels/.rels", f'<?xml version="1.0"?><Relationships xmlns="{pkg}"><Relationship Id="rId1" '
+                                  f'Type="{rel}/officeDocument" Target="xl/workbook.xml"/></Relationships>')
+        z.writestr("xl/workbook.xml", f'<?xml version="1.0"?><workbook xmlns="{MAIN}" xmlns:r="{rel}"><sheets>'
+                                      '<sheet name="S" sheetId="1" r:id="rId1"/></sheets></workbook>')
+        z.writestr("xl/_rels/workbook.xml.rels", (
+            f'<?xml version="1.0"?><Relationships xmlns="{pkg}"><Relationship Id="rId1" Type="{rel}/worksheet" '
+            'Target="worksheets/sheet1.xml"/>' + (f'<Relationship Id="rId2" Type="{rel}/sharedStrings" '
+                                                  'Target="sharedStrings.xml"/>' if shared_strings else "")
+            + "</Relationships>"))
+        z.writestr("xl/worksheets/sheet1.xml", f'<?xml version="1.0"?><worksheet xmlns="{MAIN}"><sheetData>'
+                                               f"{sheet_data}</sheetData></worksheet>")
+        if shared_strings is not None:
+            z.writestr("xl/sharedStrings.xml", shared_strings)
+    return buf.getvalue()
+
+
+def timed_refusal(content: bytes) -> tuple[BadInput, float]:
+    started = time.perf_counter()
+    with pytest.raises(BadInput) as refused:
+        manifests.read_manifest(content, {}, TODAY)
+    return refused.value, time.perf_counter() - started
+
+
+# --- a manifest that costs more than its size --------------------------------------------------------
+
+def test_a_1_kb_workbook_declaring_a_row_a_million_lines_down_is_refused_at_once() -> None:
+    """Before: openpyxl produced every empty row in between (60 cells each), ~5-7 s of the service's event loop
+    for a 1.5 kB file, for every organisation's callers at once."""
+    content = workbook(HEADER_ROW + '<row r="1048576"><c r="A1048576" t="inlineStr"><is><t>x</t></is></c></row>')
+    assert len(content) < 2000
+    refusal, seconds = timed_refusal(content)
+    assert refusal.field == "file" and "row" in refusal.message
+    assert seconds < 1.0
+
+
+def test_a_workbook_whose_shared_strings_expand_a_thousandfold_is_refused_before_it_is_read() -> None:
+    """Before: 125 kB of XLSX with three million shared strings took ~40 s and gigabytes to load."""
+    strings = f'<?xml version="1.0"?><sst xmlns="{MAIN}">' + "<si><t>a</t></si>" * 3_000_000 + "</sst>"
+    content = workbook(HEADER_ROW, strings)
+    assert len(content) < 200_000
+    refusal, seconds = timed_refusal(content)
+    assert refusal.field == "file" and "expands" in refusal.message
+    assert seconds < 1.0
+
+
+def test_a_real_three_thousand_row_workbook_is_still_read() -> None:
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["Nom", "Prénom", "Sexe", "Date de naissance", "Téléphone", "N° passeport", "Lieu d'origine",
+                  "Ménage", "Lien de parenté", "Région de destination", "Âge", "Notes"])
+    for i in range(3000):
+        sheet.append([f"Keïta{i}", f"Awa{i}", "F", "01/02/1990", "+22376123456", f"AA{i:06d}", "Kayes", f"M{i}",
+                      "Mère", "Gao", 30, "x" * 40])
+    out = io.BytesIO()
+    book.save(out)
+    assert len(manifests.read_manifest(out.getvalue(), {}, TODAY).rows) == 3000
+
+
+async def test_reading_a_large_manifest_does_not_stop_the_service_answering_others(
+        intake_pool: AsyncConnectionPool) -> None:
+    """A slow file is read off the event loop: a heartbeat on the same loop keeps beating meanwhile."""
+    group = await new_group(intake_pool)
+    cells = "".join(f'<row r="{r}">' + "".join(f'<c r="{chr(65 + c % 26)}{chr(65 + c // 26)}{r}"><v>1</v></c>'
+                                               for c in range(60)) + "</row>" for r in range(2, 2500))
+    content = workbook(HEADER_ROW + cells)
+    gaps: list[float] = []
+
+    async def heartbeat() -> None:
+        last = time.perf_counter()
+        while True:
+            await asyncio.sleep(0.01)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    beating = asyncio.create_task(heartbeat())
+    try:
+        await upload(intake_pool, group, content)
+    except SeginError:
+        pass  # whatever the answer: what matters is that the loop was free meanwhile
+    finally:
+        beating.cancel()
+    assert gaps and max(gaps) < 0.5, f"the event loop stood still for {max(gaps or [0]):.1f} s"
+
+
+def _b64(content: bytes) -> str:
+    return base64.b64encode(content).decode()
