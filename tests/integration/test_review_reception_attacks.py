@@ -129,3 +129,57 @@ async def test_reading_a_large_manifest_does_not_stop_the_service_answering_othe
 
 def _b64(content: bytes) -> str:
     return base64.b64encode(content).decode()
+
+
+# --- a family walk through cases the caller may not read ------------------------------------------------
+
+async def test_a_family_stops_at_a_case_the_caller_may_not_read_and_shows_no_link_between_two_of_them(
+        intake_pool: AsyncConnectionPool) -> None:
+    """unicef holds a referral for one child only. Before: family(child) went on through the mother's case
+    (unreadable) to her other child held by csref-gao and to her husband, and listed the SIBLING_OF and
+    SPOUSE_OF links among people unicef has no basis for: who is whose relative across organisations."""
+    from tests.integration.test_family_links import child, link, open_referral
+    from tests.integration.services import call, principal, register
+    from services.intake.app import APP as INTAKE
+
+    mother = await register(intake_pool, "dgme")
+    husband = await register(intake_pool, "dgme", given_name="Bakary", sex="MALE",
+                             links=[link(mother["id"], "SPOUSE_OF", False)])
+    kid = await register(intake_pool, "dgme", **child([link(mother["id"])]))
+    elsewhere = await register(intake_pool, "csref-gao", **child([], given_name="Awa"),
+                               consent={"given": True, "recipient_org_ids": ["dgme"]})
+    await open_referral(intake_pool, elsewhere, "dgme")  # dgme reads csref-gao's child, and links her to the mother
+    await call(INTAKE, "link_cases", intake_pool, principal("dgme", "cases:write cases:read"), {
+        "case_id": mother["id"], "linked_case_id": elsewhere["id"], "relation": "PARENT_OF",
+        "travelling_together": False})
+    await open_referral(intake_pool, kid, "unicef")
+
+    family = await call(INTAKE, "family", intake_pool, principal("unicef", "cases:read"), {"case_id": kid["id"]})
+    members = {m["case_id"]: m for m in family["members"]}
+    assert set(members) == {kid["id"], mother["id"]}  # the mother: whom to ask (dgme), and no further
+    assert members[mother["id"]] == {"case_id": mother["id"], "owner_org_id": "dgme", "person": None}
+    assert elsewhere["id"] not in str(family) and husband["id"] not in str(family)
+    assert "csref-gao" not in str(family)
+    assert {(x["case_id"], x["linked_case_id"]) for x in family["links"]} == {(kid["id"], mother["id"])}
+
+    # dgme reads them all: its walk still goes through its own cases to csref-gao's child (read by referral).
+    whole = await call(INTAKE, "family", intake_pool, principal("dgme", "cases:read"), {"case_id": kid["id"]})
+    assert {m["case_id"] for m in whole["members"]} == {kid["id"], mother["id"], husband["id"], elsewhere["id"]}
+
+
+async def test_two_unreadable_relatives_next_to_a_readable_case_show_no_link_between_them(
+        intake_pool: AsyncConnectionPool) -> None:
+    from tests.integration.test_family_links import child, link, open_referral
+    from tests.integration.services import call, principal, register
+    from services.intake.app import APP as INTAKE
+
+    mother = await register(intake_pool, "dgme")
+    father = await register(intake_pool, "dgme", given_name="Bakary", sex="MALE",
+                            links=[link(mother["id"], "SPOUSE_OF", False)])
+    kid = await register(intake_pool, "dgme", **child([link(mother["id"]), link(father["id"])]))
+    await open_referral(intake_pool, kid, "unicef")
+    family = await call(INTAKE, "family", intake_pool, principal("unicef", "cases:read"), {"case_id": kid["id"]})
+    assert {m["case_id"] for m in family["members"]} == {kid["id"], mother["id"], father["id"]}
+    assert {(x["case_id"], x["linked_case_id"]) for x in family["links"]} == {
+        (kid["id"], mother["id"]), (kid["id"], father["id"])}
+    assert "SPOUSE_OF" not in str(family)
