@@ -144,6 +144,9 @@ def _csv_rows(content: bytes) -> Iterator[tuple[int, list[Any]]]:
         raise BadInput(f"The CSV file cannot be read near line {reader.line_num}: {exc}.", field="file") from None
 
 
+UNREADABLE_XLSX = "The XLSX file cannot be read (is it an Excel workbook?)."
+
+
 def _xlsx_rows(content: bytes) -> Iterator[tuple[int, list[Any]]]:
     from openpyxl import load_workbook  # only when an XLSX file comes
 
@@ -151,17 +154,26 @@ def _xlsx_rows(content: bytes) -> Iterator[tuple[int, list[Any]]]:
         # A part's declared size bounds what reading it yields (zipfile stops there): checked before anything expands.
         expanded = sum(part.file_size for part in zipfile.ZipFile(io.BytesIO(content)).infolist())
     except (zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise BadInput("The XLSX file cannot be read (is it an Excel workbook?).", field="file") from exc
+        raise BadInput(UNREADABLE_XLSX, field="file") from None
     if expanded > MAX_XLSX_UNCOMPRESSED:
         raise BadInput(f"The XLSX file expands to more than {MAX_XLSX_UNCOMPRESSED // 1_000_000} MB; save it again "
                        "with only the passenger list, or as CSV.", field="file")
+    # Any failure of the parser is the file's: BAD_USER_INPUT, never an internal error whose message (a
+    # cell's value: "invalid literal for int() with base 10: 'Keïta'") would reach the traces.
     try:
         book = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
-        raise BadInput("The XLSX file cannot be read (is it an Excel workbook?).", field="file") from exc
+    except Exception:  # noqa: BLE001 (a hostile file can make openpyxl fail in many ways)
+        raise BadInput(UNREADABLE_XLSX, field="file") from None
     try:
         sheet = book.worksheets[0]
-        for number, row in enumerate(sheet.iter_rows(max_col=MAX_COLUMNS, values_only=True), start=1):
+        rows = enumerate(sheet.iter_rows(max_col=MAX_COLUMNS, values_only=True), start=1)
+        while True:
+            try:
+                number, row = next(rows)
+            except StopIteration:
+                return
+            except Exception:  # noqa: BLE001
+                raise BadInput(UNREADABLE_XLSX, field="file") from None
             yield number, list(row)
     finally:
         book.close()

@@ -183,3 +183,17 @@ async def test_two_unreadable_relatives_next_to_a_readable_case_show_no_link_bet
     assert {(x["case_id"], x["linked_case_id"]) for x in family["links"]} == {
         (kid["id"], mother["id"]), (kid["id"], father["id"])}
     assert "SPOUSE_OF" not in str(family)
+
+
+@pytest.mark.parametrize("cell", [
+    '<c r="A2" t="n"><v>Keïta</v></c>',  # a name in a number cell: openpyxl's error quoted it
+    '<c r="A2" t="d"><v>Keïta</v></c>',
+    '<c r="A2" t="s"><v>7</v></c>',  # a shared string that does not exist
+])
+def test_a_workbook_openpyxl_cannot_read_is_the_files_problem_and_its_values_are_not_quoted(cell: str) -> None:
+    """Before: IndexError or ValueError out of openpyxl, answered INTERNAL, with the exception's message
+    (the cell's value) recorded on the trace span by kernel.rpc."""
+    refusal, _ = timed_refusal(workbook(HEADER_ROW + f'<row r="2">{cell}</row>',
+                                        f'<?xml version="1.0"?><sst xmlns="{MAIN}"><si><t>a</t></si></sst>'))
+    assert refusal.field == "file" and "Keïta" not in refusal.message
+    assert refusal.__cause__ is None and refusal.__suppress_context__
