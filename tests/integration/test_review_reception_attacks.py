@@ -197,3 +197,22 @@ def test_a_workbook_openpyxl_cannot_read_is_the_files_problem_and_its_values_are
                                         f'<?xml version="1.0"?><sst xmlns="{MAIN}"><si><t>a</t></si></sst>'))
     assert refusal.field == "file" and "Keïta" not in refusal.message
     assert refusal.__cause__ is None and refusal.__suppress_context__
+
+
+# --- audit of offline writes ----------------------------------------------------------------------------
+
+async def test_a_correction_sent_in_an_offline_batch_is_audited_like_update_case(
+        intake_pool: AsyncConnectionPool) -> None:
+    """Before: syncOffline's UPDATE_CASE changed a person's identity and left no audit record at all
+    (updateCase records case.update; the batch path skipped it)."""
+    import uuid
+
+    from tests.integration.services import audit_rows, register
+    from tests.integration.test_offline_service import sync, update_item
+
+    case = await register(intake_pool, "dgme")
+    [result] = await sync(intake_pool, "dgme", [update_item(str(uuid.uuid4()), case["id"], 1, given_name="Awa")])
+    assert result["status"] == "APPLIED"
+    updates = [r for r in await audit_rows(intake_pool, "intake")
+               if r["operation"] == "case.update" and case["id"] in map(str, r["case_ids"])]
+    assert len(updates) == 1 and updates[0]["org_id"] == "dgme"
