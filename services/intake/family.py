@@ -184,10 +184,16 @@ def _ids(request: LinkCases | UnlinkCases) -> tuple[uuid.UUID, uuid.UUID]:
 
 
 async def _answer(conn: Connection, principal: Principal, case: dict[str, Any], access: domain.Access) -> CaseView:
+    """The case as ``get_case`` shows it, and audited as its read (call it last in the transaction)."""
     owner = case["owner_org_id"] == principal.org_id
     rows = await store.sharing_rows(conn, case["id"]) if owner else None
-    return views.case_view(case, domain.visible_categories(principal.scopes), access, rows,
-                           await links_of(conn, principal, case["id"], _purpose(access)))
+    visible = domain.visible_categories(principal.scopes)
+    links = await links_of(conn, principal, case["id"], _purpose(access))
+    await store.TRAIL.allowed(conn, principal, "case.read", [case["id"]],
+                              ["identity", "arrival", "vulnerabilities", *(c.value for c in visible),
+                               *(["consent"] if owner else [])], _purpose(access),
+                              legal_basis=access.legal_basis.value if access.legal_basis else None)
+    return views.case_view(case, visible, access, rows, links)
 
 
 async def link_cases(pool: AsyncConnectionPool, principal: Principal, request: LinkCases) -> CaseView:

@@ -216,3 +216,20 @@ async def test_a_correction_sent_in_an_offline_batch_is_audited_like_update_case
     updates = [r for r in await audit_rows(intake_pool, "intake")
                if r["operation"] == "case.update" and case["id"] in map(str, r["case_ids"])]
     assert len(updates) == 1 and updates[0]["org_id"] == "dgme"
+
+
+async def test_the_case_link_cases_and_unlink_cases_answer_with_is_an_audited_read(
+        intake_pool: AsyncConnectionPool) -> None:
+    """Before: unlinkCases of two cases not linked (or whose last link it removed) answered the whole case —
+    names, birth, screening, sharing — and recorded no read of it."""
+    from tests.integration.services import audit_rows, call, principal, register
+    from services.intake.app import APP as INTAKE
+
+    one, other = await register(intake_pool, "dgme"), await register(intake_pool, "dgme", given_name="Awa")
+    before = len(await audit_rows(intake_pool, "intake"))
+    answer = await call(INTAKE, "unlink_cases", intake_pool, principal("dgme", "cases:write cases:read"),
+                        {"case_id": one["id"], "linked_case_id": other["id"]})
+    assert answer["given_name"] == "Mariam"
+    reads = [r for r in (await audit_rows(intake_pool, "intake"))[before:]
+             if r["operation"] == "case.read" and one["id"] in map(str, r["case_ids"])]
+    assert len(reads) == 1 and "identity" in reads[0]["field_categories"]
