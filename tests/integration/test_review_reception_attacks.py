@@ -233,3 +233,30 @@ async def test_the_case_link_cases_and_unlink_cases_answer_with_is_an_audited_re
     reads = [r for r in (await audit_rows(intake_pool, "intake"))[before:]
              if r["operation"] == "case.read" and one["id"] in map(str, r["case_ids"])]
     assert len(reads) == 1 and "identity" in reads[0]["field_categories"]
+
+
+# --- the public arrival form ----------------------------------------------------------------------------
+
+def test_the_public_arrival_form_is_made_once_not_for_every_anonymous_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    """GET /offline/arrival-form.xlsx needs no credentials (Kobo's import from URL sends none). Before: each
+    request built the workbook again, ~60 ms of the gateway's CPU: a cheap flood from anyone."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from contracts import xlsform
+    from gateway import offline
+
+    made: list[int] = []
+    real = xlsform.workbook_bytes
+
+    def counted() -> bytes:
+        made.append(1)
+        return real()
+
+    monkeypatch.setattr(xlsform, "workbook_bytes", counted)
+    app = FastAPI()
+    app.include_router(offline.router({}, timeout=1.0))
+    with TestClient(app) as client:
+        bodies = [client.get("/offline/arrival-form.xlsx") for _ in range(5)]
+    assert all(b.status_code == 200 and b.content == bodies[0].content for b in bodies)
+    assert len(made) == 1
