@@ -44,7 +44,7 @@ MAX_CELL = 500  # characters kept of a cell (longer ones are refused by the fiel
 # Bounds on the work one file may cause (the file is read on the service's event loop): a few hundred bytes of
 # XLSX can declare a row a million lines down (each empty row in between is produced and scanned), and a
 # compressed part can expand a thousandfold (openpyxl loads the shared strings whole).
-MAX_LINE_NUMBER = 10_000  # no row of a passenger list lies further down than this
+MAX_LINE_NUMBER = 10_000  # no row of a passenger list lies further down a sheet than this (XLSX)
 MAX_XLSX_UNCOMPRESSED = 8_000_000  # bytes, all parts of the workbook together (3000 real rows take 2 to 4 MB)
 
 # What each field is called in the files senders send, normalised (``normalise_header``).
@@ -174,6 +174,9 @@ def _xlsx_rows(content: bytes) -> Iterator[tuple[int, list[Any]]]:
                 return
             except Exception:  # noqa: BLE001
                 raise BadInput(UNREADABLE_XLSX, field="file") from None
+            if number > MAX_LINE_NUMBER:  # the rows in between are produced one by one: stop here
+                raise BadInput(f"The sheet goes on past row {MAX_LINE_NUMBER}; remove the empty rows below the "
+                               "list, or split it.", field="file")
             yield number, list(row)
     finally:
         book.close()
@@ -184,9 +187,6 @@ def table(content: bytes) -> list[tuple[int, list[Any]]]:
     rows = _xlsx_rows(content) if _is_xlsx(content) else _csv_rows(content)
     kept = []
     for number, cells in rows:
-        if number > MAX_LINE_NUMBER:
-            raise BadInput(f"The file goes on past row {MAX_LINE_NUMBER}; remove the empty rows below the list, "
-                           "or split it.", field="file")
         if any(_text(c) for c in cells):
             kept.append((number, cells))
             if len(kept) > MAX_MANIFEST_ROWS + HEADER_SEARCH_ROWS:

@@ -260,3 +260,10 @@ def test_the_public_arrival_form_is_made_once_not_for_every_anonymous_request(mo
         bodies = [client.get("/offline/arrival-form.xlsx") for _ in range(5)]
     assert all(b.status_code == 200 and b.content == bodies[0].content for b in bodies)
     assert len(made) == 1
+
+
+def test_a_csv_with_many_empty_lines_below_the_list_is_still_read() -> None:
+    """The bound on how far down a row may lie is the workbook's (its empty rows cost); a CSV is bounded by
+    its bytes, and Excel writes the formatted empty rows below a list as lines of separators."""
+    text = "Nom;Prénom;Sexe;Âge\nKeïta;Awa;F;30\n" + ";;;\n" * 20_000
+    assert len(manifests.read_manifest(text.encode(), {}, TODAY).rows) == 1
