@@ -94,6 +94,8 @@ async def create_links(conn: Connection, principal: Principal, case_id: uuid.UUI
     for position, link in enumerate(arrival.links):
         field = f"arrival.links.{position}.case_id"
         linked_id = parse_id(link.case_id, field, not_found=NOT_SHARED)
+        if linked_id in linked_ids:  # the same id spelt otherwise ("link each case at most once" compares text)
+            raise BadInput("link each case at most once", field=field)
         await links_store.hold(conn, [linked_id])
         linked = await store.get_case(conn, linked_id)
         if not (await _access(conn, principal, linked, linked_id)).allowed:

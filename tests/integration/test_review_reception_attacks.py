@@ -267,3 +267,16 @@ def test_a_csv_with_many_empty_lines_below_the_list_is_still_read() -> None:
     its bytes, and Excel writes the formatted empty rows below a list as lines of separators."""
     text = "Nom;Prénom;Sexe;Âge\nKeïta;Awa;F;30\n" + ";;;\n" * 20_000
     assert len(manifests.read_manifest(text.encode(), {}, TODAY).rows) == 1
+
+
+async def test_one_case_linked_twice_under_two_spellings_of_its_id_is_bad_input_not_an_internal_error(
+        intake_pool: AsyncConnectionPool) -> None:
+    """The contract's "link each case at most once" compares the ids as sent; before: the same UUID in upper
+    and lower case passed it, the second insert found the link made, and an assertion answered INTERNAL."""
+    from tests.integration.services import register
+    from tests.integration.test_family_links import child, link
+
+    mother = await register(intake_pool, "dgme")
+    with pytest.raises(SeginError) as refused:
+        await register(intake_pool, "dgme", **child([link(mother["id"]), link(mother["id"].upper())]))
+    assert refused.value.code == "BAD_USER_INPUT" and refused.value.field == "arrival.links.1.case_id"
