@@ -94,3 +94,22 @@ def test_an_anonymous_sync_or_manifest_is_refused_before_anything_is_read(api: A
     assert httpx.post(f"{base}/offline/sync", json={"items": []}, timeout=30).status_code == 401
     assert httpx.post(f"{base}/manifests", content=b"Nom;Prenom\n", headers={"Content-Type": "text/csv"},
                       timeout=30).status_code == 401
+
+
+def test_guessing_a_kobo_secret_is_slowed_down_even_once_the_real_secret_is_cached(api: Api) -> None:
+    """The Kobo route caches a token per (client, secret): a guesser must not get around the failure throttle
+    through it, and must not lock the real Kobo server out."""
+    from tests.e2e.test_auth_abuse import caller
+    from tests.e2e.test_oauth_lifecycle import confidential_client
+
+    auth = confidential_client(api.platform, "dgme", "cases:write cases:read")
+    with caller(api.platform) as kobo_server:
+        first = kobo_server.post("/offline/kobo/submissions", json=submission(), auth=auth)
+        assert first.status_code == 201, first.text  # the real secret: its token is now cached
+    with caller(api.platform, "127.0.0.41") as guesser:
+        answers = [guesser.post("/offline/kobo/submissions", json=submission(), auth=(auth[0], f"guess-{i}"))
+                   for i in range(7)]
+        assert [a.status_code for a in answers] == [401] * 5 + [429] * 2
+        assert guesser.post("/offline/kobo/submissions", json=submission(), auth=auth).status_code == 429
+    with caller(api.platform) as kobo_server:
+        assert kobo_server.post("/offline/kobo/submissions", json=submission(), auth=auth).status_code == 201
