@@ -112,10 +112,13 @@ def router(state: dict[str, Any], timeout: float) -> APIRouter:
         internal = state["service_tokens"].for_subject(principal, subject)
         return await rpc.call(state["nats"], subject, payload, internal, timeout=timeout)
 
+    form: list[bytes] = []  # made once: anyone may ask for it, and making it costs ~60 ms of CPU
+
     @api.get("/arrival-form.xlsx")
     async def arrival_form() -> Response:
-        content = await run_in_threadpool(xlsform.workbook_bytes)
-        return Response(content, media_type=XLSX, headers={
+        if not form:
+            form.append(await run_in_threadpool(xlsform.workbook_bytes))
+        return Response(form[0], media_type=XLSX, headers={
             "Content-Disposition": f'attachment; filename="segin-arrival-{xlsform.form_version()}.xlsx"',
             "Cache-Control": "public, max-age=300"})
 

@@ -32,7 +32,7 @@ from kernel.db import Connection
 from kernel.errors import BadInput, Conflict, Forbidden, NotFound, SeginError, parse_id
 from kernel.outbox import add_event
 from kernel.tokens import Principal
-from services.intake import domain, households, links_store, store, views
+from services.intake import domain, households, links_store, matches, store, views
 
 FAMILY_CATEGORIES = ["family"]
 NOT_SHARED = "No such case, or it is not shared with your organisation."
@@ -94,6 +94,8 @@ async def create_links(conn: Connection, principal: Principal, case_id: uuid.UUI
     for position, link in enumerate(arrival.links):
         field = f"arrival.links.{position}.case_id"
         linked_id = parse_id(link.case_id, field, not_found=NOT_SHARED)
+        if linked_id in linked_ids:  # the same id spelt otherwise ("link each case at most once" compares text)
+            raise BadInput("link each case at most once", field=field)
         await links_store.hold(conn, [linked_id])
         linked = await store.get_case(conn, linked_id)
         if not (await _access(conn, principal, linked, linked_id)).allowed:
@@ -184,10 +186,16 @@ def _ids(request: LinkCases | UnlinkCases) -> tuple[uuid.UUID, uuid.UUID]:
 
 
 async def _answer(conn: Connection, principal: Principal, case: dict[str, Any], access: domain.Access) -> CaseView:
+    """The case as ``get_case`` shows it, and audited as its read (call it last in the transaction)."""
     owner = case["owner_org_id"] == principal.org_id
     rows = await store.sharing_rows(conn, case["id"]) if owner else None
-    return views.case_view(case, domain.visible_categories(principal.scopes), access, rows,
-                           await links_of(conn, principal, case["id"], _purpose(access)))
+    visible = domain.visible_categories(principal.scopes)
+    links = await links_of(conn, principal, case["id"], _purpose(access))
+    await store.TRAIL.allowed(conn, principal, "case.read", [case["id"]],
+                              ["identity", "arrival", "vulnerabilities", *(c.value for c in visible),
+                               *(["consent"] if owner else [])], _purpose(access),
+                              legal_basis=access.legal_basis.value if access.legal_basis else None)
+    return views.case_view(case, visible, access, rows, links)
 
 
 async def link_cases(pool: AsyncConnectionPool, principal: Principal, request: LinkCases) -> CaseView:
@@ -267,20 +275,21 @@ async def family(pool: AsyncConnectionPool, principal: Principal, request: CaseR
                 a, b = str(row["case_id"]), str(row["linked_case_id"])
                 neighbours.setdefault(a, set()).add(b)
                 neighbours.setdefault(b, set()).add(a)
-            ids, truncated = households.family_walk(str(case_id), neighbours)
-            people = await links_store.people(conn, [uuid.UUID(i) for i in ids])
-            members, read = [], []
-            for member_id in ids:
-                row = people[member_id]
-                readable = (await _access(conn, principal, row, uuid.UUID(member_id))).allowed
-                if readable:
-                    read.append(member_id)
-                members.append(FamilyMemberView(case_id=member_id, owner_org_id=row["owner_org_id"],
-                                                person=_person(row) if readable else None))
+            # Who the caller may read, for every case the links reach (three queries whatever their number):
+            # the walk goes on only from those, and a link between two cases it may not read is not shown.
+            people = await links_store.people(conn, [uuid.UUID(i) for i in {str(case_id), *neighbours}])
+            access_of, _ = await matches.accesses(conn, principal, [(uuid.UUID(i), r["owner_org_id"])
+                                                                    for i, r in people.items()])
+            readable = {str(i) for i, a in access_of.items() if a.allowed}
+            ids, truncated = households.family_walk(str(case_id), neighbours, expands=readable.__contains__)
+            members = [FamilyMemberView(case_id=i, owner_org_id=people[i]["owner_org_id"],
+                                        person=_person(people[i]) if i in readable else None) for i in ids]
+            read = [i for i in ids if i in readable]
             included = set(ids)
             links = [FamilyLinkView(id=str(r["id"]), case_id=str(r["case_id"]), linked_case_id=str(r["linked_case_id"]),
                                     relation=r["relation"], travelling_together=r["travelling_together"])
-                     for r in rows if str(r["case_id"]) in included and str(r["linked_case_id"]) in included]
+                     for r in rows if str(r["case_id"]) in included and str(r["linked_case_id"]) in included
+                     and (str(r["case_id"]) in readable or str(r["linked_case_id"]) in readable)]
             await store.TRAIL.allowed(conn, principal, "family.read", ids,
                                       [*FAMILY_CATEGORIES, *(["identity"] if read else [])], _purpose(access))
     if not allowed:

@@ -11,7 +11,7 @@ exactly what SEPARATED_CHILD describes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from contracts.reference import INVERSE_RELATIONS, Relation, Vulnerability
@@ -78,13 +78,17 @@ def link_conflicts(vulnerabilities: Flags, linked_vulnerabilities: Flags, link: 
 
 
 def family_walk(start: str, neighbours: Mapping[str, Iterable[str]], depth: int = FAMILY_DEPTH,
-                limit: int = FAMILY_MAX_MEMBERS) -> tuple[list[str], bool]:
+                limit: int = FAMILY_MAX_MEMBERS, expands: Callable[[str], bool] = lambda _: True
+                ) -> tuple[list[str], bool]:
     """The cases reached from ``start`` through links, breadth first, at most ``depth`` links away and
-    ``limit`` cases in all (``start`` included); True when some were left out."""
+    ``limit`` cases in all (``start`` included); True when some were left out. The walk goes on only from
+    the cases ``expands`` names (those the caller may read): a case it may not read is reached, not crossed."""
     seen, frontier, truncated = [start], [start], False
     for _ in range(depth):
         following = []
         for case in frontier:
+            if not expands(case):
+                continue
             for other in sorted(neighbours.get(case, ())):
                 if other in seen:
                     continue
@@ -93,6 +97,6 @@ def family_walk(start: str, neighbours: Mapping[str, Iterable[str]], depth: int 
                 seen.append(other)
                 following.append(other)
         frontier = following
-    if any(other not in seen for case in frontier for other in neighbours.get(case, ())):
+    if any(other not in seen for case in frontier if expands(case) for other in neighbours.get(case, ())):
         truncated = True
     return seen, truncated

@@ -41,6 +41,11 @@ from kernel.errors import BadInput
 HEADER_SEARCH_ROWS = 10  # a title or a blank line above the header is common; look this far for it
 MAX_COLUMNS = 60
 MAX_CELL = 500  # characters kept of a cell (longer ones are refused by the field's own bound anyway)
+# Bounds on the work one file may cause (the file is read on the service's event loop): a few hundred bytes of
+# XLSX can declare a row a million lines down (each empty row in between is produced and scanned), and a
+# compressed part can expand a thousandfold (openpyxl loads the shared strings whole).
+MAX_LINE_NUMBER = 10_000  # no row of a passenger list lies further down a sheet than this (XLSX)
+MAX_XLSX_UNCOMPRESSED = 8_000_000  # bytes, all parts of the workbook together (3000 real rows take 2 to 4 MB)
 
 # What each field is called in the files senders send, normalised (``normalise_header``).
 DEFAULT_HEADERS: dict[ManifestField, tuple[str, ...]] = {
@@ -139,16 +144,39 @@ def _csv_rows(content: bytes) -> Iterator[tuple[int, list[Any]]]:
         raise BadInput(f"The CSV file cannot be read near line {reader.line_num}: {exc}.", field="file") from None
 
 
+UNREADABLE_XLSX = "The XLSX file cannot be read (is it an Excel workbook?)."
+
+
 def _xlsx_rows(content: bytes) -> Iterator[tuple[int, list[Any]]]:
     from openpyxl import load_workbook  # only when an XLSX file comes
 
     try:
+        # A part's declared size bounds what reading it yields (zipfile stops there): checked before anything expands.
+        expanded = sum(part.file_size for part in zipfile.ZipFile(io.BytesIO(content)).infolist())
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise BadInput(UNREADABLE_XLSX, field="file") from None
+    if expanded > MAX_XLSX_UNCOMPRESSED:
+        raise BadInput(f"The XLSX file expands to more than {MAX_XLSX_UNCOMPRESSED // 1_000_000} MB; save it again "
+                       "with only the passenger list, or as CSV.", field="file")
+    # Any failure of the parser is the file's: BAD_USER_INPUT, never an internal error whose message (a
+    # cell's value: "invalid literal for int() with base 10: 'Keïta'") would reach the traces.
+    try:
         book = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
-        raise BadInput("The XLSX file cannot be read (is it an Excel workbook?).", field="file") from exc
+    except Exception:  # noqa: BLE001 (a hostile file can make openpyxl fail in many ways)
+        raise BadInput(UNREADABLE_XLSX, field="file") from None
     try:
         sheet = book.worksheets[0]
-        for number, row in enumerate(sheet.iter_rows(max_col=MAX_COLUMNS, values_only=True), start=1):
+        rows = enumerate(sheet.iter_rows(max_col=MAX_COLUMNS, values_only=True), start=1)
+        while True:
+            try:
+                number, row = next(rows)
+            except StopIteration:
+                return
+            except Exception:  # noqa: BLE001
+                raise BadInput(UNREADABLE_XLSX, field="file") from None
+            if number > MAX_LINE_NUMBER:  # the rows in between are produced one by one: stop here
+                raise BadInput(f"The sheet goes on past row {MAX_LINE_NUMBER}; remove the empty rows below the "
+                               "list, or split it.", field="file")
             yield number, list(row)
     finally:
         book.close()

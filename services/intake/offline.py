@@ -379,6 +379,9 @@ async def _sync_update(pool: AsyncConnectionPool, principal: Principal, item: Sy
         raise _bad_input(exc, "changes") from None
     async with pool.connection() as conn, conn.transaction():
         outcome = await _update(conn, principal, case_id, item.base_version, changes, item.client_id)
+        if outcome is not None and outcome[1]:  # written now (a replay writes and reads nothing)
+            await store.TRAIL.allowed(conn, principal, "case.update", [case_id], handlers.OWNER_CATEGORIES,
+                                      AuditPurpose.CASE_MANAGEMENT)
     if outcome is None:
         raise _not_owned()
     response, made = outcome

@@ -9,6 +9,7 @@ path of registerArrival (same validation, same event, same audit). See docs/deci
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -195,7 +196,8 @@ async def _read_into(conn: Connection, principal: Principal, group: dict[str, An
     else:
         pairs = await rstore.saved_mapping(conn, principal.org_id, sender_key) or []
     explicit = {p["column"]: ManifestField(p["field"]) for p in pairs}
-    manifest = manifests.read_manifest(content, explicit, _today())
+    # Off the event loop: a large workbook takes a while to read, and other callers must not wait for it.
+    manifest = await asyncio.to_thread(manifests.read_manifest, content, explicit, _today())
     known = await rstore.known_fingerprints(conn, group["id"])
     new_rows, present = [], []
     for number, row, fp in manifest.rows:
