@@ -60,6 +60,19 @@ def _shows_child_flags(principal: Principal) -> bool:
     return SensitiveCategory.CHILD_PROTECTION.scope in principal.scopes
 
 
+def _check_child_scope(principal: Principal, links: list[households.Link], field: str) -> None:
+    """A link that makes a registered person the child or ward of someone travelling with them is checked
+    against that person's child-protection flags. A token that may not see those flags is refused such a
+    link whatever the flags say (decided on the request alone, before anything is read), so that neither
+    the refusal nor its absence tells it that a child is flagged unaccompanied or separated."""
+    if _shows_child_flags(principal):
+        return
+    if any(link.travelling_together and link.relation in households.CARED_FOR_BY for link in links):
+        raise Forbidden(f"Linking a child to a parent or guardian travelling with them needs the "
+                        f"'{SensitiveCategory.CHILD_PROTECTION.scope}' scope: the child's protection flags are "
+                        "checked against the link.", field=field, code="INSUFFICIENT_SCOPE")
+
+
 def _flag_name(conflict: households.Conflict, principal: Principal) -> str:
     """The linked case's flag by name only for a token that may see child-protection flags."""
     return conflict.flag.value if _shows_child_flags(principal) else "a child-protection flag"
@@ -93,6 +106,8 @@ async def create_links(conn: Connection, principal: Principal, case_id: uuid.UUI
     linked_ids: list[uuid.UUID] = []
     for position, link in enumerate(arrival.links):
         field = f"arrival.links.{position}.case_id"
+        _check_child_scope(principal, [households.Link(households.inverse(link.relation), link.travelling_together)],
+                           f"arrival.links.{position}")
         linked_id = parse_id(link.case_id, field, not_found=NOT_SHARED)
         if linked_id in linked_ids:  # the same id spelt otherwise ("link each case at most once" compares text)
             raise BadInput("link each case at most once", field=field)
@@ -203,6 +218,8 @@ async def link_cases(pool: AsyncConnectionPool, principal: Principal, request: L
     linked otherwise is a CONFLICT (unlink first); a link a flag contradicts is refused on ``relation``."""
     case_id, linked_id = _ids(request)
     link = households.Link(request.relation, request.travelling_together)
+    _check_child_scope(principal, [link, households.Link(households.inverse(link.relation), link.travelling_together)],
+                       "relation")
     async with pool.connection() as conn, conn.transaction():  # the refusal's audit record commits too
         await links_store.lock_pair(conn, case_id, linked_id)
         await links_store.hold(conn, [case_id, linked_id])

@@ -16,7 +16,7 @@ from contracts.reference import LegalBasis, Priority, ReferralStatus, ServiceCat
 from kernel.errors import SeginError
 from services.intake import handlers
 from services.intake.app import APP as INTAKE
-from tests.integration.services import audit_rows, call, deliver, outbox, principal, register
+from tests.integration.services import arrival, audit_rows, call, deliver, outbox, principal, register
 
 
 def child(links: list[dict[str, Any]], **overrides: Any) -> dict[str, Any]:
@@ -128,17 +128,28 @@ async def test_a_family_is_followed_link_by_link(intake_pool: AsyncConnectionPoo
 
 async def test_linking_existing_cases_is_idempotent_audited_and_checks_the_flags_of_both(
         intake_pool: AsyncConnectionPool) -> None:
-    dgme = principal("dgme", "cases:write cases:read")
+    dgme = principal("dgme", "cases:write cases:read sensitive:child_protection")
+    unscoped = principal("dgme", "cases:write cases:read")
     mother = await register(intake_pool, "dgme")
     flagged = await register(intake_pool, "dgme", **child([], vulnerabilities=["UNACCOMPANIED_CHILD"]))
-    # The mother is PARENT_OF the flagged child, travelling together: refused on the link, naming no flag
-    # to a token without the child-protection scope.
+    unflagged = await register(intake_pool, "dgme", **child([]))
+    # A token that may not see child-protection flags gets the same refusal whether the child is flagged
+    # or not: the answer tells nothing about the flags.
     before = await count_rows(intake_pool)
+    answers = []
+    for kid in (flagged, unflagged):
+        with pytest.raises(SeginError) as refused:
+            await call(INTAKE, "link_cases", intake_pool, unscoped, {
+                "case_id": mother["id"], "linked_case_id": kid["id"], "relation": "PARENT_OF",
+                "travelling_together": True})
+        answers.append(refused.value.to_dict())
+    assert answers[0] == answers[1] and answers[0]["code"] == "INSUFFICIENT_SCOPE", answers
+    assert answers[0]["field"] == "relation" and "sensitive:child_protection" in answers[0]["message"]
+    # With the scope, the mother PARENT_OF the flagged child, travelling together, is refused on the link.
     with pytest.raises(SeginError) as refused:
         await call(INTAKE, "link_cases", intake_pool, dgme, {"case_id": mother["id"], "linked_case_id": flagged["id"],
                                                             "relation": "PARENT_OF", "travelling_together": True})
     assert (refused.value.code, refused.value.field) == ("BAD_USER_INPUT", "relation")
-    assert "UNACCOMPANIED_CHILD" not in refused.value.message and "child-protection flag" in refused.value.message
     with pytest.raises(SeginError) as named:
         await call(INTAKE, "link_cases", intake_pool, principal("dgme", "cases:write sensitive:child_protection"),
                    {"case_id": flagged["id"], "linked_case_id": mother["id"], "relation": "CHILD_OF",
@@ -177,12 +188,13 @@ async def test_only_an_organisation_that_may_read_both_cases_and_owns_one_links_
                "travelling_together": True}
     # unicef reads both through open referrals (consent covers it) but owns neither.
     await open_referral(intake_pool, kid, "unicef")
+    unicef = principal("unicef", "cases:write sensitive:child_protection")
     with pytest.raises(SeginError) as refused:
-        await call(INTAKE, "link_cases", intake_pool, principal("unicef", "cases:write"), request)
+        await call(INTAKE, "link_cases", intake_pool, unicef, request)
     assert (refused.value.code, refused.value.field) == ("NOT_FOUND", "linkedCaseId")
     await open_referral(intake_pool, mother, "unicef")
     with pytest.raises(SeginError) as forbidden:
-        await call(INTAKE, "link_cases", intake_pool, principal("unicef", "cases:write"), request)
+        await call(INTAKE, "link_cases", intake_pool, unicef, request)
     assert forbidden.value.code == "FORBIDDEN"
     # Its own case may be linked to one it reads.
     own = await register(intake_pool, "unicef", **child([]))
@@ -197,12 +209,24 @@ async def test_only_an_organisation_that_may_read_both_cases_and_owns_one_links_
 async def test_a_parent_registered_as_travelling_with_a_child_flagged_unaccompanied_is_refused_on_the_link(
         intake_pool: AsyncConnectionPool) -> None:
     flagged = await register(intake_pool, "dgme", **child([], vulnerabilities=["UNACCOMPANIED_CHILD"]))
+    unflagged = await register(intake_pool, "dgme", **child([]))
     before = await count_rows(intake_pool)
+    # A registrant that may not see child-protection flags: the same refusal whatever the child's flags.
+    answers = []
+    for kid in (flagged, unflagged):
+        with pytest.raises(SeginError) as refused:
+            await register(intake_pool, "dgme", links=[link(kid["id"], "PARENT_OF")], vulnerabilities=[])
+        answers.append(refused.value.to_dict())
+    assert answers[0] == answers[1] and (answers[0]["code"], answers[0]["field"]) == (
+        "INSUFFICIENT_SCOPE", "arrival.links.0"), answers
+    # One that may: refused on the link, naming it and the flag.
     with pytest.raises(SeginError) as refused:
-        await register(intake_pool, "dgme", links=[link(flagged["id"], "PARENT_OF")], vulnerabilities=[])
+        await call(INTAKE, "register_arrival", intake_pool, principal("dgme", "cases:write sensitive:child_protection"),
+                   {"idempotency_key": str(uuid.uuid4()),
+                    "arrival": arrival(links=[link(flagged["id"], "PARENT_OF")], vulnerabilities=[])})
     assert (refused.value.code, refused.value.field) == ("BAD_USER_INPUT", "arrival.links.0")
     assert "link 0" in refused.value.message and "PARENT_OF" in refused.value.message
-    assert "UNACCOMPANIED_CHILD" not in refused.value.message, "the token may not see child-protection flags"
+    assert "UNACCOMPANIED_CHILD" in refused.value.message
     assert await count_rows(intake_pool) == before
     # A guardian who is not travelling with the child: registered.
     guardian = await register(intake_pool, "dgme", links=[link(flagged["id"], "GUARDIAN_OF", False)],
