@@ -740,8 +740,8 @@ class ExpectedPersonView(Reply):
     id: str
     group_id: str
     source_row: int | None
-    given_name: str
-    family_name: str
+    given_name: str | None  # null once erased (never checked in, past the manifest's retention)
+    family_name: str | None
     sex: Sex | None
     date_of_birth: date | None
     estimated_age: int | None
@@ -756,6 +756,7 @@ class ExpectedPersonView(Reply):
     case_id: str | None
     checked_in_at: datetime | None
     created_at: datetime
+    erased_at: datetime | None = None  # never checked in: identity erased after the retention period
 
 
 class ArrivalGroupTotals(Reply):

@@ -95,8 +95,9 @@ class ExpectedPerson:
     id: strawberry.ID
     group_id: strawberry.ID
     source_row: int | None = strawberry.field(description="The manifest row (null: added on arrival)")
-    given_name: str
-    family_name: str
+    given_name: str | None = strawberry.field(description="Null once erased: never checked in, past the "
+                                                            "manifest's retention (SEGIN_MANIFEST_RETENTION_DAYS)")
+    family_name: str | None
     sex: Sex | None
     date_of_birth: dt.date | None
     estimated_age: int | None
@@ -111,6 +112,8 @@ class ExpectedPerson:
     added_on_arrival: bool
     case_id: strawberry.ID | None
     checked_in_at: dt.datetime | None
+    erased_at: dt.datetime | None = strawberry.field(description="When the identity of someone never checked in "
+                                                                 "was erased (the row and the totals stay)")
 
     @classmethod
     def from_record(cls, rec: replies.ExpectedPersonView) -> "ExpectedPerson":
@@ -120,7 +123,8 @@ class ExpectedPerson:
                    document_number=rec.document_number, place_of_origin=rec.place_of_origin,
                    household_ref=rec.household_ref, relationship=rec.relationship,
                    destination_region=rec.destination_region, status=rec.status, added_on_arrival=rec.added_on_arrival,
-                   case_id=strawberry.ID(rec.case_id) if rec.case_id else None, checked_in_at=rec.checked_in_at)
+                   case_id=strawberry.ID(rec.case_id) if rec.case_id else None, checked_in_at=rec.checked_in_at,
+                   erased_at=rec.erased_at)
 
 
 @strawberry.type

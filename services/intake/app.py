@@ -111,5 +111,5 @@ APP = ServiceApp(
             CASE_ASSIGNED.event_type: handlers.on_case_assigned,
         })),
     ],
-    tasks=[offline.RETENTION_TASK],
+    tasks=[offline.RETENTION_TASK, reception.RETENTION_TASK],
 )

@@ -13,6 +13,8 @@ import asyncio
 import base64
 import binascii
 import hashlib
+import logging
+import os
 import uuid
 from datetime import UTC, date, datetime
 from typing import Any
@@ -41,6 +43,7 @@ from contracts.replies import (
 from kernel.audit import AuditPurpose
 from kernel.db import Connection, idempotent
 from kernel.errors import BadInput, Conflict, NotFound, SeginError, bad_input_from, parse_id
+from kernel.runtime import PeriodicTask
 from kernel.tokens import Principal
 from services.intake import handlers, manifests, reception_domain, views
 from services.intake import reception_store as rstore
@@ -49,6 +52,9 @@ from services.intake.store import SCHEMA, TRAIL
 IDENTITY = ["identity"]
 AUDIT_BATCH = 1000  # kernel.audit's bound on the ids one entry names
 GROUP_NOT_FOUND = "No such arrival group, or it is not your organisation's."
+
+
+log = logging.getLogger(__name__)
 
 
 def _today() -> date:
@@ -281,3 +287,23 @@ async def check_in(pool: AsyncConnectionPool, principal: Principal, request: Che
         raise NotFound(GROUP_NOT_FOUND, field="groupId")
     return CheckInResult(expected_person=views.person_view(checked[0]), case=case)
 
+
+
+# --- retention -----------------------------------------------------------------------------------------
+
+# How long a manifest's people who never came keep their identity after the group's arrival date.
+MANIFEST_RETENTION_DAYS = int(os.environ.get("SEGIN_MANIFEST_RETENTION_DAYS", "90"))
+
+
+async def erase_unarrived(pool: AsyncConnectionPool, today: date | None = None) -> int:
+    """Periodic: erase the identity of people a manifest listed who were never checked in, once their
+    group's arrival is ``MANIFEST_RETENTION_DAYS`` behind (counts stay; migration 0010)."""
+    async with pool.connection() as conn:
+        erased = await rstore.erase_unarrived(conn, MANIFEST_RETENTION_DAYS, today or _today())
+    if erased:
+        log.info("manifest rows of people never checked in erased", extra={"rows": erased})
+    return erased
+
+
+RETENTION_TASK = PeriodicTask("manifest-retention", erase_unarrived,
+                              lambda: float(os.environ.get("SEGIN_MANIFEST_RETENTION_SECONDS", "3600")))

@@ -4,6 +4,7 @@ column mappings (migration ``0006_arrival_groups.sql``)."""
 from __future__ import annotations
 
 import uuid
+from datetime import date
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -168,3 +169,16 @@ async def totals_rows(conn: Connection, group_id: uuid.UUID) -> list[dict[str, A
         " from intake.expected_people p left join intake.cases c on c.id = p.case_id where p.group_id = %s",
         (group_id,))
     return list(await cur.fetchall())
+
+
+async def erase_unarrived(conn: Connection, days: int, today: date) -> int:
+    """Erase the identity of people never checked in whose group arrived more than ``days`` before ``today``
+    (migration 0010): how many rows were erased. Their age at arrival is kept, so the totals stay."""
+    cur = await conn.execute(
+        "update intake.expected_people p set given_name = null, family_name = null, phone_numbers = '{}',"
+        " document_number = null, place_of_origin = null, household_ref = null, relationship = null,"
+        " estimated_age = coalesce(p.estimated_age, extract(year from age(g.arrival_date, p.date_of_birth))::int),"
+        " date_of_birth = null, fingerprint = null, erased_at = now()"
+        " from intake.arrival_groups g where g.id = p.group_id and p.case_id is null and p.erased_at is null"
+        " and g.arrival_date < %s::date - %s::int", (today, days))
+    return cur.rowcount

@@ -72,4 +72,4 @@ def person_view(row: dict[str, Any]) -> ExpectedPersonView:
         household_ref=row["household_ref"], relationship=row["relationship"],
         destination_region=row["destination_region"], status=row["status"], added_on_arrival=row["added_on_arrival"],
         case_id=str(row["case_id"]) if row["case_id"] else None, checked_in_at=row["checked_in_at"],
-        created_at=row["created_at"])
+        created_at=row["created_at"], erased_at=row.get("erased_at"))

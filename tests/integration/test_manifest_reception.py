@@ -267,3 +267,33 @@ async def test_the_subject_access_export_holds_the_manifest_row_the_case_was_che
     direct = await register(intake_pool, "dgme")
     assert (await call(INTAKE, "subject_access", intake_pool, principal("segin-steward", "audit:read"),
                        {"case_id": direct["id"]}))["arrival_group_entry"] is None
+
+
+async def test_people_never_checked_in_are_erased_after_the_retention_and_the_totals_stay(
+        intake_pool: AsyncConnectionPool) -> None:
+    """Names, phones and documents of a manifest's no-shows do not outlive their use (migration 0010)."""
+    from services.intake import reception
+
+    group = await new_group(intake_pool)
+    await upload(intake_pool, group, manifest_csv(3))
+    listed = (await people(intake_pool, group))["people"]["nodes"]
+    came = await check_in(intake_pool, group, listed[0]["id"])
+    await call(INTAKE, "close_arrival_group", intake_pool, as_dgme(), {"group_id": group["id"]})
+    before = (await people(intake_pool, group))["totals"]
+
+    arrived = datetime.fromisoformat(ARRIVED).date()
+    assert await reception.erase_unarrived(intake_pool, today=arrived + timedelta(days=90)) == 0, "not yet"
+    assert await reception.erase_unarrived(intake_pool, today=arrived + timedelta(days=91)) >= 2
+    after = await people(intake_pool, group)
+    assert after["totals"] == before, "the counts stay"
+    rows = {p["id"]: p for p in after["people"]["nodes"]}
+    kept = rows[listed[0]["id"]]
+    assert (kept["given_name"], kept["case_id"], kept["erased_at"]) == ("Awa0", came["case"]["id"], None)
+    for gone in (rows[listed[1]["id"]], rows[listed[2]["id"]]):
+        assert gone["erased_at"] is not None and gone["status"] == "NO_SHOW"
+        assert (gone["given_name"], gone["family_name"], gone["phone_numbers"], gone["document_number"],
+                gone["place_of_origin"], gone["household_ref"], gone["date_of_birth"]) == (
+            None, None, [], None, None, None, None)
+    # The same file sent again is still recognised by its bytes (its first answer, replayed): nothing comes back.
+    await upload(intake_pool, group, manifest_csv(3))
+    assert (await people(intake_pool, group))["totals"] == before
