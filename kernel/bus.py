@@ -23,7 +23,7 @@ from kernel.db import Connection
 from kernel.denylist import open_bucket
 from kernel.events import CloudEvent
 from kernel.natsauth import NatsAuth, inbox_prefix, servers
-from kernel.telemetry import extract_context, tracer
+from kernel.telemetry import extract_context, record_failure, tracer
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +221,7 @@ class EventConsumer:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                span.record_exception(exc)
+                record_failure(span, exc)
                 if delivered >= self.spec.max_deliver:
                     await self._dead_letter(msg, f"{type(exc).__name__}: {exc}"[:500])
                 else:

@@ -27,7 +27,7 @@ from opentelemetry import trace
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from kernel.errors import SeginError, Unavailable, bad_input_from, from_dict
-from kernel.telemetry import extract_context, inject_headers, tracer
+from kernel.telemetry import extract_context, inject_headers, record_failure, tracer
 from kernel.tokens import Principal, TokenVerifier, bearer
 
 log = logging.getLogger(__name__)
@@ -172,7 +172,7 @@ class EndpointServer:
                 body = _reply(error=SeginError("The request body is not JSON.", code="BAD_USER_INPUT"))
                 outcome = "BAD_USER_INPUT"
             except Exception as exc:
-                span.record_exception(exc)
+                record_failure(span, exc)
                 # The traceback's frames, never the exception's message: a database error can
                 # quote the row it failed on, and logs must not carry personal data.
                 log.error("endpoint failed", extra={

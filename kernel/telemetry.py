@@ -7,6 +7,7 @@ The exporter is chosen by the standard ``OTEL_TRACES_EXPORTER`` variable (``otlp
 from __future__ import annotations
 
 import os
+import traceback
 from collections.abc import Mapping
 
 from opentelemetry import context, propagate, trace
@@ -54,3 +55,11 @@ def extract_context(headers: Mapping[str, str] | None) -> context.Context:
 def current_trace_id() -> str | None:
     ctx = trace.get_current_span().get_span_context()
     return format(ctx.trace_id, "032x") if ctx.is_valid else None
+
+
+def record_failure(span: trace.Span, exc: BaseException) -> None:
+    """Mark ``span`` failed with the exception's type and frames, never its message: a database error
+    can quote the row it failed on, and traces, like logs, must not carry personal data."""
+    frames = "".join(traceback.format_tb(exc.__traceback__))[-4000:]
+    span.add_event("exception", {"exception.type": type(exc).__name__, "exception.stacktrace": frames})
+    span.set_status(trace.Status(trace.StatusCode.ERROR, type(exc).__name__))
