@@ -6,7 +6,7 @@ import datetime as _dt
 import unicodedata
 import uuid
 from datetime import UTC, date, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import phonenumbers
 from pydantic import (
@@ -32,6 +32,7 @@ from contracts.reference import (
     GivenBy,
     LegalBasis,
     ManifestField,
+    OfflineSource,
     OrganisationType,
     PlanActionStatus,
     PossibleDuplicateStatus,
@@ -44,6 +45,8 @@ from contracts.reference import (
     ServiceCategory,
     Sex,
     StatisticsDimension,
+    SubmissionStatus,
+    SyncCommand,
     Vulnerability,
     Weekday,
     regions,
@@ -765,10 +768,6 @@ class ContactWorkListRequest(PageRequest):
 
 
 # --- offline capture: case corrections, Kobo/ODK submissions, batch sync --------------------------
-
-from typing import Any  # noqa: E402  (kept with the block it serves, so parallel branches merge cleanly)
-
-from contracts.reference import OfflineSource, SubmissionStatus, SyncCommand  # noqa: E402
 
 
 class CaseChanges(Strict):

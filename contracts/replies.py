@@ -40,6 +40,8 @@ from contracts.reference import (
     ServiceCategory,
     Sex,
     StatisticsDimension,
+    SubmissionStatus,
+    SyncStatus,
     UnassignedReason,
     Vulnerability,
     Weekday,
@@ -594,8 +596,6 @@ class FollowupStatisticsView(Reply):
 
 
 # --- offline capture ------------------------------------------------------------------------------
-
-from contracts.reference import SubmissionStatus, SyncStatus  # noqa: E402  (kept with the block it serves)
 
 
 class ItemError(Reply):

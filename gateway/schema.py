@@ -22,13 +22,13 @@ from gateway import reception
 from gateway.documents import DocumentCache, Documents
 from gateway.graphql_context import Context, as_graphql_error, input_error
 from gateway.graphql_guard import RequestGuard, SeginSchema
-from gateway.limits import FOLLOWUP_STATISTICS_COST, OVERDUE_COUNTS_COST, SAVE_PLAN_COST, GraphQLLimits
+from gateway.limits import FOLLOWUP_STATISTICS_COST, OVERDUE_COUNTS_COST, SAVE_PLAN_COST, SYNC_COST, GraphQLLimits
 from gateway.types import (
     ArrivalPoint,
     AssignmentReason,
     AuditConnection,
-    AuditedService,
     AuditEntry,
+    AuditedService,
     Case,
     CaseMerge,
     ClosureReason,
@@ -37,8 +37,8 @@ from gateway.types import (
     DirectoryService,
     DirectoryServiceConnection,
     DirectoryStatus,
-    Family,
     FOLLOWUP_LIST,
+    Family,
     FollowupCase,
     FollowupStatistics,
     GivenBy,
@@ -47,9 +47,9 @@ from gateway.types import (
     Me,
     MissingPlanConnection,
     NOTIFICATION_EXPORTS,
-    REFERRAL_LIST,
     Notification,
     NotificationConnection,
+    OfflineSubmissionConnection,
     Organisation,
     OrganisationType,
     OverdueSummary,
@@ -59,24 +59,30 @@ from gateway.types import (
     PossibleDuplicateStatus,
     Priority,
     Purpose,
+    REFERRAL_LIST,
     Referral,
     ReferralConnection,
     ReferralStatus,
-    ReopenReason,
     Region,
     ReintegrationDimension,
     Relation,
+    ReopenReason,
     ServiceCategory,
     Sex,
     SharingResult,
     Statistics,
     StatisticsDimension,
     SubjectAccessExport,
+    SubmissionStatus,
     Survey,
     SurveyInstrument,
+    SyncCommand,
+    SyncItemResult,
+    SyncResult,
     UnreachableCaseConnection,
     Vulnerability,
     Weekday,
+    camel_field,
 )
 
 __all__ = ["Context", "schema"]
@@ -923,17 +929,6 @@ class Mutation:
 
 
 # --- offline capture ------------------------------------------------------------------------------
-
-from gateway.limits import SYNC_COST  # noqa: E402  (kept with the block it serves)
-from gateway.types import (  # noqa: E402
-    OfflineSubmissionConnection,
-    SubmissionStatus,
-    SyncCommand,
-    SyncItemResult,
-    SyncResult,
-    camel_field,
-)
-
 
 @strawberry.input(description="Corrections to a case: only the fields given change; null clears an optional one "
                                "(dateOfBirth, estimatedAge, placeOfOrigin). vulnerabilities replaces the flags of "
