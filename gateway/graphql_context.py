@@ -56,14 +56,16 @@ def camel(name: str) -> str:
     return head + "".join(part.capitalize() for part in rest)
 
 
-def _field_path(field: str | None, prefix: str) -> str | None:
+def field_path(field: str | None, prefix: str = "") -> str | None:
+    """A service's field path in the API's spelling (``arrival.estimated_age`` → ``arrival.estimatedAge``),
+    under ``prefix`` when given."""
     return field and ".".join([p for p in [prefix, *map(camel, field.split("."))] if p])
 
 
 def as_graphql_error(exc: SeginError, prefix: str = "") -> GraphQLError:
-    extensions: dict[str, Any] = {"code": exc.code, "field": _field_path(exc.field, prefix)}
+    extensions: dict[str, Any] = {"code": exc.code, "field": field_path(exc.field, prefix)}
     if exc.problems:  # every problem a service found, each naming its field (as input_error does)
-        extensions["problems"] = [{**p, "field": _field_path(p.get("field"), prefix)} for p in exc.problems]
+        extensions["problems"] = [{**p, "field": field_path(p.get("field"), prefix)} for p in exc.problems]
     for key, value in exc.details.items():  # e.g. a CONFLICT's currentVersion and changedFields
         extensions.setdefault(camel(key), value)
     return GraphQLError(exc.message, extensions=extensions)

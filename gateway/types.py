@@ -17,7 +17,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from contracts import reference, replies
-from gateway.graphql_context import Context, restricted
+from gateway.graphql_context import Context, field_path, restricted
 from gateway.store import OrganisationRecord
 
 Vulnerability = strawberry.enum(reference.Vulnerability, description="IOM DoMV vulnerability category")
@@ -983,13 +983,6 @@ SyncCommand = strawberry.enum(reference.SyncCommand, description="What an offlin
 SyncStatus = strawberry.enum(reference.SyncStatus, description="The result of one command of a batch.")
 
 
-def camel_field(name: str | None) -> str | None:
-    """A service's field path in the API's spelling (``arrival.estimated_age`` → ``arrival.estimatedAge``)."""
-    if not name:
-        return name
-    return ".".join("".join([p.split("_")[0], *(w.capitalize() for w in p.split("_")[1:])]) for p in name.split("."))
-
-
 @strawberry.type(description="Why an item was refused: a code, a message, the field at fault; for a CONFLICT, the "
                              "case's current version and the fields changed since the item's base version.")
 class ItemError:
@@ -1001,9 +994,9 @@ class ItemError:
 
     @classmethod
     def from_record(cls, rec: replies.ItemError) -> "ItemError":
-        return cls(code=rec.code, message=rec.message, field=camel_field(rec.field),
+        return cls(code=rec.code, message=rec.message, field=field_path(rec.field),
                    current_version=rec.current_version,
-                   changed_fields=[camel_field(f) or f for f in rec.changed_fields]
+                   changed_fields=[field_path(f) or f for f in rec.changed_fields]
                    if rec.changed_fields is not None else None)
 
 
