@@ -189,9 +189,11 @@ async def bench(args: argparse.Namespace, base_url: str, secrets: dict[str, dict
     async with httpx.AsyncClient(timeout=60) as http:
         tokens = [await token(http, base_url, secrets) for _ in range(args.concurrency)]
 
-    async def agent(mine: str) -> None:
+    async def agent(mine: str, pauses: random.Random) -> None:
         async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=1)) as own:
             await gql(own, url, mine, "{ me { subject } }", {})
+            if args.pace:  # desks do not start in step: each its own moment within the first pause
+                await asyncio.sleep(pauses.uniform(0, args.pace))
             while not queue.empty():
                 person = queue.get_nowait()
                 vulnerabilities = ["MEDICAL_NEEDS"] if rng.random() < 0.1 else []
@@ -204,11 +206,11 @@ async def bench(args: argparse.Namespace, base_url: str, secrets: dict[str, dict
                     latencies.append((time.perf_counter() - start) * 1000)
                 except (RuntimeError, httpx.HTTPError) as exc:
                     errors.append(str(exc)[:200])
-                if args.pace:
-                    await asyncio.sleep(args.pace)
+                if args.pace:  # the next person steps up: anywhere from at once to twice the mean pause
+                    await asyncio.sleep(pauses.uniform(0, 2 * args.pace))
 
     t5 = time.perf_counter()
-    await asyncio.gather(*(agent(mine) for mine in tokens))
+    await asyncio.gather(*(agent(mine, random.Random(args.seed + n)) for n, mine in enumerate(tokens)))
     wall = time.perf_counter() - t5
     result["register_arrival_baseline"] = await baseline(args, base_url, secrets, arrival) if args.baseline else None
     async with httpx.AsyncClient(timeout=60) as http:
@@ -263,7 +265,8 @@ def print_human(result: dict[str, Any], out: Any) -> None:
     print(f"manifest: {result['rows']} rows ({result['file_bytes']} bytes, {result['valid_rows']} valid): end to end "
           f"{m['end_to_end_s']:.3f} s (upload {m['upload_s']:.3f} s, re-upload {m['reupload_s']:.3f} s); "
           f"{m['added']} stored, rows with problems {m['rejected_rows']}", file=out)
-    pace = f", each pausing {result['pace_s']} s between check-ins" if result.get("pace_s") else " back to back"
+    pace = (f", each pausing {result['pace_s']} s on average between check-ins" if result.get("pace_s")
+            else " back to back")
     print(f"check-in: {c['count']} by {result['concurrency']} agents{pace} in {c['wall_s']} s ({c['per_second']}/s); "
           f"p50 {c['p50_ms']} ms, p95 {c['p95_ms']} ms, max {c['max_ms']} ms; errors {c['errors']}", file=out)
     if result.get("register_arrival_baseline"):
@@ -282,8 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--secrets", type=Path, help="its demo-clients.json (with --url)")
     parser.add_argument("--seed", type=int, default=20261202)
     parser.add_argument("--pace", type=float, default=0.0,
-                        help="seconds each agent waits after an answer before its next check-in (default 0: back to "
-                             "back, the platform's saturation; a desk interviewing people paces itself)")
+                        help="mean seconds each agent waits after an answer before its next check-in, drawn evenly "
+                             "from 0 to twice that, the agents out of step (default 0: back to back, the platform's "
+                             "saturation; a desk interviewing people paces itself)")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.add_argument("--baseline", type=int, default=300,
                         help="registerArrival calls timed afterwards for comparison (0: none; default 300)")

@@ -30,6 +30,7 @@ class SigningKeys:
 
     def __init__(self, current: RSAKey, public: KeySet) -> None:
         self.current, self.public = current, public
+        self.kids = [str(k.kid) for k in public.keys]  # oldest first, as published
 
     def jwks(self) -> dict[str, Any]:
         return self.public.as_dict(private=False)
@@ -57,7 +58,7 @@ class KeyRing:
         """Retire expired keys and load the others; True when the signing key changed."""
         with self._lock:
             retire_expired(conn)
-            keys = load(conn)
+            keys = load(conn, self._keys)
             changed = keys.current.kid != self._keys.current.kid
             self._keys = keys
             return changed
@@ -73,11 +74,15 @@ def _insert(conn: SyncConnection, key: RSAKey) -> None:
     store.insert_key(conn, str(key.kid), key.as_dict(private=True))
 
 
-def load(conn: SyncConnection) -> SigningKeys:
-    """Every published key; the newest signs. Raises LookupError when there is none."""
+def load(conn: SyncConnection, known: SigningKeys | None = None) -> SigningKeys:
+    """Every published key; the newest signs. Raises LookupError when there is none. Returns ``known``
+    itself when the published keys are the same ones: importing an RSA private key checks it, tens of
+    milliseconds of CPU taken from requests at every reload."""
     jwks = store.published_keys(conn)
     if not jwks:
         raise LookupError("no signing key")
+    if known is not None and [jwk["kid"] for jwk in jwks] == known.kids:
+        return known
     keys = [RSAKey.import_key(jwk) for jwk in jwks]
     public = KeySet([RSAKey.import_key(k.as_dict(private=False)) for k in keys])
     return SigningKeys(current=keys[-1], public=public)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+import uvloop
 from psycopg_pool import AsyncConnectionPool
 
 from contracts.channels import DEAD_LETTER_STREAM, StreamSpec
@@ -132,4 +133,4 @@ async def run(app: ServiceApp, settings: Settings | None = None, stop: asyncio.E
 
 
 def main(app: ServiceApp) -> None:
-    asyncio.run(run(app))
+    uvloop.run(run(app))  # libuv's loop: a service's I/O costs less CPU than on asyncio's own

@@ -25,16 +25,22 @@ def setup_telemetry(service: str) -> None:
     _configured = True
     provider = TracerProvider(resource=Resource.create({"service.name": f"segin-{service}"}))
     exporters = [e.strip() for e in os.environ.get("OTEL_TRACES_EXPORTER", "none").split(",")]
+    exporting = False
     if "otlp" in exporters:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        exporting = True
     if "console" in exporters:
         provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+        exporting = True
     trace.set_tracer_provider(provider)
-    from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
+    if exporting:
+        # A span per SQL statement costs CPU on every request: worth it only when the spans are read.
+        # Without an exporter, requests still carry their trace ids (logs, audit records, NATS headers).
+        from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
 
-    PsycopgInstrumentor().instrument(enable_commenter=False, skip_dep_check=True)
+        PsycopgInstrumentor().instrument(enable_commenter=False, skip_dep_check=True)
 
 
 def tracer(name: str = "segin") -> trace.Tracer:
