@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from contracts.channels import ARRIVAL_REGISTERED, FOLLOWUP_STREAM, INTAKE_STREAM, SHARING_CHANGED
+from contracts.channels import ARRIVAL_REGISTERED, CASE_CORRECTED, FOLLOWUP_STREAM, INTAKE_STREAM, SHARING_CHANGED
 from contracts.commands import (
     AssignCaseManagement,
     CaseRef,
@@ -70,6 +70,7 @@ APP = ServiceApp(
         # The cases to follow (owner, arrival date, region) and who they may be shared with for FOLLOW_UP.
         ConsumerSpec("followup-intake", INTAKE_STREAM.name, "evt.intake.>", by_type({
             ARRIVAL_REGISTERED.event_type: handlers.on_arrival_registered,
+            CASE_CORRECTED.event_type: handlers.on_case_corrected,
             SHARING_CHANGED.event_type: handlers.on_sharing_changed,
         })),
     ],

@@ -40,6 +40,7 @@ from contracts.commands import (
 from contracts.events import (
     ArrivalRegisteredV1,
     CaseAssignedV1,
+    CaseCorrectedV1,
     CaseClosedV1,
     CaseReopenedV1,
     CaseUnreachableV1,
@@ -55,6 +56,7 @@ from contracts.reference import (
     PlanActionStatus,
     Purpose,
     ReintegrationDimension,
+    Vulnerability,
 )
 from contracts.replies import FollowupCaseView, MissingPlanView, Page, SurveyView
 from kernel.audit import AuditPurpose
@@ -393,14 +395,27 @@ async def on_arrival_registered(conn: Connection, event: CloudEvent) -> None:
     it at its next tick."""
     arrival = ArrivalRegisteredV1.model_validate(event.data)
     schedule = shipped().latest()
-    sensitive = sorted({SENSITIVE_VULNERABILITIES[v].value for v in arrival.vulnerabilities
-                        if v in SENSITIVE_VULNERABILITIES})
+    sensitive = _sensitive_categories(arrival.vulnerabilities)
     if await store.save_case(conn, arrival, _arrival_recipients(arrival), (schedule.id, schedule.version), sensitive):
         case_id = uuid.UUID(arrival.case_id)
         row = await store.get_case(conn, case_id)
         assert row is not None
         await store.save_standing(conn, case_id, contacts.stand(row, [], utcnow().date()), last_attempt_on=None,
                                   unreachable=None)
+
+
+async def on_case_corrected(conn: Connection, event: CloudEvent) -> None:
+    """The owner corrected the case (offline capture, ``updateCase``): the destination the work lists and
+    statistics count it under, and a sensitive flag added after registration now guards the case's notes.
+    A correction for a case not known yet is retried, never dropped."""
+    corrected = CaseCorrectedV1.model_validate(event.data)
+    if await store.correct_case(conn, corrected.case_id, corrected.destination_region,
+                                _sensitive_categories(corrected.vulnerabilities), corrected.version) is None:
+        raise RetryLater(f"correction {corrected.version} of case {corrected.case_id} came before the case")
+
+
+def _sensitive_categories(vulnerabilities: list[Vulnerability]) -> list[str]:
+    return sorted({SENSITIVE_VULNERABILITIES[v].value for v in vulnerabilities if v in SENSITIVE_VULNERABILITIES})
 
 
 async def on_sharing_changed(conn: Connection, event: CloudEvent) -> None:

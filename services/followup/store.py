@@ -52,6 +52,27 @@ async def save_case(conn: Connection, arrival: ArrivalRegisteredV1, recipients: 
     return inserted
 
 
+async def correct_case(conn: Connection, case_id: str, destination_region: str, sensitive_categories: list[str],
+                       version: int) -> bool | None:
+    """Apply a correction of the case (its ``version``, 1 at registration) if newer than the one held: the
+    destination as it now is, and the sensitive categories grown by any the correction adds. None: no such
+    case; False: older (a late or repeated delivery)."""
+    cur = await conn.execute("select sensitive_categories, case_version from followup.cases where case_id = %s"
+                             " for update", (case_id,))
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    if row["case_version"] >= version:
+        return False
+    # A category once on the case stays: notes written meanwhile may speak of it. Null (not known) stays
+    # null, which shows notes only to tokens holding every sensitive scope.
+    held = row["sensitive_categories"]
+    grown = None if held is None else sorted(set(held) | set(sensitive_categories))
+    await conn.execute("update followup.cases set destination_region = %s, sensitive_categories = %s,"
+                       " case_version = %s where case_id = %s", (destination_region, grown, version, case_id))
+    return True
+
+
 async def set_recipients(conn: Connection, case_id: str, recipients: list[SharingRecipient], version: int
                          ) -> bool | None:
     """Apply a sharing change's coverage if newer than the one held (``kernel.db.update_if_newer``)."""

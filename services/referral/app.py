@@ -7,6 +7,7 @@ from pathlib import Path
 
 from contracts.channels import (
     ARRIVAL_REGISTERED,
+    CASE_CORRECTED,
     CASES_LINKED,
     CASES_UNLINKED,
     INTAKE_STREAM,
@@ -80,6 +81,7 @@ APP = ServiceApp(
     consumers=[
         ConsumerSpec("referral-intake", INTAKE_STREAM.name, "evt.intake.>", by_type({
             ARRIVAL_REGISTERED.event_type: handlers.on_arrival_registered,
+            CASE_CORRECTED.event_type: handlers.on_case_corrected,
             SHARING_CHANGED.event_type: handlers.on_sharing_changed,
             CASES_LINKED.event_type: family.on_cases_linked,
             CASES_UNLINKED.event_type: family.on_cases_unlinked,

@@ -16,7 +16,13 @@ from psycopg_pool import AsyncConnectionPool
 
 from contracts.channels import REFERRAL_CREATED, REFERRAL_STATUS_CHANGED
 from contracts.commands import CaseRef, CompleteReferral, ReferralAction, ReferralOutcome
-from contracts.events import ArrivalRegisteredV1, ReferralCreatedV1, ReferralStatusChangedV1, SharingChangedV1
+from contracts.events import (
+    ArrivalRegisteredV1,
+    CaseCorrectedV1,
+    ReferralCreatedV1,
+    ReferralStatusChangedV1,
+    SharingChangedV1,
+)
 from contracts.reference import (
     LegalBasis,
     Priority,
@@ -44,9 +50,34 @@ async def on_arrival_registered(conn: Connection, event: CloudEvent) -> None:
     arrival = ArrivalRegisteredV1.model_validate(event.data)
     await store.save_case(conn, arrival, domain.arrival_recipients(arrival))
     created = await routing.route_arrival(conn, arrival, datetime.now(UTC), rules.active())
-    # The platform itself shared the case with these organisations: on the record, one entry per basis.
+    await _shared_by_routing(conn, arrival.case_id, created)
+
+
+async def on_case_corrected(conn: Connection, event: CloudEvent) -> None:
+    """The owner corrected the case (offline capture, ``updateCase``): its routing facts as they now are,
+    if newer than those held, and a need they now call for routed as at arrival (a flag screened after
+    registration reaches its provider). Referrals already made stay as they are: a flag taken back or a
+    new destination is the owner's to act on (``rerouteReferral``, closing). A correction for a case not
+    known yet is retried, never dropped."""
+    corrected = CaseCorrectedV1.model_validate(event.data)
+    applied = await store.correct_case(conn, corrected)
+    if applied is None:
+        raise RetryLater(f"correction {corrected.version} of case {corrected.case_id} came before the case")
+    if not applied:
+        return  # older than the facts held: a late or repeated delivery
+    case = await store.get_case(conn, corrected.case_id)
+    assert case is not None
+    referred = {ServiceCategory(r["service_category"])
+                for r in await store.referrals_of_case(conn, parse_id(corrected.case_id, "case_id"))}
+    created = await routing.route_case(conn, corrected.case_id, store.person_of(case), datetime.now(UTC),
+                                       rules.active(), referred)
+    await _shared_by_routing(conn, corrected.case_id, created)
+
+
+async def _shared_by_routing(conn: Connection, case_id: str, created: list[dict[str, Any]]) -> None:
+    """The platform itself shared the case with these organisations: on the record, one entry per basis."""
     for basis in sorted({r["legal_basis"] or "" for r in created if r["to_org_id"] is not None}):
-        await store.TRAIL.allowed(conn, service_principal("referral"), "referral.create", [arrival.case_id],
+        await store.TRAIL.allowed(conn, service_principal("referral"), "referral.create", [case_id],
                                   ["referral"], AuditPurpose.REFERRAL, legal_basis=basis or None)
 
 

@@ -5,6 +5,7 @@ being stored. The decisions themselves are ``domain``'s (pure)."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -21,31 +22,37 @@ REROUTABLE = frozenset({ReferralStatus.PENDING, ReferralStatus.REJECTED})  # and
 
 async def route_arrival(conn: Connection, arrival: ArrivalRegisteredV1, now: datetime, rules: RuleSet
                         ) -> list[dict[str, Any]]:
-    """Make the referrals a new arrival's needs call for (``domain.plan_referrals``), each announced:
+    """Make the referrals a new arrival's needs call for (``route_case``)."""
+    return await route_case(conn, arrival.case_id, Person.from_arrival(arrival), now, rules)
+
+
+async def route_case(conn: Connection, case_id: str, person: Person, now: datetime, rules: RuleSet,
+                     referred: Collection[ServiceCategory] = ()) -> list[dict[str, Any]]:
+    """Make the referrals a case's needs call for (``domain.plan_referrals``), each announced:
     REFERRAL_CREATED for a referral to a provider, NEED_UNASSIGNED for a need no provider fits.
     Reads only the services of the needed categories covering the needed regions. Returns the rows
-    written (none for a need the case already has)."""
-    person = Person.from_arrival(arrival)
-    needs = domain.needs_of(person, rules)
+    written: none for a need routed already (a redelivered event) or in ``referred`` (categories the
+    case has a referral for, whoever made it)."""
+    needs = [n for n in domain.needs_of(person, rules) if n.category not in referred]
     if not needs:
         return []
     regions = sorted({r for r in (rules.region_served(n, person) for n in needs) if r is not None})
     providers = await store.providers(conn, sorted({n.category for n in needs}), regions)
-    family = await family_store.family_services(conn, arrival.case_id)  # a family to one provider, where allowed
-    plans = domain.plan_referrals(person, providers, now, rules, family)
-    inserted = await store.insert_referrals(conn, arrival.case_id, arrival.owner_org_id, plans)
+    family = await family_store.family_services(conn, case_id)  # a family to one provider, where allowed
+    plans = [p for p in domain.plan_referrals(person, providers, now, rules, family) if p.category not in referred]
+    inserted = await store.insert_referrals(conn, case_id, person.owner_org_id, plans)
     await family_store.record_reasons(conn, inserted)
-    rows = [_planned_row(referral_id, arrival, plan) for referral_id, plan in inserted]
+    rows = [_planned_row(referral_id, case_id, person.owner_org_id, plan) for referral_id, plan in inserted]
     async with conn.pipeline():  # the outbox writes need no answer: one round trip for all of them
         for row in rows:
             await (announce_unassigned(conn, row) if row["to_org_id"] is None else announce_created(conn, row))
     return rows
 
 
-def _planned_row(referral_id: Any, arrival: ArrivalRegisteredV1, plan: domain.PlannedReferral) -> dict[str, Any]:
+def _planned_row(referral_id: Any, case_id: str, owner_org_id: str, plan: domain.PlannedReferral) -> dict[str, Any]:
     """The columns the announcements need, as inserted (no second read of the row)."""
-    return {"id": referral_id, "case_id": arrival.case_id, "case_owner_org_id": arrival.owner_org_id,
-            "from_org_id": arrival.owner_org_id, "to_org_id": plan.to_org_id, "service_category": plan.category.value,
+    return {"id": referral_id, "case_id": case_id, "case_owner_org_id": owner_org_id,
+            "from_org_id": owner_org_id, "to_org_id": plan.to_org_id, "service_category": plan.category.value,
             "priority": plan.priority.value, "legal_basis": plan.legal_basis.value if plan.legal_basis else None,
             "status": plan.status.value, "due_at": plan.due_at, "reason_code": plan.reason_code,
             "rule_id": plan.rule_id, "rerouted_from": None,

@@ -9,7 +9,7 @@ from typing import Any
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from contracts.events import ArrivalRegisteredV1, SharingRecipient
+from contracts.events import ArrivalRegisteredV1, CaseCorrectedV1, SharingRecipient
 from contracts.reference import (
     ArrivalPoint,
     Priority,
@@ -308,6 +308,15 @@ async def set_case_recipients(conn: Connection, case_id: str, recipients: list[S
     """Apply a sharing change's coverage if newer than the one held (``kernel.db.update_if_newer``)."""
     return await update_if_newer(conn, "referral.cases", ("case_id", case_id),
                                  {"referral_recipients": _recipients_json(recipients)}, version, stamp="updated_at")
+
+
+async def correct_case(conn: Connection, corrected: CaseCorrectedV1) -> bool | None:
+    """Apply a correction's routing facts if newer than those held (the case's version; 1 at registration)."""
+    return await update_if_newer(conn, "referral.cases", ("case_id", corrected.case_id), {
+        "destination_region": corrected.destination_region, "is_child": corrected.is_child,
+        "sex": corrected.sex.value, "age_years": corrected.age_years,
+        "vulnerabilities": [v.value for v in corrected.vulnerabilities]},
+        corrected.version, version_column="case_version", stamp="updated_at")
 
 
 async def get_case(conn: Connection, case_id: uuid.UUID | str) -> dict[str, Any] | None:

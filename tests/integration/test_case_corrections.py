@@ -1,0 +1,192 @@
+"""Corrections reach referral and follow-up (decision record 0025): intake announces ``case_corrected``
+with the case's new version and routing facts; each service applies it only if newer than what it holds,
+retries one for a case it does not know yet, and acts on what it adds — a flag screened after
+registration is routed to its provider, and guards the case's follow-up notes.
+
+Handlers against the real PostgreSQL (a fresh database per service)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Any
+
+import pytest
+from psycopg_pool import AsyncConnectionPool
+
+from contracts.channels import ARRIVAL_REGISTERED, CASE_CORRECTED, REFERRAL_CREATED
+from contracts.events import ArrivalRegisteredV1, CaseCorrectedV1
+from contracts.reference import ArrivalPoint, Purpose, Sex, Vulnerability
+from kernel.bus import RetryLater
+from services.followup import handlers as followup
+from services.referral import handlers as referral
+from services.referral import store as referral_store
+from tests.integration.services import deliver
+
+OWNER, SHELTER = "dgme", "amsode"
+TRAFFICKING = [Vulnerability.TRAFFICKING_VICTIM]
+
+
+def arrival(case_id: str, vulnerabilities: list[Vulnerability] | None = None) -> ArrivalRegisteredV1:
+    """DGME's adult case arriving in Gao for Gao, consenting to the shelter for referral and follow-up."""
+    return ArrivalRegisteredV1(
+        case_id=case_id, owner_org_id=OWNER, arrival_point=ArrivalPoint.GAO, arrival_date=date(2026, 11, 1),
+        destination_region="07", is_child=False, vulnerabilities=vulnerabilities or [], consent_given=True,
+        consent_recipient_org_ids=[SHELTER], consent_purposes=[Purpose.REFERRAL, Purpose.FOLLOW_UP],
+        sex=Sex.FEMALE, age_years=30, sharing_version=1)
+
+
+def corrected(case_id: str, version: int, vulnerabilities: list[Vulnerability], region: str = "07"
+              ) -> CaseCorrectedV1:
+    return CaseCorrectedV1(case_id=case_id, owner_org_id=OWNER, version=version, changed_fields=["vulnerabilities"],
+                           destination_region=region, is_child=False, vulnerabilities=vulnerabilities,
+                           sex=Sex.FEMALE, age_years=30)
+
+
+# --- referral ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def shelter(referral_pool: AsyncConnectionPool) -> None:
+    async with referral_pool.connection() as conn, conn.transaction():
+        await referral_store.upsert_directory_service(conn, SHELTER, "Shelter", "NGO", "COUNTER_TRAFFICKING", [])
+
+
+async def categories(pool: AsyncConnectionPool, case_id: str) -> list[tuple[str, str | None]]:
+    """(category, provider) of every referral of the case, in category order."""
+    async with pool.connection() as conn:
+        rows = await referral_store.referrals_of_case(conn, uuid.UUID(case_id))
+    return sorted((r["service_category"], r["to_org_id"]) for r in rows)
+
+
+async def announced(pool: AsyncConnectionPool, case_id: str) -> list[dict[str, Any]]:
+    """The events referral's outbox holds about the case's referrals, oldest first."""
+    async with pool.connection() as conn:
+        cur = await conn.execute("select envelope from referral.outbox where envelope->'data'->>'case_id' = %s"
+                                 " order by created_at, envelope->>'time'", (case_id,))
+        return [row["envelope"] for row in await cur.fetchall()]
+
+
+async def facts(pool: AsyncConnectionPool, case_id: str) -> tuple[list[str], str, int]:
+    async with pool.connection() as conn:
+        case = await referral_store.get_case(conn, case_id)
+    assert case is not None
+    return case["vulnerabilities"], case["destination_region"], case["case_version"]
+
+
+async def test_a_flag_added_by_a_correction_is_routed_to_its_provider_once(referral_pool: AsyncConnectionPool,
+                                                                            shelter: None) -> None:
+    case_id = str(uuid.uuid4())
+    await deliver(referral_pool, referral.on_arrival_registered, ARRIVAL_REGISTERED, arrival(case_id), case_id)
+    before = await categories(referral_pool, case_id)
+    assert ("COUNTER_TRAFFICKING", SHELTER) not in before
+    told = len(await announced(referral_pool, case_id))
+
+    await deliver(referral_pool, referral.on_case_corrected, CASE_CORRECTED, corrected(case_id, 2, TRAFFICKING),
+                  case_id)
+    after = await categories(referral_pool, case_id)
+    assert sorted(set(after) - set(before)) == [("COUNTER_TRAFFICKING", SHELTER)] and len(after) == len(before) + 1
+    events = (await announced(referral_pool, case_id))[told:]
+    assert [(e["type"], e["data"]["service_category"], e["data"]["to_org_id"], e["data"]["status"]) for e in events
+            ] == [(REFERRAL_CREATED.event_type, "COUNTER_TRAFFICKING", SHELTER, "PENDING")]  # consent covers it
+    assert await facts(referral_pool, case_id) == (["TRAFFICKING_VICTIM"], "07", 2)
+
+    # The same correction again, or a later one keeping the flag: nothing more.
+    await deliver(referral_pool, referral.on_case_corrected, CASE_CORRECTED, corrected(case_id, 2, TRAFFICKING),
+                  case_id)
+    await deliver(referral_pool, referral.on_case_corrected, CASE_CORRECTED, corrected(case_id, 3, TRAFFICKING),
+                  case_id)
+    assert await categories(referral_pool, case_id) == after
+    assert len(await announced(referral_pool, case_id)) == told + 1
+    assert await facts(referral_pool, case_id) == (["TRAFFICKING_VICTIM"], "07", 3)
+
+    # Going on to Kayes rather than staying in Gao: onward transport is needed now; nothing twice.
+    await deliver(referral_pool, referral.on_case_corrected, CASE_CORRECTED,
+                  corrected(case_id, 4, TRAFFICKING, region="01"), case_id)
+    now = [c for c, _ in await categories(referral_pool, case_id)]
+    assert "ONWARD_TRANSPORT" in set(now) - {c for c, _ in after} and len(now) == len(set(now))
+    assert await facts(referral_pool, case_id) == (["TRAFFICKING_VICTIM"], "01", 4)
+
+
+async def test_a_late_correction_never_overwrites_a_newer_one(referral_pool: AsyncConnectionPool,
+                                                              shelter: None) -> None:
+    """Version 3 took the flag back; version 2 (which added it) delivered late routes nothing."""
+    case_id = str(uuid.uuid4())
+    await deliver(referral_pool, referral.on_arrival_registered, ARRIVAL_REGISTERED, arrival(case_id), case_id)
+    before = await categories(referral_pool, case_id)
+    await deliver(referral_pool, referral.on_case_corrected, CASE_CORRECTED, corrected(case_id, 3, []), case_id)
+    await deliver(referral_pool, referral.on_case_corrected, CASE_CORRECTED, corrected(case_id, 2, TRAFFICKING),
+                  case_id)
+    assert await categories(referral_pool, case_id) == before
+    assert await facts(referral_pool, case_id) == ([], "07", 3)
+
+
+async def test_a_flag_already_referred_by_hand_is_not_referred_again(referral_pool: AsyncConnectionPool,
+                                                                     shelter: None) -> None:
+    """The owner referred the person to counter-trafficking before screening was corrected: the rule's
+    referral would be a second one for the same need."""
+    case_id = str(uuid.uuid4())
+    await deliver(referral_pool, referral.on_arrival_registered, ARRIVAL_REGISTERED, arrival(case_id), case_id)
+    async with referral_pool.connection() as conn:
+        await conn.execute("update referral.referrals set service_category = 'COUNTER_TRAFFICKING', origin = 'MANUAL'"
+                           " where id = (select id from referral.referrals where case_id = %s limit 1)", (case_id,))
+    before = await categories(referral_pool, case_id)
+    assert ("COUNTER_TRAFFICKING", SHELTER) not in before and "COUNTER_TRAFFICKING" in {c for c, _ in before}
+    await deliver(referral_pool, referral.on_case_corrected, CASE_CORRECTED, corrected(case_id, 2, TRAFFICKING),
+                  case_id)
+    assert [c for c, _ in await categories(referral_pool, case_id)].count("COUNTER_TRAFFICKING") == 1
+
+
+async def test_referral_retries_a_correction_for_a_case_it_does_not_know_yet(referral_pool: AsyncConnectionPool,
+                                                                             shelter: None) -> None:
+    case_id = str(uuid.uuid4())
+    with pytest.raises(RetryLater):
+        await deliver(referral_pool, referral.on_case_corrected, CASE_CORRECTED, corrected(case_id, 2, TRAFFICKING),
+                      case_id)
+    assert await categories(referral_pool, case_id) == []
+    await deliver(referral_pool, referral.on_arrival_registered, ARRIVAL_REGISTERED, arrival(case_id), case_id)
+    await deliver(referral_pool, referral.on_case_corrected, CASE_CORRECTED, corrected(case_id, 2, TRAFFICKING),
+                  case_id)  # the retry
+    assert ("COUNTER_TRAFFICKING", SHELTER) in await categories(referral_pool, case_id)
+
+
+# --- follow-up --------------------------------------------------------------------------------------
+
+
+async def followup_held(pool: AsyncConnectionPool, case_id: str) -> tuple[str, list[str] | None, int]:
+    async with pool.connection() as conn:
+        cur = await conn.execute("select destination_region, sensitive_categories, case_version from followup.cases"
+                                 " where case_id = %s", (case_id,))
+        row = await cur.fetchone()
+    assert row is not None
+    return row["destination_region"], row["sensitive_categories"], row["case_version"]
+
+
+async def test_follow_up_keeps_the_corrected_region_and_a_sensitive_flag_once_added(
+        followup_pool: AsyncConnectionPool) -> None:
+    case_id = str(uuid.uuid4())
+    await deliver(followup_pool, followup.on_arrival_registered, ARRIVAL_REGISTERED, arrival(case_id), case_id)
+    assert await followup_held(followup_pool, case_id) == ("07", [], 1)
+    await deliver(followup_pool, followup.on_case_corrected, CASE_CORRECTED,
+                  corrected(case_id, 2, TRAFFICKING, region="01"), case_id)
+    assert await followup_held(followup_pool, case_id) == ("01", ["trafficking"], 2)
+    # Taken back later: notes written meanwhile may speak of it, so they stay guarded.
+    await deliver(followup_pool, followup.on_case_corrected, CASE_CORRECTED, corrected(case_id, 3, [], region="02"),
+                  case_id)
+    assert await followup_held(followup_pool, case_id) == ("02", ["trafficking"], 3)
+    # A late one changes nothing.
+    await deliver(followup_pool, followup.on_case_corrected, CASE_CORRECTED,
+                  corrected(case_id, 2, [Vulnerability.GBV_SURVIVOR], region="05"), case_id)
+    assert await followup_held(followup_pool, case_id) == ("02", ["trafficking"], 3)
+
+
+async def test_follow_up_retries_a_correction_for_a_case_it_does_not_know_yet(
+        followup_pool: AsyncConnectionPool) -> None:
+    case_id = str(uuid.uuid4())
+    with pytest.raises(RetryLater):
+        await deliver(followup_pool, followup.on_case_corrected, CASE_CORRECTED,
+                      corrected(case_id, 2, TRAFFICKING, region="01"), case_id)
+    await deliver(followup_pool, followup.on_arrival_registered, ARRIVAL_REGISTERED, arrival(case_id), case_id)
+    await deliver(followup_pool, followup.on_case_corrected, CASE_CORRECTED,
+                  corrected(case_id, 2, TRAFFICKING, region="01"), case_id)
+    assert await followup_held(followup_pool, case_id) == ("01", ["trafficking"], 2)
