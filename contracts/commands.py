@@ -924,6 +924,9 @@ class CheckInInput(Strict):
                                                    "mother's, checked in before her)")
 
 
+MAX_CANDIDATES = 20
+
+
 class CheckIn(Strict):
     """Check one person of a group in (or, without ``expected_person_id``, someone not on the list): registers
     their case as registerArrival does, once per idempotency key."""
@@ -932,6 +935,9 @@ class CheckIn(Strict):
     group_id: Identifier
     expected_person_id: Identifier | None = None
     input: CheckInInput
+    # Answer with the person's match candidates too (the first this many the caller may read), from the
+    # registration's own lookup: one lookup instead of a second request (decision record 0022).
+    match_first: int | None = Field(default=None, ge=1, le=MAX_CANDIDATES)
 
 
 class ArrivalGroupRef(Strict):
@@ -968,8 +974,6 @@ class MatchPerson(Strict):
             raise ValueError("give a date of birth or, when it is unknown, an estimated age")
         return self
 
-
-MAX_CANDIDATES = 20
 
 
 class MatchCandidatesRequest(Strict):

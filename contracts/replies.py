@@ -783,11 +783,6 @@ class ArrivalGroupView(Reply):
     people: Page[ExpectedPersonView] | None = None
 
 
-class CheckInResult(Reply):
-    expected_person: ExpectedPersonView
-    case: CaseView
-
-
 # --- people already known (decision record 0022) ----------------------------------------------------
 
 class MatchReasonView(Reply):
@@ -806,6 +801,12 @@ class MatchCandidateView(Reply):
 class MatchCandidatesView(Reply):
     threshold: float
     candidates: list[MatchCandidateView]
+
+
+class CheckInResult(Reply):
+    expected_person: ExpectedPersonView
+    case: CaseView
+    match_candidates: MatchCandidatesView | None = None  # when the check-in asked for them (match_first)
 
 
 class CaseMergeView(Reply):

@@ -15,6 +15,7 @@ import strawberry
 from graphql import GraphQLError
 from pydantic import ValidationError
 from strawberry.file_uploads import Upload
+from strawberry.types.nodes import SelectedField
 
 from contracts import commands, reference, replies
 from gateway.graphql_context import Context, input_error
@@ -211,16 +212,41 @@ async def upload_file(ctx: Context, group_id: str, sender: str, file: Upload,
                                                    filename[:100] if filename else None, pairs))
 
 
+def candidates_asked(selection: list[Any]) -> int | None:
+    """The largest ``first`` of the ``case { matchCandidates }`` a check-in's selection asks for (fragments
+    included), or None: intake then answers them from the check-in's own lookup, not a second request."""
+    asked: list[int] = []
+
+    def walk(selections: list[Any], parent: str) -> None:
+        for node in selections:
+            if not isinstance(node, SelectedField):  # a fragment: its fields are the parent's
+                walk(node.selections, parent)
+            elif parent == "case" and node.name == "matchCandidates":
+                first = node.arguments.get("first", 10)  # a literal comes as its text
+                if str(first).isdigit() and 1 <= int(first) <= commands.MAX_CANDIDATES:
+                    asked.append(int(first))
+            else:
+                walk(node.selections, node.name)
+
+    walk(selection, "")
+    return max(asked) if asked else None
+
+
 async def check_in(ctx: Context, group_id: str, given: dict[str, Any], idempotency_key: str,
-                   expected_person_id: str | None) -> CheckInResult:
-    """``given``: the check-in input's fields (those left out take the manifest's and the group's values)."""
+                   expected_person_id: str | None, match_first: int | None) -> CheckInResult:
+    """``given``: the check-in input's fields (those left out take the manifest's and the group's values);
+    ``match_first``: the candidates the answer's case shows (``candidates_asked``)."""
     fields = {k: v for k, v in given.items() if v is not None}
     request = validated(commands.CheckIn, "", group_id=group_id, idempotency_key=idempotency_key,
-                        expected_person_id=expected_person_id, input=fields)
+                        expected_person_id=expected_person_id, input=fields, match_first=match_first)
     data = await ctx.ask("svc.intake.check_in", request.model_dump(mode="json", exclude_unset=True))
     result = replies.CheckInResult.model_validate(data)
-    return CheckInResult(expected_person=ExpectedPerson.from_record(result.expected_person),
-                         case=Case.from_record(result.case))
+    given_candidates = None
+    if match_first is not None and result.match_candidates is not None:
+        given_candidates = (match_first, result.match_candidates.candidates)
+    case = Case.from_record(result.case)
+    case.candidates_given = given_candidates
+    return CheckInResult(expected_person=ExpectedPerson.from_record(result.expected_person), case=case)
 
 
 async def close_group(ctx: Context, group_id: str) -> ArrivalGroup:

@@ -893,7 +893,7 @@ class Mutation:
                        ) -> reception.CheckInResult:
         person = _id(expected_person_id, "expectedPersonId") if expected_person_id else None
         return await reception.check_in(info.context, _id(group_id, "groupId"), strawberry.asdict(input),
-                                        idempotency_key, person)
+                                        idempotency_key, person, reception.candidates_asked(info.selected_fields))
 
     @strawberry.mutation(description="Close a group: whoever was not checked in becomes NO_SHOW (and stays listed).")
     async def close_arrival_group(self, info: Info[Context, None], id: strawberry.ID) -> reception.ArrivalGroup:

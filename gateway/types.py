@@ -290,6 +290,8 @@ class Case:
     access: CaseAccess
     created_at: dt.datetime
     record: strawberry.Private[replies.CaseView]
+    # (first, candidates) when the request that made this case answered them already (a check-in).
+    candidates_given: strawberry.Private[tuple[int, list[replies.MatchCandidateView]] | None] = None
 
     health_needs: list[Vulnerability] | None = _category(
         "health", "sensitive:health", "Medical, mental-health, disability, pregnancy flags; needs sensitive:health.")
@@ -318,8 +320,12 @@ class Case:
     @strawberry.field(description="Cases your organisation may read that may be this same person, best first, with "
                                   "score and reasons (never merged automatically; see mergeCases).")
     async def match_candidates(self, info: Info[Context, None], first: int = 10) -> list[MatchCandidate]:
-        data = await info.context.ask("svc.intake.match_candidates", {"case_id": str(self.id), "first": first})
-        return [MatchCandidate.from_record(c) for c in replies.MatchCandidatesView.model_validate(data).candidates]
+        if self.candidates_given is not None and first <= self.candidates_given[0]:
+            given = self.candidates_given[1][:first]  # best first: the first ``first`` of more
+        else:
+            data = await info.context.ask("svc.intake.match_candidates", {"case_id": str(self.id), "first": first})
+            given = replies.MatchCandidatesView.model_validate(data).candidates
+        return [MatchCandidate.from_record(c) for c in given]
 
     @strawberry.field(description="The id asked for, when it was merged into this case (case(id:) answers the "
                                   "survivor); null otherwise.")

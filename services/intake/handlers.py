@@ -53,11 +53,13 @@ def _categories(principal: Principal, owner: bool) -> list[str]:
     return seen + (["consent"] if owner else [])
 
 
-async def _create_case(conn: Connection, principal: Principal, arrival: RegisterArrival) -> dict[str, Any]:
-    """Insert the case and announce it (the response an idempotency key replays)."""
+async def _create_case(conn: Connection, principal: Principal, arrival: RegisterArrival,
+                       looked_up: matches.Lookup | None = None) -> dict[str, Any]:
+    """Insert the case and announce it (the response an idempotency key replays). ``looked_up``: the match
+    lookup the caller made for this person in this transaction, if it made one (``matches.on_case_created``)."""
     case_id = uuid.uuid4()
     await store.insert_case(conn, case_id, principal.org_id, principal.subject, arrival)
-    await matches.on_case_created(conn, principal, case_id, arrival)  # indexed, and told to the steward
+    await matches.on_case_created(conn, principal, case_id, arrival, looked_up)  # indexed, told to the steward
     await family.create_links(conn, principal, case_id, arrival)  # refused: nothing written; before the arrival
     await add_event(
         conn, store.SCHEMA, ARRIVAL_REGISTERED,
@@ -88,15 +90,15 @@ Produced = Callable[[uuid.UUID], Awaitable[dict[str, Any]]]
 
 
 async def register_once(conn: Connection, principal: Principal, key: str, arrival: RegisterArrival, *,
-                        operation: str = "register_arrival", request: Any = None, then: Produced | None = None
-                        ) -> tuple[uuid.UUID, bool]:
+                        operation: str = "register_arrival", request: Any = None, then: Produced | None = None,
+                        looked_up: matches.Lookup | None = None) -> tuple[uuid.UUID, bool]:
     """The one way a case is registered (registerArrival, a check-in): ``_create_case`` once per idempotency
     key of ``operation``, in the caller's transaction. ``then`` runs after a creation and adds to the response
     the key replays. Returns the case's id and whether it was created now."""
     created: list[dict[str, Any]] = []
 
     async def create() -> dict[str, Any]:
-        created.append(await _create_case(conn, principal, arrival))
+        created.append(await _create_case(conn, principal, arrival, looked_up))
         if then is not None:
             created[-1] |= await then(uuid.UUID(created[-1]["case_id"]))
         return created[-1]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -74,15 +75,34 @@ async def accesses(conn: Connection, principal: Principal, cases: list[tuple[uui
             for case_id, owner in cases}, rows
 
 
-async def on_case_created(conn: Connection, principal: Principal, case_id: uuid.UUID, arrival: RegisterArrival
-                          ) -> None:
-    """In the registration's transaction: index the case, and record for the steward every earlier case
-    above the threshold the registering organisation may not read (nothing is told to the registrant)."""
-    person = person_of_arrival(arrival)
-    found = await above_threshold(conn, person, case_id)
+@dataclass(frozen=True)
+class Lookup:
+    """One match lookup: every case above the threshold (best first) and the caller's access to each."""
+
+    found: list[tuple[matching.Match, dict[str, Any]]]
+    allowed: dict[uuid.UUID, domain.Access]
+
+    def without(self, case_id: uuid.UUID) -> "Lookup":
+        """The lookup as if ``case_id`` were not there (a check-in's own case, when its key is replayed)."""
+        return Lookup([(m, r) for m, r in self.found if r["id"] != case_id], self.allowed)
+
+
+async def lookup(conn: Connection, principal: Principal, person: matching.Person, exclude: uuid.UUID | None = None
+                 ) -> Lookup:
+    found = await above_threshold(conn, person, exclude)
     allowed, _ = await accesses(conn, principal, [(r["id"], r["owner_org_id"]) for _, r in found])
-    hidden = [(r["id"], r["owner_org_id"], m.score, m.codes) for m, r in found
-              if not allowed[r["id"]].allowed][:STEWARD_ROWS]
+    return Lookup(found, allowed)
+
+
+async def on_case_created(conn: Connection, principal: Principal, case_id: uuid.UUID, arrival: RegisterArrival,
+                          looked_up: Lookup | None = None) -> None:
+    """In the registration's transaction: index the case, and record for the steward every earlier case
+    above the threshold the registering organisation may not read (nothing is told to the registrant).
+    ``looked_up``: the lookup the caller made for this person just before (a check-in showing candidates)."""
+    person = person_of_arrival(arrival)
+    found = looked_up if looked_up is not None else await lookup(conn, principal, person, case_id)
+    hidden = [(r["id"], r["owner_org_id"], m.score, m.codes) for m, r in found.found
+              if not found.allowed[r["id"]].allowed][:STEWARD_ROWS]
     await match_store.record_possible_duplicates(conn, case_id, principal.org_id, hidden)
     await match_store.index_case(conn, case_id, matching.blocking_keys(person))
 
@@ -119,24 +139,24 @@ async def match_candidates(pool: AsyncConnectionPool, principal: Principal, requ
             person = person_of_request(request.person, datetime.now(UTC).date())
             found_subject = True
         if found_subject:
-            candidates = await _readable_candidates(conn, principal, person, subject, access if subject else None,
-                                                    request.first, visible)
+            candidates = await readable_candidates(conn, principal, await lookup(conn, principal, person, subject),
+                                                   subject, access if subject else None, request.first, visible)
     if not found_subject:
         raise _not_found()
     return MatchCandidatesView(threshold=matching.THRESHOLD, candidates=candidates)
 
 
-async def _readable_candidates(conn: Connection, principal: Principal, person: matching.Person,
-                               subject: uuid.UUID | None, subject_access: domain.Access | None, first: int,
-                               visible: Any) -> list[MatchCandidateView]:
-    found = await above_threshold(conn, person, subject)
+async def readable_candidates(conn: Connection, principal: Principal, looked_up: Lookup, subject: uuid.UUID | None,
+                              subject_access: domain.Access | None, first: int, visible: Any
+                              ) -> list[MatchCandidateView]:
+    """The first ``first`` candidates of a lookup the caller may read, as it may see them, on the record."""
+    found, allowed = looked_up.found, looked_up.allowed
     ids = [r["id"] for _, r in found]
-    allowed, _ = await accesses(conn, principal, [(r["id"], r["owner_org_id"]) for _, r in found])
     full = await match_store.full_cases(conn, ids)  # every candidate's row, readable or not: the same statements
-    shown = [(m, r) for m, r in found if allowed[r["id"]].allowed][:first]
+    kept = [(m, r) for m, r in found if allowed[r["id"]].allowed][:first]
     by_purpose: dict[tuple[str, str | None], list[uuid.UUID]] = defaultdict(list)
     accesses_shown = [(subject, subject_access)] if subject is not None and subject_access is not None else []
-    accesses_shown += [(r["id"], allowed[r["id"]]) for _, r in shown]
+    accesses_shown += [(r["id"], allowed[r["id"]]) for _, r in kept]
     for case_id, a in accesses_shown:
         by_purpose[(a.purpose or domain.OWNER_PURPOSE, a.legal_basis.value if a.legal_basis else None)].append(case_id)
     if not by_purpose:
@@ -147,4 +167,4 @@ async def _readable_candidates(conn: Connection, principal: Principal, person: m
                                   AuditPurpose(purpose.lower()), legal_basis=basis)
     return [MatchCandidateView(
         score=m.score, reasons=[MatchReasonView(code=x.code, text=x.text) for x in m.reasons],
-        case=views.case_view(full[r["id"]], visible, allowed[r["id"]], None)) for m, r in shown]
+        case=views.case_view(full[r["id"]], visible, allowed[r["id"]], None)) for m, r in kept]

@@ -38,6 +38,7 @@ from contracts.replies import (
     CheckInResult,
     ExpectedPersonView,
     ManifestResult,
+    MatchCandidatesView,
     Page,
 )
 from kernel.audit import AuditPurpose
@@ -45,7 +46,7 @@ from kernel.db import Connection, idempotent
 from kernel.errors import BadInput, Conflict, NotFound, SeginError, bad_input_from, parse_id
 from kernel.runtime import PeriodicTask
 from kernel.tokens import Principal
-from services.intake import handlers, manifests, reception_domain, views
+from services.intake import domain, handlers, manifests, matches, matching, reception_domain, views
 from services.intake import reception_store as rstore
 from services.intake.store import SCHEMA, TRAIL
 
@@ -272,20 +273,29 @@ async def check_in(pool: AsyncConnectionPool, principal: Principal, request: Che
                     checked.append(await rstore.mark_checked_in(conn, person["id"], case_id))
                 return {"expected_person_id": str(checked[0]["id"])}
 
+            # Asked for candidates: the registration's own lookup serves both the steward and the answer.
+            looked_up = (await matches.lookup(conn, principal, matches.person_of_arrival(arrival))
+                         if request.match_first is not None else None)
             try:
                 case_id, created = await handlers.register_once(
                     conn, principal, request.idempotency_key, arrival, operation="check_in",
-                    request=request.model_dump(mode="json"), then=then)
+                    request=request.model_dump(mode="json", exclude={"match_first"}), then=then, looked_up=looked_up)
             except SeginError as exc:
                 raise _under_input(exc) from None
             if not checked:  # a retry: the person its first call checked in
                 first = await rstore.entry_of_case(conn, case_id)
                 assert first is not None
                 checked.append(first)
+            candidates = None
+            if looked_up is not None and request.match_first is not None:
+                readable = await matches.readable_candidates(
+                    conn, principal, looked_up.without(case_id), case_id, domain.Access(True, domain.OWNER_PURPOSE),
+                    request.match_first, domain.visible_categories(principal.scopes))
+                candidates = MatchCandidatesView(threshold=matching.THRESHOLD, candidates=readable)
             case = await handlers.registered_case(conn, principal, case_id, created)
     if group is None:
         raise NotFound(GROUP_NOT_FOUND, field="groupId")
-    return CheckInResult(expected_person=views.person_view(checked[0]), case=case)
+    return CheckInResult(expected_person=views.person_view(checked[0]), case=case, match_candidates=candidates)
 
 
 

@@ -110,3 +110,32 @@ def test_an_organisation_without_access_learns_nothing_and_the_steward_reconcile
     assert [e["extensions"]["code"] for e in refused["errors"]] == ["NOT_FOUND"] and surname not in str(refused)
     data(api.gql("segin-steward", UNDO, {"id": merged["id"]}))
     assert data(api.gql("ame", CASE, {"id": later}))["case"]["id"] == later
+
+
+WALK_IN = """mutation($group: ID!, $key: String!, $input: CheckInInput!, $first: Int!) {
+  checkIn(groupId: $group, idempotencyKey: $key, input: $input) { case { id ...Known } } }
+fragment Known on Case { best: matchCandidates(first: 1) { score case { id } }
+  all: matchCandidates(first: $first) { score reasons { code } case { id } } }"""
+
+
+def test_a_check_in_is_answered_with_the_candidates_a_lookup_of_its_case_gives(api: Api) -> None:
+    """The check-in answers its candidates from its own lookup (aliases, a fragment, a literal and a variable
+    ``first``): the same as asking for the case's candidates afterwards."""
+    from tests.e2e.test_manifest_checkin_e2e import GROUP
+
+    surname, phone = someone()
+    earlier = data(api.register("dgme", first_time(surname, phone)))["registerArrival"]["id"]
+    also = data(api.register("dgme", {**first_time(surname, phone), "givenName": "Mohamed"}))["registerArrival"]["id"]
+    group = data(api.gql("dgme", GROUP, {"key": str(random.random())}))["createArrivalGroup"]["id"]
+    person = {**written_again(surname, phone), "consent": {"given": True, "recipientOrgIds": ["unicef"]}}
+    case = data(api.gql("dgme", WALK_IN, {"group": group, "key": str(random.random()), "input": person,
+                                          "first": 5}))["checkIn"]["case"]
+    asked = data(api.gql("dgme", CASE, {"id": case["id"]}))["case"]["matchCandidates"]
+    assert [(c["score"], c["case"]["id"]) for c in case["all"]] == [(c["score"], c["case"]["id"]) for c in asked]
+    assert {c["case"]["id"] for c in asked} == {earlier, also} and case["best"] == [
+        {"score": asked[0]["score"], "case": {"id": asked[0]["case"]["id"]}}]
+    assert [[r["code"] for r in c["reasons"]] for c in case["all"]] == [[r["code"] for r in c["reasons"]]
+                                                                         for c in asked]
+    # More than a lookup may answer: refused as the case's own matchCandidates refuses it.
+    too_many = api.gql("dgme", WALK_IN, {"group": group, "key": str(random.random()), "input": person, "first": 21})
+    assert too_many["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", too_many
