@@ -34,10 +34,8 @@ import datetime as dt
 import json
 import os
 import random
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -292,18 +290,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", type=int, default=300,
                         help="registerArrival calls timed afterwards for comparison (0: none; default 300)")
     args = parser.parse_args(argv)
-    platform, data_dir = None, None
+    platform = None
     try:
         if args.url:
             base_url = args.url.rstrip("/").removesuffix("/graphql")
             secrets_file = args.secrets or Path(os.environ.get("SEGIN_DATA_DIR", ".data")) / "demo-clients.json"
         else:
-            from devstack.platform import Platform
+            from devstack.platform import scratch
 
-            data_dir = Path(tempfile.mkdtemp(prefix="segin-bench-"))
-            data_dir.chmod(0o755)  # reachable by the unprivileged postgres user when this runs as root
-            print(f"starting a platform in {data_dir}…", file=sys.stderr)
-            platform = Platform(data_dir)
+            platform = scratch()
+            print(f"starting a platform in {platform.data_dir}…", file=sys.stderr)
             t0 = time.monotonic()
             try:
                 platform.start()
@@ -326,12 +322,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if result["complete"] else 1
     finally:
         if platform is not None:
-            platform.stop()
-            pg = platform.postgres
-            if pg is not None and pg.data_dir != pg.requested_dir:
-                shutil.rmtree(pg.data_dir, ignore_errors=True)
-            if data_dir is not None:
-                shutil.rmtree(data_dir, ignore_errors=True)
+            from devstack.platform import discard
+
+            discard(platform)
 
 
 if __name__ == "__main__":

@@ -60,9 +60,7 @@ import math
 import os
 import random
 import re
-import shutil
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -1020,13 +1018,11 @@ def main(argv: list[str] | None = None) -> int:
             base_url = args.url.rstrip("/").removesuffix("/graphql")
             secrets_file = args.secrets or Path(os.environ.get("SEGIN_DATA_DIR", ".data")) / "demo-clients.json"
         else:
-            from devstack.platform import Platform
+            from devstack.platform import scratch
 
-            # Reachable by the unprivileged postgres user when this runs as root.
-            data_dir = Path(tempfile.mkdtemp(prefix="segin-bench-"))
-            data_dir.chmod(0o755)
+            platform = scratch()
+            data_dir = platform.data_dir
             print(f"starting a platform in {data_dir}…", file=sys.stderr)
-            platform = Platform(data_dir)
             t0 = time.monotonic()
             try:
                 platform.start()
@@ -1082,16 +1078,13 @@ def main(argv: list[str] | None = None) -> int:
             print_human(result, sys.stdout)
         return 0 if result["complete"] else 1
     finally:
-        if platform is not None:
+        if platform is not None and not args.keep_data:
+            from devstack.platform import discard
+
+            discard(platform)
+        elif platform is not None:
             platform.stop()
-            pg = platform.postgres
-            if not args.keep_data:
-                if pg is not None and pg.data_dir != pg.requested_dir:
-                    shutil.rmtree(pg.data_dir, ignore_errors=True)
-                if data_dir is not None:
-                    shutil.rmtree(data_dir, ignore_errors=True)
-            else:
-                print(f"kept {data_dir} (logs in {data_dir}/logs)", file=sys.stderr)
+            print(f"kept {data_dir} (logs in {data_dir}/logs)", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -184,3 +186,20 @@ class Platform:
             self.nats.stop()
         if self.postgres:
             self.postgres.stop()
+
+
+def scratch(prefix: str = "segin-bench-") -> Platform:
+    """A platform (not started) in a fresh temporary directory, for a benchmark or a one-off run; ``discard``
+    removes it. The directory is 0755: the unprivileged postgres user must enter it when this runs as root."""
+    data_dir = Path(tempfile.mkdtemp(prefix=prefix))
+    data_dir.chmod(0o755)
+    return Platform(data_dir)
+
+
+def discard(platform: Platform) -> None:
+    """Stop a ``scratch`` platform and remove its directories (PostgreSQL's too, when it had to put its data
+    elsewhere)."""
+    platform.stop()
+    if platform.postgres is not None and platform.postgres.data_dir != platform.postgres.requested_dir:
+        shutil.rmtree(platform.postgres.data_dir, ignore_errors=True)
+    shutil.rmtree(platform.data_dir, ignore_errors=True)

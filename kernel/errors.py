@@ -76,9 +76,12 @@ def field_problems(error: ValidationError) -> list[FieldProblem]:
     return problems
 
 
-def bad_input_from(error: ValidationError) -> BadInput:
-    first = field_problems(error)[0]
-    return BadInput(first.message, field=first.field)
+def bad_input_from(error: ValidationError, prefix: str = "") -> BadInput:
+    """BAD_USER_INPUT naming the first bad field, with every problem listed; fields under ``prefix`` if given
+    (a check-in's ``input``, a sync item's ``arrival``)."""
+    problems = [{"field": ".".join(filter(None, [prefix, p.field])), "message": p.message}
+                for p in field_problems(error)]
+    return BadInput(problems[0]["message"], field=problems[0]["field"], problems=problems)
 
 
 def parse_id(value: str, field: str, *, not_found: str | None = None) -> uuid.UUID:

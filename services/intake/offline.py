@@ -53,7 +53,7 @@ from contracts.replies import (
 )
 from kernel.audit import AuditPurpose
 from kernel.db import Connection, idempotent, request_hash
-from kernel.errors import BadInput, Conflict, NotFound, SeginError, field_problems, parse_id
+from kernel.errors import BadInput, Conflict, NotFound, SeginError, bad_input_from, field_problems, parse_id
 from kernel.outbox import add_event
 from kernel.runtime import PeriodicTask
 from kernel.tokens import Principal
@@ -137,12 +137,6 @@ def _stored(value: Any) -> Any:
     return value.value if hasattr(value, "value") else value
 
 
-def _bad_input(error: ValidationError, prefix: str = "") -> BadInput:
-    problems = [{"field": ".".join(filter(None, [prefix, p.field])), "message": p.message}
-                for p in field_problems(error)]
-    return BadInput(problems[0]["message"], field=problems[0]["field"], problems=problems)
-
-
 def stale(base: int, current: int, fields: list[str]) -> Conflict:
     return Conflict(f"The case changed since version {base} (it is now at version {current}): read it again and "
                     "reapply your correction.", field="version",
@@ -166,7 +160,7 @@ async def _correct(conn: Connection, principal: Principal, case: dict[str, Any],
     try:
         corrected = RegisterArrival.model_validate(merged)
     except ValidationError as exc:
-        raise _bad_input(exc) from None
+        raise bad_input_from(exc) from None
     await validate_correction(conn, case, corrected)
     values = {c: _stored(getattr(corrected, c)) for c in offline_store.CORRECTABLE}
     values = {c: v for c, v in values.items() if v != case[c]}
@@ -356,7 +350,7 @@ async def _sync_register(pool: AsyncConnectionPool, principal: Principal, item: 
     try:
         arrival = RegisterArrival.model_validate(item.arrival)
     except ValidationError as exc:
-        raise _bad_input(exc, "arrival") from None
+        raise bad_input_from(exc, "arrival") from None
     async with pool.connection() as conn, conn.transaction():
         case_id, created = await register(conn, principal, operation="register_arrival", subject=principal.subject,
                                           key=item.client_id, arrival=arrival)
@@ -376,7 +370,7 @@ async def _sync_update(pool: AsyncConnectionPool, principal: Principal, item: Sy
     try:
         changes = CaseChanges.model_validate(item.changes)
     except ValidationError as exc:
-        raise _bad_input(exc, "changes") from None
+        raise bad_input_from(exc, "changes") from None
     async with pool.connection() as conn, conn.transaction():
         outcome = await _update(conn, principal, case_id, item.base_version, changes, item.client_id)
         if outcome is not None and outcome[1]:  # written now (a replay writes and reads nothing)

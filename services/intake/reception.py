@@ -230,8 +230,7 @@ def _arrival(data: dict[str, Any]) -> RegisterArrival:
     try:
         return RegisterArrival.model_validate(data)
     except ValidationError as exc:
-        error = bad_input_from(exc)
-        raise BadInput(error.message, field=f"input.{error.field}") from None
+        raise bad_input_from(exc, "input") from None
 
 
 def _under_input(error: SeginError) -> SeginError:

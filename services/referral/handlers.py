@@ -14,12 +14,11 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
-from contracts.channels import REFERRAL_CREATED, REFERRAL_STATUS_CHANGED
+from contracts.channels import REFERRAL_STATUS_CHANGED
 from contracts.commands import CaseRef, CompleteReferral, ReferralAction, ReferralOutcome
 from contracts.events import (
     ArrivalRegisteredV1,
     CaseCorrectedV1,
-    ReferralCreatedV1,
     ReferralStatusChangedV1,
     SharingChangedV1,
 )
