@@ -67,6 +67,8 @@ def as_graphql_error(exc: SeginError, prefix: str = "") -> GraphQLError:
     if exc.problems:  # every problem a service found, each naming its field (as input_error does)
         extensions["problems"] = [{**p, "field": field_path(p.get("field"), prefix)} for p in exc.problems]
     for key, value in exc.details.items():  # e.g. a CONFLICT's currentVersion and changedFields
+        if key.endswith("_fields") and isinstance(value, list):  # field paths: in the API's spelling too
+            value = [field_path(str(f)) for f in value]
         extensions.setdefault(camel(key), value)
     return GraphQLError(exc.message, extensions=extensions)
 

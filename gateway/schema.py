@@ -20,7 +20,7 @@ from contracts import commands, reference, replies
 from kernel.errors import SeginError
 from gateway import reception
 from gateway.documents import DocumentCache, Documents
-from gateway.graphql_context import Context, as_graphql_error, field_path, input_error
+from gateway.graphql_context import Context, as_graphql_error, input_error
 from gateway.graphql_guard import RequestGuard, SeginSchema
 from gateway.limits import FOLLOWUP_STATISTICS_COST, OVERDUE_COUNTS_COST, SAVE_PLAN_COST, SYNC_COST, GraphQLLimits
 from gateway.types import (
@@ -913,8 +913,6 @@ class Mutation:
                 mode="json", exclude_unset=True))
         except GraphQLError as exc:
             _under_input(exc, {"case_id": "caseId", "version": "version", "idempotency_key": "idempotencyKey"})
-            if exc.extensions and exc.extensions.get("changedFields"):
-                exc.extensions["changedFields"] = [field_path(f) for f in exc.extensions["changedFields"]]
             raise
         return Case.from_record(replies.CaseView.model_validate(data))
 
