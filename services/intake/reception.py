@@ -83,9 +83,10 @@ async def _audit_people(conn: Connection, principal: Principal, operation: str, 
                             AuditPurpose.CASE_MANAGEMENT)
 
 
-async def _group_view(conn: Connection, group: dict[str, Any], people: dict[str, Any] | None = None
-                      ) -> ArrivalGroupView:
-    counts = reception_domain.totals(await rstore.totals_rows(conn, group["id"]), group["arrival_date"])
+async def _group_view(conn: Connection, principal: Principal, group: dict[str, Any],
+                      people: dict[str, Any] | None = None) -> ArrivalGroupView:
+    counts = reception_domain.totals(await rstore.totals_rows(conn, group["id"]), group["arrival_date"],
+                                     domain.visible_categories(principal.scopes))
     page = None
     if people is not None:
         page = Page[ExpectedPersonView](nodes=[views.person_view(r) for r in people["nodes"]],
@@ -118,7 +119,7 @@ async def create_group(pool: AsyncConnectionPool, principal: Principal, request:
                                   produce=create)
         group = await rstore.get_group(conn, uuid.UUID(result["group_id"]))
         assert group is not None
-        view = await _group_view(conn, group)
+        view = await _group_view(conn, principal, group)
     return view
 
 
@@ -129,7 +130,7 @@ async def arrival_group(pool: AsyncConnectionPool, principal: Principal, request
         group = await _owned_group(conn, principal, group_id, "arrival_group.read")
         if group is not None:
             people = await rstore.people_page(conn, group_id, request.status, request.first, request.after)
-            view = await _group_view(conn, group, people)
+            view = await _group_view(conn, principal, group, people)
             await TRAIL.allowed(conn, principal, "arrival_group.read", _subjects(people["nodes"]), IDENTITY,
                                 AuditPurpose.CASE_MANAGEMENT)
     if group is None:
@@ -142,7 +143,7 @@ async def arrival_groups(pool: AsyncConnectionPool, principal: Principal, reques
     """The organisation's groups, newest first, with their totals (no people: no personal data)."""
     async with pool.connection() as conn:
         found = await rstore.groups_page(conn, principal.org_id, request.first, request.after)
-        nodes = [await _group_view(conn, g) for g in found["nodes"]]
+        nodes = [await _group_view(conn, principal, g) for g in found["nodes"]]
     return Page[ArrivalGroupView](nodes=nodes, page_info=found["page_info"])
 
 
@@ -157,7 +158,7 @@ async def close_group(pool: AsyncConnectionPool, principal: Principal, request: 
                 await _audit_people(conn, principal, "arrival_group.close", await rstore.close_group(conn, group_id))
             group = await rstore.get_group(conn, group_id)
             assert group is not None
-            view = await _group_view(conn, group)
+            view = await _group_view(conn, principal, group)
     if group is None:
         raise NotFound(GROUP_NOT_FOUND, field="groupId")
     return view

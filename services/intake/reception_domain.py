@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 from contracts.commands import CheckInInput
-from contracts.reference import CHILD_VULNERABILITIES, ExpectedStatus, Vulnerability
-from services.intake.domain import ADULT_AGE
+from contracts.reference import CHILD_VULNERABILITIES, ExpectedStatus, SensitiveCategory, Vulnerability
+from services.intake.domain import ADULT_AGE, split_vulnerabilities
 
 
 def age_on(date_of_birth: date | None, estimated_age: int | None, day: date) -> int | None:
@@ -26,18 +26,21 @@ def is_child_at(date_of_birth: date | None, estimated_age: int | None, vulnerabi
     return (age is not None and age < ADULT_AGE) or flagged
 
 
-def totals(people: Iterable[dict[str, Any]], arrival_date: date) -> dict[str, int]:
+def totals(people: Iterable[dict[str, Any]], arrival_date: date, visible: frozenset[SensitiveCategory]
+           ) -> dict[str, int]:
     """Expected (on a manifest), checked in, no-show, added on arrival, children, vulnerable (checked-in
-    cases with at least one flag)."""
+    cases with at least one flag). Only the flags of ``visible`` categories count: in a group of one, a
+    count would otherwise tell a token without the scope that the person has a flag it may not see."""
     counts = dict.fromkeys(("expected", "checked_in", "no_show", "added_on_arrival", "children", "vulnerable"), 0)
     for p in people:
         status = ExpectedStatus(p["status"])
+        flags = cast(list[str], split_vulnerabilities(p["vulnerabilities"], visible)["vulnerabilities"])
         counts["expected"] += 0 if p["added_on_arrival"] else 1
         counts["added_on_arrival"] += 1 if p["added_on_arrival"] else 0
         counts["checked_in"] += status == ExpectedStatus.CHECKED_IN
         counts["no_show"] += status == ExpectedStatus.NO_SHOW
-        counts["children"] += is_child_at(p["date_of_birth"], p["estimated_age"], p["vulnerabilities"], arrival_date)
-        counts["vulnerable"] += status == ExpectedStatus.CHECKED_IN and bool(p["vulnerabilities"])
+        counts["children"] += is_child_at(p["date_of_birth"], p["estimated_age"], flags, arrival_date)
+        counts["vulnerable"] += status == ExpectedStatus.CHECKED_IN and bool(flags)
     return counts
 
 

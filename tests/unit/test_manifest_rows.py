@@ -11,7 +11,7 @@ import pytest
 from openpyxl import Workbook
 
 from contracts.commands import CheckInInput, RegisterArrival
-from contracts.reference import ManifestField
+from contracts.reference import ManifestField, SensitiveCategory
 from kernel.errors import BadInput
 from services.intake import manifests, reception_domain
 from services.intake.manifests import fingerprint, read_manifest, recognise
@@ -159,5 +159,20 @@ def test_totals_count_children_at_the_groups_arrival_and_vulnerable_checked_in_c
         {"status": "EXPECTED", "added_on_arrival": False, "date_of_birth": None, "estimated_age": 4,
          "vulnerabilities": []},
     ]
-    assert reception_domain.totals(people, date(2026, 11, 30)) == {
+    every = frozenset(SensitiveCategory)
+    assert reception_domain.totals(people, date(2026, 11, 30), every) == {
         "expected": 3, "checked_in": 2, "no_show": 1, "added_on_arrival": 1, "children": 3, "vulnerable": 1}
+
+
+def test_totals_count_only_the_flags_the_token_may_see() -> None:
+    """A group of one: its counts must not tell a token without child_protection that the person is flagged."""
+    alone = [{"status": "CHECKED_IN", "added_on_arrival": True, "date_of_birth": None, "estimated_age": 30,
+              "vulnerabilities": ["SEPARATED_CHILD"]}]
+    without = frozenset(SensitiveCategory) - {SensitiveCategory.CHILD_PROTECTION}
+    assert reception_domain.totals(alone, date(2026, 11, 30), without) == {
+        "expected": 0, "checked_in": 1, "no_show": 0, "added_on_arrival": 1, "children": 0, "vulnerable": 0}
+    assert reception_domain.totals(alone, date(2026, 11, 30), frozenset({SensitiveCategory.CHILD_PROTECTION})) == {
+        "expected": 0, "checked_in": 1, "no_show": 0, "added_on_arrival": 1, "children": 1, "vulnerable": 1}
+    # A flag of no sensitive category counts for every token.
+    detained = [{**alone[0], "vulnerabilities": ["EX_DETAINEE", "TRAFFICKING_VICTIM"]}]
+    assert reception_domain.totals(detained, date(2026, 11, 30), frozenset())["vulnerable"] == 1
