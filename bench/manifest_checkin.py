@@ -38,6 +38,7 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +142,9 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]
 
 
-async def bench(args: argparse.Namespace, base_url: str, secrets: dict[str, dict[str, str]]) -> dict[str, Any]:
+async def bench(args: argparse.Namespace, base_url: str, secrets: dict[str, dict[str, str]],
+                cpu: Callable[[], dict[str, float]] | None = None) -> dict[str, Any]:
+    """``cpu``: the CPU seconds each part of the platform has used (``Platform.cpu_seconds``), when known."""
     url = f"{base_url}/graphql"
     rng = random.Random(args.seed)
     arrival = dt.date.today() - dt.timedelta(days=1)
@@ -207,9 +210,17 @@ async def bench(args: argparse.Namespace, base_url: str, secrets: dict[str, dict
                 if args.pace:  # the next person steps up: anywhere from at once to twice the mean pause
                     await asyncio.sleep(pauses.uniform(0, 2 * args.pace))
 
+    cpu_before = cpu() if cpu else {}
     t5 = time.perf_counter()
     await asyncio.gather(*(agent(mine, random.Random(args.seed + n)) for n, mine in enumerate(tokens)))
     wall = time.perf_counter() - t5
+    if cpu and latencies:
+        # What each check-in cost each part, the work it set off included (referrals, notifications…): the
+        # window runs until the platform is idle again.
+        await settle(cpu)
+        after = cpu()
+        result["cpu_ms_per_check_in"] = {name: round((after[name] - cpu_before.get(name, 0.0)) * 1000 / len(latencies),
+                                                     1) for name in after}
     result["register_arrival_baseline"] = await baseline(args, base_url, secrets, arrival) if args.baseline else None
     async with httpx.AsyncClient(timeout=60) as http:
         bearer = await token(http, base_url, secrets)
@@ -225,6 +236,18 @@ async def bench(args: argparse.Namespace, base_url: str, secrets: dict[str, dict
     result["targets"] = {"manifest_under_2s": result["manifest"]["end_to_end_s"] < 2.0,
                          "check_in_p95_under_150ms": bool(latencies) and percentile(latencies, 95) < 150}
     return result
+
+
+async def settle(cpu: Callable[[], dict[str, float]], quiet_s: float = 1.0, bound_s: float = 60.0) -> None:
+    """Wait until the platform has used almost no CPU for ``quiet_s`` (its queues drained), at most ``bound_s``."""
+    deadline = time.monotonic() + bound_s
+    last = sum(cpu().values())
+    while time.monotonic() < deadline:
+        await asyncio.sleep(quiet_s)
+        now = sum(cpu().values())
+        if now - last < 0.05 * quiet_s:
+            return
+        last = now
 
 
 async def baseline(args: argparse.Namespace, base_url: str, secrets: dict[str, dict[str, str]], arrival: dt.date
@@ -271,6 +294,10 @@ def print_human(result: dict[str, Any], out: Any) -> None:
         b = result["register_arrival_baseline"]
         print(f"baseline registerArrival right after, same agents: {b['count']} calls, p50 {b['p50_ms']} ms, "
               f"p95 {b['p95_ms']} ms, max {b['max_ms']} ms; errors {b['errors']}", file=out)
+    if result.get("cpu_ms_per_check_in"):
+        parts = sorted(result["cpu_ms_per_check_in"].items(), key=lambda kv: -kv[1])
+        print(f"CPU per check-in, the work it set off included: {sum(v for _, v in parts):.0f} ms ("
+              + ", ".join(f"{name} {ms:.0f}" for name, ms in parts) + ")", file=out)
     print(f"totals after: {result['totals_after']}", file=out)
     print(f"targets: {result['targets']}; {os.cpu_count()} CPUs", file=out)
 
@@ -310,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
             base_url, secrets_file = platform.base_url, platform.secrets_file
         secrets = json.loads(Path(secrets_file).read_text())
         try:
-            result = asyncio.run(bench(args, base_url, secrets))
+            result = asyncio.run(bench(args, base_url, secrets, platform.cpu_seconds if platform else None))
         except (httpx.HTTPError, RuntimeError, AssertionError) as exc:
             print(f"benchmark failed: {exc}", file=sys.stderr)
             return 1

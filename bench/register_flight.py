@@ -63,7 +63,8 @@ import re
 import sys
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -470,32 +471,6 @@ class Client:
         raise ApiError("HTTP 401", "token refused twice", False)
 
 
-def process_cpu(roots: dict[str, int]) -> dict[str, float]:
-    """CPU seconds (user + system, children included) of each named process tree, from /proc."""
-    tick = os.sysconf("SC_CLK_TCK")
-    table: dict[int, tuple[int, float]] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            rest = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        table[int(entry.name)] = (int(rest[1]), sum(int(x) for x in rest[11:15]) / tick)
-    children: dict[int, list[int]] = defaultdict(list)
-    for pid, (ppid, _) in table.items():
-        children[ppid].append(pid)
-    out = {}
-    for name, root in roots.items():
-        total, todo = 0.0, [root]
-        while todo:
-            pid = todo.pop()
-            total += table.get(pid, (0, 0.0))[1]
-            todo.extend(children.get(pid, []))
-        out[name] = total
-    return out
-
-
 def percentile(values: list[float], p: float) -> float | None:
     """Nearest-rank percentile."""
     if not values:
@@ -637,7 +612,8 @@ async def wait_for_notifications(run: Run, readers: dict[str, Client], markers: 
 
 
 async def bench(args: argparse.Namespace, base_url: str, secrets: dict[str, dict[str, str]],
-                cpu_roots: dict[str, int] | None = None) -> dict[str, Any]:
+                cpu: Callable[[], dict[str, float]] | None = None) -> dict[str, Any]:
+    """``cpu``: the CPU seconds each part of the platform has used (``Platform.cpu_seconds``), when known."""
     today = dt.datetime.now(dt.UTC).date()
     routing = Routing(args.rules, args.directory, OWNER, args.coordinator)
     flight = make_flight(args.arrivals, args.seed, today, routing)
@@ -662,7 +638,7 @@ async def bench(args: argparse.Namespace, base_url: str, secrets: dict[str, dict
             *(newest_id(readers[o], INCOMING, "incomingReferrals") for o in orgs)), strict=True))
 
         print(f"registering {run.n} arrivals with {run.c} concurrent clients…", file=sys.stderr)
-        cpu_before = process_cpu(cpu_roots) if cpu_roots else {}
+        cpu_before = cpu() if cpu else {}
         client_cpu, cpu_t0 = time.process_time(), time.monotonic()
         await register_all(run, base_url, tokens, overall, args.retries)
         registered = [r for r in run.registrations if r.case_id]
@@ -675,9 +651,9 @@ async def bench(args: argparse.Namespace, base_url: str, secrets: dict[str, dict
         await wait_for_notifications(run, readers, note_markers, expected_notes, our_cases, overall,
                                      args.poll_interval)
         # CPU spent from the first registration to the last notification, per process tree.
-        if cpu_roots:
-            after = process_cpu(cpu_roots)
-            run.cpu_s = {name: round(after[name] - cpu_before[name], 2) for name in cpu_roots}
+        if cpu:
+            after = cpu()
+            run.cpu_s = {name: round(after[name] - cpu_before.get(name, 0.0), 2) for name in after}
         run.cpu_s["bench client"] = round(time.process_time() - client_cpu, 2)
         run.cpu_window_s = round(time.monotonic() - cpu_t0, 2)
 
@@ -1045,14 +1021,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         load_before = load()
         try:
-            roots = None
-            if platform is not None:
-                roots = {name: proc.pid for name, proc in platform.processes.items()}
-                for name, server in (("postgres", platform.postgres), ("nats", platform.nats)):
-                    proc = getattr(server, "_proc", None)
-                    if proc is not None:
-                        roots[name] = proc.pid
-            result = asyncio.run(bench(args, base_url, secrets, roots))
+            result = asyncio.run(bench(args, base_url, secrets, platform.cpu_seconds if platform else None))
         except (ApiError, httpx.HTTPError) as exc:
             print(f"benchmark aborted: {exc}", file=sys.stderr)
             return 2

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import httpx
@@ -171,6 +172,16 @@ class Platform:
         response.raise_for_status()
         return response.json()["access_token"]
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds (user + system, children included) each part has used so far: every service, the
+        gateway, and PostgreSQL and NATS when this platform started them. For benchmarks, from /proc."""
+        roots = {name: proc.pid for name, proc in self.processes.items()}
+        for name, server in (("postgres", self.postgres), ("nats", self.nats)):
+            proc = getattr(server, "_proc", None)
+            if proc is not None:
+                roots[name] = proc.pid
+        return process_cpu(roots)
+
     def stop(self) -> None:
         """Gateway first (no new work), then services (they finish in-flight work), then servers."""
         for name in ("gateway", *SERVICES):
@@ -203,3 +214,29 @@ def discard(platform: Platform) -> None:
     if platform.postgres is not None and platform.postgres.data_dir != platform.postgres.requested_dir:
         shutil.rmtree(platform.postgres.data_dir, ignore_errors=True)
     shutil.rmtree(platform.data_dir, ignore_errors=True)
+
+
+def process_cpu(roots: dict[str, int]) -> dict[str, float]:
+    """CPU seconds (user + system, children included) of each named process tree, from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    table: dict[int, tuple[int, float]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            rest = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        table[int(entry.name)] = (int(rest[1]), sum(int(x) for x in rest[11:15]) / tick)
+    children: dict[int, list[int]] = defaultdict(list)
+    for pid, (ppid, _) in table.items():
+        children[ppid].append(pid)
+    out = {}
+    for name, root in roots.items():
+        total, todo = 0.0, [root]
+        while todo:
+            pid = todo.pop()
+            total += table.get(pid, (0, 0.0))[1]
+            todo.extend(children.get(pid, []))
+        out[name] = total
+    return out
