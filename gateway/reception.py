@@ -237,6 +237,8 @@ async def check_in(ctx: Context, group_id: str, given: dict[str, Any], idempoten
     """``given``: the check-in input's fields (those left out take the manifest's and the group's values);
     ``match_first``: the candidates the answer's case shows (``candidates_asked``)."""
     fields = {k: v for k, v in given.items() if v is not None}
+    if "cases:read" not in ctx.principal.scopes:  # intake would not answer them: the resolver's own call refuses
+        match_first = None
     request = validated(commands.CheckIn, "", group_id=group_id, idempotency_key=idempotency_key,
                         expected_person_id=expected_person_id, input=fields, match_first=match_first)
     data = await ctx.ask("svc.intake.check_in", request.model_dump(mode="json", exclude_unset=True))

@@ -74,7 +74,7 @@ APP = ServiceApp(
         "statistics": Endpoint(handlers.statistics, StatisticsRequest, "statistics:read", StatisticsView),
         "subject_access": Endpoint(handlers.subject_access, CaseRef, "audit:read", CaseExport),
         # People already known (decision record 0022).
-        "match_candidates": Endpoint(matches.match_candidates, MatchCandidatesRequest, "cases:read",
+        "match_candidates": Endpoint(matches.match_candidates, MatchCandidatesRequest, matches.CANDIDATES_SCOPE,
                                      MatchCandidatesView),
         "merge_cases": Endpoint(merges.merge_cases, MergeCases, ("cases:write", merges.RECONCILE), CaseMergeView),
         "undo_merge": Endpoint(merges.undo_merge, UndoMerge, ("cases:write", merges.RECONCILE), CaseMergeView),

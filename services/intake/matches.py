@@ -25,6 +25,7 @@ from kernel.errors import NotFound, parse_id
 from kernel.tokens import Principal
 from services.intake import domain, match_store, matching, store, views
 
+CANDIDATES_SCOPE = "cases:read"  # candidates are reads of other cases (the scope of match_candidates)
 MAX_ABOVE = 50  # candidates above the threshold whose access is decided (the best ones)
 MATCH_CATEGORIES = ["identity", "arrival", "vulnerabilities"]
 # At most this many possible duplicates per registration for the steward (the best ones): a common name
@@ -81,10 +82,6 @@ class Lookup:
 
     found: list[tuple[matching.Match, dict[str, Any]]]
     allowed: dict[uuid.UUID, domain.Access]
-
-    def without(self, case_id: uuid.UUID) -> "Lookup":
-        """The lookup as if ``case_id`` were not there (a check-in's own case, when its key is replayed)."""
-        return Lookup([(m, r) for m, r in self.found if r["id"] != case_id], self.allowed)
 
 
 async def lookup(conn: Connection, principal: Principal, person: matching.Person, exclude: uuid.UUID | None = None

@@ -147,6 +147,9 @@ async def _correct(conn: Connection, principal: Principal, case: dict[str, Any],
                    changes: CaseChanges) -> dict[str, Any]:
     """Check the version, validate the corrected case, write it: the response an idempotency key replays."""
     case_id, visible = case["id"], domain.visible_categories(principal.scopes)
+    if case["merged_into"] is not None:  # corrected here, the partners would act on a case that stands for nobody
+        raise Conflict("This case was merged into another one: correct the case it was merged into.",
+                       field="caseId")
     if case["version"] != version:
         changed = await offline_store.fields_changed_since(conn, case_id, version)
         raise stale(version, case["version"], visible_fields(changed, visible))

@@ -273,9 +273,11 @@ async def check_in(pool: AsyncConnectionPool, principal: Principal, request: Che
                     checked.append(await rstore.mark_checked_in(conn, person["id"], case_id))
                 return {"expected_person_id": str(checked[0]["id"])}
 
-            # Asked for candidates: the registration's own lookup serves both the steward and the answer.
-            looked_up = (await matches.lookup(conn, principal, matches.person_of_arrival(arrival))
-                         if request.match_first is not None else None)
+            # Asked for candidates: the registration's own lookup serves both the steward and the answer. They
+            # are reads of other cases: only for a token match_candidates itself would answer (cases:read).
+            wanted = request.match_first if matches.CANDIDATES_SCOPE in principal.scopes else None
+            person_looked_up = matches.person_of_arrival(arrival)
+            looked_up = await matches.lookup(conn, principal, person_looked_up) if wanted is not None else None
             try:
                 case_id, created = await handlers.register_once(
                     conn, principal, request.idempotency_key, arrival, operation="check_in",
@@ -287,10 +289,12 @@ async def check_in(pool: AsyncConnectionPool, principal: Principal, request: Che
                 assert first is not None
                 checked.append(first)
             candidates = None
-            if looked_up is not None and request.match_first is not None:
+            if looked_up is not None and wanted is not None:
+                if not created:  # a retry: its case is among the cases now; the lookup is made again without it
+                    looked_up = await matches.lookup(conn, principal, person_looked_up, case_id)
                 readable = await matches.readable_candidates(
-                    conn, principal, looked_up.without(case_id), case_id, domain.Access(True, domain.OWNER_PURPOSE),
-                    request.match_first, domain.visible_categories(principal.scopes))
+                    conn, principal, looked_up, case_id, domain.Access(True, domain.OWNER_PURPOSE), wanted,
+                    domain.visible_categories(principal.scopes))
                 candidates = MatchCandidatesView(threshold=matching.THRESHOLD, candidates=readable)
             case = await handlers.registered_case(conn, principal, case_id, created)
     if group is None:

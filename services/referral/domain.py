@@ -16,6 +16,7 @@ from contracts.reference import (
     Priority,
     ProviderReason,
     Purpose,
+    ReferralOrigin,
     ReferralStatus,
     ServiceCategory,
     Sex,
@@ -374,6 +375,18 @@ class Reassessment:
     new_status: ReferralStatus
     legal_basis: LegalBasis | None
     reason: str
+
+
+def needs_withdrawn(referrals: list[dict[str, object]], needed: Collection[ServiceCategory]) -> list[Reassessment]:
+    """After a correction: the rules' referrals (and their re-routings) of a need the corrected case no longer
+    has (a flag ticked by mistake and taken back, a destination changed) are revoked while the provider has
+    not accepted them: the case was shared for that need only. Accepted ones, and referrals people made,
+    stay the owner's to close."""
+    return [Reassessment(str(r["id"]), ReferralStatus(str(r["status"])), REVOKED,
+                         LegalBasis(str(r["legal_basis"])) if r["legal_basis"] else None, "NEED_WITHDRAWN")
+            for r in referrals
+            if r["origin"] != ReferralOrigin.MANUAL.value and r["status"] in (PENDING, AWAITING_CONSENT)
+            and ServiceCategory(str(r["service_category"])) not in needed]
 
 
 def reassess(referrals: list[dict[str, object]], basis: Callable[[str], LegalBasis | None]) -> list[Reassessment]:

@@ -53,11 +53,11 @@ async def on_arrival_registered(conn: Connection, event: CloudEvent) -> None:
 
 
 async def on_case_corrected(conn: Connection, event: CloudEvent) -> None:
-    """The owner corrected the case (offline capture, ``updateCase``): its routing facts as they now are,
-    if newer than those held, and a need they now call for routed as at arrival (a flag screened after
-    registration reaches its provider). Referrals already made stay as they are: a flag taken back or a
-    new destination is the owner's to act on (``rerouteReferral``, closing). A correction for a case not
-    known yet is retried, never dropped."""
+    """The owner corrected the case (offline capture, ``updateCase``): its routing facts as they now are, if
+    newer than those held. A need they no longer call for loses the rules' referrals not accepted yet
+    (``domain.needs_withdrawn``: a flag ticked by mistake shares nothing for long); a need they now call for
+    is routed as at arrival (a flag screened after registration reaches its provider). A correction for a
+    case not known yet is retried, never dropped (decision record 0025)."""
     corrected = CaseCorrectedV1.model_validate(event.data)
     applied = await store.correct_case(conn, corrected)
     if applied is None:
@@ -66,11 +66,33 @@ async def on_case_corrected(conn: Connection, event: CloudEvent) -> None:
         return  # older than the facts held: a late or repeated delivery
     case = await store.get_case(conn, corrected.case_id)
     assert case is not None
-    referred = {ServiceCategory(r["service_category"])
-                for r in await store.referrals_of_case(conn, parse_id(corrected.case_id, "case_id"))}
-    created = await routing.route_case(conn, corrected.case_id, store.person_of(case), datetime.now(UTC),
-                                       rules.active(), referred)
+    person, ruleset = store.person_of(case), rules.active()
+    referrals = await store.referrals_of_case(conn, parse_id(corrected.case_id, "case_id"), lock=True)
+    needed = {n.category for n in domain.needs_of(person, ruleset)}
+    withdrawn = await _apply(conn, domain.needs_withdrawn(referrals, needed))
+    referred = {ServiceCategory(r["service_category"]) for r in referrals}
+    created = await routing.route_case(conn, corrected.case_id, person, datetime.now(UTC), ruleset, referred)
     await _shared_by_routing(conn, corrected.case_id, created)
+    await _record_changes(conn, corrected.case_id, withdrawn)
+
+
+async def _apply(conn: Connection, steps: list[domain.Reassessment]) -> set[str]:
+    """Write each reassessment and announce each change of state; returns the reasons of the changes."""
+    changed: set[str] = set()
+    for step in steps:
+        row = await store.set_status(conn, step.referral_id, step.new_status,
+                                     step.legal_basis.value if step.legal_basis else None, step.reason)
+        if step.new_status != step.old_status:
+            await _announce(conn, row, step.old_status)
+            changed.add(step.reason.lower())
+    return changed
+
+
+async def _record_changes(conn: Connection, case_id: str, reasons: set[str]) -> None:
+    """One audit entry per kind of change (last in the transaction: the audit chain's lock is held until commit)."""
+    for reason in sorted(reasons):
+        await store.TRAIL.allowed(conn, service_principal("referral"), f"referral.{reason}", [case_id],
+                                  ["referral"], AuditPurpose.REFERRAL)
 
 
 async def _shared_by_routing(conn: Connection, case_id: str, created: list[dict[str, Any]]) -> None:
@@ -108,16 +130,9 @@ async def on_sharing_changed(conn: Connection, event: CloudEvent) -> None:
     # Unknown but with referrals: routed before this service kept cases (migration 0004); no version
     # is held for it, so the change is applied as it comes, as before.
     types = await store.org_types(conn, sorted({r["to_org_id"] for r in referrals if r["to_org_id"]}))
-    changed: set[str] = set()
-    for step in domain.reassess(referrals, lambda org: domain.basis_for(recipients, org, types.get(org))):
-        row = await store.set_status(conn, step.referral_id, step.new_status,
-                                     step.legal_basis.value if step.legal_basis else None, step.reason)
-        if step.new_status != step.old_status:
-            await _announce(conn, row, step.old_status)
-            changed.add(step.reason.lower())
-    for reason in sorted(changed):  # last in the transaction: the audit chain's lock is held until commit
-        await store.TRAIL.allowed(conn, service_principal("referral"), f"referral.{reason}", [change.case_id],
-                                  ["referral"], AuditPurpose.REFERRAL)
+    changed = await _apply(conn, domain.reassess(referrals, lambda org: domain.basis_for(recipients, org,
+                                                                                       types.get(org))))
+    await _record_changes(conn, change.case_id, changed)
 
 
 def visible(row: dict[str, Any], principal: Principal) -> bool:

@@ -190,3 +190,50 @@ async def test_follow_up_retries_a_correction_for_a_case_it_does_not_know_yet(
     await deliver(followup_pool, followup.on_case_corrected, CASE_CORRECTED,
                   corrected(case_id, 2, TRAFFICKING, region="01"), case_id)
     assert await followup_held(followup_pool, case_id) == ("01", ["trafficking"], 2)
+
+
+async def test_a_flag_ticked_by_mistake_and_taken_back_shares_nothing_for_long(referral_pool: AsyncConnectionPool
+                                                                               ) -> None:
+    """An adult without consent, mis-ticked SEPARATED_CHILD, then corrected two minutes later: the child-
+    protection referral made on the child's vital interest is revoked before any provider accepted it,
+    and announced (review finding); referrals the correction leaves needed stay."""
+    async with referral_pool.connection() as conn, conn.transaction():
+        await referral_store.upsert_directory_service(conn, "savechildren", "Child NGO", "NGO", "CHILD_PROTECTION",
+                                                      [])
+    case_id = str(uuid.uuid4())
+    no_consent = arrival(case_id).model_copy(update={"consent_given": False, "consent_recipient_org_ids": [],
+                                                    "consent_purposes": []})
+    await deliver(referral_pool, referral.on_arrival_registered, ARRIVAL_REGISTERED, no_consent, case_id)
+    async with referral_pool.connection() as conn:
+        before = {r["id"]: r["status"] for r in await referral_store.referrals_of_case(conn, uuid.UUID(case_id))}
+    await deliver(referral_pool, referral.on_case_corrected, CASE_CORRECTED,
+                  corrected(case_id, 2, [Vulnerability.SEPARATED_CHILD]), case_id)
+    async with referral_pool.connection() as conn:
+        [child] = [r for r in await referral_store.referrals_of_case(conn, uuid.UUID(case_id))
+                   if r["service_category"] == "CHILD_PROTECTION"]
+    assert (child["to_org_id"], child["status"], child["legal_basis"]) == ("savechildren", "PENDING", "VITAL_INTEREST")
+    told = len(await announced(referral_pool, case_id))
+
+    await deliver(referral_pool, referral.on_case_corrected, CASE_CORRECTED, corrected(case_id, 3, []), case_id)
+    async with referral_pool.connection() as conn:
+        rows = {r["id"]: r for r in await referral_store.referrals_of_case(conn, uuid.UUID(case_id))}
+    assert (rows[child["id"]]["status"], rows[child["id"]]["status_reason"]) == ("REVOKED", "NEED_WITHDRAWN")
+    assert {i: r["status"] for i, r in rows.items() if i != child["id"]} == before, "the others stay"
+    [event] = (await announced(referral_pool, case_id))[told:]
+    assert (event["data"]["referral_id"], event["data"]["new_status"], event["data"]["reason_code"]) == (
+        str(child["id"]), "REVOKED", "NEED_WITHDRAWN")
+
+
+async def test_a_referral_the_provider_accepted_stays_when_its_flag_is_taken_back(
+        referral_pool: AsyncConnectionPool, shelter: None) -> None:
+    case_id = str(uuid.uuid4())
+    await deliver(referral_pool, referral.on_arrival_registered, ARRIVAL_REGISTERED, arrival(case_id, TRAFFICKING),
+                  case_id)
+    async with referral_pool.connection() as conn:
+        await conn.execute("update referral.referrals set status = 'ACCEPTED' where case_id = %s"
+                           " and service_category = 'COUNTER_TRAFFICKING'", (case_id,))
+    await deliver(referral_pool, referral.on_case_corrected, CASE_CORRECTED, corrected(case_id, 2, []), case_id)
+    async with referral_pool.connection() as conn:
+        [kept] = [r for r in await referral_store.referrals_of_case(conn, uuid.UUID(case_id))
+                  if r["service_category"] == "COUNTER_TRAFFICKING"]
+    assert kept["status"] == "ACCEPTED", "the provider is working with the person: the owner decides"

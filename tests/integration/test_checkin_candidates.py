@@ -7,8 +7,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
 from psycopg_pool import AsyncConnectionPool
 
+from kernel.errors import SeginError
 from services.intake.app import APP as INTAKE
 from tests.integration.services import audit_rows, call, principal, register
 from tests.integration.test_manifest_reception import CONSENT, as_dgme, new_group
@@ -61,3 +63,18 @@ async def test_a_check_in_answers_the_candidates_a_lookup_of_its_case_would(inta
     # Without asking, no candidates; the key's request is the same whether they were asked or not.
     plain = await call(INTAKE, "check_in", intake_pool, as_dgme(), walk_in(group, surname, key, None))
     assert plain["case"]["id"] == case_id and plain["match_candidates"] is None
+
+
+async def test_a_token_that_may_not_read_cases_gets_no_candidates_from_a_check_in(
+        intake_pool: AsyncConnectionPool) -> None:
+    """A kiosk or connector holding cases:write only may register, not read other people's cases: the
+    candidates a check-in answers are reads, refused as match_candidates refuses them (review finding)."""
+    surname = family()
+    earlier = await register(intake_pool, "dgme", **known(surname))
+    group = await new_group(intake_pool)
+    write_only = principal("dgme", "cases:write")
+    with pytest.raises(SeginError) as refused:
+        await call(INTAKE, "match_candidates", intake_pool, write_only, {"case_id": earlier["id"], "first": 5})
+    assert refused.value.code == "INSUFFICIENT_SCOPE"
+    done = await call(INTAKE, "check_in", intake_pool, write_only, walk_in(group, surname, str(uuid.uuid4()), 5))
+    assert done["match_candidates"] is None and earlier["id"] not in str(done)

@@ -118,3 +118,18 @@ async def test_only_the_merged_cases_owner_reading_the_survivor_or_the_steward_m
     assert undone["undone_by_org_id"] == "segin-steward"
     assert (await call(INTAKE, "get_case", intake_pool, principal("ame", "cases:read"),
                        {"case_id": later["id"]}))["id"] == later["id"]
+
+
+async def test_a_merged_case_cannot_be_corrected_the_survivor_can(intake_pool: AsyncConnectionPool) -> None:
+    """An offline device corrects a case merged while it was away: corrected, referral and follow-up would
+    route needs for an id that stands for nobody (review finding). A CONFLICT names the case; nothing moves."""
+    earlier, later, _ = await two_of_one_person(intake_pool)
+    await merge(intake_pool, OWNER, earlier["id"], later["id"])
+    events = len(await outbox(intake_pool, "intake", later["id"]))
+    error = await refused(call(INTAKE, "update_case", intake_pool, OWNER, {
+        "case_id": later["id"], "version": 1, "changes": {"vulnerabilities": ["TRAFFICKING_VICTIM"]}}))
+    assert (error.code, error.field) == ("CONFLICT", "caseId") and "merged" in error.message
+    assert len(await outbox(intake_pool, "intake", later["id"])) == events, "nothing announced"
+    fixed = await call(INTAKE, "update_case", intake_pool, OWNER, {
+        "case_id": earlier["id"], "version": 1, "changes": {"place_of_origin": "Kati"}})
+    assert fixed["version"] == 2
