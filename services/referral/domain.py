@@ -377,16 +377,16 @@ class Reassessment:
     reason: str
 
 
-def needs_withdrawn(referrals: list[dict[str, object]], needed: Collection[ServiceCategory]) -> list[Reassessment]:
-    """After a correction: the rules' referrals (and their re-routings) of a need the corrected case no longer
-    has (a flag ticked by mistake and taken back, a destination changed) are revoked while the provider has
-    not accepted them: the case was shared for that need only. Accepted ones, and referrals people made,
+def needs_withdrawn(referrals: list[dict[str, object]], gone: Collection[ServiceCategory]) -> list[Reassessment]:
+    """After a correction: the rules' referrals (and their re-routings) of a need the correction took away
+    (``gone``: a flag ticked by mistake and taken back, a destination changed) are revoked while no provider
+    has accepted them: the case was shared for that need only. Accepted ones, and referrals people made,
     stay the owner's to close."""
     return [Reassessment(str(r["id"]), ReferralStatus(str(r["status"])), REVOKED,
                          LegalBasis(str(r["legal_basis"])) if r["legal_basis"] else None, "NEED_WITHDRAWN")
             for r in referrals
             if r["origin"] != ReferralOrigin.MANUAL.value and r["status"] in (PENDING, AWAITING_CONSENT)
-            and ServiceCategory(str(r["service_category"])) not in needed]
+            and ServiceCategory(str(r["service_category"])) in gone]
 
 
 def reassess(referrals: list[dict[str, object]], basis: Callable[[str], LegalBasis | None]) -> list[Reassessment]:

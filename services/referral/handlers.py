@@ -59,17 +59,20 @@ async def on_case_corrected(conn: Connection, event: CloudEvent) -> None:
     is routed as at arrival (a flag screened after registration reaches its provider). A correction for a
     case not known yet is retried, never dropped (decision record 0025)."""
     corrected = CaseCorrectedV1.model_validate(event.data)
+    before = await store.get_case(conn, corrected.case_id, lock=True)  # the facts the correction replaces
     applied = await store.correct_case(conn, corrected)
     if applied is None:
         raise RetryLater(f"correction {corrected.version} of case {corrected.case_id} came before the case")
     if not applied:
         return  # older than the facts held: a late or repeated delivery
     case = await store.get_case(conn, corrected.case_id)
-    assert case is not None
+    assert before is not None and case is not None
     person, ruleset = store.person_of(case), rules.active()
     referrals = await store.referrals_of_case(conn, parse_id(corrected.case_id, "case_id"), lock=True)
-    needed = {n.category for n in domain.needs_of(person, ruleset)}
-    withdrawn = await _apply(conn, domain.needs_withdrawn(referrals, needed))
+    # What the correction itself took away, under the same rules (a rule changed since is not its doing).
+    gone = ({n.category for n in domain.needs_of(store.person_of(before), ruleset)}
+            - {n.category for n in domain.needs_of(person, ruleset)})
+    withdrawn = await _apply(conn, domain.needs_withdrawn(referrals, gone))
     referred = {ServiceCategory(r["service_category"]) for r in referrals}
     created = await routing.route_case(conn, corrected.case_id, person, datetime.now(UTC), ruleset, referred)
     await _shared_by_routing(conn, corrected.case_id, created)

@@ -319,9 +319,11 @@ async def correct_case(conn: Connection, corrected: CaseCorrectedV1) -> bool | N
         corrected.version, version_column="case_version", stamp="updated_at")
 
 
-async def get_case(conn: Connection, case_id: uuid.UUID | str) -> dict[str, Any] | None:
-    """The case as the referral service knows it (routing facts, referral recipients), or None."""
-    cur = await conn.execute("select * from referral.cases where case_id = %s", (case_id,))
+async def get_case(conn: Connection, case_id: uuid.UUID | str, *, lock: bool = False) -> dict[str, Any] | None:
+    """The case as the referral service knows it (routing facts, referral recipients), or None; locked until
+    commit when its facts are about to change."""
+    cur = await conn.execute("select * from referral.cases where case_id = %s" + (" for update" if lock else ""),
+                             (case_id,))
     return await cur.fetchone()
 
 

@@ -237,3 +237,19 @@ async def test_a_referral_the_provider_accepted_stays_when_its_flag_is_taken_bac
         [kept] = [r for r in await referral_store.referrals_of_case(conn, uuid.UUID(case_id))
                   if r["service_category"] == "COUNTER_TRAFFICKING"]
     assert kept["status"] == "ACCEPTED", "the provider is working with the person: the owner decides"
+
+
+async def test_a_correction_revokes_only_what_it_took_away(referral_pool: AsyncConnectionPool, shelter: None) -> None:
+    """A rule's referral the rules in force would no longer make (the rules changed since routing) stays
+    when a correction changes something else: it is not the correction's doing."""
+    case_id = str(uuid.uuid4())
+    await deliver(referral_pool, referral.on_arrival_registered, ARRIVAL_REGISTERED, arrival(case_id, TRAFFICKING),
+                  case_id)
+    async with referral_pool.connection() as conn:  # routed under an older rule: GBV response for everyone
+        await conn.execute("update referral.referrals set service_category = 'GBV_RESPONSE' where case_id = %s"
+                           " and service_category = 'COUNTER_TRAFFICKING'", (case_id,))
+    await deliver(referral_pool, referral.on_case_corrected, CASE_CORRECTED,
+                  corrected(case_id, 2, TRAFFICKING, region="01"), case_id)
+    async with referral_pool.connection() as conn:
+        rows = await referral_store.referrals_of_case(conn, uuid.UUID(case_id))
+    assert [r["status"] for r in rows if r["service_category"] == "GBV_RESPONSE"] == ["PENDING"]
