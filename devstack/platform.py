@@ -199,12 +199,13 @@ class Platform:
             self.postgres.stop()
 
 
-def scratch(prefix: str = "segin-bench-") -> Platform:
-    """A platform (not started) in a fresh temporary directory, for a benchmark or a one-off run; ``discard``
-    removes it. The directory is 0755: the unprivileged postgres user must enter it when this runs as root."""
+def scratch(prefix: str = "segin-bench-", **options: Any) -> Platform:
+    """A platform (not started) in a fresh temporary directory, for a test, a benchmark or a one-off run;
+    ``discard`` removes it. The directory is 0755: the unprivileged postgres user must enter it when this
+    runs as root. ``options``: ``Platform``'s (ports, servers already running, environment)."""
     data_dir = Path(tempfile.mkdtemp(prefix=prefix))
     data_dir.chmod(0o755)
-    return Platform(data_dir)
+    return Platform(data_dir, **options)
 
 
 def discard(platform: Platform) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -13,8 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from devstack.platform import Platform
-from tests.conftest import traversable_tmpdir
+from devstack.platform import Platform, discard, scratch
 
 ARRIVAL_MUTATION = """
 mutation Register($input: ArrivalInput!, $key: String!) {
@@ -27,7 +25,7 @@ mutation Register($input: ArrivalInput!, $key: String!) {
 
 
 def start_platform(prefix: str, **kwargs: Any) -> Platform:
-    platform = Platform(traversable_tmpdir(prefix), **kwargs)
+    platform = scratch(prefix, **kwargs)
     try:
         platform.start()
     except Exception:
@@ -37,11 +35,7 @@ def start_platform(prefix: str, **kwargs: Any) -> Platform:
 
 
 def stop_platform(platform: Platform) -> None:
-    platform.stop()
-    for server in (platform.postgres,):
-        if server is not None and server.data_dir != server.requested_dir:
-            shutil.rmtree(server.data_dir, ignore_errors=True)
-    shutil.rmtree(platform.data_dir, ignore_errors=True)
+    discard(platform)
 
 
 @pytest.fixture(scope="session")
