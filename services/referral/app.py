@@ -9,8 +9,10 @@ from contracts.channels import (
     ARRIVAL_REGISTERED,
     CASE_CORRECTED,
     CASES_LINKED,
+    CASES_MERGED,
     CASES_UNLINKED,
     INTAKE_STREAM,
+    MERGE_UNDONE,
     REFERRAL_STREAM,
     SHARING_CHANGED,
 )
@@ -43,7 +45,7 @@ from contracts.replies import (
 from kernel.bus import ConsumerSpec, by_type
 from kernel.rpc import Endpoint
 from kernel.runtime import PeriodicTask, ServiceApp
-from services.referral import deadlines, directory, family, handlers, hsds, manual, needs, worklists
+from services.referral import deadlines, directory, family, handlers, hsds, manual, merges, needs, worklists
 from services.referral.store import SCHEMA
 
 APP = ServiceApp(
@@ -85,6 +87,8 @@ APP = ServiceApp(
             SHARING_CHANGED.event_type: handlers.on_sharing_changed,
             CASES_LINKED.event_type: family.on_cases_linked,
             CASES_UNLINKED.event_type: family.on_cases_unlinked,
+            CASES_MERGED.event_type: merges.on_cases_merged,
+            MERGE_UNDONE.event_type: merges.on_merge_undone,
         })),
     ],
     tasks=[

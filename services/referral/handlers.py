@@ -39,7 +39,7 @@ from kernel.errors import BadInput, NotFound, SeginError, parse_id
 from kernel.events import CloudEvent
 from kernel.outbox import add_event
 from kernel.tokens import Principal
-from services.referral import domain, manual_domain, manual_store, routing, rules, store
+from services.referral import domain, manual_domain, manual_store, merges, routing, rules, store
 from services.referral.views import audit_categories, referral_view
 from services.referral.worklists import shown
 
@@ -73,7 +73,11 @@ async def on_case_corrected(conn: Connection, event: CloudEvent) -> None:
     gone = ({n.category for n in domain.needs_of(store.person_of(before), ruleset)}
             - {n.category for n in domain.needs_of(person, ruleset)})
     withdrawn = await _apply(conn, domain.needs_withdrawn(referrals, gone))
-    referred = {ServiceCategory(r["service_category"]) for r in referrals}
+    # The person's needs referred under any of their registrations (merged into this case) count too.
+    others = [c for c in await merges.one_person(conn, parse_id(corrected.case_id, "case_id"))
+              if str(c) != corrected.case_id]
+    referred = {ServiceCategory(r["service_category"])
+                for r in referrals + await store.referrals_of_case_ids(conn, others)}
     created = await routing.route_case(conn, corrected.case_id, person, datetime.now(UTC), ruleset, referred)
     await _shared_by_routing(conn, corrected.case_id, created)
     await _record_changes(conn, corrected.case_id, withdrawn)
@@ -150,7 +154,8 @@ def visible(row: dict[str, Any], principal: Principal) -> bool:
 async def case_referrals(pool: AsyncConnectionPool, principal: Principal, request: CaseRef) -> list[ReferralView]:
     case_id = parse_id(request.case_id, "caseId")
     async with pool.connection() as conn, conn.transaction():
-        rows = await store.case_referrals(conn, case_id, principal.org_id, hidden_services(principal.scopes))
+        rows = await store.case_referrals(conn, await merges.one_person(conn, case_id), principal.org_id,
+                                          hidden_services(principal.scopes))
         views = await shown(conn, rows, principal, utcnow())
         if views:
             await store.TRAIL.allowed(conn, principal, "referral.list_for_case", [case_id], audit_categories(views),

@@ -172,17 +172,17 @@ async def assign(conn: Connection, referral_id: uuid.UUID, provider: Provider, s
     return row
 
 
-async def case_referrals(conn: Connection, case_id: uuid.UUID, org_id: str,
+async def case_referrals(conn: Connection, case_ids: list[uuid.UUID], org_id: str,
                          hidden: list[ServiceCategory]) -> list[dict[str, Any]]:
-    """The referrals of a case that exist for ``org_id``: the case owner's and the referring
-    organisation's, except those to ``hidden`` (sensitive) services; the recipient's own once live
-    (a referral awaiting consent does not exist for its would-be recipient)."""
+    """The referrals of a case (its ids: merged registrations too) that exist for ``org_id``: the case
+    owner's and the referring organisation's, except those to ``hidden`` (sensitive) services; the
+    recipient's own once live (a referral awaiting consent does not exist for its would-be recipient)."""
     cur = await conn.execute(
-        "select * from referral.referrals where case_id = %s"
+        "select * from referral.referrals where case_id = any(%s)"
         " and (((case_owner_org_id = %s or from_org_id = %s) and service_category <> all(%s))"
         "      or (to_org_id = %s and status <> %s))"
         " order by array_position(%s::text[], priority), created_at, id",
-        (case_id, org_id, org_id, [c.value for c in hidden], org_id, ReferralStatus.AWAITING_CONSENT.value,
+        (case_ids, org_id, org_id, [c.value for c in hidden], org_id, ReferralStatus.AWAITING_CONSENT.value,
          _URGENT_FIRST),
     )
     return list(await cur.fetchall())
@@ -215,6 +215,15 @@ async def referrals_of_case(conn: Connection, case_id: uuid.UUID, *, lock: bool 
     """Every referral of the case, oldest first (locked when their state is about to change)."""
     cur = await conn.execute("select * from referral.referrals where case_id = %s order by created_at, id"
                              + (" for update" if lock else ""), (case_id,))
+    return list(await cur.fetchall())
+
+
+async def referrals_of_case_ids(conn: Connection, case_ids: list[uuid.UUID]) -> list[dict[str, Any]]:
+    """Every referral of these cases (a person's other registrations), oldest first."""
+    if not case_ids:
+        return []
+    cur = await conn.execute("select * from referral.referrals where case_id = any(%s) order by created_at, id",
+                             (case_ids,))
     return list(await cur.fetchall())
 
 

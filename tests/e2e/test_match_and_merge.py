@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Api, arrival
+from tests.e2e.conftest import Api, arrival, eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -21,6 +21,7 @@ CASE = """query($id: ID!) { case(id: $id) { id redirectedFrom mergedFrom
 MERGE = """mutation($survivor: ID!, $merged: ID!) { mergeCases(survivorId: $survivor, mergedId: $merged,
   reason: "Même personne : même téléphone, même date de naissance") { id survivorId mergedId undoneAt } }"""
 UNDO = "mutation($id: ID!) { undoMerge(mergeId: $id) { id undoneAt } }"
+REFERRAL_IDS = "query($id: ID!) { case(id: $id) { referrals { id } } }"
 DUPLICATES = "{ possibleDuplicates(status: OPEN, first: 100) { nodes { id caseId otherCaseId caseOwnerOrgId " \
              "otherOwnerOrgId score reasons status } } }"
 
@@ -41,6 +42,10 @@ def written_again(surname: str, phone: str) -> dict[str, Any]:
     """The same person at the next check-in: no accent, another transliteration, names swapped, an age."""
     return {"givenName": surname.replace("ï", "i"), "familyName": "Mohamed", "sex": "MALE", "estimatedAge": 32,
             "phoneNumbers": [phone[4:]], "destinationRegion": "02"}
+
+
+def referral_ids(api: Api, case_id: str) -> set[str]:
+    return {r["id"] for r in data(api.gql("dgme", REFERRAL_IDS, {"id": case_id}))["case"]["referrals"]}
 
 
 def data(body: dict[str, Any]) -> dict[str, Any]:
@@ -65,6 +70,7 @@ def test_a_known_person_registered_again_is_offered_merged_and_unmerged(api: Api
     case = data(api.gql("dgme", CASE, {"id": later}))["case"]
     assert [c["case"]["id"] for c in case["matchCandidates"]] == [earlier]
 
+    routed_later = eventually(lambda: referral_ids(api, later))  # its reception package, before the merge
     merge = data(api.gql("dgme", MERGE, {"survivor": earlier, "merged": later}))["mergeCases"]
     assert (merge["survivorId"], merge["mergedId"], merge["undoneAt"]) == (earlier, later, None)
     redirected = data(api.gql("dgme", CASE, {"id": later}))["case"]
@@ -72,6 +78,9 @@ def test_a_known_person_registered_again_is_offered_merged_and_unmerged(api: Api
     assert redirected["mergedFrom"] == [later] and redirected["matchCandidates"] == []
     again_merged = api.gql("dgme", MERGE, {"survivor": earlier, "merged": later})
     assert [e["extensions"]["code"] for e in again_merged["errors"]] == ["CONFLICT"]
+    # The survivor's referrals include those made for the merged registration.
+    survivor_now = referral_ids(api, earlier)
+    eventually(lambda: survivor_now | routed_later <= referral_ids(api, earlier))
 
     undone = data(api.gql("dgme", UNDO, {"id": merge["id"]}))["undoMerge"]
     assert undone["undoneAt"] is not None

@@ -14,14 +14,16 @@ from typing import Any
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from contracts.channels import ARRIVAL_REGISTERED, CASE_CORRECTED, REFERRAL_CREATED
-from contracts.events import ArrivalRegisteredV1, CaseCorrectedV1
+from contracts.channels import ARRIVAL_REGISTERED, CASE_CORRECTED, CASES_MERGED, MERGE_UNDONE, REFERRAL_CREATED
+from contracts.events import ArrivalRegisteredV1, CaseCorrectedV1, CasesMergedV1, MergeUndoneV1
 from contracts.reference import ArrivalPoint, Purpose, Sex, Vulnerability
 from kernel.bus import RetryLater
 from services.followup import handlers as followup
 from services.referral import handlers as referral
+from services.referral import merges
+from services.referral.app import APP as REFERRAL
 from services.referral import store as referral_store
-from tests.integration.services import deliver
+from tests.integration.services import call, deliver, principal
 
 OWNER, SHELTER = "dgme", "amsode"
 TRAFFICKING = [Vulnerability.TRAFFICKING_VICTIM]
@@ -253,3 +255,49 @@ async def test_a_correction_revokes_only_what_it_took_away(referral_pool: AsyncC
     async with referral_pool.connection() as conn:
         rows = await referral_store.referrals_of_case(conn, uuid.UUID(case_id))
     assert [r["status"] for r in rows if r["service_category"] == "GBV_RESPONSE"] == ["PENDING"]
+
+
+# --- merges: one person, several registrations -------------------------------------------------------
+
+
+def merged(survivor: str, merged_id: str, merge_id: str) -> CasesMergedV1:
+    return CasesMergedV1(merge_id=merge_id, survivor_case_id=survivor, merged_case_id=merged_id,
+                         survivor_owner_org_id=OWNER, merged_owner_org_id=OWNER)
+
+
+async def listed(pool: AsyncConnectionPool, case_id: str) -> list[str]:
+    """The case ids of the referrals the owner sees for ``case_id``."""
+    rows = await call(REFERRAL, "case_referrals", pool, principal(OWNER, "referrals:read sensitive:trafficking"),
+                      {"case_id": case_id})
+    return sorted({r["case_id"] for r in rows})
+
+
+async def test_a_survivor_shows_its_merged_registrations_referrals_and_is_not_referred_again(
+        referral_pool: AsyncConnectionPool, shelter: None) -> None:
+    """Registered twice (first as a trafficking victim, then without the flag), merged; the survivor's
+    correction adding the flag must not refer the person to counter-trafficking a second time."""
+    first, later, merge_id = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
+    await deliver(referral_pool, referral.on_arrival_registered, ARRIVAL_REGISTERED, arrival(first, TRAFFICKING),
+                  first)
+    await deliver(referral_pool, referral.on_arrival_registered, ARRIVAL_REGISTERED, arrival(later), later)
+    assert await listed(referral_pool, later) == [later]
+    await deliver(referral_pool, merges.on_cases_merged, CASES_MERGED, merged(later, first, merge_id), later)
+    assert await listed(referral_pool, later) == sorted([first, later])
+
+    await deliver(referral_pool, referral.on_case_corrected, CASE_CORRECTED, corrected(later, 2, TRAFFICKING), later)
+    assert ("COUNTER_TRAFFICKING", SHELTER) not in await categories(referral_pool, later)
+    assert ("COUNTER_TRAFFICKING", SHELTER) in await categories(referral_pool, first)
+
+    await deliver(referral_pool, merges.on_merge_undone, MERGE_UNDONE, MergeUndoneV1(
+        **merged(later, first, merge_id).model_dump()), later)
+    assert await listed(referral_pool, later) == [later]
+
+
+async def test_an_undo_delivered_before_its_merge_is_not_undone_by_it(referral_pool: AsyncConnectionPool) -> None:
+    first, later, merge_id = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
+    for case_id in (first, later):
+        await deliver(referral_pool, referral.on_arrival_registered, ARRIVAL_REGISTERED, arrival(case_id), case_id)
+    await deliver(referral_pool, merges.on_merge_undone, MERGE_UNDONE, MergeUndoneV1(
+        **merged(later, first, merge_id).model_dump()), later)
+    await deliver(referral_pool, merges.on_cases_merged, CASES_MERGED, merged(later, first, merge_id), later)
+    assert await listed(referral_pool, later) == [later]
