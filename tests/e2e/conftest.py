@@ -46,6 +46,14 @@ def platform() -> Iterator[Platform]:
     stop_platform(p)
 
 
+@pytest.fixture
+def own_platform() -> Iterator[Platform]:
+    """A platform of the test's own: for a test that stops or kills its parts."""
+    p = start_platform("segin-own-")
+    yield p
+    stop_platform(p)
+
+
 TOKEN_REUSE_SECONDS = 600  # well within ACCESS_TOKEN_LIFETIME (900 s)
 
 

@@ -4,7 +4,6 @@ person, whatever the crash cut (decision record 0025; the inbox and the outbox, 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -12,19 +11,11 @@ import psycopg
 import pytest
 
 from devstack.platform import Platform
-from tests.e2e.conftest import ARRIVED_ON, eventually, start_platform, stop_platform
+from tests.e2e.conftest import ARRIVED_ON, eventually
 
 pytestmark = pytest.mark.e2e
 
 N = 60
-
-
-@pytest.fixture
-def own_platform() -> Iterator[Platform]:
-    """A platform of its own: this test kills referral."""
-    p = start_platform("segin-correction-crash-")
-    yield p
-    stop_platform(p)
 
 
 def sync(platform: Platform, token: str, items: list[dict[str, Any]]) -> list[dict[str, Any]]:

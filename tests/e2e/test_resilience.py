@@ -10,7 +10,6 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -19,17 +18,9 @@ import psycopg
 import pytest
 
 from devstack.platform import Platform
-from tests.e2e.conftest import ARRIVAL_MUTATION, arrival, eventually, start_platform, stop_platform
+from tests.e2e.conftest import ARRIVAL_MUTATION, arrival, eventually
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def own_platform() -> Iterator[Platform]:
-    """A platform of its own: these tests stop and kill its parts."""
-    p = start_platform("segin-resilience-")
-    yield p
-    stop_platform(p)
 
 
 def flight(n: int) -> list[dict[str, Any]]:

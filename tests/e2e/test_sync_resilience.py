@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -12,19 +11,11 @@ import psycopg
 import pytest
 
 from devstack.platform import Platform
-from tests.e2e.conftest import ARRIVED_ON, eventually, start_platform, stop_platform
+from tests.e2e.conftest import ARRIVED_ON, eventually
 
 pytestmark = pytest.mark.e2e
 
 N = 100
-
-
-@pytest.fixture
-def own_platform() -> Iterator[Platform]:
-    """A platform of its own: this test kills intake."""
-    p = start_platform("segin-sync-crash-")
-    yield p
-    stop_platform(p)
 
 
 def registered(platform: Platform, family: str) -> list[str]:
