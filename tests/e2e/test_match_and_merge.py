@@ -141,7 +141,7 @@ def test_a_check_in_is_answered_with_the_candidates_a_lookup_of_its_case_gives(a
                                           "first": 5}))["checkIn"]["case"]
     asked = data(api.gql("dgme", CASE, {"id": case["id"]}))["case"]["matchCandidates"]
     assert [(c["score"], c["case"]["id"]) for c in case["all"]] == [(c["score"], c["case"]["id"]) for c in asked]
-    assert {c["case"]["id"] for c in asked} == {earlier, also} and case["best"] == [
+    assert {earlier, also} <= {c["case"]["id"] for c in asked} and case["best"] == [
         {"score": asked[0]["score"], "case": {"id": asked[0]["case"]["id"]}}]
     assert [[r["code"] for r in c["reasons"]] for c in case["all"]] == [[r["code"] for r in c["reasons"]]
                                                                          for c in asked]

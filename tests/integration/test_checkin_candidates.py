@@ -43,8 +43,8 @@ async def test_a_check_in_answers_the_candidates_a_lookup_of_its_case_would(inta
     given = done["match_candidates"]["candidates"]
     asked = await call(INTAKE, "match_candidates", intake_pool, principal("dgme", "cases:read"),
                        {"case_id": case_id, "first": 5})
-    assert summary(given) == summary(asked["candidates"]) and [c["case"]["id"] for c in given] == [readable["id"]]
-    assert given[0]["case"] == asked["candidates"][0]["case"]
+    assert summary(given) == summary(asked["candidates"]) and readable["id"] in [c["case"]["id"] for c in given]
+    assert [c["case"] for c in given] == [c["case"] for c in asked["candidates"]]
     assert done["match_candidates"]["threshold"] == asked["threshold"]
 
     # The steward is told of the case dgme may not read, from the same lookup; the registrant is not.

@@ -46,6 +46,12 @@ def returning(surname: str, **overrides: Any) -> dict[str, Any]:
             "phone_numbers": [phone(surname)[4:]], "destination_region": "02", **overrides}
 
 
+def ids(answer: dict[str, Any]) -> list[str]:
+    """The case ids offered. Tests share intake's database: other tests' people (every one a Mahamadou born in
+    1994) may be offered too, so a test asserts about its own cases only."""
+    return [c["case"]["id"] for c in answer["candidates"]]
+
+
 async def candidates(pool: AsyncConnectionPool, org: str, **request: Any) -> dict[str, Any]:
     return await call(INTAKE, "match_candidates", pool, principal(org, "cases:read"), request)
 
@@ -54,8 +60,8 @@ async def test_a_known_person_written_another_way_is_offered_with_reasons(intake
     surname = family()
     earlier = await register(intake_pool, "dgme", **known(surname))
     answer = await candidates(intake_pool, "dgme", person=returning(surname))
-    [candidate] = answer["candidates"]
-    assert candidate["case"]["id"] == earlier["id"] and candidate["score"] >= answer["threshold"]
+    [candidate] = [c for c in answer["candidates"] if c["case"]["id"] == earlier["id"]]
+    assert candidate["score"] >= answer["threshold"]
     codes = {r["code"] for r in candidate["reasons"]}
     assert {"NAME_VARIANT", "NAME_ORDER_SWAPPED", "AGE_CLOSE", "SAME_PHONE"} <= codes
     assert {"code": "NAME_VARIANT", "text": "Mohamed ~ Mahamadou"} in candidate["reasons"]
@@ -70,18 +76,20 @@ async def test_a_registered_case_is_offered_its_earlier_case_but_not_itself(inta
     later = await register(intake_pool, "dgme", **known(surname.replace("ï", "i"), given_name="Mohammed",
                                                         date_of_birth=None, estimated_age=32))
     answer = await candidates(intake_pool, "dgme", case_id=later["id"])
-    assert [c["case"]["id"] for c in answer["candidates"]] == [earlier["id"]]
+    offered = ids(answer)
+    assert earlier["id"] in offered and later["id"] not in offered
 
 
 async def test_candidates_are_only_among_cases_the_organisation_may_read(intake_pool: AsyncConnectionPool) -> None:
     surname = family()
     earlier = await register(intake_pool, "dgme", **known(surname))
-    assert (await candidates(intake_pool, "ame", person=returning(surname)))["candidates"] == []
+    assert earlier["id"] not in ids(await candidates(intake_pool, "ame", person=returning(surname)))
     # An open referral covered by consent (the default arrival's consent names unicef) opens it.
     await deliver(intake_pool, handlers.on_referral_created, REFERRAL_CREATED,
                   referral_to(earlier, "unicef", ReferralStatus.PENDING))
-    [shared] = (await candidates(intake_pool, "unicef", person=returning(surname)))["candidates"]
-    assert shared["case"]["id"] == earlier["id"] and shared["case"]["access"]["purpose"] == "REFERRAL"
+    [shared] = [c for c in (await candidates(intake_pool, "unicef", person=returning(surname)))["candidates"]
+                if c["case"]["id"] == earlier["id"]]
+    assert shared["case"]["access"]["purpose"] == "REFERRAL"
 
 
 async def test_an_organisation_without_access_learns_nothing_and_the_steward_is_told(
@@ -95,7 +103,7 @@ async def test_an_organisation_without_access_learns_nothing_and_the_steward_is_
     counting.statements.clear()
     after = await call(INTAKE, "match_candidates", counting, principal("ame", "cases:read"),
                        {"person": returning(surname)})
-    assert before == after == {"threshold": before["threshold"], "candidates": []}
+    assert before == after and earlier["id"] not in ids(after)  # the same answer whether the case exists or not
     assert counting.statements == statements_without, "the same statements whether the earlier case exists or not"
 
     later = await register(intake_pool, "ame", **returning(surname), country_returned_from="LY", arrival_point="GAO",
@@ -134,9 +142,8 @@ async def test_a_case_whose_identity_changed_is_found_under_its_new_name_once_re
     async with intake_pool.connection() as conn, conn.transaction():
         await conn.execute("update intake.cases set family_name = %s where id = %s", (new, uuid.UUID(case["id"])))
         await matches.reindex(conn, uuid.UUID(case["id"]))
-    found = await candidates(intake_pool, "dgme", person={**returning(new), "phone_numbers": []})
-    assert [c["case"]["id"] for c in found["candidates"]] == [case["id"]]
-    assert (await candidates(intake_pool, "dgme", person={**returning(old), "phone_numbers": []}))["candidates"] == []
+    assert case["id"] in ids(await candidates(intake_pool, "dgme", person={**returning(new), "phone_numbers": []}))
+    assert case["id"] not in ids(await candidates(intake_pool, "dgme", person={**returning(old), "phone_numbers": []}))
 
 
 async def test_registering_runs_the_same_statements_whether_another_organisation_knows_the_person(
@@ -164,10 +171,9 @@ async def test_a_corrected_name_is_found_under_its_new_spelling(intake_pool: Asy
     """Offline capture's correction (updateCase) re-indexes the case in its own transaction."""
     surname, corrected = family(), family()
     case = await register(intake_pool, "dgme", **known(surname, phone_numbers=[]))
-    assert not (await candidates(intake_pool, "dgme", person=looked_up(corrected)))["candidates"]
+    assert case["id"] not in ids(await candidates(intake_pool, "dgme", person=looked_up(corrected)))
     await call(INTAKE, "update_case", intake_pool, principal("dgme", "cases:write"),
                {"case_id": case["id"], "version": case["version"], "changes": {"family_name": corrected}})
-    [candidate] = (await candidates(intake_pool, "dgme", person=looked_up(corrected)))["candidates"]
-    assert candidate["case"]["id"] == case["id"]
-    assert not (await candidates(intake_pool, "dgme", person=looked_up(surname)))["candidates"], \
+    assert case["id"] in ids(await candidates(intake_pool, "dgme", person=looked_up(corrected)))
+    assert case["id"] not in ids(await candidates(intake_pool, "dgme", person=looked_up(surname))), \
         "no longer found under the old spelling"
