@@ -235,10 +235,9 @@ def candidates_asked(selection: list[Any]) -> int | None:
 async def check_in(ctx: Context, group_id: str, given: dict[str, Any], idempotency_key: str,
                    expected_person_id: str | None, match_first: int | None) -> CheckInResult:
     """``given``: the check-in input's fields (those left out take the manifest's and the group's values);
-    ``match_first``: the candidates the answer's case shows (``candidates_asked``)."""
+    ``match_first``: the candidates the answer's case shows (``candidates_asked``); intake answers them only
+    to a token that may read them, and otherwise the case's own ``matchCandidates`` call refuses."""
     fields = {k: v for k, v in given.items() if v is not None}
-    if "cases:read" not in ctx.principal.scopes:  # intake would not answer them: the resolver's own call refuses
-        match_first = None
     request = validated(commands.CheckIn, "", group_id=group_id, idempotency_key=idempotency_key,
                         expected_person_id=expected_person_id, input=fields, match_first=match_first)
     data = await ctx.ask("svc.intake.check_in", request.model_dump(mode="json", exclude_unset=True))

@@ -106,16 +106,19 @@ def split_vulnerabilities(codes: Iterable[str], visible: frozenset[SensitiveCate
     A restricted category is reported as restricted whether or not the case has flags in it,
     and its flags are left out of the list, so the answer never reveals that one exists.
     """
-    shown: list[str] = []
+    shown = visible_flags(codes, visible)
     sensitive: dict[str, list[str] | None] = {c.value: ([] if c in visible else None) for c in SensitiveCategory}
-    for code in sorted(codes):
+    for code in shown:
         category = SENSITIVE_VULNERABILITIES.get(Vulnerability(code))
-        if category is None:
-            shown.append(code)
-        elif category in visible:
-            shown.append(code)
+        if category is not None:
             sensitive[category.value].append(code)  # type: ignore[union-attr]
     return {"vulnerabilities": shown, "sensitive": sensitive}
+
+
+def visible_flags(codes: Iterable[str], visible: frozenset[SensitiveCategory]) -> list[str]:
+    """The flags the caller may see, sorted: every flag of no sensitive category, and those of ``visible``."""
+    return [code for code in sorted(codes)
+            if SENSITIVE_VULNERABILITIES.get(Vulnerability(code)) in (None, *visible)]
 
 
 def coverage(bases: Iterable[Basis]) -> list[SharingCoverage]:

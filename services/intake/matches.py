@@ -97,9 +97,9 @@ async def on_case_created(conn: Connection, principal: Principal, case_id: uuid.
     above the threshold the registering organisation may not read (nothing is told to the registrant).
     ``looked_up``: the lookup the caller made for this person just before (a check-in showing candidates)."""
     person = person_of_arrival(arrival)
-    found = looked_up if looked_up is not None else await lookup(conn, principal, person, case_id)
-    hidden = [(r["id"], r["owner_org_id"], m.score, m.codes) for m, r in found.found
-              if not found.allowed[r["id"]].allowed][:STEWARD_ROWS]
+    looked = looked_up if looked_up is not None else await lookup(conn, principal, person, case_id)
+    hidden = [(r["id"], r["owner_org_id"], m.score, m.codes) for m, r in looked.found
+              if not looked.allowed[r["id"]].allowed][:STEWARD_ROWS]
     await match_store.record_possible_duplicates(conn, case_id, principal.org_id, hidden)
     await match_store.index_case(conn, case_id, matching.blocking_keys(person))
 
@@ -136,16 +136,16 @@ async def match_candidates(pool: AsyncConnectionPool, principal: Principal, requ
             person = person_of_request(request.person, datetime.now(UTC).date())
             found_subject = True
         if found_subject:
-            candidates = await readable_candidates(conn, principal, await lookup(conn, principal, person, subject),
-                                                   subject, access if subject else None, request.first, visible)
+            answer = await readable_candidates(conn, principal, await lookup(conn, principal, person, subject),
+                                               subject, access if subject else None, request.first, visible)
     if not found_subject:
         raise _not_found()
-    return MatchCandidatesView(threshold=matching.THRESHOLD, candidates=candidates)
+    return answer
 
 
 async def readable_candidates(conn: Connection, principal: Principal, looked_up: Lookup, subject: uuid.UUID | None,
                               subject_access: domain.Access | None, first: int, visible: Any
-                              ) -> list[MatchCandidateView]:
+                              ) -> MatchCandidatesView:
     """The first ``first`` candidates of a lookup the caller may read, as it may see them, on the record."""
     found, allowed = looked_up.found, looked_up.allowed
     ids = [r["id"] for _, r in found]
@@ -162,6 +162,6 @@ async def readable_candidates(conn: Connection, principal: Principal, looked_up:
         await store.TRAIL.allowed(conn, principal, "case.match", case_ids,
                                   MATCH_CATEGORIES + [c.value for c in visible],
                                   AuditPurpose(purpose.lower()), legal_basis=basis)
-    return [MatchCandidateView(
+    return MatchCandidatesView(threshold=matching.THRESHOLD, candidates=[MatchCandidateView(
         score=m.score, reasons=[MatchReasonView(code=x.code, text=x.text) for x in m.reasons],
-        case=views.case_view(full[r["id"]], visible, allowed[r["id"]], None)) for m, r in kept]
+        case=views.case_view(full[r["id"]], visible, allowed[r["id"]], None)) for m, r in kept])

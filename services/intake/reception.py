@@ -38,7 +38,6 @@ from contracts.replies import (
     CheckInResult,
     ExpectedPersonView,
     ManifestResult,
-    MatchCandidatesView,
     Page,
 )
 from kernel.audit import AuditPurpose
@@ -46,7 +45,7 @@ from kernel.db import Connection, idempotent
 from kernel.errors import BadInput, Conflict, NotFound, SeginError, bad_input_from, parse_id
 from kernel.runtime import PeriodicTask
 from kernel.tokens import Principal
-from services.intake import domain, handlers, manifests, matches, matching, reception_domain, views
+from services.intake import domain, handlers, manifests, matches, reception_domain, views
 from services.intake import reception_store as rstore
 from services.intake.store import SCHEMA, TRAIL
 
@@ -292,10 +291,9 @@ async def check_in(pool: AsyncConnectionPool, principal: Principal, request: Che
             if looked_up is not None and wanted is not None:
                 if not created:  # a retry: its case is among the cases now; the lookup is made again without it
                     looked_up = await matches.lookup(conn, principal, person_looked_up, case_id)
-                readable = await matches.readable_candidates(
+                candidates = await matches.readable_candidates(
                     conn, principal, looked_up, case_id, domain.Access(True, domain.OWNER_PURPOSE), wanted,
                     domain.visible_categories(principal.scopes))
-                candidates = MatchCandidatesView(threshold=matching.THRESHOLD, candidates=readable)
             case = await handlers.registered_case(conn, principal, case_id, created)
     if group is None:
         raise NotFound(GROUP_NOT_FOUND, field="groupId")

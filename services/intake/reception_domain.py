@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date
-from typing import Any, cast
+from typing import Any
 
 from contracts.commands import CheckInInput
 from contracts.reference import CHILD_VULNERABILITIES, ExpectedStatus, SensitiveCategory, Vulnerability
-from services.intake.domain import ADULT_AGE, split_vulnerabilities
+from services.intake.domain import ADULT_AGE, visible_flags
 
 
 def age_on(date_of_birth: date | None, estimated_age: int | None, day: date) -> int | None:
@@ -34,7 +34,7 @@ def totals(people: Iterable[dict[str, Any]], arrival_date: date, visible: frozen
     counts = dict.fromkeys(("expected", "checked_in", "no_show", "added_on_arrival", "children", "vulnerable"), 0)
     for p in people:
         status = ExpectedStatus(p["status"])
-        flags = cast(list[str], split_vulnerabilities(p["vulnerabilities"], visible)["vulnerabilities"])
+        flags = visible_flags(p["vulnerabilities"], visible)
         counts["expected"] += 0 if p["added_on_arrival"] else 1
         counts["added_on_arrival"] += 1 if p["added_on_arrival"] else 0
         counts["checked_in"] += status == ExpectedStatus.CHECKED_IN

@@ -311,14 +311,15 @@ def plan_need(person: Person, rule: Rule, rules_version: str | None, region: str
 
 
 def plan_referrals(arrival: ArrivalRegisteredV1 | Person, providers: list[Provider], now: datetime,
-                   rules: RuleSet, family: Mapping[ServiceCategory, Collection[str]] | None = None
-                   ) -> list[PlannedReferral]:
-    """One referral per need the rules find (``needs_of``), most urgent first: to a provider, or
-    UNASSIGNED with its reason. Nothing is skipped except what the owner serves in house. ``family``:
-    per category, the services already serving a linked family member (``choose_for_family``)."""
+                   rules: RuleSet, family: Mapping[ServiceCategory, Collection[str]] | None = None,
+                   needs: list[Rule] | None = None) -> list[PlannedReferral]:
+    """One referral per need, most urgent first: to a provider, or UNASSIGNED with its reason. ``needs``:
+    those the rules find (``needs_of``) unless the caller found them already. Nothing is skipped except what
+    the owner serves in house. ``family``: per category, the services already serving a linked family
+    member (``choose_for_family``)."""
     person = arrival if isinstance(arrival, Person) else Person.from_arrival(arrival)
     planned = []
-    for rule in needs_of(person, rules):
+    for rule in needs_of(person, rules) if needs is None else needs:
         plan = plan_need(person, rule, rules.version, rules.region_served(rule, person), providers, now,
                          family_services=(family or {}).get(rule.category, ()))
         if plan is not None:

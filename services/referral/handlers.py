@@ -59,25 +59,20 @@ async def on_case_corrected(conn: Connection, event: CloudEvent) -> None:
     is routed as at arrival (a flag screened after registration reaches its provider). A correction for a
     case not known yet is retried, never dropped (decision record 0025)."""
     corrected = CaseCorrectedV1.model_validate(event.data)
-    before = await store.get_case(conn, corrected.case_id, lock=True)  # the facts the correction replaces
-    applied = await store.correct_case(conn, corrected)
-    if applied is None:
+    case_id = parse_id(corrected.case_id, "case_id")
+    before = await store.get_case(conn, case_id, lock=True)  # the facts the correction replaces
+    if before is None:
         raise RetryLater(f"correction {corrected.version} of case {corrected.case_id} came before the case")
-    if not applied:
+    if not await store.correct_case(conn, corrected):
         return  # older than the facts held: a late or repeated delivery
-    case = await store.get_case(conn, corrected.case_id)
-    assert before is not None and case is not None
-    person, ruleset = store.person_of(case), rules.active()
-    referrals = await store.referrals_of_case(conn, parse_id(corrected.case_id, "case_id"), lock=True)
+    person, ruleset = store.person_of({**before, **store.corrected_facts(corrected)}), rules.active()
+    # The person's referrals under any of their registrations (merged into this case) count as referred.
+    referrals = await store.referrals_of_cases(conn, await merges.one_person(conn, case_id), lock=True)
     # What the correction itself took away, under the same rules (a rule changed since is not its doing).
     gone = ({n.category for n in domain.needs_of(store.person_of(before), ruleset)}
             - {n.category for n in domain.needs_of(person, ruleset)})
-    withdrawn = await _apply(conn, domain.needs_withdrawn(referrals, gone))
-    # The person's needs referred under any of their registrations (merged into this case) count too.
-    others = [c for c in await merges.one_person(conn, parse_id(corrected.case_id, "case_id"))
-              if str(c) != corrected.case_id]
-    referred = {ServiceCategory(r["service_category"])
-                for r in referrals + await store.referrals_of_case_ids(conn, others)}
+    withdrawn = await _apply(conn, domain.needs_withdrawn([r for r in referrals if r["case_id"] == case_id], gone))
+    referred = {ServiceCategory(r["service_category"]) for r in referrals}
     created = await routing.route_case(conn, corrected.case_id, person, datetime.now(UTC), ruleset, referred)
     await _shared_by_routing(conn, corrected.case_id, created)
     await _record_changes(conn, corrected.case_id, withdrawn)

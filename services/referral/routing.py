@@ -39,7 +39,7 @@ async def route_case(conn: Connection, case_id: str, person: Person, now: dateti
     regions = sorted({r for r in (rules.region_served(n, person) for n in needs) if r is not None})
     providers = await store.providers(conn, sorted({n.category for n in needs}), regions)
     family = await family_store.family_services(conn, case_id)  # a family to one provider, where allowed
-    plans = [p for p in domain.plan_referrals(person, providers, now, rules, family) if p.category not in referred]
+    plans = domain.plan_referrals(person, providers, now, rules, family, needs)
     inserted = await store.insert_referrals(conn, case_id, person.owner_org_id, plans)
     await family_store.record_reasons(conn, inserted)
     rows = [_planned_row(referral_id, case_id, person.owner_org_id, plan) for referral_id, plan in inserted]

@@ -213,17 +213,14 @@ async def org_types(conn: Connection, org_ids: list[str]) -> dict[str, str]:
 
 async def referrals_of_case(conn: Connection, case_id: uuid.UUID, *, lock: bool = False) -> list[dict[str, Any]]:
     """Every referral of the case, oldest first (locked when their state is about to change)."""
-    cur = await conn.execute("select * from referral.referrals where case_id = %s order by created_at, id"
-                             + (" for update" if lock else ""), (case_id,))
-    return list(await cur.fetchall())
+    return await referrals_of_cases(conn, [case_id], lock=lock)
 
 
-async def referrals_of_case_ids(conn: Connection, case_ids: list[uuid.UUID]) -> list[dict[str, Any]]:
-    """Every referral of these cases (a person's other registrations), oldest first."""
-    if not case_ids:
-        return []
-    cur = await conn.execute("select * from referral.referrals where case_id = any(%s) order by created_at, id",
-                             (case_ids,))
+async def referrals_of_cases(conn: Connection, case_ids: list[uuid.UUID], *, lock: bool = False
+                             ) -> list[dict[str, Any]]:
+    """Every referral of these cases (a person's registrations), oldest first (locked: see above)."""
+    cur = await conn.execute("select * from referral.referrals where case_id = any(%s) order by created_at, id"
+                             + (" for update" if lock else ""), (case_ids,))
     return list(await cur.fetchall())
 
 
@@ -319,13 +316,17 @@ async def set_case_recipients(conn: Connection, case_id: str, recipients: list[S
                                  {"referral_recipients": _recipients_json(recipients)}, version, stamp="updated_at")
 
 
+def corrected_facts(corrected: CaseCorrectedV1) -> dict[str, Any]:
+    """The routing facts a correction gives, as ``referral.cases`` holds them."""
+    return {"destination_region": corrected.destination_region, "is_child": corrected.is_child,
+            "sex": corrected.sex.value, "age_years": corrected.age_years,
+            "vulnerabilities": [v.value for v in corrected.vulnerabilities]}
+
+
 async def correct_case(conn: Connection, corrected: CaseCorrectedV1) -> bool | None:
     """Apply a correction's routing facts if newer than those held (the case's version; 1 at registration)."""
-    return await update_if_newer(conn, "referral.cases", ("case_id", corrected.case_id), {
-        "destination_region": corrected.destination_region, "is_child": corrected.is_child,
-        "sex": corrected.sex.value, "age_years": corrected.age_years,
-        "vulnerabilities": [v.value for v in corrected.vulnerabilities]},
-        corrected.version, version_column="case_version", stamp="updated_at")
+    return await update_if_newer(conn, "referral.cases", ("case_id", corrected.case_id), corrected_facts(corrected),
+                                 corrected.version, version_column="case_version", stamp="updated_at")
 
 
 async def get_case(conn: Connection, case_id: uuid.UUID | str, *, lock: bool = False) -> dict[str, Any] | None:

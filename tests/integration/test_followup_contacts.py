@@ -19,6 +19,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from contracts.channels import (
     ARRIVAL_REGISTERED,
+    CASE_CORRECTED,
     CASE_UNREACHABLE,
     CONTACT_DUE,
     CONTACT_LOGGED,
@@ -26,8 +27,8 @@ from contracts.channels import (
     PLAN_OVERDUE,
 )
 from contracts.commands import CaseRef, ContactWorkListRequest, LogContact, PageRequest
-from contracts.events import ArrivalRegisteredV1
-from contracts.reference import ArrivalPoint, Purpose, Vulnerability
+from contracts.events import ArrivalRegisteredV1, CaseCorrectedV1
+from contracts.reference import ArrivalPoint, Purpose, Sex, Vulnerability
 from kernel.errors import SeginError
 from kernel.tokens import Principal
 from services.followup import contacts, handlers, timers
@@ -284,3 +285,20 @@ async def test_a_case_first_seen_long_after_its_return_is_told_once_that_it_is_b
                                  " order by contact_code", (case_id,))
         assert [(r["contact_code"], r["kind"]) for r in await cur.fetchall()] == [("M1", "OVERDUE"), ("M3", "OVERDUE")]
     assert (await scan(followup_pool, date(2026, 6, 2)))["OVERDUE"] == 0
+
+
+async def test_a_sensitive_flag_added_by_correction_guards_the_notes_written_before(
+        followup_pool: AsyncConnectionPool) -> None:
+    """Screened later (offline capture corrected): the notes already written speak of it, so from the
+    correction on they are shown only with the category's scope (decision record 0025)."""
+    case_id = await new_case(followup_pool, vulnerabilities=[])
+    await log(followup_pool, case_id, date(2026, 2, 12), True)
+    assert [c["note"] for c in (await call_ok(followup_pool, IOM, "get_case", case_id=case_id))["contacts"]] == [NOTE]
+    await deliver(followup_pool, handlers.on_case_corrected, CASE_CORRECTED, CaseCorrectedV1(
+        case_id=case_id, owner_org_id=OWNER, version=2, changed_fields=["vulnerabilities.health"],
+        destination_region="07", is_child=False, vulnerabilities=[Vulnerability.MEDICAL_NEEDS], sex=Sex.FEMALE,
+        age_years=30), case_id)
+    [contact] = (await call_ok(followup_pool, IOM, "get_case", case_id=case_id))["contacts"]
+    assert (contact["note"], contact["text_restricted"]) == (None, "sensitive:health")
+    assert [c["note"] for c in (await call_ok(followup_pool, IOM_HEALTH, "get_case", case_id=case_id))["contacts"]
+            ] == [NOTE]
