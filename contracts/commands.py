@@ -686,6 +686,13 @@ class CloseCase(Strict):
     reason: ClosureReason
     version: int = Field(ge=0)
 
+    @field_validator("reason")
+    @classmethod
+    def _not_merged(cls, reason: ClosureReason) -> ClosureReason:
+        if reason == ClosureReason.MERGED:
+            raise ValueError("MERGED is set when a registration is merged into another, never by hand")
+        return reason
+
 
 class ReopenCase(Strict):
     """Re-open a closed follow-up, with a reason from a closed list (it is announced in case_reopened)."""

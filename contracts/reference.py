@@ -286,6 +286,7 @@ class ClosureReason(StrEnum):
     DECEASED = "DECEASED"
     TRANSFERRED = "TRANSFERRED"  # followed elsewhere, outside Segin
     DECLINED_SUPPORT = "DECLINED_SUPPORT"  # the person declined further support
+    MERGED = "MERGED"  # a second registration of the same return, merged into another case (never by hand)
 
 
 class AssignmentReason(StrEnum):

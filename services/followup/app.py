@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from contracts.channels import ARRIVAL_REGISTERED, CASE_CORRECTED, FOLLOWUP_STREAM, INTAKE_STREAM, SHARING_CHANGED
+from contracts.channels import (
+    ARRIVAL_REGISTERED,
+    CASE_CORRECTED,
+    CASES_MERGED,
+    FOLLOWUP_STREAM,
+    INTAKE_STREAM,
+    MERGE_UNDONE,
+    SHARING_CHANGED,
+)
 from contracts.commands import (
     AssignCaseManagement,
     CaseRef,
@@ -71,6 +79,8 @@ APP = ServiceApp(
         ConsumerSpec("followup-intake", INTAKE_STREAM.name, "evt.intake.>", by_type({
             ARRIVAL_REGISTERED.event_type: handlers.on_arrival_registered,
             CASE_CORRECTED.event_type: handlers.on_case_corrected,
+            CASES_MERGED.event_type: handlers.on_cases_merged,
+            MERGE_UNDONE.event_type: handlers.on_merge_undone,
             SHARING_CHANGED.event_type: handlers.on_sharing_changed,
         })),
     ],

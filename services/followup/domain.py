@@ -16,6 +16,7 @@ from contracts.commands import PlanGoalInput, SurveyAnswerInput
 from contracts.events import SharingRecipient, covering_basis
 from contracts.reference import (
     OPEN_ACTION_STATES,
+    ClosureReason,
     ContactState,
     FollowupStatus,
     LegalBasis,
@@ -26,6 +27,7 @@ from services.followup import instrument as rss
 from services.followup.schedule import Standing
 
 OPEN, CLOSED = FollowupStatus.OPEN, FollowupStatus.CLOSED
+SAME_RETURN_DAYS = 30  # two registrations arriving this close are one return registered twice (decision record 0026)
 REGISTERED = "REGISTERED"  # reason code of the first "assignment": the owner manages its own case
 
 
@@ -51,6 +53,7 @@ class FollowupCase:
     arrival_date: date
     recipients: tuple[SharingRecipient, ...] = ()  # who the case may be shared with for FOLLOW_UP
     manager_org_type: str | None = None  # the manager's type at hand-over (None: unknown, or the owner)
+    closure_reason: ClosureReason | None = None
 
     def basis_for(self, org_id: str, org_type: str | None) -> LegalBasis | None:
         """The recorded basis letting ``org_id`` follow the case up (the same rule as for referrals)."""
@@ -193,6 +196,22 @@ def action_transition(case: FollowupCase, old: PlanActionStatus, new: PlanAction
 
 
 # --- closure ------------------------------------------------------------------------------------------
+
+
+def not_merged(case: FollowupCase) -> None:
+    """A follow-up a merge closed takes no command: the person is followed up under the case it was merged
+    into (an undo of the merge re-opens it). Which case that is, is intake's to say, under its access rules."""
+    if case.closure_reason == ClosureReason.MERGED:
+        raise Refused("This follow-up was closed when its registration was merged into another case of the same "
+                      "return: follow the person up under that case.", "CASE_CLOSED", "caseId")
+
+
+def merge_closes(merged: FollowupCase, survivor_arrival: date) -> bool:
+    """Whether merging ``merged`` into a case that arrived on ``survivor_arrival`` closes its follow-up: only
+    a second registration of the same return (and only while open); a registration of another return keeps
+    its own follow-up (each return has its own reintegration). One a merge closed counts as open."""
+    open_ = merged.status == OPEN or merged.closure_reason == ClosureReason.MERGED
+    return open_ and abs((merged.arrival_date - survivor_arrival).days) <= SAME_RETURN_DAYS
 
 
 def close(case: FollowupCase) -> FollowupStatus:

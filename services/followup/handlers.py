@@ -43,8 +43,10 @@ from contracts.events import (
     CaseCorrectedV1,
     CaseClosedV1,
     CaseReopenedV1,
+    CasesMergedV1,
     CaseUnreachableV1,
     ContactLoggedV1,
+    MergeUndoneV1,
     PlanActionUpdatedV1,
     PlanSavedV1,
     SharingChangedV1,
@@ -52,6 +54,8 @@ from contracts.events import (
 )
 from contracts.reference import (
     SENSITIVE_VULNERABILITIES,
+    ClosureReason,
+    FollowupStatus,
     LegalBasis,
     PlanActionStatus,
     Purpose,
@@ -167,7 +171,9 @@ async def command(pool: AsyncConnectionPool, principal: Principal, case_id: uuid
         else:
             try:
                 async with conn.transaction():
-                    row = await decide(conn, row, store.to_case(row))
+                    case = store.to_case(row)
+                    domain.not_merged(case)
+                    row = await decide(conn, row, case)
             except domain.Refused as exc:
                 refusal = answering.refusal(exc)
             except SeginError as exc:
@@ -412,6 +418,37 @@ async def on_case_corrected(conn: Connection, event: CloudEvent) -> None:
     if await store.correct_case(conn, corrected.case_id, corrected.destination_region,
                                 _sensitive_categories(corrected.vulnerabilities), corrected.version) is None:
         raise RetryLater(f"correction {corrected.version} of case {corrected.case_id} came before the case")
+
+
+async def on_cases_merged(conn: Connection, event: CloudEvent) -> None:
+    await _merges_changed(conn, CasesMergedV1.model_validate(event.data), undone=False)
+
+
+async def on_merge_undone(conn: Connection, event: CloudEvent) -> None:
+    await _merges_changed(conn, MergeUndoneV1.model_validate(event.data), undone=True)
+
+
+async def _merges_changed(conn: Connection, merge: CasesMergedV1, *, undone: bool) -> None:
+    """Intake merged a registration into another case, or undid it (decision record 0026): the merged
+    registration's follow-up, if it is the same return's second one, closes (MERGED) and leaves the work
+    lists and statistics; an undo re-opens it. Worked out from every merge held, so events in any order,
+    or delivered twice, end the same. A merge of a case not known yet is retried, never dropped."""
+    await store.record_merge(conn, merge.merge_id, merge.survivor_case_id, merge.merged_case_id, undone=undone)
+    row = await store.get_case(conn, uuid.UUID(merge.merged_case_id), lock=True)
+    if row is None:
+        raise RetryLater(f"merge {merge.merge_id} came before its merged case")
+    survivor_id = await store.survivor_of(conn, merge.merged_case_id)
+    survivor = await store.get_case(conn, survivor_id) if survivor_id else None
+    if survivor_id and survivor is None:
+        raise RetryLater(f"merge {merge.merge_id} came before its survivor")
+    case = store.to_case(row)
+    closes = survivor is not None and domain.merge_closes(case, survivor["arrival_date"])
+    closed = case.closure_reason == ClosureReason.MERGED
+    change: dict[str, Any] = ({} if closes == closed else
+                              {"status": FollowupStatus.CLOSED.value, "closure_reason": ClosureReason.MERGED.value}
+                              if closes else {"status": FollowupStatus.OPEN.value, "closure_reason": None})
+    if change or row["merged_into"] != survivor_id:
+        await store.bump(conn, row["case_id"], merged_into=survivor_id, **change)
 
 
 def _sensitive_categories(vulnerabilities: list[Vulnerability]) -> list[str]:

@@ -92,6 +92,7 @@ def to_case(row: dict[str, Any]) -> FollowupCase:
         status=FollowupStatus(row["status"]), version=row["version"], arrival_date=row["arrival_date"],
         recipients=tuple(SharingRecipient.model_validate(r) for r in row["followup_recipients"]),
         manager_org_type=row.get("manager_org_type"),
+        closure_reason=ClosureReason(row["closure_reason"]) if row.get("closure_reason") else None,
     )
 
 
@@ -193,8 +194,8 @@ async def set_action_status(conn: Connection, case_id: uuid.UUID, action_id: uui
 
 
 async def bump(conn: Connection, case_id: uuid.UUID, **columns: Any) -> dict[str, Any]:
-    """Raise the case's version (and set ``status``/``closure_reason`` when given); returns the row."""
-    allowed = {"status", "closure_reason"}
+    """Raise the case's version (and set ``status``/``closure_reason``/``merged_into`` when given); returns the row."""
+    allowed = {"status", "closure_reason", "merged_into"}
     assert set(columns) <= allowed
     sets = "".join(f", {name} = %s" for name in columns)
     cur = await conn.execute(f"update followup.cases set version = version + 1, updated_at = now(){sets}"  # noqa: S608
@@ -202,6 +203,22 @@ async def bump(conn: Connection, case_id: uuid.UUID, **columns: Any) -> dict[str
     row = await cur.fetchone()
     assert row is not None
     return row
+
+
+async def record_merge(conn: Connection, merge_id: str, survivor_id: str, merged_id: str, *, undone: bool) -> None:
+    """Keep a merge of intake's (or its undo: a tombstone when it comes first, so the late merge stays undone)."""
+    await conn.execute(
+        "insert into followup.case_merges (merge_id, survivor_case_id, merged_case_id, undone) values (%s, %s, %s, %s)"
+        " on conflict (merge_id) do update set undone = case when excluded.undone then true"
+        " else followup.case_merges.undone end, updated_at = now()", (merge_id, survivor_id, merged_id, undone))
+
+
+async def survivor_of(conn: Connection, merged_id: str) -> uuid.UUID | None:
+    """The case a registration is merged into now (None: no merge in force)."""
+    cur = await conn.execute("select survivor_case_id from followup.case_merges where merged_case_id = %s"
+                             " and not undone order by updated_at desc, merge_id limit 1", (merged_id,))
+    row = await cur.fetchone()
+    return row["survivor_case_id"] if row else None
 
 
 async def close(conn: Connection, case_id: uuid.UUID, reason: ClosureReason, action_ids: list[str]) -> dict[str, Any]:
@@ -264,13 +281,16 @@ async def survey(conn: Connection, survey_id: uuid.UUID) -> dict[str, Any] | Non
 
 # --- statistics (rows per case; the domain counts them and kernel.statistics suppresses) -------------
 
+# A registration merged into another of the same return is the same person's return counted twice.
+_ONE_PER_RETURN = " where closure_reason is distinct from 'MERGED'"
+
 
 async def plan_rows(conn: Connection, org_id: str) -> list[dict[str, Any]]:
     """Every case: region, arrival date, the day its first plan was saved (UTC), and whether it is
     ``org_id``'s own (registered or managed by it)."""
     cur = await conn.execute(
         "select destination_region, arrival_date, (first_plan_saved_at at time zone 'UTC')::date as first_plan_on,"
-        " (owner_org_id = %s or manager_org_id = %s) as own from followup.cases", (org_id, org_id))
+        " (owner_org_id = %s or manager_org_id = %s) as own from followup.cases" + _ONE_PER_RETURN, (org_id, org_id))
     return list(await cur.fetchall())
 
 
@@ -284,7 +304,8 @@ async def contact_rows(conn: Connection, org_id: str) -> list[dict[str, Any]]:
         "   filter (where k.id is not null), '{}') as contact_dates,"
         " coalesce(array_agg(k.reached order by k.contact_date, k.logged_at, k.id)"
         "   filter (where k.id is not null), '{}') as reached"
-        " from followup.cases c left join followup.contacts k on k.case_id = c.case_id group by c.case_id",
+        " from followup.cases c left join followup.contacts k on k.case_id = c.case_id" + _ONE_PER_RETURN
+        + " group by c.case_id",
         (org_id, org_id))
     return list(await cur.fetchall())
 
@@ -295,7 +316,7 @@ async def latest_composite_rows(conn: Connection, org_id: str) -> list[dict[str,
     cur = await conn.execute(
         "select distinct on (s.case_id) s.composite_band, s.taken_on, c.destination_region, c.arrival_date,"
         " (c.owner_org_id = %s or c.manager_org_id = %s) as own"
-        " from followup.surveys s join followup.cases c on c.case_id = s.case_id"
+        " from followup.surveys s join followup.cases c on c.case_id = s.case_id" + _ONE_PER_RETURN +
         " order by s.case_id, s.taken_on desc, s.recorded_at desc, s.id desc", (org_id, org_id))
     return list(await cur.fetchall())
 

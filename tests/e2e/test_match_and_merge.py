@@ -21,6 +21,7 @@ CASE = """query($id: ID!) { case(id: $id) { id redirectedFrom mergedFrom
 MERGE = """mutation($survivor: ID!, $merged: ID!) { mergeCases(survivorId: $survivor, mergedId: $merged,
   reason: "Même personne : même téléphone, même date de naissance") { id survivorId mergedId undoneAt } }"""
 UNDO = "mutation($id: ID!) { undoMerge(mergeId: $id) { id undoneAt } }"
+FOLLOWUP = "query($id: ID!) { followupCase(caseId: $id) { status closureReason } }"
 REFERRAL_IDS = "query($id: ID!) { case(id: $id) { referrals { id } } }"
 DUPLICATES = "{ possibleDuplicates(status: OPEN, first: 100) { nodes { id caseId otherCaseId caseOwnerOrgId " \
              "otherOwnerOrgId score reasons status } } }"
@@ -46,6 +47,11 @@ def written_again(surname: str, phone: str) -> dict[str, Any]:
 
 def referral_ids(api: Api, case_id: str) -> set[str]:
     return {r["id"] for r in data(api.gql("dgme", REFERRAL_IDS, {"id": case_id}))["case"]["referrals"]}
+
+
+def followup_state(api: Api, case_id: str) -> tuple[str, str | None]:
+    case = data(api.gql("dgme", FOLLOWUP, {"id": case_id}))["followupCase"]
+    return case["status"], case["closureReason"]
 
 
 def data(body: dict[str, Any]) -> dict[str, Any]:
@@ -81,11 +87,15 @@ def test_a_known_person_registered_again_is_offered_merged_and_unmerged(api: Api
     # The survivor's referrals include those made for the merged registration.
     survivor_now = referral_ids(api, earlier)
     eventually(lambda: survivor_now | routed_later <= referral_ids(api, earlier))
+    # The same return registered twice: one follow-up, the survivor's (decision record 0026).
+    eventually(lambda: followup_state(api, later) == ("CLOSED", "MERGED"))
+    assert followup_state(api, earlier) == ("OPEN", None)
 
     undone = data(api.gql("dgme", UNDO, {"id": merge["id"]}))["undoMerge"]
     assert undone["undoneAt"] is not None
     restored = data(api.gql("dgme", CASE, {"id": later}))["case"]
     assert (restored["id"], restored["redirectedFrom"], restored["mergedFrom"]) == (later, None, [])
+    eventually(lambda: followup_state(api, later) == ("OPEN", None))
     twice = api.gql("dgme", UNDO, {"id": merge["id"]})
     assert [e["extensions"]["code"] for e in twice["errors"]] == ["CONFLICT"]
     itself = api.gql("dgme", MERGE, {"survivor": earlier, "merged": earlier})

@@ -246,9 +246,9 @@ def test_actions_move_on_while_open_and_stop_when_done_or_cancelled() -> None:
 # --- closure ----------------------------------------------------------------------------------------
 
 
-def test_closure_reasons_are_the_six_codes() -> None:
+def test_closure_reasons_are_the_six_codes_and_the_one_a_merge_sets() -> None:
     assert {r.value for r in ClosureReason} == {"REINTEGRATED", "RE_MIGRATED", "UNREACHABLE", "DECEASED",
-                                                "TRANSFERRED", "DECLINED_SUPPORT"}
+                                                "TRANSFERRED", "DECLINED_SUPPORT", "MERGED"}
     CloseCase.model_validate({"case_id": "c1", "reason": "RE_MIGRATED", "version": 1})
     with pytest.raises(ValidationError):
         CloseCase.model_validate({"case_id": "c1", "reason": "BORED", "version": 1})
@@ -307,3 +307,27 @@ def test_the_plan_due_days_setting(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("SEGIN_PLAN_DUE_DAYS", bad)
         with pytest.raises(ValueError, match="SEGIN_PLAN_DUE_DAYS"):
             plan_due_days()
+
+
+# --- merges (decision record 0026) ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("survivor_arrived", "closes"), [
+    (ARRIVED, True), (date(2026, 10, 29), True), (date(2026, 12, 28), True),  # 30 days either side: one return
+    (date(2026, 10, 28), False), (date(2026, 12, 29), False), (date(2024, 4, 12), False),  # another return
+])
+def test_a_merge_closes_only_a_second_registration_of_the_same_return(survivor_arrived: date, closes: bool) -> None:
+    assert domain.merge_closes(case(), survivor_arrived) is closes
+
+
+def test_a_merge_never_closes_again_a_follow_up_closed_for_its_own_reason_but_keeps_one_it_closed() -> None:
+    assert not domain.merge_closes(case(status=FollowupStatus.CLOSED, closure_reason=ClosureReason.DECEASED), ARRIVED)
+    assert domain.merge_closes(case(status=FollowupStatus.CLOSED, closure_reason=ClosureReason.MERGED), ARRIVED)
+
+
+def test_a_follow_up_a_merge_closed_takes_no_command_and_nobody_closes_one_as_merged() -> None:
+    merged = case(status=FollowupStatus.CLOSED, closure_reason=ClosureReason.MERGED)
+    assert refusal(lambda: domain.not_merged(merged)) == ("CASE_CLOSED", "caseId")
+    domain.not_merged(case(status=FollowupStatus.CLOSED, closure_reason=ClosureReason.REINTEGRATED))
+    with pytest.raises(ValidationError, match="never by hand"):
+        CloseCase(case_id="c1", reason=ClosureReason.MERGED, version=3)
