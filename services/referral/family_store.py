@@ -33,15 +33,19 @@ async def remove_link(conn: Connection, link: CasesLinkedV1) -> None:
          link.travelling_together))
 
 
-async def family_services(conn: Connection, case_id: str | uuid.UUID) -> dict[ServiceCategory, set[str]]:
+async def family_services(conn: Connection, case_id: str | uuid.UUID, owner_org_id: str
+                          ) -> dict[ServiceCategory, set[str]]:
     """Per service category, the directory services with an open (PENDING or ACCEPTED) referral for a case
-    linked to ``case_id`` (directly, either way round)."""
+    linked to ``case_id`` (directly, either way round) that ``owner_org_id``, the case's owner, owns too.
+
+    Only its own: the reason FAMILY, shown on the referral, tells which category a relative is referred
+    for (counter-trafficking, mental health…); of a case owned elsewhere, the owner may not know that."""
     cur = await conn.execute(
         "select distinct r.service_category, r.service_id from referral.referrals r"
-        " where r.status = any(%s) and r.service_id is not null and r.case_id in ("
+        " where r.status = any(%s) and r.service_id is not null and r.case_owner_org_id = %s and r.case_id in ("
         "  select linked_case_id from referral.case_links where case_id = %s and not removed"
         "  union select case_id from referral.case_links where linked_case_id = %s and not removed)",
-        (SERVING, uuid.UUID(str(case_id)), uuid.UUID(str(case_id))))
+        (SERVING, owner_org_id, uuid.UUID(str(case_id)), uuid.UUID(str(case_id))))
     found: dict[ServiceCategory, set[str]] = {}
     for row in await cur.fetchall():
         found.setdefault(ServiceCategory(row["service_category"]), set()).add(str(row["service_id"]))

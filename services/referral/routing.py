@@ -38,7 +38,7 @@ async def route_case(conn: Connection, case_id: str, person: Person, now: dateti
         return []
     regions = sorted({r for r in (rules.region_served(n, person) for n in needs) if r is not None})
     providers = await store.providers(conn, sorted({n.category for n in needs}), regions)
-    family = await family_store.family_services(conn, case_id)  # a family to one provider, where allowed
+    family = await family_store.family_services(conn, case_id, person.owner_org_id)  # one provider, where allowed
     plans = domain.plan_referrals(person, providers, now, rules, family, needs)
     inserted = await store.insert_referrals(conn, case_id, person.owner_org_id, plans)
     await family_store.record_reasons(conn, inserted)
@@ -130,7 +130,7 @@ async def reroute_referral(conn: Connection, row: dict[str, Any], now: datetime,
     without_consent = LegalBasis(row["basis_without_consent"]) if row.get("basis_without_consent") else None
     exclude = await store.tried_orgs(conn, row["id"]) | {row["case_owner_org_id"]}
     providers = await store.providers(conn, [category], [region] if region else [])
-    family = await family_store.family_services(conn, row["case_id"])
+    family = await family_store.family_services(conn, row["case_id"], row["case_owner_org_id"])
     provider, provider_reason = domain.choose_for_family(providers, category, region, person, exclude,
                                                          family.get(category, set()), without_consent)
     common = dict(category=category, priority=Priority(row["priority"]), due_at=now + due_in,

@@ -11,7 +11,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from contracts.channels import CASES_LINKED, CASES_UNLINKED
 from contracts.events import ArrivalRegisteredV1, CasesLinkedV1, CasesUnlinkedV1
-from contracts.reference import Relation
+from contracts.reference import Relation, Vulnerability
 from services.referral import family, rules
 from services.referral.rules import DEFAULT_FILE, load_rules
 from tests.integration.services import deliver
@@ -59,6 +59,24 @@ async def test_a_child_goes_to_the_food_provider_already_serving_her_mother_with
     # A stranger: the normal rule.
     stranger = await route(referral_pool, arrival(consent_to=("food-big", "food-small")))
     assert (stranger["FOOD"]["to_org_id"], stranger["FOOD"]["provider_reason"]) == ("food-big", "TIE_ORDER")
+
+
+async def test_a_relative_registered_by_another_organisation_tells_nothing_through_the_choice(
+        referral_pool: AsyncConnectionPool) -> None:
+    """Had the child gone to her mother's provider with the reason FAMILY, the child's owner would learn
+    what the mother, whose case it may not read, is referred for. So only its own cases count."""
+    big = await service(referral_pool, "psy-big", "MHPSS_COUNSELLING", ["07"], capacity_available=0)
+    await service(referral_pool, "psy-small", "MHPSS_COUNSELLING", ["07"], capacity_available=5)
+    mother = arrival(Vulnerability.MENTAL_HEALTH_NEEDS, owner="unhcr", consent_to=("psy-big", "psy-small"))
+    first = await route(referral_pool, mother)
+    assert first["MHPSS_COUNSELLING"]["to_org_id"] == "psy-small"
+    await set_capacity(referral_pool, big, 50)
+    child = arrival(Vulnerability.MENTAL_HEALTH_NEEDS, consent_to=("psy-big", "psy-small"), age=7, is_child=True)
+    assert child.owner_org_id != mother.owner_org_id
+    await deliver(referral_pool, family.on_cases_linked, CASES_LINKED, linked(child, mother), child.case_id)
+    routed = await route(referral_pool, child)
+    assert (routed["MHPSS_COUNSELLING"]["to_org_id"], routed["MHPSS_COUNSELLING"]["provider_reason"]) == (
+        "psy-big", "TIE_ORDER")
 
 
 async def test_a_family_member_whose_consent_does_not_cover_the_provider_is_routed_by_the_normal_rule(
