@@ -8,7 +8,7 @@ test moves the clock instead of sleeping.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from enum import StrEnum
 
@@ -54,6 +54,7 @@ class FollowupCase:
     recipients: tuple[SharingRecipient, ...] = ()  # who the case may be shared with for FOLLOW_UP
     manager_org_type: str | None = None  # the manager's type at hand-over (None: unknown, or the owner)
     closure_reason: ClosureReason | None = None
+    merged_into: str | None = None  # the case this registration is merged into (decision record 0026)
 
     def basis_for(self, org_id: str, org_type: str | None) -> LegalBasis | None:
         """The recorded basis letting ``org_id`` follow the case up (the same rule as for referrals)."""
@@ -198,20 +199,26 @@ def action_transition(case: FollowupCase, old: PlanActionStatus, new: PlanAction
 # --- closure ------------------------------------------------------------------------------------------
 
 
+MERGED_MESSAGE = ("This follow-up's registration is merged into another case of the same return: follow the "
+                  "person up under that case.")
+
+
 def not_merged(case: FollowupCase) -> None:
     """A follow-up a merge closed takes no command: the person is followed up under the case it was merged
-    into (an undo of the merge re-opens it). Which case that is, is intake's to say, under its access rules."""
+    into (an undo of the merge re-opens it). Which case that is, is intake's to say, under its access rules.
+    Checked only for a caller with standing: to anyone else the case does not exist."""
     if case.closure_reason == ClosureReason.MERGED:
-        raise Refused("This follow-up was closed when its registration was merged into another case of the same "
-                      "return: follow the person up under that case.", "CASE_CLOSED", "caseId")
+        raise Refused(MERGED_MESSAGE, "CASE_CLOSED", "caseId")
 
 
-def merge_closes(merged: FollowupCase, survivor_arrival: date) -> bool:
-    """Whether merging ``merged`` into a case that arrived on ``survivor_arrival`` closes its follow-up: only
-    a second registration of the same return (and only while open); a registration of another return keeps
-    its own follow-up (each return has its own reintegration). One a merge closed counts as open."""
+def merge_closes(merged: FollowupCase, survivor: FollowupCase) -> bool:
+    """Whether merging ``merged`` into ``survivor`` closes its follow-up: only a second registration of the
+    same return (arrivals at most SAME_RETURN_DAYS apart), only while open (one a merge closed counts as
+    open), and only while the survivor's own follow-up is open, so that the return is never left without
+    one. A registration of another return keeps its own follow-up (each return has its own reintegration)."""
     open_ = merged.status == OPEN or merged.closure_reason == ClosureReason.MERGED
-    return open_ and abs((merged.arrival_date - survivor_arrival).days) <= SAME_RETURN_DAYS
+    same_return = abs((merged.arrival_date - survivor.arrival_date).days) <= SAME_RETURN_DAYS
+    return open_ and same_return and survivor.status == OPEN
 
 
 def close(case: FollowupCase) -> FollowupStatus:
@@ -220,9 +227,13 @@ def close(case: FollowupCase) -> FollowupStatus:
     return CLOSED
 
 
-def reopen(case: FollowupCase) -> FollowupStatus:
+def reopen(case: FollowupCase, survivor: FollowupCase | None = None) -> FollowupStatus:
+    """``survivor``: the case this registration is merged into, if any. Re-opened, a second registration of
+    the same return would be the return's second follow-up, so it is refused as a merge would close it."""
     if case.status == OPEN:
         raise Refused("This follow-up is open.", "INVALID_TRANSITION", "caseId")
+    if survivor is not None and merge_closes(replace(case, status=OPEN, closure_reason=None), survivor):
+        raise Refused(MERGED_MESSAGE, "CASE_CLOSED", "caseId")
     return OPEN
 
 

@@ -172,7 +172,8 @@ async def command(pool: AsyncConnectionPool, principal: Principal, case_id: uuid
             try:
                 async with conn.transaction():
                     case = store.to_case(row)
-                    domain.not_merged(case)
+                    if domain.standing(case, principal.org_id, principal.org_type):  # to others: not found
+                        domain.not_merged(case)
                     row = await decide(conn, row, case)
             except domain.Refused as exc:
                 refusal = answering.refusal(exc)
@@ -293,7 +294,8 @@ async def reopen_case(pool: AsyncConnectionPool, principal: Principal, request: 
     async def decide(conn: Connection, row: dict[str, Any], case: domain.FollowupCase) -> dict[str, Any]:
         domain.may_write(case, principal.org_id, principal.org_type)
         domain.check_version(case, request.version)
-        domain.reopen(case)
+        survivor = await store.get_case(conn, uuid.UUID(case.merged_into)) if case.merged_into else None
+        domain.reopen(case, store.to_case(survivor) if survivor else None)
         row = await store.reopen(conn, case_id)
         await add_event(conn, store.SCHEMA, CASE_REOPENED, CaseReopenedV1(
             case_id=str(case_id), manager_org_id=case.manager_org_id, reason_code=request.reason.value,
@@ -442,13 +444,13 @@ async def _merges_changed(conn: Connection, merge: CasesMergedV1, *, undone: boo
     if survivor_id and survivor is None:
         raise RetryLater(f"merge {merge.merge_id} came before its survivor")
     case = store.to_case(row)
-    closes = survivor is not None and domain.merge_closes(case, survivor["arrival_date"])
-    closed = case.closure_reason == ClosureReason.MERGED
-    change: dict[str, Any] = ({} if closes == closed else
-                              {"status": FollowupStatus.CLOSED.value, "closure_reason": ClosureReason.MERGED.value}
-                              if closes else {"status": FollowupStatus.OPEN.value, "closure_reason": None})
-    if change or row["merged_into"] != survivor_id:
-        await store.bump(conn, row["case_id"], merged_into=survivor_id, **change)
+    closes = survivor is not None and domain.merge_closes(case, store.to_case(survivor))
+    if closes != (case.closure_reason == ClosureReason.MERGED):
+        await store.bump(conn, row["case_id"], merged_into=survivor_id,
+                         **({"status": FollowupStatus.CLOSED.value, "closure_reason": ClosureReason.MERGED.value}
+                            if closes else {"status": FollowupStatus.OPEN.value, "closure_reason": None}))
+    elif row["merged_into"] != survivor_id:
+        await store.set_merged_into(conn, row["case_id"], survivor_id)
 
 
 def _sensitive_categories(vulnerabilities: list[Vulnerability]) -> list[str]:

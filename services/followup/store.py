@@ -93,6 +93,7 @@ def to_case(row: dict[str, Any]) -> FollowupCase:
         recipients=tuple(SharingRecipient.model_validate(r) for r in row["followup_recipients"]),
         manager_org_type=row.get("manager_org_type"),
         closure_reason=ClosureReason(row["closure_reason"]) if row.get("closure_reason") else None,
+        merged_into=str(row["merged_into"]) if row.get("merged_into") else None,
     )
 
 
@@ -211,6 +212,12 @@ async def record_merge(conn: Connection, merge_id: str, survivor_id: str, merged
         "insert into followup.case_merges (merge_id, survivor_case_id, merged_case_id, undone) values (%s, %s, %s, %s)"
         " on conflict (merge_id) do update set undone = case when excluded.undone then true"
         " else followup.case_merges.undone end, updated_at = now()", (merge_id, survivor_id, merged_id, undone))
+
+
+async def set_merged_into(conn: Connection, case_id: uuid.UUID, survivor_id: uuid.UUID | None) -> None:
+    """Note the case a registration is merged into, nothing its manager sees changing: its version stays, so an
+    edit in progress is not refused for it (nor does a version jump tell the manager of the merge)."""
+    await conn.execute("update followup.cases set merged_into = %s where case_id = %s", (survivor_id, case_id))
 
 
 async def survivor_of(conn: Connection, merged_id: str) -> uuid.UUID | None:

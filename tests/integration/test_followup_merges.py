@@ -126,21 +126,87 @@ async def test_a_registration_of_another_return_keeps_its_own_follow_up(followup
     earlier = await registered(followup_pool, date(2024, 4, 12))
     latest = await registered(followup_pool, date(2026, 11, 1))
     await merged(followup_pool, merge(earlier, latest))
-    assert await state(followup_pool, latest) == ("OPEN", None, earlier, 1)
+    assert await state(followup_pool, latest) == ("OPEN", None, earlier, 0)
     assert latest in await missing_plans(followup_pool)
-    saved = await ask(followup_pool, "save_plan", case_id=latest, version=1, idempotency_key=str(uuid.uuid4()),
+    saved = await ask(followup_pool, "save_plan", case_id=latest, version=0, idempotency_key=str(uuid.uuid4()),
                       goals=GOALS)
-    assert saved["version"] == 2
+    assert saved["version"] == 1
 
 
-async def test_a_follow_up_closed_before_the_merge_keeps_its_reason(followup_pool: AsyncConnectionPool) -> None:
+async def test_a_follow_up_closed_before_the_merge_keeps_its_reason_and_stays_closed(
+        followup_pool: AsyncConnectionPool) -> None:
     survivor, second = await registered(followup_pool), await registered(followup_pool)
     await ask(followup_pool, "close", case_id=second, reason="UNREACHABLE", version=0)
     done = merge(survivor, second)
     await merged(followup_pool, done)
-    assert await state(followup_pool, second) == ("CLOSED", "UNREACHABLE", survivor, 2)
+    assert await state(followup_pool, second) == ("CLOSED", "UNREACHABLE", survivor, 1)
+    # Re-opened now, it would be the return's second follow-up: refused, as the merge would have closed it.
+    with pytest.raises(SeginError) as caught:
+        await ask(followup_pool, "reopen", case_id=second, reason="CONTACT_RESUMED", version=1)
+    assert (caught.value.code, caught.value.field) == ("CASE_CLOSED", "caseId") and "merged" in caught.value.message
     await undone(followup_pool, done)
-    assert await state(followup_pool, second) == ("CLOSED", "UNREACHABLE", None, 3)
+    assert await state(followup_pool, second) == ("CLOSED", "UNREACHABLE", None, 1)
+    reopened = await ask(followup_pool, "reopen", case_id=second, reason="CONTACT_RESUMED", version=1)
+    assert reopened["status"] == "OPEN"
+
+
+async def test_a_case_re_opened_by_hand_is_never_a_second_open_follow_up_whenever_the_merge_is_handled(
+        followup_pool: AsyncConnectionPool) -> None:
+    """Review finding: closed UNREACHABLE, merged with a case of the same return, re-opened by hand. Whether
+    follow-up handled the merge before the re-open or after, the return has one open follow-up."""
+    early_survivor, early = await registered(followup_pool), await registered(followup_pool)
+    await ask(followup_pool, "close", case_id=early, reason="UNREACHABLE", version=0)
+    await merged(followup_pool, merge(early_survivor, early))
+    with pytest.raises(SeginError):
+        await ask(followup_pool, "reopen", case_id=early, reason="CONTACT_RESUMED", version=1)
+    late_survivor, late = await registered(followup_pool), await registered(followup_pool)
+    await ask(followup_pool, "close", case_id=late, reason="UNREACHABLE", version=0)
+    await ask(followup_pool, "reopen", case_id=late, reason="CONTACT_RESUMED", version=1)
+    await merged(followup_pool, merge(late_survivor, late))
+    assert (await state(followup_pool, early))[0] == (await state(followup_pool, late))[0] == "CLOSED"
+
+
+async def test_a_merge_never_leaves_the_return_without_an_open_follow_up(followup_pool: AsyncConnectionPool) -> None:
+    """Review finding: the survivor's follow-up was closed by hand at Gao while the second registration is
+    followed in Bamako with a plan; the merge leaves the live one open."""
+    survivor = await registered(followup_pool, date(2026, 11, 1))
+    second = await registered(followup_pool, date(2026, 11, 6))
+    await ask(followup_pool, "close", case_id=survivor, reason="DECLINED_SUPPORT", version=0)
+    await ask(followup_pool, "save_plan", case_id=second, version=0, idempotency_key=str(uuid.uuid4()), goals=GOALS)
+    await merged(followup_pool, merge(survivor, second))
+    assert await state(followup_pool, second) == ("OPEN", None, survivor, 1)
+
+
+async def test_a_merge_of_another_return_leaves_the_managers_version_as_it_was(
+        followup_pool: AsyncConnectionPool) -> None:
+    """Review finding: nothing the manager sees changes, so an edit in progress is not refused, and no
+    version jump tells the manager that the person has another registration."""
+    earlier = await registered(followup_pool, date(2024, 4, 12))
+    latest = await registered(followup_pool, date(2026, 11, 1))
+    done = merge(earlier, latest)
+    await merged(followup_pool, done)
+    assert await state(followup_pool, latest) == ("OPEN", None, earlier, 0)
+    await undone(followup_pool, done)
+    assert await state(followup_pool, latest) == ("OPEN", None, None, 0)
+
+
+async def test_a_stranger_cannot_tell_a_merged_follow_up_from_no_case(followup_pool: AsyncConnectionPool) -> None:
+    """Review finding: the merged refusal came before the access check, telling anyone with followup:write
+    that an id exists, was merged, and that another registration arrived within 30 days of it."""
+    survivor, second = await registered(followup_pool), await registered(followup_pool)
+    await merged(followup_pool, merge(survivor, second))
+    stranger = principal("ngo-stranger", "followup:read followup:write")
+    nobody = str(uuid.uuid4())
+    for endpoint, payload in (("reopen", {"reason": "CLOSED_IN_ERROR", "version": 1}),
+                              ("close", {"reason": "UNREACHABLE", "version": 1}),
+                              ("save_plan", {"goals": GOALS, "version": 1, "idempotency_key": str(uuid.uuid4())}),
+                              ("assign", {"organization_id": "iom", "reason": "SPECIALISED_SUPPORT"})):
+        answers = []
+        for case_id in (nobody, second):
+            with pytest.raises(SeginError) as caught:
+                await call(FOLLOWUP, endpoint, followup_pool, stranger, {"case_id": case_id, **payload})
+            answers.append((caught.value.code, caught.value.field, caught.value.message))
+        assert answers[0] == answers[1], endpoint
 
 
 async def test_a_merge_of_cases_not_known_yet_is_retried(followup_pool: AsyncConnectionPool) -> None:

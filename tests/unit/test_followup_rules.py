@@ -317,12 +317,15 @@ def test_the_plan_due_days_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     (date(2026, 10, 28), False), (date(2026, 12, 29), False), (date(2024, 4, 12), False),  # another return
 ])
 def test_a_merge_closes_only_a_second_registration_of_the_same_return(survivor_arrived: date, closes: bool) -> None:
-    assert domain.merge_closes(case(), survivor_arrived) is closes
+    assert domain.merge_closes(case(), case(case_id="c0", arrival_date=survivor_arrived)) is closes
 
 
-def test_a_merge_never_closes_again_a_follow_up_closed_for_its_own_reason_but_keeps_one_it_closed() -> None:
-    assert not domain.merge_closes(case(status=FollowupStatus.CLOSED, closure_reason=ClosureReason.DECEASED), ARRIVED)
-    assert domain.merge_closes(case(status=FollowupStatus.CLOSED, closure_reason=ClosureReason.MERGED), ARRIVED)
+def test_a_merge_never_closes_a_follow_up_closed_for_its_own_reason_nor_the_return_s_only_open_one() -> None:
+    survivor = case(case_id="c0")
+    assert not domain.merge_closes(case(status=FollowupStatus.CLOSED, closure_reason=ClosureReason.DECEASED), survivor)
+    assert domain.merge_closes(case(status=FollowupStatus.CLOSED, closure_reason=ClosureReason.MERGED), survivor)
+    closed_survivor = case(case_id="c0", status=FollowupStatus.CLOSED, closure_reason=ClosureReason.REINTEGRATED)
+    assert not domain.merge_closes(case(), closed_survivor)
 
 
 def test_a_follow_up_a_merge_closed_takes_no_command_and_nobody_closes_one_as_merged() -> None:
@@ -331,3 +334,10 @@ def test_a_follow_up_a_merge_closed_takes_no_command_and_nobody_closes_one_as_me
     domain.not_merged(case(status=FollowupStatus.CLOSED, closure_reason=ClosureReason.REINTEGRATED))
     with pytest.raises(ValidationError, match="never by hand"):
         CloseCase(case_id="c1", reason=ClosureReason.MERGED, version=3)
+
+
+def test_a_second_registration_of_the_same_return_is_not_re_opened_by_hand() -> None:
+    closed = case(status=FollowupStatus.CLOSED, closure_reason=ClosureReason.UNREACHABLE, merged_into="c0")
+    assert refusal(lambda: domain.reopen(closed, case(case_id="c0"))) == ("CASE_CLOSED", "caseId")
+    assert domain.reopen(closed, case(case_id="c0", arrival_date=date(2024, 4, 12))) == FollowupStatus.OPEN
+    assert domain.reopen(closed) == FollowupStatus.OPEN
