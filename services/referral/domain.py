@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping
+from typing import Any
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -388,6 +389,13 @@ def needs_withdrawn(referrals: list[dict[str, object]], gone: Collection[Service
             for r in referrals
             if r["origin"] != ReferralOrigin.MANUAL.value and r["status"] in (PENDING, AWAITING_CONSENT)
             and ServiceCategory(str(r["service_category"])) in gone]
+
+
+def referred_categories(referrals: Iterable[Mapping[str, Any]]) -> set[ServiceCategory]:
+    """The needs a case counts as referred for: every referral's category, whoever made it, except a referral
+    a correction withdrew (``needs_withdrawn``): the need went away, and if it comes back it is routed again."""
+    return {ServiceCategory(str(r["service_category"])) for r in referrals
+            if not (r["status"] == REVOKED and r.get("status_reason") == "NEED_WITHDRAWN")}
 
 
 def reassess(referrals: list[dict[str, object]], basis: Callable[[str], LegalBasis | None]) -> list[Reassessment]:

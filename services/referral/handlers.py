@@ -72,8 +72,8 @@ async def on_case_corrected(conn: Connection, event: CloudEvent) -> None:
     gone = ({n.category for n in domain.needs_of(store.person_of(before), ruleset)}
             - {n.category for n in domain.needs_of(person, ruleset)})
     withdrawn = await _apply(conn, domain.needs_withdrawn([r for r in referrals if r["case_id"] == case_id], gone))
-    referred = {ServiceCategory(r["service_category"]) for r in referrals}
-    created = await routing.route_case(conn, corrected.case_id, person, datetime.now(UTC), ruleset, referred)
+    created = await routing.route_case(conn, corrected.case_id, person, datetime.now(UTC), ruleset,
+                                       domain.referred_categories(referrals))
     await _shared_by_routing(conn, corrected.case_id, created)
     await _record_changes(conn, corrected.case_id, withdrawn)
 

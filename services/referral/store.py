@@ -82,13 +82,18 @@ def _values(referral_id: uuid.UUID, case_id: str | uuid.UUID, owner_org_id: str,
             made_by)
 
 
+# The rules refer a need of a case once (index referrals_one_per_need); one a correction withdrew does not count.
+_ONE_PER_NEED = (" on conflict (case_id, service_category)"
+                 " where origin = 'RULE' and status_reason is distinct from 'NEED_WITHDRAWN' do nothing")
+
+
 async def insert_referral(
     conn: Connection, case_id: str, owner_org_id: str, plan: PlannedReferral
 ) -> uuid.UUID | None:
     """Insert a rule's referral unless this case already has one for that need; the new id, or None."""
     referral_id = uuid.uuid4()
     cur = await conn.execute(
-        _INSERT + " on conflict (case_id, service_category) where origin = 'RULE' do nothing",
+        _INSERT + _ONE_PER_NEED,
         _values(referral_id, case_id, owner_org_id, owner_org_id, plan, ReferralOrigin.RULE, None, None),
     )
     return referral_id if cur.rowcount == 1 else None
@@ -113,7 +118,7 @@ _TYPES = ("uuid", "uuid", "text", "text", "text", "text", "text", "text", "text"
           "text", "text", "text", "text", "text", "text", "interval", "uuid", "text")
 _INSERT_MANY = (_INSERT.split(" values ")[0] + " select * from unnest("
                 + ", ".join(f"%s::{t}[]" for t in _TYPES)
-                + ") on conflict (case_id, service_category) where origin = 'RULE' do nothing returning id")
+                + ")" + _ONE_PER_NEED + " returning id")
 
 
 async def insert_reroute(conn: Connection, old: dict[str, Any], plan: PlannedReferral, made_by: str,

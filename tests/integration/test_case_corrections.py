@@ -226,6 +226,27 @@ async def test_a_flag_ticked_by_mistake_and_taken_back_shares_nothing_for_long(r
         str(child["id"]), "REVOKED", "NEED_WITHDRAWN")
 
 
+async def test_a_need_withdrawn_and_needed_again_is_referred_again_once(referral_pool: AsyncConnectionPool,
+                                                                       shelter: None) -> None:
+    """Trafficking ticked at check-in, taken back (revoked, NEED_WITHDRAWN), confirmed by the screening an
+    hour later: the shelter gets a new referral; a repeated delivery makes no third."""
+    case_id = str(uuid.uuid4())
+    await deliver(referral_pool, referral.on_arrival_registered, ARRIVAL_REGISTERED, arrival(case_id, TRAFFICKING),
+                  case_id)
+    await deliver(referral_pool, referral.on_case_corrected, CASE_CORRECTED, corrected(case_id, 2, []), case_id)
+    again = await deliver(referral_pool, referral.on_case_corrected, CASE_CORRECTED,
+                          corrected(case_id, 3, TRAFFICKING), case_id)
+    async with referral_pool.connection() as conn, conn.transaction():
+        await referral.on_case_corrected(conn, again)  # delivered again: older than nothing, changes nothing
+    async with referral_pool.connection() as conn:
+        shelter_rows = sorted(((r["status"], r["status_reason"] or "") for r in
+                               await referral_store.referrals_of_case(conn, uuid.UUID(case_id))
+                               if r["service_category"] == "COUNTER_TRAFFICKING"), reverse=True)
+    assert shelter_rows == [("REVOKED", "NEED_WITHDRAWN"), ("PENDING", "")]
+    assert [e["data"]["service_category"] for e in await announced(referral_pool, case_id)
+            if e["type"] == REFERRAL_CREATED.event_type].count("COUNTER_TRAFFICKING") == 2
+
+
 async def test_a_referral_the_provider_accepted_stays_when_its_flag_is_taken_back(
         referral_pool: AsyncConnectionPool, shelter: None) -> None:
     case_id = str(uuid.uuid4())
