@@ -35,9 +35,11 @@ contracts: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/register_flight.py --arrivals $(or $(N),300) --concurrency $(or $(C),10)
 
-## Reception benchmark: a manifest of N rows uploaded, then its people checked in by C agents.
+## Reception benchmark: a manifest of N rows uploaded, then its people checked in by C agents, first
+## each pausing PACE s on average between check-ins (default 1), then back to back (the saturation).
 bench-reception: $(STAMP)
-	$(BIN)/python bench/manifest_checkin.py --rows $(or $(N),300) --concurrency $(or $(C),10)
+	$(BIN)/python bench/manifest_checkin.py --rows $(or $(N),300) --concurrency $(or $(C),10) --pace $(or $(PACE),1)
+	$(BIN)/python bench/manifest_checkin.py --rows $(or $(N),300) --concurrency $(or $(C),10) --pace 0 --baseline 0
 
 clean:
 	rm -rf $(VENV) .data

@@ -12,7 +12,9 @@ What it measures, through the public API only (as organisation ``dgme``):
   agents at once, each agent with its own HTTP connection and token, each answered with the person's
   match candidates (``case { matchCandidates }``): latency p50, p95 and max per check-in (target: p95
   under 150 ms), throughput and errors. Afterwards the group's totals must say
-  that everyone valid was checked in;
+  that everyone valid was checked in. ``--pace S``: each agent pauses between 0 and 2·S seconds after
+  an answer, as a desk does while it interviews the next person (``make bench-reception`` runs S = 1,
+  then back to back, S = 0, which measures the platform's saturation: see bench/README.md);
 * **a baseline**: as many ``registerArrival`` calls by as many agents right after, on the same platform,
   so the check-in figures can be read against registration's on the same machine at the same moment.
 
@@ -299,7 +301,7 @@ def print_human(result: dict[str, Any], out: Any) -> None:
         print(f"CPU per check-in, the work it set off included: {sum(v for _, v in parts):.0f} ms ("
               + ", ".join(f"{name} {ms:.0f}" for name, ms in parts) + ")", file=out)
     print(f"totals after: {result['totals_after']}", file=out)
-    print(f"targets: {result['targets']}; {os.cpu_count()} CPUs", file=out)
+    print(f"targets, check-in{pace}: {result['targets']}; {os.cpu_count()} CPUs", file=out)
 
 
 def main(argv: list[str] | None = None) -> int:
