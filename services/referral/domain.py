@@ -391,11 +391,41 @@ def needs_withdrawn(referrals: list[dict[str, object]], gone: Collection[Service
             and ServiceCategory(str(r["service_category"])) in gone]
 
 
+def needs_moved(referrals: list[dict[str, object]], served_in: Mapping[ServiceCategory, str | None],
+                services: Mapping[str, Provider], person: Person) -> list[Reassessment]:
+    """After a correction: the rules' referrals (and their re-routings) of a need the corrected case still has
+    that no longer fit it, withdrawn while no provider has accepted them, so that routing sends the need anew:
+    one whose provider does not cover the region the need is now served in (``served_in``, per category) or
+    does not take the person any more (a child now, another sex), and an unmet need (UNASSIGNED) of a region the
+    need left. A provider no longer in the directory (``services`` by id) is left alone: nothing says it does
+    not fit. Accepted ones, and referrals people made, stay the owner's to close."""
+    steps = []
+    for r in referrals:
+        category = ServiceCategory(str(r["service_category"]))
+        if r["origin"] == ReferralOrigin.MANUAL.value or category not in served_in:
+            continue
+        region = served_in[category]
+        if r["status"] == UNASSIGNED:
+            moved = r["need_region"] != region
+        elif r["status"] in (PENDING, AWAITING_CONSENT):
+            provider = services.get(str(r["service_id"]))
+            moved = provider is not None and not (provider.covers(region) and provider.takes(person))
+        else:
+            continue
+        if moved:
+            steps.append(Reassessment(str(r["id"]), ReferralStatus(str(r["status"])), REVOKED,
+                                      LegalBasis(str(r["legal_basis"])) if r["legal_basis"] else None,
+                                      "NEED_WITHDRAWN"))
+    return steps
+
+
 def referred_categories(referrals: Iterable[Mapping[str, Any]]) -> set[ServiceCategory]:
     """The needs a case counts as referred for: every referral's category, whoever made it, except a referral
-    a correction withdrew (``needs_withdrawn``): the need went away, and if it comes back it is routed again."""
+    a correction withdrew (``needs_withdrawn``, ``needs_moved``: the need went away or moved, and is routed
+    again when needed) and one re-routed (its need lives on in the referral that took it over)."""
     return {ServiceCategory(str(r["service_category"])) for r in referrals
-            if not (r["status"] == REVOKED and r.get("status_reason") == "NEED_WITHDRAWN")}
+            if not (r["status"] == REVOKED and r.get("status_reason") == "NEED_WITHDRAWN")
+            and r.get("rerouted_to") is None}
 
 
 def reassess(referrals: list[dict[str, object]], basis: Callable[[str], LegalBasis | None]) -> list[Reassessment]:

@@ -68,24 +68,34 @@ async def on_case_corrected(conn: Connection, event: CloudEvent) -> None:
     person, ruleset = store.person_of({**before, **store.corrected_facts(corrected)}), rules.active()
     # The person's referrals under any of their registrations (merged into this case) count as referred.
     referrals = await store.referrals_of_cases(conn, await merges.one_person(conn, case_id), lock=True)
-    # What the correction itself took away, under the same rules (a rule changed since is not its doing).
-    gone = ({n.category for n in domain.needs_of(store.person_of(before), ruleset)}
-            - {n.category for n in domain.needs_of(person, ruleset)})
-    withdrawn = await _apply(conn, domain.needs_withdrawn([r for r in referrals if r["case_id"] == case_id], gone))
+    # What the correction itself took away, under the same rules (a rule changed since is not its doing), and
+    # the needs it keeps whose provider no longer fits (another destination, a child now).
+    needs = domain.needs_of(person, ruleset)
+    gone = {n.category for n in domain.needs_of(store.person_of(before), ruleset)} - {n.category for n in needs}
+    own = [r for r in referrals if r["case_id"] == case_id]
+    services = await store.services_by_id(conn, {r["service_id"] for r in own if r["service_id"] is not None})
+    steps = (domain.needs_withdrawn(own, gone)
+             + domain.needs_moved(own, {n.category: ruleset.region_served(n, person) for n in needs}, services,
+                                  person))
+    withdrawn = await _apply(conn, steps)
+    taken_back = {s.referral_id for s in steps}
     created = await routing.route_case(conn, corrected.case_id, person, datetime.now(UTC), ruleset,
-                                       domain.referred_categories(referrals))
+                                       domain.referred_categories(r for r in referrals
+                                                                  if str(r["id"]) not in taken_back))
     await _shared_by_routing(conn, corrected.case_id, created)
     await _record_changes(conn, corrected.case_id, withdrawn)
 
 
 async def _apply(conn: Connection, steps: list[domain.Reassessment]) -> set[str]:
-    """Write each reassessment and announce each change of state; returns the reasons of the changes."""
+    """Write each reassessment and announce each change of state; returns the reasons of the changes. An
+    unmet need withdrawn had no recipient to tell: it leaves the unassigned lists, which are read, not told."""
     changed: set[str] = set()
     for step in steps:
         row = await store.set_status(conn, step.referral_id, step.new_status,
                                      step.legal_basis.value if step.legal_basis else None, step.reason)
         if step.new_status != step.old_status:
-            await _announce(conn, row, step.old_status)
+            if row["to_org_id"] is not None:
+                await _announce(conn, row, step.old_status)
             changed.add(step.reason.lower())
     return changed
 

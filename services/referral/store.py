@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -56,6 +57,15 @@ async def providers(conn: Connection, categories: list[ServiceCategory] | None =
     return [_provider(r) for r in await cur.fetchall()]
 
 
+async def services_by_id(conn: Connection, service_ids: Iterable[uuid.UUID | str]) -> dict[str, Provider]:
+    """The active directory services in use among ``service_ids``, by id (one query)."""
+    ids = [uuid.UUID(str(i)) for i in service_ids]
+    if not ids:
+        return {}
+    cur = await conn.execute(_PROVIDER_COLUMNS + " and s.id = any(%s)", (ids,))
+    return {str(r["id"]): _provider(r) for r in await cur.fetchall()}
+
+
 async def directory_service(conn: Connection, service_id: uuid.UUID) -> Provider | None:
     """One active directory service in use (approved, ``directory``), as routing sees it, or None."""
     cur = await conn.execute(_PROVIDER_COLUMNS + " and s.id = %s", (service_id,))
@@ -82,9 +92,10 @@ def _values(referral_id: uuid.UUID, case_id: str | uuid.UUID, owner_org_id: str,
             made_by)
 
 
-# The rules refer a need of a case once (index referrals_one_per_need); one a correction withdrew does not count.
-_ONE_PER_NEED = (" on conflict (case_id, service_category)"
-                 " where origin = 'RULE' and status_reason is distinct from 'NEED_WITHDRAWN' do nothing")
+# The rules refer a need of a case once (index referrals_one_per_need); one a correction withdrew does not
+# count, nor one re-routed (the need lives on in its re-routing, which may itself be withdrawn).
+_ONE_PER_NEED = (" on conflict (case_id, service_category) where origin = 'RULE'"
+                 " and status_reason is distinct from 'NEED_WITHDRAWN' and rerouted_to is null do nothing")
 
 
 async def insert_referral(

@@ -247,6 +247,57 @@ async def test_a_need_withdrawn_and_needed_again_is_referred_again_once(referral
             if e["type"] == REFERRAL_CREATED.event_type].count("COUNTER_TRAFFICKING") == 2
 
 
+async def test_a_need_whose_provider_no_longer_fits_the_corrected_case_goes_to_one_that_does(
+        referral_pool: AsyncConnectionPool) -> None:
+    """Registered for Gao, going on to Kayes in fact: the Gao-only counter-trafficking service's referral is
+    withdrawn before it accepts (it would hold the case of someone who is not coming) and the need goes to
+    Kayes's; an unmet need in Gao becomes Kayes's to meet. An accepted referral stays."""
+    async with referral_pool.connection() as conn, conn.transaction():
+        await referral_store.upsert_directory_service(conn, "ct-gao", "Gao", "NGO", "COUNTER_TRAFFICKING", ["07"])
+        await referral_store.upsert_directory_service(conn, "ct-kayes", "Kayes", "NGO", "COUNTER_TRAFFICKING", ["01"])
+        await referral_store.upsert_directory_service(conn, "gbv-kayes", "Kayes", "NGO", "GBV_RESPONSE", ["01"])
+    flags = [Vulnerability.TRAFFICKING_VICTIM, Vulnerability.GBV_SURVIVOR]
+
+    def registered(case_id: str) -> ArrivalRegisteredV1:
+        return arrival(case_id, flags).model_copy(update={
+            "consent_recipient_org_ids": ["ct-gao", "ct-kayes", "gbv-kayes"]})
+
+    async def open_ones(case_id: str) -> dict[str, tuple[str | None, str]]:
+        async with referral_pool.connection() as conn:
+            rows = await referral_store.referrals_of_case(conn, uuid.UUID(case_id))
+        return {r["service_category"]: (r["to_org_id"], r["status"]) for r in rows
+                if r["service_category"] in ("COUNTER_TRAFFICKING", "GBV_RESPONSE") and r["status"] != "REVOKED"}
+
+    case_id = str(uuid.uuid4())
+    await deliver(referral_pool, referral.on_arrival_registered, ARRIVAL_REGISTERED, registered(case_id), case_id)
+    assert await open_ones(case_id) == {"COUNTER_TRAFFICKING": ("ct-gao", "PENDING"),
+                                        "GBV_RESPONSE": (None, "UNASSIGNED")}
+    told = len(await announced(referral_pool, case_id))
+    await deliver(referral_pool, referral.on_case_corrected, CASE_CORRECTED,
+                  corrected(case_id, 2, flags, region="01"), case_id)
+    assert await open_ones(case_id) == {"COUNTER_TRAFFICKING": ("ct-kayes", "PENDING"),
+                                        "GBV_RESPONSE": ("gbv-kayes", "PENDING")}
+    changes = [(e["data"].get("new_status") or e["data"].get("status"), e["data"]["service_category"],
+                e["data"].get("to_org_id")) for e in (await announced(referral_pool, case_id))[told:]
+               if e["data"]["service_category"] in ("COUNTER_TRAFFICKING", "GBV_RESPONSE")]
+    assert sorted(changes, key=str) == sorted([  # the unmet need had nobody to tell
+        ("REVOKED", "COUNTER_TRAFFICKING", "ct-gao"), ("PENDING", "COUNTER_TRAFFICKING", "ct-kayes"),
+        ("PENDING", "GBV_RESPONSE", "gbv-kayes")], key=str)
+    # Back to Gao after all: again, once each.
+    await deliver(referral_pool, referral.on_case_corrected, CASE_CORRECTED,
+                  corrected(case_id, 3, flags, region="07"), case_id)
+    assert (await open_ones(case_id))["COUNTER_TRAFFICKING"] == ("ct-gao", "PENDING")
+
+    accepted = str(uuid.uuid4())
+    await deliver(referral_pool, referral.on_arrival_registered, ARRIVAL_REGISTERED, registered(accepted), accepted)
+    async with referral_pool.connection() as conn:
+        await conn.execute("update referral.referrals set status = 'ACCEPTED' where case_id = %s"
+                           " and service_category = 'COUNTER_TRAFFICKING'", (accepted,))
+    await deliver(referral_pool, referral.on_case_corrected, CASE_CORRECTED,
+                  corrected(accepted, 2, flags, region="01"), accepted)
+    assert (await open_ones(accepted))["COUNTER_TRAFFICKING"] == ("ct-gao", "ACCEPTED"), "the owner decides"
+
+
 async def test_a_referral_the_provider_accepted_stays_when_its_flag_is_taken_back(
         referral_pool: AsyncConnectionPool, shelter: None) -> None:
     case_id = str(uuid.uuid4())

@@ -7,8 +7,17 @@ from typing import Any
 import pytest
 
 from contracts.events import SharingRecipient
-from contracts.reference import LegalBasis
-from services.referral.domain import TransitionRefused, basis_for, reassess, transition
+from contracts.reference import ArrivalPoint, LegalBasis, ServiceCategory
+from services.referral.domain import (
+    Person,
+    Provider,
+    TransitionRefused,
+    basis_for,
+    needs_moved,
+    reassess,
+    referred_categories,
+    transition,
+)
 
 
 @pytest.mark.parametrize("action,status,recipient,owner,expected", [
@@ -95,3 +104,45 @@ def test_consent_for_another_purpose_does_not_make_a_referral_live() -> None:
     assert (waiting.status, waiting.legal_basis) == ("AWAITING_CONSENT", None)
     [live] = gbv([Purpose.REFERRAL, Purpose.FOLLOW_UP])
     assert (live.status, live.legal_basis) == ("PENDING", LegalBasis.CONSENT)
+
+
+# --- what a correction withdraws (decision record 0025) -------------------------------------------------
+
+
+def rule_referral(rid: str, category: str, status: str, service: str | None, region: str | None = "07",
+                  **more: object) -> dict[str, object]:
+    return {"id": rid, "service_category": category, "status": status, "origin": "RULE", "service_id": service,
+            "need_region": region, "legal_basis": "CONSENT" if service else None, **more}
+
+
+def test_a_correction_withdraws_the_unaccepted_referrals_whose_provider_no_longer_fits() -> None:
+    gao = Provider("ct-gao", ServiceCategory.COUNTER_TRAFFICKING, frozenset({"07"}), service_id="s-gao")
+    national = Provider("ct-all", ServiceCategory.COUNTER_TRAFFICKING, frozenset(), service_id="s-all")
+    children = Provider("cp", ServiceCategory.CHILD_PROTECTION, frozenset(), service_id="s-cp", max_age=17)
+    services = {p.service_id or "": p for p in (gao, national, children)}
+    adult_in_kayes = Person("dgme", ArrivalPoint.GAO, "01", is_child=False, age_years=19)
+    served_in = {ServiceCategory.COUNTER_TRAFFICKING: "01", ServiceCategory.CHILD_PROTECTION: "01"}
+    referrals = [
+        rule_referral("1", "COUNTER_TRAFFICKING", "PENDING", "s-gao"),  # Gao only: moved
+        rule_referral("2", "COUNTER_TRAFFICKING", "AWAITING_CONSENT", "s-all"),  # national: stays
+        rule_referral("3", "COUNTER_TRAFFICKING", "ACCEPTED", "s-gao"),  # accepted: the owner decides
+        rule_referral("4", "CHILD_PROTECTION", "PENDING", "s-cp"),  # 19 now: a children's service no longer fits
+        rule_referral("5", "COUNTER_TRAFFICKING", "UNASSIGNED", None),  # unmet in Gao: Kayes's now
+        rule_referral("6", "COUNTER_TRAFFICKING", "UNASSIGNED", None, region="01"),  # unmet where it is: stays
+        rule_referral("7", "COUNTER_TRAFFICKING", "PENDING", "s-gone"),  # left the directory: left alone
+        {**rule_referral("8", "COUNTER_TRAFFICKING", "PENDING", "s-gao"), "origin": "MANUAL"},  # a person's
+        rule_referral("9", "GBV_RESPONSE", "PENDING", "s-gao"),  # a need not kept: needs_withdrawn's
+    ]
+    steps = needs_moved(referrals, served_in, services, adult_in_kayes)
+    assert [(s.referral_id, s.new_status, s.reason) for s in steps] == [
+        ("1", "REVOKED", "NEED_WITHDRAWN"), ("4", "REVOKED", "NEED_WITHDRAWN"), ("5", "REVOKED", "NEED_WITHDRAWN")]
+
+
+def test_a_need_counts_as_referred_unless_withdrawn_or_re_routed() -> None:
+    assert referred_categories([
+        rule_referral("1", "FOOD", "REVOKED", "s", status_reason="NEED_WITHDRAWN"),
+        rule_referral("2", "SHELTER", "REVOKED", "s", status_reason="REROUTED", rerouted_to="3"),
+        rule_referral("3", "SHELTER", "REVOKED", "s", status_reason="NEED_WITHDRAWN"),
+        rule_referral("4", "HEALTH_CARE", "REJECTED", "s"),
+        rule_referral("5", "CASH_ALLOWANCE", "REVOKED", "s", status_reason="CONSENT_WITHDRAWN"),
+    ]) == {"HEALTH_CARE", "CASH_ALLOWANCE"}
