@@ -313,15 +313,17 @@ def plan_need(person: Person, rule: Rule, rules_version: str | None, region: str
 
 def plan_referrals(arrival: ArrivalRegisteredV1 | Person, providers: list[Provider], now: datetime,
                    rules: RuleSet, family: Mapping[ServiceCategory, Collection[str]] | None = None,
-                   needs: list[Rule] | None = None) -> list[PlannedReferral]:
+                   needs: list[Rule] | None = None,
+                   exclude: Mapping[ServiceCategory, Collection[str]] | None = None) -> list[PlannedReferral]:
     """One referral per need, most urgent first: to a provider, or UNASSIGNED with its reason. ``needs``:
     those the rules find (``needs_of``) unless the caller found them already. Nothing is skipped except what
     the owner serves in house. ``family``: per category, the services already serving a linked family
-    member (``choose_for_family``)."""
+    member (``choose_for_family``); ``exclude``: per category, organisations not to refer to."""
     person = arrival if isinstance(arrival, Person) else Person.from_arrival(arrival)
     planned = []
     for rule in needs_of(person, rules) if needs is None else needs:
         plan = plan_need(person, rule, rules.version, rules.region_served(rule, person), providers, now,
+                         exclude=(exclude or {}).get(rule.category, ()),
                          family_services=(family or {}).get(rule.category, ()))
         if plan is not None:
             planned.append(plan)
@@ -382,41 +384,51 @@ class Reassessment:
 def needs_withdrawn(referrals: list[dict[str, object]], gone: Collection[ServiceCategory]) -> list[Reassessment]:
     """After a correction: the rules' referrals (and their re-routings) of a need the correction took away
     (``gone``: a flag ticked by mistake and taken back, a destination changed) are revoked while no provider
-    has accepted them: the case was shared for that need only. Accepted ones, and referrals people made,
-    stay the owner's to close."""
+    has accepted them: the case was shared for that need only; an unmet one (UNASSIGNED) leaves the unassigned
+    lists. Accepted ones, and referrals people made, stay the owner's to close."""
     return [Reassessment(str(r["id"]), ReferralStatus(str(r["status"])), REVOKED,
                          LegalBasis(str(r["legal_basis"])) if r["legal_basis"] else None, "NEED_WITHDRAWN")
             for r in referrals
-            if r["origin"] != ReferralOrigin.MANUAL.value and r["status"] in (PENDING, AWAITING_CONSENT)
+            if r["origin"] != ReferralOrigin.MANUAL.value and r["status"] in (PENDING, AWAITING_CONSENT, UNASSIGNED)
             and ServiceCategory(str(r["service_category"])) in gone]
+
+
+def _no_longer_fits(r: Mapping[str, object], region: str | None, services: Mapping[str, Provider],
+                    person: Person) -> bool:
+    """Whether a referral's provider does not serve the need as the corrected case has it: it does not cover
+    ``region`` or does not take the person. Without a provider to judge (an unmet need, a service no longer in
+    the directory), whether the need's region changed."""
+    provider = services.get(str(r["service_id"])) if r["service_id"] is not None else None
+    if provider is None:
+        return r["need_region"] != region
+    return not (provider.covers(region) and provider.takes(person))
 
 
 def needs_moved(referrals: list[dict[str, object]], served_in: Mapping[ServiceCategory, str | None],
                 services: Mapping[str, Provider], person: Person) -> list[Reassessment]:
     """After a correction: the rules' referrals (and their re-routings) of a need the corrected case still has
-    that no longer fit it, withdrawn while no provider has accepted them, so that routing sends the need anew:
-    one whose provider does not cover the region the need is now served in (``served_in``, per category) or
-    does not take the person any more (a child now, another sex), and an unmet need (UNASSIGNED) of a region the
-    need left. A provider no longer in the directory (``services`` by id) is left alone: nothing says it does
-    not fit. Accepted ones, and referrals people made, stay the owner's to close."""
-    steps = []
-    for r in referrals:
-        category = ServiceCategory(str(r["service_category"]))
-        if r["origin"] == ReferralOrigin.MANUAL.value or category not in served_in:
-            continue
-        region = served_in[category]
-        if r["status"] == UNASSIGNED:
-            moved = r["need_region"] != region
-        elif r["status"] in (PENDING, AWAITING_CONSENT):
-            provider = services.get(str(r["service_id"]))
-            moved = provider is not None and not (provider.covers(region) and provider.takes(person))
-        else:
-            continue
-        if moved:
-            steps.append(Reassessment(str(r["id"]), ReferralStatus(str(r["status"])), REVOKED,
-                                      LegalBasis(str(r["legal_basis"])) if r["legal_basis"] else None,
-                                      "NEED_WITHDRAWN"))
-    return steps
+    (``served_in``: its region per category) that no longer fit it, withdrawn while no provider has accepted
+    them, so that routing sends the need anew: the provider does not cover the region the need is now served in
+    or does not take the person any more (a child now, another destination); an unmet need (UNASSIGNED), when
+    the need's region changed. Accepted ones, and referrals people made, stay the owner's to close."""
+    return [Reassessment(str(r["id"]), ReferralStatus(str(r["status"])), REVOKED,
+                         LegalBasis(str(r["legal_basis"])) if r["legal_basis"] else None, "NEED_WITHDRAWN")
+            for r in referrals
+            if r["origin"] != ReferralOrigin.MANUAL.value and r["status"] in (PENDING, AWAITING_CONSENT, UNASSIGNED)
+            and (category := ServiceCategory(str(r["service_category"]))) in served_in
+            and _no_longer_fits(r, served_in[category], services, person)]
+
+
+def rejections_moved(referrals: list[dict[str, object]], served_in: Mapping[ServiceCategory, str | None],
+                     services: Mapping[str, Provider], person: Person) -> list[dict[str, object]]:
+    """After a correction: the rules' referrals of a kept need that their provider rejected and nobody re-routed
+    yet, whose provider would not fit the corrected case anyway. They no longer hold the need: routing sends it
+    anew (and they point to what took it over, so they are not re-routed to the old region later)."""
+    return [r for r in referrals
+            if r["origin"] != ReferralOrigin.MANUAL.value and r["status"] == ReferralStatus.REJECTED
+            and r["rerouted_to"] is None
+            and (category := ServiceCategory(str(r["service_category"]))) in served_in
+            and _no_longer_fits(r, served_in[category], services, person)]
 
 
 def referred_categories(referrals: Iterable[Mapping[str, Any]]) -> set[ServiceCategory]:

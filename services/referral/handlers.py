@@ -47,7 +47,9 @@ from services.referral.worklists import shown
 async def on_arrival_registered(conn: Connection, event: CloudEvent) -> None:
     """Route a new arrival by the rules in force: a referral per need, to a provider or UNASSIGNED, announced."""
     arrival = ArrivalRegisteredV1.model_validate(event.data)
-    await store.save_case(conn, arrival, domain.arrival_recipients(arrival))
+    if not await store.save_case(conn, arrival, domain.arrival_recipients(arrival)):
+        return  # routed when first handled: replayed (a dead letter, a consumer reset), the registration's facts
+        # would bring back needs a correction withdrew since, and only the case's current facts count
     created = await routing.route_arrival(conn, arrival, datetime.now(UTC), rules.active())
     await _shared_by_routing(conn, arrival.case_id, created)
 
@@ -72,16 +74,23 @@ async def on_case_corrected(conn: Connection, event: CloudEvent) -> None:
     # the needs it keeps whose provider no longer fits (another destination, a child now).
     needs = domain.needs_of(person, ruleset)
     gone = {n.category for n in domain.needs_of(store.person_of(before), ruleset)} - {n.category for n in needs}
-    own = [r for r in referrals if r["case_id"] == case_id]
-    services = await store.services_by_id(conn, {r["service_id"] for r in own if r["service_id"] is not None})
-    steps = (domain.needs_withdrawn(own, gone)
-             + domain.needs_moved(own, {n.category: ruleset.region_served(n, person) for n in needs}, services,
-                                  person))
+    served_in = {n.category: ruleset.region_served(n, person) for n in needs}
+    services = await store.services_by_id(conn, {r["service_id"] for r in referrals if r["service_id"] is not None})
+    # A flag taken back is this registration's; where the person goes is the person's: every registration moves.
+    steps = (domain.needs_withdrawn([r for r in referrals if r["case_id"] == case_id], gone)
+             + domain.needs_moved(referrals, served_in, services, person))
+    rejected = domain.rejections_moved(referrals, served_in, services, person)
     withdrawn = await _apply(conn, steps)
-    taken_back = {s.referral_id for s in steps}
+    let_go = {s.referral_id for s in steps} | {str(r["id"]) for r in rejected}
+    tried: dict[ServiceCategory, set[str]] = {}  # a moved need is not sent back to whom it went already
+    for r in referrals:
+        if str(r["id"]) in let_go and ServiceCategory(r["service_category"]) in served_in:
+            tried.setdefault(ServiceCategory(r["service_category"]), set()).update(await store.tried_orgs(conn, r["id"]))
     created = await routing.route_case(conn, corrected.case_id, person, datetime.now(UTC), ruleset,
-                                       domain.referred_categories(r for r in referrals
-                                                                  if str(r["id"]) not in taken_back))
+                                       domain.referred_categories(r for r in referrals if str(r["id"]) not in let_go),
+                                       exclude=tried)
+    await store.link_reroutes(conn, [(r["id"], new["id"]) for r in rejected for new in created
+                                     if new["service_category"] == r["service_category"]])
     await _shared_by_routing(conn, corrected.case_id, created)
     await _record_changes(conn, corrected.case_id, withdrawn)
 

@@ -5,7 +5,7 @@ being stored. The decisions themselves are ``domain``'s (pure)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -27,19 +27,21 @@ async def route_arrival(conn: Connection, arrival: ArrivalRegisteredV1, now: dat
 
 
 async def route_case(conn: Connection, case_id: str, person: Person, now: datetime, rules: RuleSet,
-                     referred: Collection[ServiceCategory] = ()) -> list[dict[str, Any]]:
+                     referred: Collection[ServiceCategory] = (),
+                     exclude: Mapping[ServiceCategory, Collection[str]] | None = None) -> list[dict[str, Any]]:
     """Make the referrals a case's needs call for (``domain.plan_referrals``), each announced:
     REFERRAL_CREATED for a referral to a provider, NEED_UNASSIGNED for a need no provider fits.
     Reads only the services of the needed categories covering the needed regions. Returns the rows
     written: none for a need routed already (a redelivered event) or in ``referred`` (categories the
-    case has a referral for, whoever made it)."""
+    case has a referral for, whoever made it). ``exclude``: per category, organisations not to refer to
+    (those a need moved by a correction went to already)."""
     needs = [n for n in domain.needs_of(person, rules) if n.category not in referred]
     if not needs:
         return []
     regions = sorted({r for r in (rules.region_served(n, person) for n in needs) if r is not None})
     providers = await store.providers(conn, sorted({n.category for n in needs}), regions)
     family = await family_store.family_services(conn, case_id, person.owner_org_id)  # one provider, where allowed
-    plans = domain.plan_referrals(person, providers, now, rules, family, needs)
+    plans = domain.plan_referrals(person, providers, now, rules, family, needs, exclude)
     inserted = await store.insert_referrals(conn, case_id, person.owner_org_id, plans)
     await family_store.record_reasons(conn, inserted)
     rows = [_planned_row(referral_id, case_id, person.owner_org_id, plan) for referral_id, plan in inserted]

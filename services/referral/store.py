@@ -92,10 +92,9 @@ def _values(referral_id: uuid.UUID, case_id: str | uuid.UUID, owner_org_id: str,
             made_by)
 
 
-# The rules refer a need of a case once (index referrals_one_per_need); one a correction withdrew does not
-# count, nor one re-routed (the need lives on in its re-routing, which may itself be withdrawn).
-_ONE_PER_NEED = (" on conflict (case_id, service_category) where origin = 'RULE'"
-                 " and status_reason is distinct from 'NEED_WITHDRAWN' and rerouted_to is null do nothing")
+# One live referral per need of a case, made by the rules or a re-routing (index referrals_one_per_need).
+_ONE_PER_NEED = (" on conflict (case_id, service_category) where origin <> 'MANUAL'"
+                 " and status in ('PENDING', 'AWAITING_CONSENT', 'ACCEPTED', 'UNASSIGNED') do nothing")
 
 
 async def insert_referral(
@@ -146,6 +145,13 @@ async def insert_reroute(conn: Connection, old: dict[str, Any], plan: PlannedRef
     row = await get_for_update(conn, referral_id)
     assert row is not None
     return row
+
+
+async def link_reroutes(conn: Connection, links: list[tuple[uuid.UUID, uuid.UUID]]) -> None:
+    """Point each (old, new) rejected referral to the one that took its need over: it is not re-routed again."""
+    for old, new in links:
+        await conn.execute("update referral.referrals set rerouted_to = %s, updated_at = now() where id = %s",
+                           (new, old))
 
 
 async def tried_orgs(conn: Connection, referral_id: uuid.UUID) -> set[str]:
@@ -312,10 +318,11 @@ async def set_mark(conn: Connection, column: str, referral_ids: list[uuid.UUID],
     return cur.rowcount
 
 
-async def save_case(conn: Connection, arrival: ArrivalRegisteredV1, recipients: list[SharingRecipient]) -> None:
+async def save_case(conn: Connection, arrival: ArrivalRegisteredV1, recipients: list[SharingRecipient]) -> bool:
     """Remember a new case's routing facts and who it may be shared with for referral (its sharing
-    version: the registration's). A known case keeps its coverage: whatever came after is newer."""
-    await conn.execute(
+    version: the registration's); False when it was known already. A known case keeps its coverage and
+    facts: whatever came after is newer."""
+    cur = await conn.execute(
         "insert into referral.cases (case_id, owner_org_id, arrival_point, arrival_date, destination_region,"
         " is_child, sex, age_years, vulnerabilities, referral_recipients, sharing_version)"
         " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) on conflict (case_id) do nothing",
@@ -323,6 +330,7 @@ async def save_case(conn: Connection, arrival: ArrivalRegisteredV1, recipients: 
          arrival.destination_region, arrival.is_child, arrival.sex.value, arrival.age_years,
          [v.value for v in arrival.vulnerabilities], _recipients_json(recipients), arrival.sharing_version),
     )
+    return cur.rowcount == 1
 
 
 async def set_case_recipients(conn: Connection, case_id: str, recipients: list[SharingRecipient], version: int

@@ -16,6 +16,7 @@ from services.referral.domain import (
     needs_moved,
     reassess,
     referred_categories,
+    rejections_moved,
     transition,
 )
 
@@ -129,13 +130,20 @@ def test_a_correction_withdraws_the_unaccepted_referrals_whose_provider_no_longe
         rule_referral("4", "CHILD_PROTECTION", "PENDING", "s-cp"),  # 19 now: a children's service no longer fits
         rule_referral("5", "COUNTER_TRAFFICKING", "UNASSIGNED", None),  # unmet in Gao: Kayes's now
         rule_referral("6", "COUNTER_TRAFFICKING", "UNASSIGNED", None, region="01"),  # unmet where it is: stays
-        rule_referral("7", "COUNTER_TRAFFICKING", "PENDING", "s-gone"),  # left the directory: left alone
+        rule_referral("7", "COUNTER_TRAFFICKING", "PENDING", "s-gone"),  # left the directory, need moved: moved
+        rule_referral("7b", "COUNTER_TRAFFICKING", "PENDING", "s-gone", region="01"),  # … need where it was: stays
         {**rule_referral("8", "COUNTER_TRAFFICKING", "PENDING", "s-gao"), "origin": "MANUAL"},  # a person's
         rule_referral("9", "GBV_RESPONSE", "PENDING", "s-gao"),  # a need not kept: needs_withdrawn's
+        rule_referral("10", "COUNTER_TRAFFICKING", "REJECTED", "s-gao"),  # said no: rejections_moved's
     ]
     steps = needs_moved(referrals, served_in, services, adult_in_kayes)
     assert [(s.referral_id, s.new_status, s.reason) for s in steps] == [
-        ("1", "REVOKED", "NEED_WITHDRAWN"), ("4", "REVOKED", "NEED_WITHDRAWN"), ("5", "REVOKED", "NEED_WITHDRAWN")]
+        ("1", "REVOKED", "NEED_WITHDRAWN"), ("4", "REVOKED", "NEED_WITHDRAWN"), ("5", "REVOKED", "NEED_WITHDRAWN"),
+        ("7", "REVOKED", "NEED_WITHDRAWN")]
+    rejected = [*referrals, rule_referral("11", "COUNTER_TRAFFICKING", "REJECTED", "s-all"),  # would fit: holds
+                rule_referral("12", "COUNTER_TRAFFICKING", "REJECTED", "s-gao", rerouted_to="1")]  # re-routed
+    assert [r["id"] for r in rejections_moved([{"rerouted_to": None, **r} for r in rejected], served_in, services,
+                                              adult_in_kayes)] == ["10"]
 
 
 def test_a_need_counts_as_referred_unless_withdrawn_or_re_routed() -> None:
