@@ -241,8 +241,12 @@ class CaseClosedV1(Event):
     version: int
 
 
+MERGE_UNDONE = "MERGE_UNDONE"  # CaseReopenedV1.reason_code of a re-opening by the undo of a merge (decision 0026)
+
+
 class CaseReopenedV1(Event):
-    """A closed follow-up was opened again."""
+    """A closed follow-up was opened again: by hand with a ``ReopenReason``, or by the undo of a merge
+    (``MERGE_UNDONE``)."""
 
     case_id: str
     manager_org_id: str

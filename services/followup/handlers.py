@@ -38,6 +38,7 @@ from contracts.commands import (
     UpdatePlanAction,
 )
 from contracts.events import (
+    MERGE_UNDONE,
     ArrivalRegisteredV1,
     CaseAssignedV1,
     CaseCorrectedV1,
@@ -446,11 +447,29 @@ async def _merges_changed(conn: Connection, merge: CasesMergedV1, *, undone: boo
     case = store.to_case(row)
     closes = survivor is not None and domain.merge_closes(case, store.to_case(survivor))
     if closes != (case.closure_reason == ClosureReason.MERGED):
-        await store.bump(conn, row["case_id"], merged_into=survivor_id,
-                         **({"status": FollowupStatus.CLOSED.value, "closure_reason": ClosureReason.MERGED.value}
-                            if closes else {"status": FollowupStatus.OPEN.value, "closure_reason": None}))
+        row = await store.bump(conn, row["case_id"], merged_into=survivor_id,
+                               **({"status": FollowupStatus.CLOSED.value, "closure_reason": ClosureReason.MERGED.value}
+                                  if closes else {"status": FollowupStatus.OPEN.value, "closure_reason": None}))
+        await _announce_merge(conn, case, row, closed=closes)
     elif row["merged_into"] != survivor_id:
         await store.set_merged_into(conn, row["case_id"], survivor_id)
+
+
+async def _announce_merge(conn: Connection, case: domain.FollowupCase, row: dict[str, Any], *, closed: bool) -> None:
+    """A merge closed the follow-up, or its undo re-opened it: announced as any closure or re-opening, so the
+    manager is told (it did not do it). Not while no basis covers the manager: it may no longer see the case,
+    and would learn that the person has another registration."""
+    if domain.standing(case, case.manager_org_id, case.manager_org_type) is None:
+        return
+    case_id = str(row["case_id"])
+    if closed:
+        await add_event(conn, store.SCHEMA, CASE_CLOSED, CaseClosedV1(
+            case_id=case_id, manager_org_id=case.manager_org_id, reason=ClosureReason.MERGED, closed_action_ids=[],
+            version=row["version"]), subject=case_id)
+    else:
+        await add_event(conn, store.SCHEMA, CASE_REOPENED, CaseReopenedV1(
+            case_id=case_id, manager_org_id=case.manager_org_id, reason_code=MERGE_UNDONE,
+            version=row["version"]), subject=case_id)
 
 
 def _sensitive_categories(vulnerabilities: list[Vulnerability]) -> list[str]:

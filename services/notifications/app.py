@@ -6,6 +6,8 @@ from pathlib import Path
 
 from contracts.channels import (
     CASE_ASSIGNED,
+    CASE_CLOSED,
+    CASE_REOPENED,
     CASE_UNREACHABLE,
     CONTACT_DUE,
     CONTACT_OVERDUE,
@@ -51,6 +53,9 @@ APP = ServiceApp(
             CASE_UNREACHABLE.event_type: handlers.on_case_unreachable,
             PLAN_OVERDUE.event_type: handlers.on_plan_overdue,
             CASE_ASSIGNED.event_type: handlers.on_case_assigned,
+            # Closed or re-opened by a merge of registrations or its undo (decision record 0026); by hand: no one.
+            CASE_CLOSED.event_type: handlers.on_case_closed,
+            CASE_REOPENED.event_type: handlers.on_case_reopened,
         })),
     ],
 )

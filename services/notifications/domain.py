@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from contracts.events import (
+    MERGE_UNDONE,
     CaseAssignedV1,
+    CaseClosedV1,
+    CaseReopenedV1,
     CaseUnreachableV1,
     NeedUnassignedV1,
     PlanOverdueV1,
@@ -14,7 +17,14 @@ from contracts.events import (
     ReferralStatusChangedV1,
     ScheduledContactFacts,
 )
-from contracts.reference import SENSITIVE_SERVICES, DeadlineKind, ReferralStatus, ServiceCategory, UnassignedReason
+from contracts.reference import (
+    SENSITIVE_SERVICES,
+    ClosureReason,
+    DeadlineKind,
+    ReferralStatus,
+    ServiceCategory,
+    UnassignedReason,
+)
 
 CATEGORY_WORDS: dict[ServiceCategory, tuple[str, str]] = {
     ServiceCategory.RECEPTION: ("accueil et profilage", "reception and profiling"),
@@ -212,6 +222,9 @@ UNREACHABLE_TITLES = ("Personne injoignable après {n} tentatives de suivi",
                       "Person unreachable after {n} follow-up attempts")
 PLAN_OVERDUE_TITLES = ("Plan de réintégration en retard (attendu le {due})", "Reintegration plan overdue (due {due})")
 ASSIGNED_TITLES = ("Suivi d'un cas confié à votre organisation", "A case's follow-up was handed to your organisation")
+MERGED_TITLES = ("Suivi clôturé : enregistrement fusionné avec un autre du même retour",
+                 "Follow-up closed: registration merged into another of the same return")
+MERGE_UNDONE_TITLES = ("Suivi rouvert : fusion annulée", "Follow-up re-opened: merge undone")
 
 
 def notice_for_contact(event: ScheduledContactFacts, overdue: bool) -> Notice:
@@ -232,6 +245,21 @@ def notice_for_plan_overdue(event: PlanOverdueV1) -> Notice:
     fr, en = PLAN_OVERDUE_TITLES
     due = event.plan_due_on.isoformat()
     return Notice(event.manager_org_id, "followup.plan_overdue", fr.format(due=due), en.format(due=due))
+
+
+def notice_for_closure(event: CaseClosedV1) -> Notice | None:
+    """A follow-up closed by a merge of two registrations of one return (decision record 0026): its manager is
+    told, since it did not close it. A closure by the manager itself tells nobody."""
+    if event.reason != ClosureReason.MERGED:
+        return None
+    return Notice(event.manager_org_id, "followup.case_merged", *MERGED_TITLES)
+
+
+def notice_for_reopening(event: CaseReopenedV1) -> Notice | None:
+    """The undo of that merge re-opened the follow-up: its manager is told. A re-opening by hand tells nobody."""
+    if event.reason_code != MERGE_UNDONE:
+        return None
+    return Notice(event.manager_org_id, "followup.merge_undone", *MERGE_UNDONE_TITLES)
 
 
 def notice_for_assignment(event: CaseAssignedV1) -> Notice:

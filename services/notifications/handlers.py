@@ -9,6 +9,8 @@ from psycopg_pool import AsyncConnectionPool
 from contracts.commands import CaseRef, MarkRead, NotificationsRequest
 from contracts.events import (
     CaseAssignedV1,
+    CaseClosedV1,
+    CaseReopenedV1,
     CaseUnreachableV1,
     ContactDueV1,
     ContactOverdueV1,
@@ -80,6 +82,20 @@ async def on_case_unreachable(conn: Connection, event: CloudEvent) -> None:
 async def on_plan_overdue(conn: Connection, event: CloudEvent) -> None:
     late = PlanOverdueV1.model_validate(event.data)
     await store.insert(conn, domain.notice_for_plan_overdue(late), "NORMAL", None, late.case_id, event.id)
+
+
+async def on_case_closed(conn: Connection, event: CloudEvent) -> None:
+    closed = CaseClosedV1.model_validate(event.data)
+    notice = domain.notice_for_closure(closed)
+    if notice is not None:
+        await store.insert(conn, notice, "NORMAL", None, closed.case_id, event.id)
+
+
+async def on_case_reopened(conn: Connection, event: CloudEvent) -> None:
+    reopened = CaseReopenedV1.model_validate(event.data)
+    notice = domain.notice_for_reopening(reopened)
+    if notice is not None:
+        await store.insert(conn, notice, "NORMAL", None, reopened.case_id, event.id)
 
 
 async def on_case_assigned(conn: Connection, event: CloudEvent) -> None:

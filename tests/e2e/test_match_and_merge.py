@@ -22,6 +22,7 @@ MERGE = """mutation($survivor: ID!, $merged: ID!) { mergeCases(survivorId: $surv
   reason: "Même personne : même téléphone, même date de naissance") { id survivorId mergedId undoneAt } }"""
 UNDO = "mutation($id: ID!) { undoMerge(mergeId: $id) { id undoneAt } }"
 FOLLOWUP = "query($id: ID!) { followupCase(caseId: $id) { status closureReason } }"
+NEWEST_NOTICES = "{ notifications(first: 100) { nodes { kind caseId titleEn: title(lang: \"en\") } } }"
 REFERRAL_IDS = "query($id: ID!) { case(id: $id) { referrals { id } } }"
 DUPLICATES = "{ possibleDuplicates(status: OPEN, first: 100) { nodes { id caseId otherCaseId caseOwnerOrgId " \
              "otherOwnerOrgId score reasons status } } }"
@@ -52,6 +53,12 @@ def referral_ids(api: Api, case_id: str) -> set[str]:
 def followup_state(api: Api, case_id: str) -> tuple[str, str | None]:
     case = data(api.gql("dgme", FOLLOWUP, {"id": case_id}))["followupCase"]
     return case["status"], case["closureReason"]
+
+
+def told(api: Api, org: str, case_id: str) -> list[tuple[str, str]]:
+    """(kind, English title) of the newest notifications ``org`` holds about the case, oldest first."""
+    nodes = data(api.gql(org, NEWEST_NOTICES))["notifications"]["nodes"]
+    return [(n["kind"], n["titleEn"]) for n in reversed(nodes) if n["caseId"] == case_id]
 
 
 def data(body: dict[str, Any]) -> dict[str, Any]:
@@ -90,12 +97,16 @@ def test_a_known_person_registered_again_is_offered_merged_and_unmerged(api: Api
     # The same return registered twice: one follow-up, the survivor's (decision record 0026).
     eventually(lambda: followup_state(api, later) == ("CLOSED", "MERGED"))
     assert followup_state(api, earlier) == ("OPEN", None)
+    merged_notice = ("followup.case_merged", "Follow-up closed: registration merged into another of the same return")
+    eventually(lambda: merged_notice in told(api, "dgme", later))  # its manager did not close it
 
     undone = data(api.gql("dgme", UNDO, {"id": merge["id"]}))["undoMerge"]
     assert undone["undoneAt"] is not None
     restored = data(api.gql("dgme", CASE, {"id": later}))["case"]
     assert (restored["id"], restored["redirectedFrom"], restored["mergedFrom"]) == (later, None, [])
     eventually(lambda: followup_state(api, later) == ("OPEN", None))
+    eventually(lambda: [k for k, _ in told(api, "dgme", later) if k.startswith("followup.")]
+               == ["followup.case_merged", "followup.merge_undone"])
     twice = api.gql("dgme", UNDO, {"id": merge["id"]})
     assert [e["extensions"]["code"] for e in twice["errors"]] == ["CONFLICT"]
     itself = api.gql("dgme", MERGE, {"survivor": earlier, "merged": earlier})

@@ -13,28 +13,36 @@ from typing import Any
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from contracts.channels import ARRIVAL_REGISTERED, CASES_MERGED, MERGE_UNDONE
-from contracts.events import ArrivalRegisteredV1, CasesMergedV1, MergeUndoneV1
+from contracts.channels import ARRIVAL_REGISTERED, CASE_CLOSED, CASE_REOPENED, CASES_MERGED, MERGE_UNDONE, SHARING_CHANGED
+from contracts.events import ArrivalRegisteredV1, CasesMergedV1, MergeUndoneV1, SharingChangedV1, SharingCoverage
 from contracts.reference import ArrivalPoint, Purpose
 from kernel.bus import RetryLater
 from kernel.errors import SeginError
 from kernel.tokens import Principal
 from services.followup import handlers, store
 from services.followup.app import APP as FOLLOWUP
-from tests.integration.services import call, deliver, principal
+from tests.integration.services import call, deliver, outbox, principal
 
 OWNER = "dgme"
 DGME: Principal = replace(principal(OWNER, "followup:read followup:write"), org_type="STATE")
 GOALS = [{"dimension": "ECONOMIC", "description": "Atelier de couture", "actions": []}]
 
 
-async def registered(pool: AsyncConnectionPool, arrival_date: date = date(2026, 11, 1)) -> str:
+async def registered(pool: AsyncConnectionPool, arrival_date: date = date(2026, 11, 1),
+                     consent_to: tuple[str, ...] = ()) -> str:
     case_id = str(uuid.uuid4())
     await deliver(pool, handlers.on_arrival_registered, ARRIVAL_REGISTERED, ArrivalRegisteredV1(
         case_id=case_id, owner_org_id=OWNER, arrival_point=ArrivalPoint.GAO, arrival_date=arrival_date,
         destination_region="07", is_child=False, vulnerabilities=[], consent_given=True,
-        consent_recipient_org_ids=[], consent_purposes=[Purpose.FOLLOW_UP]), case_id)
+        consent_recipient_org_ids=list(consent_to), consent_purposes=[Purpose.FOLLOW_UP]), case_id)
     return case_id
+
+
+async def announced(pool: AsyncConnectionPool, case_id: str) -> list[tuple[str, str, str]]:
+    """(event type, manager, reason) of each closure or re-opening follow-up announced for the case."""
+    return [(e["type"], e["data"]["manager_org_id"], e["data"].get("reason") or e["data"].get("reason_code"))
+            for e in await outbox(pool, "followup", case_id)
+            if e["type"] in (CASE_CLOSED.event_type, CASE_REOPENED.event_type)]
 
 
 def merge(survivor: str, merged: str, merge_id: str | None = None) -> CasesMergedV1:
@@ -106,6 +114,10 @@ async def test_a_second_registration_of_the_same_return_leaves_the_work_lists_un
     await undone(followup_pool, done)
     await undone(followup_pool, done)
     assert await state(followup_pool, second) == ("OPEN", None, None, 2)
+    # The manager did neither: both are announced (and told to it by notifications), once each.
+    assert await announced(followup_pool, second) == [(CASE_CLOSED.event_type, OWNER, "MERGED"),
+                                                      (CASE_REOPENED.event_type, OWNER, "MERGE_UNDONE")]
+    assert await announced(followup_pool, survivor) == []
     assert second in await missing_plans(followup_pool)
     assert await counted_in_statistics(followup_pool, second)
     await merged(followup_pool, done)  # the merge, delivered late again, does not close it again
@@ -188,6 +200,23 @@ async def test_a_merge_of_another_return_leaves_the_managers_version_as_it_was(
     assert await state(followup_pool, latest) == ("OPEN", None, earlier, 0)
     await undone(followup_pool, done)
     assert await state(followup_pool, latest) == ("OPEN", None, None, 0)
+    assert await announced(followup_pool, latest) == []
+
+
+async def test_a_manager_no_basis_covers_any_more_is_not_told_of_the_merge(followup_pool: AsyncConnectionPool
+                                                                         ) -> None:
+    """IOM managed the follow-up on the person's consent, since withdrawn: it may no longer see the case, so it
+    does not learn that the person has another registration."""
+    survivor = await registered(followup_pool)
+    second = await registered(followup_pool, consent_to=("iom",))
+    await ask(followup_pool, "assign", case_id=second, organization_id="iom", organization_type="INTERNATIONAL",
+              reason="SPECIALISED_SUPPORT")
+    await deliver(followup_pool, handlers.on_sharing_changed, SHARING_CHANGED, SharingChangedV1(
+        case_id=second, owner_org_id=OWNER, change="CONSENT_WITHDRAWN", sharing_version=2,
+        coverage=[SharingCoverage(purpose=Purpose.FOLLOW_UP, recipients=[])]), second)
+    await merged(followup_pool, merge(survivor, second))
+    assert (await state(followup_pool, second))[:2] == ("CLOSED", "MERGED")
+    assert await announced(followup_pool, second) == []
 
 
 async def test_a_stranger_cannot_tell_a_merged_follow_up_from_no_case(followup_pool: AsyncConnectionPool) -> None:

@@ -8,8 +8,16 @@ from datetime import date
 
 import pytest
 
-from contracts.events import CaseAssignedV1, CaseUnreachableV1, ContactDueV1, PlanOverdueV1
-from contracts.reference import FollowupStatus
+from contracts.events import (
+    MERGE_UNDONE,
+    CaseAssignedV1,
+    CaseClosedV1,
+    CaseReopenedV1,
+    CaseUnreachableV1,
+    ContactDueV1,
+    PlanOverdueV1,
+)
+from contracts.reference import ClosureReason, FollowupStatus
 from services.followup import domain
 from services.followup.schedule import Attempt, ContactState, shipped, standing
 from services.followup.timers import TimerSettings
@@ -115,6 +123,22 @@ def test_follow_up_notices_go_to_the_manager_in_french_and_english_without_a_nam
         case_id="c", owner_org_id="dgme", from_org_id="dgme", to_org_id="iom", reason_code="X", legal_basis=None,
         assigned_by_org_id="dgme", version=1))
     assert (assigned.org_id, assigned.kind) == ("iom", "followup.case_assigned")
+
+
+def test_only_a_closure_or_re_opening_by_a_merge_is_told_to_the_manager() -> None:
+    """The manager closes and re-opens by hand itself: nobody is told. A merge does it for it (decision 0026)."""
+    def closed(reason: ClosureReason) -> CaseClosedV1:
+        return CaseClosedV1(case_id="c", manager_org_id="iom", reason=reason, closed_action_ids=[], version=2)
+
+    merged = notices.notice_for_closure(closed(ClosureReason.MERGED))
+    assert merged is not None and (merged.org_id, merged.kind) == ("iom", "followup.case_merged")
+    assert notices.notice_for_closure(closed(ClosureReason.REINTEGRATED)) is None
+    undone = notices.notice_for_reopening(CaseReopenedV1(case_id="c", manager_org_id="iom",
+                                                         reason_code=MERGE_UNDONE, version=3))
+    assert undone is not None and (undone.kind, undone.title_en) == ("followup.merge_undone",
+                                                                     "Follow-up re-opened: merge undone")
+    assert notices.notice_for_reopening(CaseReopenedV1(case_id="c", manager_org_id="iom",
+                                                       reason_code="NEW_NEEDS", version=3)) is None
 
 
 def test_the_scan_settings_come_from_the_environment_and_a_bad_value_refuses_to_start() -> None:
