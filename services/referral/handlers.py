@@ -47,9 +47,10 @@ from services.referral.worklists import shown
 async def on_arrival_registered(conn: Connection, event: CloudEvent) -> None:
     """Route a new arrival by the rules in force: a referral per need, to a provider or UNASSIGNED, announced."""
     arrival = ArrivalRegisteredV1.model_validate(event.data)
+    # A case known already was routed when first handled. Replayed (a dead letter, a consumer reset), the
+    # registration's facts would bring back needs a correction withdrew since: only the current facts count.
     if not await store.save_case(conn, arrival, domain.arrival_recipients(arrival)):
-        return  # routed when first handled: replayed (a dead letter, a consumer reset), the registration's facts
-        # would bring back needs a correction withdrew since, and only the case's current facts count
+        return
     created = await routing.route_arrival(conn, arrival, datetime.now(UTC), rules.active())
     await _shared_by_routing(conn, arrival.case_id, created)
 
@@ -57,9 +58,10 @@ async def on_arrival_registered(conn: Connection, event: CloudEvent) -> None:
 async def on_case_corrected(conn: Connection, event: CloudEvent) -> None:
     """The owner corrected the case (offline capture, ``updateCase``): its routing facts as they now are, if
     newer than those held. A need they no longer call for loses the rules' referrals not accepted yet
-    (``domain.needs_withdrawn``: a flag ticked by mistake shares nothing for long); a need they now call for
-    is routed as at arrival (a flag screened after registration reaches its provider). A correction for a
-    case not known yet is retried, never dropped (decision record 0025)."""
+    (``domain.needs_withdrawn``: a flag ticked by mistake shares nothing for long), and so does a need whose
+    provider no longer fits them (``domain.needs_moved``: another destination); a need they now call for, or
+    whose referral was let go, is routed as at arrival (a flag screened after registration reaches its
+    provider). A correction for a case not known yet is retried, never dropped (decision record 0025)."""
     corrected = CaseCorrectedV1.model_validate(event.data)
     case_id = parse_id(corrected.case_id, "case_id")
     before = await store.get_case(conn, case_id, lock=True)  # the facts the correction replaces
@@ -81,18 +83,24 @@ async def on_case_corrected(conn: Connection, event: CloudEvent) -> None:
              + domain.needs_moved(referrals, served_in, services, person))
     rejected = domain.rejections_moved(referrals, served_in, services, person)
     withdrawn = await _apply(conn, steps)
-    let_go = {s.referral_id for s in steps} | {str(r["id"]) for r in rejected}
-    tried: dict[ServiceCategory, set[str]] = {}  # a moved need is not sent back to whom it went already
-    for r in referrals:
-        if str(r["id"]) in let_go and ServiceCategory(r["service_category"]) in served_in:
-            tried.setdefault(ServiceCategory(r["service_category"]), set()).update(await store.tried_orgs(conn, r["id"]))
+    let_go = [r for r in referrals if str(r["id"]) in {s.referral_id for s in steps}] + rejected
     created = await routing.route_case(conn, corrected.case_id, person, datetime.now(UTC), ruleset,
-                                       domain.referred_categories(r for r in referrals if str(r["id"]) not in let_go),
-                                       exclude=tried)
+                                       domain.referred_categories(r for r in referrals if r not in let_go),
+                                       exclude=await _tried(conn, [r for r in let_go
+                                                                   if r["service_category"] in served_in]))
     await store.link_reroutes(conn, [(r["id"], new["id"]) for r in rejected for new in created
                                      if new["service_category"] == r["service_category"]])
     await _shared_by_routing(conn, corrected.case_id, created)
     await _record_changes(conn, corrected.case_id, withdrawn)
+
+
+async def _tried(conn: Connection, referrals: list[dict[str, Any]]) -> dict[ServiceCategory, set[str]]:
+    """Per category, the organisations these referrals' needs went to already (their re-routing chains): a
+    moved need is not sent back to a provider that said no, as a re-routing would not."""
+    tried: dict[ServiceCategory, set[str]] = {}
+    for r in referrals:
+        tried.setdefault(ServiceCategory(r["service_category"]), set()).update(await store.tried_orgs(conn, r["id"]))
+    return tried
 
 
 async def _apply(conn: Connection, steps: list[domain.Reassessment]) -> set[str]:

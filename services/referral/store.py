@@ -148,10 +148,13 @@ async def insert_reroute(conn: Connection, old: dict[str, Any], plan: PlannedRef
 
 
 async def link_reroutes(conn: Connection, links: list[tuple[uuid.UUID, uuid.UUID]]) -> None:
-    """Point each (old, new) rejected referral to the one that took its need over: it is not re-routed again."""
+    """Link each (old, new): the rejected referral points to the one that took its need over (so it is not
+    re-routed again), and that one back to it (so a later re-routing does not ask its provider again)."""
     for old, new in links:
         await conn.execute("update referral.referrals set rerouted_to = %s, updated_at = now() where id = %s",
                            (new, old))
+        await conn.execute("update referral.referrals set rerouted_from = %s where id = %s"
+                           " and rerouted_from is null", (old, new))
 
 
 async def tried_orgs(conn: Connection, referral_id: uuid.UUID) -> set[str]:

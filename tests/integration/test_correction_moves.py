@@ -90,6 +90,9 @@ async def test_a_rejected_referral_not_yet_re_routed_moves_with_the_person(refer
     [live] = [r for r in after.values() if r["status"] in LIVE]
     assert (live["to_org_id"], live["need_region"]) == ("ct-kayes", "01")
     assert after[first["id"]]["rerouted_to"] == live["id"] and not routing.reroutable(after[first["id"]])
+    assert live["rerouted_from"] == first["id"]  # re-routed later, it is not sent back to ct-gao
+    async with referral_pool.connection() as conn:
+        assert await referral_store.tried_orgs(conn, live["id"]) == {"ct-gao", "ct-kayes"}
 
 
 async def test_a_moved_need_is_not_sent_back_to_a_provider_that_said_no(
