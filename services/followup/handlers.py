@@ -64,6 +64,7 @@ from contracts.reference import (
     Vulnerability,
 )
 from contracts.replies import FollowupCaseView, MissingPlanView, Page, SurveyView
+from kernel import merges
 from kernel.audit import AuditPurpose
 from kernel.bus import RetryLater
 from kernel.clock import Clock, utcnow
@@ -436,11 +437,11 @@ async def _merges_changed(conn: Connection, merge: CasesMergedV1, *, undone: boo
     registration's follow-up, if it is the same return's second one, closes (MERGED) and leaves the work
     lists and statistics; an undo re-opens it. Worked out from every merge held, so events in any order,
     or delivered twice, end the same. A merge of a case not known yet is retried, never dropped."""
-    await store.record_merge(conn, merge.merge_id, merge.survivor_case_id, merge.merged_case_id, undone=undone)
+    await merges.record(conn, store.SCHEMA, merge, undone=undone)
     row = await store.get_case(conn, uuid.UUID(merge.merged_case_id), lock=True)
     if row is None:
         raise RetryLater(f"merge {merge.merge_id} came before its merged case")
-    survivor_id = await store.survivor_of(conn, merge.merged_case_id)
+    survivor_id = await merges.survivor_of(conn, store.SCHEMA, merge.merged_case_id)
     survivor = await store.get_case(conn, survivor_id) if survivor_id else None
     if survivor_id and survivor is None:
         raise RetryLater(f"merge {merge.merge_id} came before its survivor")

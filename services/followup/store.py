@@ -206,26 +206,10 @@ async def bump(conn: Connection, case_id: uuid.UUID, **columns: Any) -> dict[str
     return row
 
 
-async def record_merge(conn: Connection, merge_id: str, survivor_id: str, merged_id: str, *, undone: bool) -> None:
-    """Keep a merge of intake's (or its undo: a tombstone when it comes first, so the late merge stays undone)."""
-    await conn.execute(
-        "insert into followup.case_merges (merge_id, survivor_case_id, merged_case_id, undone) values (%s, %s, %s, %s)"
-        " on conflict (merge_id) do update set undone = case when excluded.undone then true"
-        " else followup.case_merges.undone end, updated_at = now()", (merge_id, survivor_id, merged_id, undone))
-
-
 async def set_merged_into(conn: Connection, case_id: uuid.UUID, survivor_id: uuid.UUID | None) -> None:
     """Note the case a registration is merged into, nothing its manager sees changing: its version stays, so an
     edit in progress is not refused for it (nor does a version jump tell the manager of the merge)."""
     await conn.execute("update followup.cases set merged_into = %s where case_id = %s", (survivor_id, case_id))
-
-
-async def survivor_of(conn: Connection, merged_id: str) -> uuid.UUID | None:
-    """The case a registration is merged into now (None: no merge in force)."""
-    cur = await conn.execute("select survivor_case_id from followup.case_merges where merged_case_id = %s"
-                             " and not undone order by updated_at desc, merge_id limit 1", (merged_id,))
-    row = await cur.fetchone()
-    return row["survivor_case_id"] if row else None
 
 
 async def close(conn: Connection, case_id: uuid.UUID, reason: ClosureReason, action_ids: list[str]) -> dict[str, Any]:
