@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping
-from typing import Any
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
+from typing import Any
 
 from contracts.events import ArrivalRegisteredV1, SharingRecipient, covering_basis
 from contracts.reference import (
@@ -381,16 +381,23 @@ class Reassessment:
     reason: str
 
 
+def _withdrawable(r: Mapping[str, object]) -> bool:
+    """A referral a correction may take back: the rules' or a re-routing's, no provider working on it yet."""
+    return r["origin"] != ReferralOrigin.MANUAL.value and r["status"] in (PENDING, AWAITING_CONSENT, UNASSIGNED)
+
+
+def _withdrawn(r: Mapping[str, object]) -> Reassessment:
+    return Reassessment(str(r["id"]), ReferralStatus(str(r["status"])), REVOKED,
+                        LegalBasis(str(r["legal_basis"])) if r["legal_basis"] else None, "NEED_WITHDRAWN")
+
+
 def needs_withdrawn(referrals: list[dict[str, object]], gone: Collection[ServiceCategory]) -> list[Reassessment]:
     """After a correction: the rules' referrals (and their re-routings) of a need the correction took away
     (``gone``: a flag ticked by mistake and taken back, a destination changed) are revoked while no provider
     has accepted them: the case was shared for that need only; an unmet one (UNASSIGNED) leaves the unassigned
     lists. Accepted ones, and referrals people made, stay the owner's to close."""
-    return [Reassessment(str(r["id"]), ReferralStatus(str(r["status"])), REVOKED,
-                         LegalBasis(str(r["legal_basis"])) if r["legal_basis"] else None, "NEED_WITHDRAWN")
-            for r in referrals
-            if r["origin"] != ReferralOrigin.MANUAL.value and r["status"] in (PENDING, AWAITING_CONSENT, UNASSIGNED)
-            and ServiceCategory(str(r["service_category"])) in gone]
+    return [_withdrawn(r) for r in referrals
+            if _withdrawable(r) and ServiceCategory(str(r["service_category"])) in gone]
 
 
 def _no_longer_fits(r: Mapping[str, object], region: str | None, services: Mapping[str, Provider],
@@ -404,6 +411,14 @@ def _no_longer_fits(r: Mapping[str, object], region: str | None, services: Mappi
     return not (provider.covers(region) and provider.takes(person))
 
 
+def _moved(r: Mapping[str, object], served_in: Mapping[ServiceCategory, str | None],
+           services: Mapping[str, Provider], person: Person) -> bool:
+    """A referral of a need the corrected case still has (``served_in``: its region per category) whose
+    provider no longer fits it."""
+    category = ServiceCategory(str(r["service_category"]))
+    return category in served_in and _no_longer_fits(r, served_in[category], services, person)
+
+
 def needs_moved(referrals: list[dict[str, object]], served_in: Mapping[ServiceCategory, str | None],
                 services: Mapping[str, Provider], person: Person) -> list[Reassessment]:
     """After a correction: the rules' referrals (and their re-routings) of a need the corrected case still has
@@ -411,12 +426,7 @@ def needs_moved(referrals: list[dict[str, object]], served_in: Mapping[ServiceCa
     them, so that routing sends the need anew: the provider does not cover the region the need is now served in
     or does not take the person any more (a child now, another destination); an unmet need (UNASSIGNED), when
     the need's region changed. Accepted ones, and referrals people made, stay the owner's to close."""
-    return [Reassessment(str(r["id"]), ReferralStatus(str(r["status"])), REVOKED,
-                         LegalBasis(str(r["legal_basis"])) if r["legal_basis"] else None, "NEED_WITHDRAWN")
-            for r in referrals
-            if r["origin"] != ReferralOrigin.MANUAL.value and r["status"] in (PENDING, AWAITING_CONSENT, UNASSIGNED)
-            and (category := ServiceCategory(str(r["service_category"]))) in served_in
-            and _no_longer_fits(r, served_in[category], services, person)]
+    return [_withdrawn(r) for r in referrals if _withdrawable(r) and _moved(r, served_in, services, person)]
 
 
 def rejections_moved(referrals: list[dict[str, object]], served_in: Mapping[ServiceCategory, str | None],
@@ -426,9 +436,7 @@ def rejections_moved(referrals: list[dict[str, object]], served_in: Mapping[Serv
     anew (and they point to what took it over, so they are not re-routed to the old region later)."""
     return [r for r in referrals
             if r["origin"] != ReferralOrigin.MANUAL.value and r["status"] == ReferralStatus.REJECTED
-            and r["rerouted_to"] is None
-            and (category := ServiceCategory(str(r["service_category"]))) in served_in
-            and _no_longer_fits(r, served_in[category], services, person)]
+            and r["rerouted_to"] is None and _moved(r, served_in, services, person)]
 
 
 def referred_categories(referrals: Iterable[Mapping[str, Any]]) -> set[ServiceCategory]:

@@ -85,11 +85,18 @@ async def counted_in_statistics(pool: AsyncConnectionPool, case_id: str) -> bool
         return any(r["case_id"] == uuid.UUID(case_id) for r in await store.contact_rows(conn, OWNER))
 
 
+async def returns_in_plan_statistics(pool: AsyncConnectionPool) -> int:
+    """How many returns the plans statistics count (their rows name no case)."""
+    async with pool.connection() as conn:
+        return len(await store.plan_rows(conn, OWNER))
+
+
 async def test_a_second_registration_of_the_same_return_leaves_the_work_lists_until_the_merge_is_undone(
         followup_pool: AsyncConnectionPool) -> None:
     survivor = await registered(followup_pool, date(2026, 11, 1))
     second = await registered(followup_pool, date(2026, 11, 4))  # checked in at Gao, registered again in Bamako
     assert {survivor, second} <= await missing_plans(followup_pool)
+    returns = await returns_in_plan_statistics(followup_pool)
     done = merge(survivor, second)
     await merged(followup_pool, done)
     await merged(followup_pool, done)  # a redelivery changes nothing
@@ -99,6 +106,7 @@ async def test_a_second_registration_of_the_same_return_leaves_the_work_lists_un
     assert survivor in lists and second not in lists
     assert await counted_in_statistics(followup_pool, survivor)
     assert not await counted_in_statistics(followup_pool, second)
+    assert await returns_in_plan_statistics(followup_pool) == returns - 1
     # Read, it says why it closed; written to, it says where the person is followed up, and nothing changes.
     seen = await ask(followup_pool, "get_case", case_id=second)
     assert (seen["status"], seen["closure_reason"]) == ("CLOSED", "MERGED")
@@ -120,6 +128,7 @@ async def test_a_second_registration_of_the_same_return_leaves_the_work_lists_un
     assert await announced(followup_pool, survivor) == []
     assert second in await missing_plans(followup_pool)
     assert await counted_in_statistics(followup_pool, second)
+    assert await returns_in_plan_statistics(followup_pool) == returns
     await merged(followup_pool, done)  # the merge, delivered late again, does not close it again
     assert await state(followup_pool, second) == ("OPEN", None, None, 2)
 
