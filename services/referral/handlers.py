@@ -69,7 +69,10 @@ async def on_case_corrected(conn: Connection, event: CloudEvent) -> None:
         raise RetryLater(f"correction {corrected.version} of case {corrected.case_id} came before the case")
     if not await store.correct_case(conn, corrected):
         return  # older than the facts held: a late or repeated delivery
-    person, ruleset = store.person_of({**before, **store.corrected_facts(corrected)}), rules.active()
+    facts = store.corrected_facts(corrected)
+    if store.same_facts(before, facts):
+        return  # only a name, a phone… corrected: routing has nothing to reconsider
+    person, ruleset = store.person_of({**before, **facts}), rules.active()
     # The person's referrals under any of their registrations (merged into this case) count as referred.
     referrals = await store.referrals_of_cases(conn, await merges.one_person(conn, case_id), lock=True)
     # What the correction itself took away, under the same rules (a rule changed since is not its doing), and

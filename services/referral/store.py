@@ -350,6 +350,11 @@ def corrected_facts(corrected: CaseCorrectedV1) -> dict[str, Any]:
             "vulnerabilities": [v.value for v in corrected.vulnerabilities]}
 
 
+def same_facts(held: dict[str, Any], facts: dict[str, Any]) -> bool:
+    """Whether ``facts`` (``corrected_facts``) are the routing facts ``held`` already (flags in any order)."""
+    return all(sorted(held[k]) == sorted(v) if k == "vulnerabilities" else held[k] == v for k, v in facts.items())
+
+
 async def correct_case(conn: Connection, corrected: CaseCorrectedV1) -> bool | None:
     """Apply a correction's routing facts if newer than those held (the case's version; 1 at registration)."""
     return await update_if_newer(conn, "referral.cases", ("case_id", corrected.case_id), corrected_facts(corrected),
